@@ -1,0 +1,302 @@
+/**
+ * The pseudonymization engine: turns batches of identifiers of one context into pseudonyms and
+ * back, by the context's policy, with the keyring's versions.
+ *
+ * Pseudonym text (README "Pseudonym format"): `<mode><keyVersion>.<base64url payload>`
+ *   s  deterministic AES-SIV, payload V || C
+ *   r  randomized AES-SIV (a random 16-byte nonce as the last associated-data component), payload nonce || V || C
+ *   h  keyed hash, payload HMAC-SHA256, irreversible
+ * FF1 (`fpe`) pseudonyms keep the identifier's length and alphabet, so they cannot carry the
+ * version: pseudonymize reports it, and reidentify takes it (default: the active version).
+ *
+ * Only pseudonymize results of deterministic transforms are cached (identifier -> pseudonym).
+ * Reidentify is never cached, so the cache cannot serve as a decryption oracle.
+ */
+import { randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import { RequestError, type ItemProblem } from '../errors.ts';
+import type { Keyring, KeyVersion } from '../keyring/keyring.ts';
+import type { ContextPolicy, PolicySet } from '../policy/policy.ts';
+import { BLOCK, packByteArrays, packedItem, type PackedBytes } from './_blocks.ts';
+import { fpeRejectReason } from './ff1.ts';
+import { asBuffer, base64UrlDecodedLength, isCanonicalBase64Url, packUtf8 } from './_text.ts';
+
+export type Nullable<T> = T | null;
+
+export interface EngineOptions {
+  /** Entries in the pseudonymize cache; 0 turns it off. */
+  readonly cacheEntries: number;
+  /** Longest identifier accepted, in UTF-8 bytes. */
+  readonly maxValueBytes: number;
+}
+
+export interface PseudonymizeResult {
+  readonly pseudonyms: Nullable<string>[];
+  readonly keyVersion: number;
+}
+
+/** Why one pseudonym could not be reidentified. Stable strings: clients branch on them. */
+export type ReidentifyFailure =
+  | 'malformed'
+  | 'unknown-key-version'
+  | 'key-destroyed'
+  | 'authentication-failed'
+  | 'irreversible';
+
+export interface ReidentifyResult {
+  /** In input order; null for null inputs and for failed items (listed in `errors`). */
+  readonly values: Nullable<string>[];
+  readonly errors: { index: number; reason: ReidentifyFailure }[];
+}
+
+/** At most this many item problems are reported for one request. */
+const MAX_REPORTED_PROBLEMS = 20;
+const MODE_DETERMINISTIC = 's';
+const MODE_RANDOMIZED = 'r';
+const MODE_HASH = 'h';
+
+export class PseudonymEngine {
+  private readonly cache: LRUCache<string, string> | undefined;
+  private cacheGeneration = -1;
+  cacheHits = 0;
+  cacheMisses = 0;
+
+  constructor(
+    private readonly keyring: Keyring,
+    private readonly policies: PolicySet,
+    private readonly options: EngineOptions,
+  ) {
+    this.cache = options.cacheEntries > 0 ? new LRUCache<string, string>({ max: options.cacheEntries }) : undefined;
+  }
+
+  get cacheSize(): number {
+    return this.cache?.size ?? 0;
+  }
+
+  pseudonymize(context: string, values: readonly Nullable<string>[], options: { deterministic: boolean }): PseudonymizeResult {
+    const policy = this.policies.resolve(context);
+    if (!options.deterministic && policy.transform !== 'deterministic') {
+      throw new RequestError('unsupported-mode', `deterministic=false is available only for contexts with the deterministic transform; this context uses ${policy.transform}`);
+    }
+    this.validateValues(values, policy);
+    const key = this.keyring.active();
+    this.dropStaleCache();
+    const cachePrefix = `${context}\u0000`;
+    const pseudonyms: Nullable<string>[] = new Array<Nullable<string>>(values.length).fill(null);
+    const missIndexes: number[] = [];
+    const missValues: string[] = [];
+    const cache = options.deterministic ? this.cache : undefined;
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i]!;
+      if (value === null) continue;
+      const hit = cache?.get(cachePrefix + value);
+      if (hit !== undefined) {
+        pseudonyms[i] = hit;
+        continue;
+      }
+      missIndexes.push(i);
+      missValues.push(value);
+    }
+    if (cache) {
+      this.cacheHits += values.length - missValues.length;
+      this.cacheMisses += missValues.length;
+    }
+    if (missValues.length === 0) return { pseudonyms, keyVersion: key.version };
+
+    let computed: string[];
+    if (policy.transform === 'hash') computed = this.hash(key, context, missValues);
+    else if (policy.transform === 'fpe') computed = missValues.map((v) => key.ff1(context, policy.alphabet).encrypt(v));
+    else computed = this.sivEncrypt(key, context, missValues, options.deterministic);
+
+    for (let k = 0; k < missIndexes.length; k++) {
+      pseudonyms[missIndexes[k]!] = computed[k]!;
+      cache?.set(cachePrefix + missValues[k]!, computed[k]!);
+    }
+    return { pseudonyms, keyVersion: key.version };
+  }
+
+  reidentify(context: string, pseudonyms: readonly Nullable<string>[], options: { keyVersion?: number | undefined } = {}): ReidentifyResult {
+    const policy = this.policies.resolve(context);
+    const values: Nullable<string>[] = new Array<Nullable<string>>(pseudonyms.length).fill(null);
+    const errors: ReidentifyResult['errors'] = [];
+    if (policy.transform === 'fpe') {
+      this.fpeReidentify(context, policy, pseudonyms, options.keyVersion, values, errors);
+    } else {
+      this.tokenReidentify(context, pseudonyms, values, errors);
+    }
+    errors.sort((a, b) => a.index - b.index);
+    return { values, errors };
+  }
+
+  private validateValues(values: readonly Nullable<string>[], policy: ContextPolicy): void {
+    const problems: ItemProblem[] = [];
+    const maxBytes = this.options.maxValueBytes;
+    for (let i = 0; i < values.length && problems.length < MAX_REPORTED_PROBLEMS; i++) {
+      const value = values[i];
+      if (value === null) continue;
+      if (typeof value !== 'string') problems.push({ index: i, reason: 'must be a string or null' });
+      else if (!value.isWellFormed()) problems.push({ index: i, reason: 'is not well-formed Unicode (lone surrogate)' });
+      else if (value.length * 3 > maxBytes && Buffer.byteLength(value, 'utf8') > maxBytes) {
+        problems.push({ index: i, reason: `is longer than ${maxBytes} bytes` });
+      } else if (policy.transform === 'fpe') {
+        const reason = fpeRejectReason(policy.alphabet, policy.maxLength, value);
+        if (reason) problems.push({ index: i, reason });
+      }
+    }
+    if (problems.length > 0) {
+      throw new RequestError('validation-failed', `${problems.length === MAX_REPORTED_PROBLEMS ? 'at least ' : ''}${problems.length} value(s) cannot be pseudonymized`, problems);
+    }
+  }
+
+  private sivEncrypt(key: KeyVersion, context: string, values: string[], deterministic: boolean): string[] {
+    const header = key.headerState(context);
+    const packed = packUtf8(values);
+    const out = new Array<string>(values.length);
+    if (deterministic) {
+      const encrypted = key.siv.encryptBatch(header, packed);
+      const bytes = asBuffer(encrypted.data);
+      const prefix = `${MODE_DETERMINISTIC}${key.version}.`;
+      for (let i = 0; i < values.length; i++) {
+        out[i] = prefix + bytes.toString('base64url', encrypted.offsets[i]!, encrypted.offsets[i + 1]!);
+      }
+      return out;
+    }
+    const nonces = randomBytes(values.length * BLOCK);
+    const encrypted = key.siv.encryptBatch(key.siv.headerStatesWithNonces(header, nonces), packed);
+    const prefix = `${MODE_RANDOMIZED}${key.version}.`;
+    const item = Buffer.allocUnsafe(BLOCK + maxItemLength(encrypted));
+    for (let i = 0; i < values.length; i++) {
+      nonces.copy(item, 0, i * BLOCK, (i + 1) * BLOCK);
+      const body = packedItem(encrypted, i);
+      item.set(body, BLOCK);
+      out[i] = prefix + item.toString('base64url', 0, BLOCK + body.length);
+    }
+    return out;
+  }
+
+  private hash(key: KeyVersion, context: string, values: string[]): string[] {
+    const prefix = `${MODE_HASH}${key.version}.`;
+    return values.map((value) => prefix + key.hmac(context, Buffer.from(value, 'utf8')).toString('base64url'));
+  }
+
+  private fpeReidentify(
+    context: string,
+    policy: Extract<ContextPolicy, { transform: 'fpe' }>,
+    pseudonyms: readonly Nullable<string>[],
+    keyVersion: number | undefined,
+    values: Nullable<string>[],
+    errors: ReidentifyResult['errors'],
+  ): void {
+    const lookup = keyVersion === undefined ? { kind: 'usable' as const, key: this.keyring.active() } : this.keyring.lookup(keyVersion);
+    for (let i = 0; i < pseudonyms.length; i++) {
+      const pseudonym = pseudonyms[i];
+      if (pseudonym === null || pseudonym === undefined) continue;
+      if (lookup.kind === 'unknown') errors.push({ index: i, reason: 'unknown-key-version' });
+      else if (lookup.kind === 'destroyed') errors.push({ index: i, reason: 'key-destroyed' });
+      else if (typeof pseudonym !== 'string' || fpeRejectReason(policy.alphabet, policy.maxLength, pseudonym)) errors.push({ index: i, reason: 'malformed' });
+      else values[i] = lookup.key.ff1(context, policy.alphabet).decrypt(pseudonym);
+    }
+  }
+
+  /** Groups tokens by mode and key version, then decrypts each group as one batch. */
+  private tokenReidentify(context: string, pseudonyms: readonly Nullable<string>[], values: Nullable<string>[], errors: ReidentifyResult['errors']): void {
+    const groups = new Map<string, { mode: string; version: number; indexes: number[]; payloadStarts: number[] }>();
+    for (let i = 0; i < pseudonyms.length; i++) {
+      const pseudonym = pseudonyms[i];
+      if (pseudonym === null || pseudonym === undefined) continue;
+      const header = typeof pseudonym === 'string' ? parseHeader(pseudonym) : undefined;
+      if (!header || !isCanonicalBase64Url(pseudonym, header.payloadStart)) {
+        errors.push({ index: i, reason: 'malformed' });
+        continue;
+      }
+      const groupKey = `${header.mode}${header.version}`;
+      let group = groups.get(groupKey);
+      if (!group) groups.set(groupKey, (group = { mode: header.mode, version: header.version, indexes: [], payloadStarts: [] }));
+      group.indexes.push(i);
+      group.payloadStarts.push(header.payloadStart);
+    }
+    for (const group of groups.values()) {
+      const lookup = this.keyring.lookup(group.version);
+      const failAll = (reason: ReidentifyFailure): void => {
+        for (const index of group.indexes) errors.push({ index, reason });
+      };
+      if (group.mode === MODE_HASH) failAll('irreversible');
+      else if (lookup.kind === 'unknown') failAll('unknown-key-version');
+      else if (lookup.kind === 'destroyed') failAll('key-destroyed');
+      else this.sivDecryptGroup(lookup.key, context, group.mode === MODE_RANDOMIZED, group.indexes, group.payloadStarts, pseudonyms, values, errors);
+    }
+  }
+
+  private sivDecryptGroup(
+    key: KeyVersion,
+    context: string,
+    randomized: boolean,
+    indexes: number[],
+    payloadStarts: number[],
+    pseudonyms: readonly Nullable<string>[],
+    values: Nullable<string>[],
+    errors: ReidentifyResult['errors'],
+  ): void {
+    const minimum = randomized ? 2 * BLOCK : BLOCK;
+    const maximum = minimum + this.options.maxValueBytes;
+    const accepted: number[] = [];
+    const decoded: Uint8Array[] = [];
+    for (let k = 0; k < indexes.length; k++) {
+      const text = pseudonyms[indexes[k]!]!;
+      const length = base64UrlDecodedLength(text.length - payloadStarts[k]!);
+      if (length < minimum || length > maximum) {
+        errors.push({ index: indexes[k]!, reason: 'malformed' });
+        continue;
+      }
+      accepted.push(indexes[k]!);
+      decoded.push(Buffer.from(text.slice(payloadStarts[k]!), 'base64url'));
+    }
+    if (accepted.length === 0) return;
+    const header = key.headerState(context);
+    let states: Uint8Array = header;
+    let ciphertexts: PackedBytes;
+    if (randomized) {
+      const nonces = new Uint8Array(accepted.length * BLOCK);
+      decoded.forEach((item, k) => nonces.set(item.subarray(0, BLOCK), k * BLOCK));
+      states = key.siv.headerStatesWithNonces(header, nonces);
+      ciphertexts = packByteArrays(decoded.map((item) => item.subarray(BLOCK)));
+    } else {
+      ciphertexts = packByteArrays(decoded);
+    }
+    const { plaintexts, valid } = key.siv.decryptBatch(states, ciphertexts);
+    const bytes = asBuffer(plaintexts.data);
+    for (let k = 0; k < accepted.length; k++) {
+      if (valid[k]) values[accepted[k]!] = bytes.toString('utf8', plaintexts.offsets[k]!, plaintexts.offsets[k + 1]!);
+      else errors.push({ index: accepted[k]!, reason: 'authentication-failed' });
+    }
+  }
+
+  /** A rotation or destruction changes which pseudonym an identifier gets: start the cache afresh. */
+  private dropStaleCache(): void {
+    if (this.cacheGeneration === this.keyring.generation) return;
+    this.cache?.clear();
+    this.cacheGeneration = this.keyring.generation;
+  }
+}
+
+function maxItemLength(packed: PackedBytes): number {
+  let max = 0;
+  for (let i = 0; i + 1 < packed.offsets.length; i++) max = Math.max(max, packed.offsets[i + 1]! - packed.offsets[i]!);
+  return max;
+}
+
+/** Parses `<mode><version>.`; returns where the payload starts. */
+function parseHeader(text: string): { mode: string; version: number; payloadStart: number } | undefined {
+  const mode = text[0];
+  if (mode !== MODE_DETERMINISTIC && mode !== MODE_RANDOMIZED && mode !== MODE_HASH) return undefined;
+  let version = 0;
+  let i = 1;
+  for (; i < text.length && i <= 10; i++) {
+    const code = text.charCodeAt(i);
+    if (code === 46 /* . */) break;
+    if (code < 48 || code > 57) return undefined;
+    version = version * 10 + (code - 48);
+  }
+  if (i === 1 || text.charCodeAt(i) !== 46 || version < 1 || version > 2 ** 31 - 1 || text[1] === '0') return undefined;
+  return { mode, version, payloadStart: i + 1 };
+}

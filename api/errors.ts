@@ -1,0 +1,75 @@
+/**
+ * Every error that crosses a module border, each with a stable code a caller can branch on.
+ * The HTTP edge (api/http/problem.ts) maps codes to status and problem+json `type`.
+ *
+ * Messages never contain identifiers, pseudonyms, keys, API keys or passwords: they name the
+ * field and the rule, and point at items by index.
+ */
+
+export type ErrorCode =
+  // the caller's mistakes (4xx)
+  | 'validation-failed'
+  | 'malformed-json'
+  | 'unsupported-media-type'
+  | 'payload-too-large'
+  | 'unknown-context'
+  | 'unsupported-mode'
+  | 'unauthenticated'
+  | 'forbidden'
+  | 'not-found'
+  | 'method-not-allowed'
+  // the platform's state (5xx)
+  | 'keyring-unavailable'
+  | 'internal'
+  // not for HTTP: start-up, CLI and programming errors
+  | 'invalid-config'
+  | 'keyring-error'
+  | 'crypto-input';
+
+export class PlatformError extends Error {
+  readonly code: ErrorCode;
+  /** Item-level details a client can act on, such as `{ index, reason }`; never values. */
+  readonly details: readonly ItemProblem[] | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: readonly ItemProblem[]) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export interface ItemProblem {
+  readonly index: number;
+  readonly reason: string;
+}
+
+/** The request is wrong; the detail says which field and rule. */
+export class RequestError extends PlatformError {}
+
+export class AuthError extends PlatformError {}
+
+/** Configuration that cannot work; the message names the key. Thrown at start-up only. */
+export class ConfigError extends PlatformError {
+  constructor(message: string) {
+    super('invalid-config', message);
+  }
+}
+
+export class KeyringError extends PlatformError {
+  constructor(message: string, code: 'keyring-error' | 'keyring-unavailable' = 'keyring-error') {
+    super(code, message);
+  }
+}
+
+/** A cryptographic primitive was called with inputs outside its contract (key length, domain size). */
+export class CryptoInputError extends PlatformError {
+  constructor(message: string) {
+    super('crypto-input', message);
+  }
+}
+
+/** Narrow an unknown thrown value to its message without leaking anything else. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : 'unknown error';
+}

@@ -1,0 +1,165 @@
+/**
+ * The keyring in memory: every loaded version with the keys derived from its 64-byte root,
+ * and the per-context state derived from those keys (AES-SIV header state, FF1 instance),
+ * computed once and reused for every batch.
+ *
+ * Derivation: HKDF-SHA256 (RFC 5869) with a distinct `info` per primitive, so one root key
+ * serves AES-SIV, HMAC and FF1 without any two sharing key bytes.
+ */
+import { createHmac, hkdfSync } from 'node:crypto';
+import { KeyringError } from '../errors.ts';
+import { AesSiv } from '../engine/siv.ts';
+import { Ff1Text } from '../engine/ff1.ts';
+import type { KeyState, KeyVersionMaterial } from '../types/keyring.ts';
+
+const INFO_PREFIX = 'pseudonymization-platform/v1/';
+/** Contexts are bounded by policy, but an open default policy admits any: cap the per-context caches. */
+const MAX_CACHED_CONTEXTS = 10_000;
+
+export function deriveKey(root: Uint8Array, purpose: string, length: number): Uint8Array {
+  return new Uint8Array(hkdfSync('sha256', root, new Uint8Array(0), INFO_PREFIX + purpose, length));
+}
+
+export class KeyVersion {
+  readonly version: number;
+  state: KeyState;
+  readonly siv: AesSiv;
+  private readonly hmacKey: Uint8Array;
+  private readonly ff1Key: Uint8Array;
+  private readonly headerStates = new Map<string, Uint8Array>();
+  private readonly ff1ByContext = new Map<string, Ff1Text>();
+  private destroyed = false;
+
+  constructor(version: number, state: KeyState, root: Uint8Array) {
+    this.version = version;
+    this.state = state;
+    const sivKey = deriveKey(root, 'aes-siv-512', 64);
+    this.siv = new AesSiv(sivKey);
+    sivKey.fill(0);
+    this.hmacKey = deriveKey(root, 'hmac-sha256', 32);
+    this.ff1Key = deriveKey(root, 'ff1-aes-256', 32);
+  }
+
+  /** S2V state for the context as the single associated-data component. */
+  headerState(context: string): Uint8Array {
+    this.assertUsable();
+    let state = this.headerStates.get(context);
+    if (!state) {
+      if (this.headerStates.size >= MAX_CACHED_CONTEXTS) this.headerStates.clear();
+      state = this.siv.headerState([Buffer.from(context, 'utf8')]);
+      this.headerStates.set(context, state);
+    }
+    return state;
+  }
+
+  /** HMAC-SHA256 over context || 0x00 || value; contexts cannot contain NUL, so the input is unambiguous. */
+  hmac(context: string, value: Uint8Array): Buffer {
+    this.assertUsable();
+    return createHmac('sha256', this.hmacKey).update(context, 'utf8').update(NUL).update(value).digest();
+  }
+
+  ff1(context: string, alphabet: string): Ff1Text {
+    this.assertUsable();
+    const cacheKey = `${alphabet}\u0000${context}`;
+    let cipher = this.ff1ByContext.get(cacheKey);
+    if (!cipher) {
+      if (this.ff1ByContext.size >= MAX_CACHED_CONTEXTS) this.ff1ByContext.clear();
+      cipher = new Ff1Text(alphabet, this.ff1Key, Buffer.from(context, 'utf8'));
+      this.ff1ByContext.set(cacheKey, cipher);
+    }
+    return cipher;
+  }
+
+  /** Zeroes what this process holds of the key. OpenSSL's copies go with the cipher objects. */
+  destroy(): void {
+    this.destroyed = true;
+    this.state = 'destroyed';
+    this.hmacKey.fill(0);
+    this.ff1Key.fill(0);
+    for (const state of this.headerStates.values()) state.fill(0);
+    this.headerStates.clear();
+    this.ff1ByContext.clear();
+  }
+
+  private assertUsable(): void {
+    if (this.destroyed) throw new KeyringError(`key version ${this.version} is destroyed`);
+  }
+}
+
+const NUL = new Uint8Array([0]);
+
+export type VersionLookup = { kind: 'usable'; key: KeyVersion } | { kind: 'destroyed' } | { kind: 'unknown' };
+
+export class Keyring {
+  private readonly versions = new Map<number, KeyVersion>();
+  private readonly destroyedVersions = new Set<number>();
+  private activeKey: KeyVersion | undefined;
+  /** Increases whenever a state changes, so caches built on the old state can be dropped. */
+  generation = 0;
+
+  get loaded(): boolean {
+    return this.activeKey !== undefined;
+  }
+
+  active(): KeyVersion {
+    if (!this.activeKey) throw new KeyringError('no active key version is loaded', 'keyring-unavailable');
+    return this.activeKey;
+  }
+
+  lookup(version: number): VersionLookup {
+    const key = this.versions.get(version);
+    if (key) return { kind: 'usable', key };
+    return this.destroyedVersions.has(version) ? { kind: 'destroyed' } : { kind: 'unknown' };
+  }
+
+  /** Brings the keyring to the loaded state: new versions derived, states updated, destroyed ones zeroed. */
+  apply(loaded: readonly KeyVersionMaterial[]): void {
+    let changed = false;
+    const seen = new Set<number>();
+    let active: KeyVersion | undefined;
+    for (const entry of loaded) {
+      seen.add(entry.version);
+      const existing = this.versions.get(entry.version);
+      if (entry.state === 'destroyed' || !entry.material) {
+        if (existing) {
+          existing.destroy();
+          this.versions.delete(entry.version);
+          changed = true;
+        }
+        this.destroyedVersions.add(entry.version);
+        entry.material?.fill(0);
+        continue;
+      }
+      if (existing) {
+        if (existing.state !== entry.state) changed = true;
+        existing.state = entry.state;
+        entry.material.fill(0);
+        if (entry.state === 'active') active = existing;
+        continue;
+      }
+      const key = new KeyVersion(entry.version, entry.state, entry.material);
+      entry.material.fill(0);
+      this.versions.set(entry.version, key);
+      changed = true;
+      if (entry.state === 'active') active = key;
+    }
+    for (const [version, key] of this.versions) {
+      if (!seen.has(version)) {
+        key.destroy();
+        this.versions.delete(version);
+        changed = true;
+      }
+    }
+    if (!active) throw new KeyringError('the loaded keyring has no active version', 'keyring-unavailable');
+    if (active !== this.activeKey) changed = true;
+    this.activeKey = active;
+    if (changed) this.generation++;
+  }
+
+  /** Zeroes every key, for shutdown. */
+  close(): void {
+    for (const key of this.versions.values()) key.destroy();
+    this.versions.clear();
+    this.activeKey = undefined;
+  }
+}

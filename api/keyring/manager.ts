@@ -1,0 +1,135 @@
+/**
+ * Keyring lifecycle over any KeyringStore: create, rotate, destroy, list, load.
+ *
+ * Rules: exactly one active version once created; rotate makes a new active version and turns
+ * the old one decrypt-only; destroy removes a non-active version's key for good (crypto-shredding:
+ * its pseudonyms can never be reidentified again). Version numbers are never reused.
+ */
+import { z } from 'zod';
+import { KeyringError } from '../errors.ts';
+import type { KeyringDocument, KeyringStore, KeyVersionInfo, KeyVersionMaterial } from '../types/keyring.ts';
+
+export const KEY_MATERIAL_BYTES = 64;
+
+export class KeyringManager {
+  constructor(
+    private readonly store: KeyringStore,
+    readonly name: string,
+  ) {}
+
+  get description(): string {
+    return this.store.description;
+  }
+
+  async exists(): Promise<boolean> {
+    return (await this.store.read()) !== undefined;
+  }
+
+  /** Creates the keyring with version 1 active. Refuses when one exists, so keys are never overwritten. */
+  async create(): Promise<KeyVersionInfo[]> {
+    if (await this.store.read()) throw new KeyringError(`a keyring already exists at ${this.store.description}`);
+    const { material, stored } = await this.store.generate(this.name, 1);
+    material.fill(0);
+    const document: KeyringDocument = {
+      format: 'pseudonymization-keyring/v1',
+      name: this.name,
+      versions: [{ version: 1, state: 'active', createdAt: new Date().toISOString(), key: stored }],
+    };
+    await this.store.write(document);
+    return listing(document);
+  }
+
+  /** Creates the keyring when there is none; returns whether it did. */
+  async ensure(): Promise<boolean> {
+    if (await this.exists()) return false;
+    await this.create();
+    return true;
+  }
+
+  async rotate(): Promise<KeyVersionInfo[]> {
+    const document = await this.require();
+    const next = Math.max(...document.versions.map((v) => v.version)) + 1;
+    const { material, stored } = await this.store.generate(this.name, next);
+    material.fill(0);
+    for (const entry of document.versions) if (entry.state === 'active') entry.state = 'decrypt-only';
+    document.versions.push({ version: next, state: 'active', createdAt: new Date().toISOString(), key: stored });
+    await this.store.write(document);
+    return listing(document);
+  }
+
+  async destroy(version: number): Promise<KeyVersionInfo[]> {
+    const document = await this.require();
+    const entry = document.versions.find((v) => v.version === version);
+    if (!entry) throw new KeyringError(`key version ${version} does not exist`);
+    if (entry.state === 'active') throw new KeyringError(`key version ${version} is active: rotate first, then destroy it`);
+    if (entry.state === 'destroyed') return listing(document);
+    entry.state = 'destroyed';
+    entry.destroyedAt = new Date().toISOString();
+    delete entry.key;
+    await this.store.write(document);
+    await this.store.forgetPreviousCopies(document);
+    return listing(document);
+  }
+
+  async list(): Promise<KeyVersionInfo[]> {
+    return listing(await this.require());
+  }
+
+  /** Every version with its key material (none for destroyed versions). */
+  async load(): Promise<KeyVersionMaterial[]> {
+    const document = await this.require();
+    if (document.name !== this.name) {
+      throw new KeyringError(`the keyring at ${this.store.description} is named "${document.name}", expected "${this.name}"`);
+    }
+    const out: KeyVersionMaterial[] = [];
+    for (const entry of document.versions) {
+      const { key: _stored, ...info } = entry;
+      if (entry.state === 'destroyed' || entry.key === undefined) {
+        out.push(info);
+        continue;
+      }
+      const material = await this.store.open(this.name, entry);
+      if (material.length !== KEY_MATERIAL_BYTES) throw new KeyringError(`key version ${entry.version} has the wrong length`);
+      out.push({ ...info, material });
+    }
+    return out;
+  }
+
+  private async require(): Promise<KeyringDocument> {
+    const document = await this.store.read();
+    if (!document) throw new KeyringError(`no keyring at ${this.store.description}: create one first`, 'keyring-unavailable');
+    return document;
+  }
+}
+
+function listing(document: KeyringDocument): KeyVersionInfo[] {
+  return document.versions.map(({ key: _stored, ...info }) => info);
+}
+
+const entrySchema = z.object({
+  version: z.number().int().positive(),
+  state: z.enum(['active', 'decrypt-only', 'destroyed']),
+  createdAt: z.string(),
+  destroyedAt: z.string().optional(),
+  key: z.string().optional(),
+});
+const documentSchema = z.object({
+  format: z.literal('pseudonymization-keyring/v1'),
+  name: z.string().min(1),
+  versions: z.array(entrySchema).min(1),
+});
+
+/** Parses a stored keyring document; a damaged one is an error that says where, never what it held. */
+export function parseKeyringDocument(text: string, where: string): KeyringDocument {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new KeyringError(`the keyring at ${where} is not valid JSON`);
+  }
+  const parsed = documentSchema.safeParse(json);
+  if (!parsed.success) throw new KeyringError(`the keyring at ${where} does not have the expected shape`);
+  const active = parsed.data.versions.filter((v) => v.state === 'active').length;
+  if (active !== 1) throw new KeyringError(`the keyring at ${where} must have exactly one active version, has ${active}`);
+  return parsed.data;
+}
