@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'forbidden'
   | 'not-found'
   | 'method-not-allowed'
+  | 'reidentification-failed'
   // the platform's state (5xx)
   | 'keyring-unavailable'
   | 'internal'

@@ -1,5 +1,5 @@
 /**
- * Keyring lifecycle over any KeyringStore: create, rotate, destroy, list, load.
+ * Keyring lifecycle: create, rotate, destroy, list, load, over any document store and key wrapper.
  *
  * Rules: exactly one active version once created; rotate makes a new active version and turns
  * the old one decrypt-only; destroy removes a non-active version's key for good (crypto-shredding:
@@ -7,35 +7,37 @@
  */
 import { z } from 'zod';
 import { KeyringError } from '../errors.ts';
-import type { KeyringDocument, KeyringStore, KeyVersionInfo, KeyVersionMaterial } from '../types/keyring.ts';
+import type { TextDocumentStore } from '../storage/documents.ts';
+import type { KeyringDocument, KeyVersionInfo, KeyVersionMaterial, KeyWrapper } from '../types/keyring.ts';
 
 export const KEY_MATERIAL_BYTES = 64;
 
 export class KeyringManager {
   constructor(
-    private readonly store: KeyringStore,
+    private readonly documents: TextDocumentStore,
+    private readonly wrapper: KeyWrapper,
     readonly name: string,
   ) {}
 
   get description(): string {
-    return this.store.description;
+    return this.documents.description;
   }
 
   async exists(): Promise<boolean> {
-    return (await this.store.read()) !== undefined;
+    return (await this.documents.read()) !== undefined;
   }
 
   /** Creates the keyring with version 1 active. Refuses when one exists, so keys are never overwritten. */
   async create(): Promise<KeyVersionInfo[]> {
-    if (await this.store.read()) throw new KeyringError(`a keyring already exists at ${this.store.description}`);
-    const { material, stored } = await this.store.generate(this.name, 1);
+    if (await this.exists()) throw new KeyringError(`a keyring already exists at ${this.description}`);
+    const { material, stored } = await this.wrapper.generate(this.name, 1);
     material.fill(0);
     const document: KeyringDocument = {
       format: 'pseudonymization-keyring/v1',
       name: this.name,
       versions: [{ version: 1, state: 'active', createdAt: new Date().toISOString(), key: stored }],
     };
-    await this.store.write(document);
+    await this.save(document);
     return listing(document);
   }
 
@@ -49,11 +51,11 @@ export class KeyringManager {
   async rotate(): Promise<KeyVersionInfo[]> {
     const document = await this.require();
     const next = Math.max(...document.versions.map((v) => v.version)) + 1;
-    const { material, stored } = await this.store.generate(this.name, next);
+    const { material, stored } = await this.wrapper.generate(this.name, next);
     material.fill(0);
     for (const entry of document.versions) if (entry.state === 'active') entry.state = 'decrypt-only';
     document.versions.push({ version: next, state: 'active', createdAt: new Date().toISOString(), key: stored });
-    await this.store.write(document);
+    await this.save(document);
     return listing(document);
   }
 
@@ -66,8 +68,10 @@ export class KeyringManager {
     entry.state = 'destroyed';
     entry.destroyedAt = new Date().toISOString();
     delete entry.key;
-    await this.store.write(document);
-    await this.store.forgetPreviousCopies(document);
+    await this.save(document);
+    // A store may keep the previous copy of the document (Secrets Manager labels it AWSPREVIOUS).
+    // Writing once more leaves no labelled copy that still holds the destroyed key.
+    await this.save(document);
     return listing(document);
   }
 
@@ -79,8 +83,9 @@ export class KeyringManager {
   async load(): Promise<KeyVersionMaterial[]> {
     const document = await this.require();
     if (document.name !== this.name) {
-      throw new KeyringError(`the keyring at ${this.store.description} is named "${document.name}", expected "${this.name}"`);
+      throw new KeyringError(`the keyring at ${this.description} is named "${document.name}", expected "${this.name}"`, 'keyring-unavailable');
     }
+    this.wrapper.retain(new Set(document.versions.map((v) => v.key).filter((k): k is string => k !== undefined)));
     const out: KeyVersionMaterial[] = [];
     for (const entry of document.versions) {
       const { key: _stored, ...info } = entry;
@@ -88,17 +93,21 @@ export class KeyringManager {
         out.push(info);
         continue;
       }
-      const material = await this.store.open(this.name, entry);
-      if (material.length !== KEY_MATERIAL_BYTES) throw new KeyringError(`key version ${entry.version} has the wrong length`);
+      const material = await this.wrapper.open(this.name, entry);
+      if (material.length !== KEY_MATERIAL_BYTES) throw new KeyringError(`key version ${entry.version} has the wrong length`, 'keyring-unavailable');
       out.push({ ...info, material });
     }
     return out;
   }
 
+  private async save(document: KeyringDocument): Promise<void> {
+    await this.documents.write(JSON.stringify(document, null, 2) + '\n');
+  }
+
   private async require(): Promise<KeyringDocument> {
-    const document = await this.store.read();
-    if (!document) throw new KeyringError(`no keyring at ${this.store.description}: create one first`, 'keyring-unavailable');
-    return document;
+    const text = await this.documents.read();
+    if (text === undefined) throw new KeyringError(`no keyring at ${this.description}: create one first`, 'keyring-unavailable');
+    return parseKeyringDocument(text, this.description);
   }
 }
 
@@ -125,11 +134,11 @@ export function parseKeyringDocument(text: string, where: string): KeyringDocume
   try {
     json = JSON.parse(text);
   } catch {
-    throw new KeyringError(`the keyring at ${where} is not valid JSON`);
+    throw new KeyringError(`the keyring at ${where} is not valid JSON`, 'keyring-unavailable');
   }
   const parsed = documentSchema.safeParse(json);
-  if (!parsed.success) throw new KeyringError(`the keyring at ${where} does not have the expected shape`);
+  if (!parsed.success) throw new KeyringError(`the keyring at ${where} does not have the expected shape`, 'keyring-unavailable');
   const active = parsed.data.versions.filter((v) => v.state === 'active').length;
-  if (active !== 1) throw new KeyringError(`the keyring at ${where} must have exactly one active version, has ${active}`);
+  if (active !== 1) throw new KeyringError(`the keyring at ${where} must have exactly one active version, has ${active}`, 'keyring-unavailable');
   return parsed.data;
 }

@@ -60,8 +60,8 @@ export class PolicySet {
     throw new RequestError('unknown-context', 'the context is not configured, and unknown contexts are rejected');
   }
 
-  knownContexts(): string[] {
-    return [...this.contexts.keys()];
+  isKnown(context: string): boolean {
+    return this.contexts.has(context);
   }
 
   static parse(json: unknown, where: string): PolicySet {

@@ -26,21 +26,14 @@ export interface KeyVersionMaterial extends KeyVersionInfo {
 }
 
 /**
- * Where a keyring document lives and how its keys are wrapped. The lifecycle rules
- * (create, rotate, destroy) are written once in KeyringManager over this interface.
+ * How a version's key is kept in the keyring document: plain (the local embedded default) or
+ * wrapped by KMS (production). Where the document lives is a TextDocumentStore.
  */
-export interface KeyringStore {
-  /** Says where the keyring is, for logs and errors; holds no secret. */
-  readonly description: string;
-  read(): Promise<KeyringDocument | undefined>;
-  write(document: KeyringDocument): Promise<void>;
-  /** Fresh key material for a new version, and its stored form. */
-  generate(name: string, version: number): Promise<{ material: Uint8Array; stored: string }>;
+export interface KeyWrapper {
+  /** Fresh 64-byte key material for a new version, and its stored form. */
+  generate(keyringName: string, version: number): Promise<{ material: Uint8Array; stored: string }>;
   /** Key material from its stored form. */
-  open(name: string, entry: KeyringEntry): Promise<Uint8Array>;
-  /**
-   * Called after a version was destroyed: make sure no older stored copy of the document that
-   * still holds its key stays current (Secrets Manager keeps the previous secret version).
-   */
-  forgetPreviousCopies(document: KeyringDocument): Promise<void>;
+  open(keyringName: string, entry: KeyringEntry): Promise<Uint8Array>;
+  /** Forget cached key material of versions no longer stored. */
+  retain(storedKeys: ReadonlySet<string>): void;
 }

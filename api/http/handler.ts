@@ -1,0 +1,232 @@
+/**
+ * Routes of the service core, transport-neutral: authentication, body checks, validation,
+ * the engine call, the response, one log line and the metrics. Express and the Lambda handlers
+ * pass requests here unchanged, so every rule holds on both.
+ *
+ * Order of checks on POST routes: API key (401), role (403), content type (415), size (413),
+ * JSON (400), shape (400), context scope (403), values (400).
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { authorize, type Principal, type Role } from '../auth/apiKeys.ts';
+import type { Nullable } from '../engine/engine.ts';
+import { errorMessage, PlatformError, RequestError, type ItemProblem } from '../errors.ts';
+import type { PseudonymizationService } from '../service.ts';
+import { problemResponse } from './problem.ts';
+import type { CoreRequest, CoreResponse } from './types.ts';
+
+interface RouteContext {
+  readonly service: PseudonymizationService;
+  readonly request: CoreRequest;
+  /** Values handled, for the log line and metrics. */
+  valueCount: number;
+  principal?: Principal;
+}
+
+interface Route {
+  readonly method: 'GET' | 'POST';
+  readonly path: string;
+  readonly handler: (context: RouteContext) => Promise<CoreResponse> | CoreResponse;
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' };
+
+function json(status: number, body: unknown): CoreResponse {
+  return { status, headers: { ...JSON_HEADERS }, body: JSON.stringify(body) };
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** Zod error text names the field and the rule; it never quotes the input. */
+function shapeError(error: z.ZodError): RequestError {
+  const issue = error.issues[0];
+  const where = issue && issue.path.length > 0 ? issue.path.join('.') : 'body';
+  return new RequestError('validation-failed', `${where}: ${issue?.message ?? 'invalid'}`);
+}
+
+async function authenticate(context: RouteContext, role: Role): Promise<Principal> {
+  const principal = await context.service.authenticator.authenticate(context.request.headers['x-api-key']);
+  context.principal = principal;
+  authorize(principal, role);
+  return principal;
+}
+
+function readJson(context: RouteContext): unknown {
+  const { request, service } = context;
+  const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') throw new RequestError('unsupported-media-type', 'send the body as application/json');
+  const body = request.body ?? Buffer.alloc(0);
+  if (body.length > service.config.limits.maxBodyBytes) {
+    throw new RequestError('payload-too-large', `the body is larger than ${service.config.limits.maxBodyBytes} bytes`);
+  }
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    // JSON.parse's own message quotes the input: never pass it on.
+    throw new RequestError('malformed-json', 'the body is not valid JSON');
+  }
+}
+
+/** A JSON array of strings and nulls, checked in one pass (zod per item costs more than the encryption). */
+function stringsOrNulls(value: unknown, field: string, maxItems: number): Nullable<string>[] {
+  if (!Array.isArray(value)) throw new RequestError('validation-failed', `${field}: must be an array of strings or nulls`);
+  if (value.length > maxItems) throw new RequestError('validation-failed', `${field}: at most ${maxItems} items per request`);
+  const problems: ItemProblem[] = [];
+  for (let i = 0; i < value.length && problems.length < 20; i++) {
+    const item: unknown = value[i];
+    if (item !== null && typeof item !== 'string') problems.push({ index: i, reason: 'must be a string or null' });
+  }
+  if (problems.length > 0) throw new RequestError('validation-failed', `${field}: every item must be a string or null`, problems);
+  return value as Nullable<string>[];
+}
+
+function deterministicFlag(raw: string | undefined): boolean {
+  if (raw === undefined) return true;
+  const lowered = raw.toLowerCase();
+  if (lowered === 'true' || lowered === '1') return true;
+  if (lowered === 'false' || lowered === '0') return false;
+  throw new RequestError('validation-failed', 'deterministic: must be true or false');
+}
+
+const pseudonymizeBody = z.object({ context: z.string(), values: z.unknown(), deterministic: z.boolean().optional() }).strict();
+const reidentifyBody = z.object({ context: z.string(), pseudonyms: z.unknown(), keyVersion: z.number().int().positive().optional() }).strict();
+const compatPseudonymizeBody = z.object({ identifiers: z.unknown() }).strict();
+// The AWS sample's client sends `reidentifications`; its documentation says `pseudonyms`. Accept either.
+const compatReidentifyBody = z.union([z.object({ pseudonyms: z.unknown() }).strict(), z.object({ reidentifications: z.unknown() }).strict()]);
+
+function pseudonymize(context: RouteContext, contextName: string, rawValues: unknown, field: string, deterministic: boolean) {
+  const { service, principal } = context;
+  authorize(principal!, 'pseudonymize', contextName);
+  const values = stringsOrNulls(rawValues, field, service.config.limits.maxValues);
+  context.valueCount = values.length;
+  const result = service.engine.pseudonymize(contextName, values, { deterministic });
+  service.metrics.values.inc({ operation: 'pseudonymize', context: metricContext(service, contextName) }, values.length);
+  return result;
+}
+
+function reidentify(context: RouteContext, contextName: string, rawPseudonyms: unknown, field: string, keyVersion: number | undefined) {
+  const { service, principal } = context;
+  authorize(principal!, 'reidentify', contextName);
+  const pseudonyms = stringsOrNulls(rawPseudonyms, field, service.config.limits.maxValues);
+  context.valueCount = pseudonyms.length;
+  const result = service.engine.reidentify(contextName, pseudonyms, { keyVersion });
+  service.metrics.values.inc({ operation: 'reidentify', context: metricContext(service, contextName) }, pseudonyms.length);
+  return result;
+}
+
+/** Contexts outside the policy file would let callers mint label values: count them as "other". */
+function metricContext(service: PseudonymizationService, contextName: string): string {
+  return service.policies.isKnown(contextName) ? contextName : 'other';
+}
+
+const ROUTES: readonly Route[] = [
+  { method: 'GET', path: '/healthz', handler: () => json(200, { status: 'ok' }) },
+  {
+    method: 'GET',
+    path: '/readyz',
+    handler: ({ service }) => {
+      if (!service.ready) throw new PlatformError('keyring-unavailable', 'the keyring is not loaded yet');
+      return json(200, { status: 'ready', keyVersion: service.keyring.active().version });
+    },
+  },
+  {
+    method: 'GET',
+    path: '/metrics',
+    handler: async ({ service }) => ({
+      status: 200,
+      headers: { 'content-type': service.metrics.registry.contentType },
+      body: await service.metrics.registry.metrics(),
+    }),
+  },
+  { method: 'GET', path: '/openapi.json', handler: ({ service }) => ({ status: 200, headers: { ...JSON_HEADERS }, body: service.openApiDocument }) },
+  {
+    method: 'POST',
+    path: '/v1/pseudonymize',
+    handler: async (context) => {
+      await authenticate(context, 'pseudonymize');
+      const parsed = pseudonymizeBody.safeParse(readJson(context));
+      if (!parsed.success) throw shapeError(parsed.error);
+      const { context: contextName, values, deterministic } = parsed.data;
+      return json(200, pseudonymize(context, contextName, values, 'values', deterministic ?? true));
+    },
+  },
+  {
+    method: 'POST',
+    path: '/v1/reidentify',
+    handler: async (context) => {
+      await authenticate(context, 'reidentify');
+      const parsed = reidentifyBody.safeParse(readJson(context));
+      if (!parsed.success) throw shapeError(parsed.error);
+      const { context: contextName, pseudonyms, keyVersion } = parsed.data;
+      return json(200, reidentify(context, contextName, pseudonyms, 'pseudonyms', keyVersion));
+    },
+  },
+  {
+    method: 'POST',
+    path: '/pseudonymization',
+    handler: async (context) => {
+      await authenticate(context, 'pseudonymize');
+      const deterministic = deterministicFlag(context.request.query.deterministic);
+      const parsed = compatPseudonymizeBody.safeParse(readJson(context));
+      if (!parsed.success) throw shapeError(parsed.error);
+      const { pseudonyms } = pseudonymize(context, context.service.config.compatContext, parsed.data.identifiers, 'identifiers', deterministic);
+      return json(200, { pseudonyms });
+    },
+  },
+  {
+    method: 'POST',
+    path: '/reidentification',
+    handler: async (context) => {
+      await authenticate(context, 'reidentify');
+      const parsed = compatReidentifyBody.safeParse(readJson(context));
+      if (!parsed.success) throw new RequestError('validation-failed', 'body: must be {"pseudonyms": [...]} or {"reidentifications": [...]}');
+      const [field, items] = 'pseudonyms' in parsed.data ? ['pseudonyms', parsed.data.pseudonyms] : ['reidentifications', parsed.data.reidentifications];
+      const result = reidentify(context, context.service.config.compatContext, items, field, undefined);
+      // This response shape has no room for per-item errors, and a silent null would end up in a table.
+      if (result.errors.length > 0) {
+        throw new PlatformError('reidentification-failed', `${result.errors.length} pseudonym(s) could not be reidentified`, result.errors.slice(0, 20));
+      }
+      return json(200, { identifiers: result.values });
+    },
+  },
+];
+
+const PATHS = new Map<string, Route[]>();
+for (const route of ROUTES) PATHS.set(route.path, [...(PATHS.get(route.path) ?? []), route]);
+
+export function createRequestHandler(service: PseudonymizationService): (request: CoreRequest) => Promise<CoreResponse> {
+  return async (request) => {
+    const started = process.hrtime.bigint();
+    const offered = request.headers['x-request-id'];
+    const requestId = offered && REQUEST_ID.test(offered) ? offered : randomUUID();
+    const candidates = PATHS.get(request.path);
+    const route = candidates?.find((r) => r.method === request.method);
+    // Unmatched paths are logged and counted as "unmatched": a path may carry anything.
+    const routeLabel = candidates ? request.path : 'unmatched';
+    const context: RouteContext = { service, request, valueCount: 0 };
+    let response: CoreResponse;
+    try {
+      if (!candidates) throw new RequestError('not-found', 'no such route');
+      if (!route) throw new RequestError('method-not-allowed', `use ${candidates.map((r) => r.method).join(', ')}`);
+      response = await route.handler(context);
+    } catch (error) {
+      response = problemResponse(error, requestId);
+      if (response.status === 405 && candidates) response.headers.allow = candidates.map((r) => r.method).join(', ');
+      if (response.status >= 500) {
+        service.logger.error({ requestId, route: routeLabel, errorType: error instanceof Error ? error.name : typeof error, error: error instanceof PlatformError ? errorMessage(error) : undefined }, 'request failed');
+      }
+    }
+    response.headers['x-request-id'] = requestId;
+    response.headers['cache-control'] = 'no-store';
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const method = route ? request.method : 'other';
+    service.metrics.requests.inc({ route: routeLabel, method, status: String(response.status) });
+    service.metrics.duration.observe({ route: routeLabel, method }, seconds);
+    service.logger.info(
+      { requestId, method, route: routeLabel, status: response.status, ms: Math.round(seconds * 1e5) / 100, values: context.valueCount, apiKeyId: context.principal?.id },
+      'request',
+    );
+    return response;
+  };
+}
+

@@ -1,0 +1,47 @@
+/**
+ * Errors as RFC 9457 problem details (application/problem+json). The `type` is a stable URN per
+ * error code; `detail` comes from our own typed errors, which never carry values. Anything
+ * unexpected becomes a generic 500 with no detail.
+ */
+import { PlatformError, type ErrorCode } from '../errors.ts';
+import type { CoreResponse } from './types.ts';
+
+const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
+  'validation-failed': { status: 400, title: 'The request is not valid' },
+  'malformed-json': { status: 400, title: 'The body is not valid JSON' },
+  'unknown-context': { status: 400, title: 'Unknown context' },
+  'unsupported-mode': { status: 400, title: 'Mode not available for this context' },
+  unauthenticated: { status: 401, title: 'Authentication required' },
+  forbidden: { status: 403, title: 'Not allowed' },
+  'not-found': { status: 404, title: 'Not found' },
+  'method-not-allowed': { status: 405, title: 'Method not allowed' },
+  'payload-too-large': { status: 413, title: 'The body is too large' },
+  'unsupported-media-type': { status: 415, title: 'Unsupported content type' },
+  'reidentification-failed': { status: 422, title: 'Some pseudonyms could not be reidentified' },
+  'keyring-unavailable': { status: 503, title: 'Keys are not available' },
+  internal: { status: 500, title: 'Internal error' },
+  'invalid-config': { status: 500, title: 'Internal error' },
+  'keyring-error': { status: 500, title: 'Internal error' },
+  'crypto-input': { status: 500, title: 'Internal error' },
+};
+
+export const PROBLEM_TYPE_PREFIX = 'urn:pseudonymization:problem:';
+
+export function problemType(code: ErrorCode): string {
+  return PROBLEM_TYPE_PREFIX + code;
+}
+
+export function problemResponse(error: unknown, requestId: string): CoreResponse {
+  const known = error instanceof PlatformError ? error : undefined;
+  let code: ErrorCode = known?.code ?? 'internal';
+  let { status, title } = PROBLEMS[code];
+  if (status === 500) code = 'internal';
+  const body: Record<string, unknown> = { type: problemType(code), title, status };
+  if (known && status !== 500) body.detail = known.message;
+  if (known?.details && status !== 500) body.errors = known.details;
+  body.requestId = requestId;
+  const headers: Record<string, string> = { 'content-type': 'application/problem+json; charset=utf-8' };
+  if (status === 401) headers['www-authenticate'] = 'ApiKey header="x-api-key"';
+  if (status === 503) headers['retry-after'] = '5';
+  return { status, headers, body: JSON.stringify(body) };
+}

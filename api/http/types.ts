@@ -1,0 +1,17 @@
+/** The transport-neutral request and response the service core speaks; Express and Lambda translate to and from these. */
+
+export interface CoreRequest {
+  readonly method: string;
+  /** The path without query string, stage or base path. */
+  readonly path: string;
+  readonly query: Readonly<Record<string, string | undefined>>;
+  /** Header names in lower case. */
+  readonly headers: Readonly<Record<string, string | undefined>>;
+  readonly body: Buffer | undefined;
+}
+
+export interface CoreResponse {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}

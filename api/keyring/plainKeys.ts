@@ -1,0 +1,20 @@
+/**
+ * Keys stored as they are (base64) in the keyring document: the embedded default, for a single
+ * machine where the document is a 0600 file. Production uses KmsWrappedKeys.
+ */
+import { randomBytes } from 'node:crypto';
+import type { KeyringEntry, KeyWrapper } from '../types/keyring.ts';
+import { KEY_MATERIAL_BYTES } from './manager.ts';
+
+export class PlainKeys implements KeyWrapper {
+  async generate(): Promise<{ material: Uint8Array; stored: string }> {
+    const material = new Uint8Array(randomBytes(KEY_MATERIAL_BYTES));
+    return { material, stored: Buffer.from(material).toString('base64') };
+  }
+
+  async open(_keyringName: string, entry: KeyringEntry): Promise<Uint8Array> {
+    return new Uint8Array(Buffer.from(entry.key ?? '', 'base64'));
+  }
+
+  retain(): void {}
+}

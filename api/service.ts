@@ -1,0 +1,92 @@
+/**
+ * The service core: everything the Express server and the Lambda handlers share, built once from
+ * the Config. Transports call `handle(request)` and nothing else.
+ */
+import { ApiKeyAuthenticator, ApiKeyRegistry } from './auth/apiKeys.ts';
+import type { ApiKeysConfig, Config } from './config/config.ts';
+import { PseudonymEngine } from './engine/engine.ts';
+import { ConfigError, errorMessage } from './errors.ts';
+import { createRequestHandler } from './http/handler.ts';
+import type { CoreRequest, CoreResponse } from './http/types.ts';
+import { keyringManagerFor } from './keyring/fromConfig.ts';
+import { Keyring } from './keyring/keyring.ts';
+import type { KeyringManager } from './keyring/manager.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { ServiceMetrics } from './observability/metrics.ts';
+import { PolicySet } from './policy/policy.ts';
+import openApiDocument from './openapi.json' with { type: 'json' };
+import { PrivateFile, SecretsManagerSecret, type TextDocumentStore } from './storage/documents.ts';
+
+export interface ServiceOptions {
+  /** Use this logger instead of one writing to stdout (tests capture output this way). */
+  readonly logger?: Logger;
+}
+
+export function apiKeyDocumentsFor(config: ApiKeysConfig): TextDocumentStore {
+  return config.provider === 'local'
+    ? new PrivateFile(config.file)
+    : new SecretsManagerSecret({ secretId: config.secretId, region: config.region, endpoint: config.endpoint, purpose: 'Pseudonymization API key hashes' });
+}
+
+export class PseudonymizationService {
+  readonly keyring = new Keyring();
+  readonly engine: PseudonymEngine;
+  readonly metrics: ServiceMetrics;
+  readonly authenticator: ApiKeyAuthenticator;
+  readonly openApiDocument: string;
+  readonly handle: (request: CoreRequest) => Promise<CoreResponse>;
+  private readonly keyringManager: KeyringManager;
+  private refreshTimer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    readonly config: Config,
+    readonly logger: Logger,
+    readonly policies: PolicySet,
+    openApiDocument: string,
+  ) {
+    this.keyringManager = keyringManagerFor(config.keyring);
+    this.engine = new PseudonymEngine(this.keyring, policies, { cacheEntries: config.cacheEntries, maxValueBytes: config.limits.maxValueBytes });
+    this.authenticator = new ApiKeyAuthenticator(new ApiKeyRegistry(apiKeyDocumentsFor(config.apiKeys)), config.apiKeys.refreshSeconds * 1000);
+    this.openApiDocument = openApiDocument;
+    this.metrics = new ServiceMetrics({
+      cache: () => ({ hits: this.engine.cacheHits, misses: this.engine.cacheMisses, entries: this.engine.cacheSize }),
+      keyring: () => ({ loaded: this.keyring.loaded, activeVersion: this.keyring.loaded ? this.keyring.active().version : undefined }),
+    });
+    this.handle = createRequestHandler(this);
+  }
+
+  /** Builds the service and loads the keyring. A keyring that cannot load leaves the service up but not ready; it retries. */
+  static async start(config: Config, options: ServiceOptions = {}): Promise<PseudonymizationService> {
+    const logger = options.logger ?? createLogger(config.logLevel);
+    const policies = PolicySet.fromFile(config.policyFile);
+    try {
+      policies.resolve(config.compatContext);
+    } catch {
+      throw new ConfigError('PSEUDO_COMPAT_CONTEXT: the context is not configured in the policy file');
+    }
+    const service = new PseudonymizationService(config, logger, policies, JSON.stringify(openApiDocument));
+    await service.refreshKeyring();
+    service.refreshTimer = setInterval(() => void service.refreshKeyring(), config.keyring.refreshSeconds * 1000);
+    service.refreshTimer.unref();
+    return service;
+  }
+
+  get ready(): boolean {
+    return this.keyring.loaded;
+  }
+
+  /** Loads the keyring; on failure keeps the keys it has and says so in the log and a metric. */
+  async refreshKeyring(): Promise<void> {
+    try {
+      this.keyring.apply(await this.keyringManager.load());
+    } catch (error) {
+      this.metrics.keyringRefreshFailures.inc();
+      this.logger.error({ keyring: this.keyringManager.description, error: errorMessage(error) }, 'keyring load failed; keeping the keys already loaded');
+    }
+  }
+
+  close(): void {
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    this.keyring.close();
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * AWS Lambda handlers over the same service core as the Express server:
+ *   restApiHandler  API Gateway REST API, proxy integration (payload format 1.0)
+ *   httpApiHandler  API Gateway HTTP API (payload format 2.0)
+ *   handler         either, told apart by the event's `version` field
+ *
+ * The service (config, policies, keyring unwrapped with KMS) is built once per cold start, in the
+ * init phase; a warm invocation only translates the event and calls `handle`. If the keyring
+ * cannot load, invocations answer 503 and the next one tries again. Events are never logged.
+ */
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { loadConfig } from '../api/config/config.ts';
+import { KeyringError } from '../api/errors.ts';
+import { problemResponse } from '../api/http/problem.ts';
+import type { CoreRequest, CoreResponse } from '../api/http/types.ts';
+import { PseudonymizationService } from '../api/service.ts';
+
+let servicePromise: Promise<PseudonymizationService> | undefined;
+
+/** The service of this execution environment; a failed start is retried on the next invocation. */
+export function service(): Promise<PseudonymizationService> {
+  servicePromise ??= PseudonymizationService.start(loadConfig()).catch((error: unknown) => {
+    servicePromise = undefined;
+    throw error;
+  });
+  return servicePromise;
+}
+
+function lowerCaseHeaders(headers: Record<string, string | undefined> | null | undefined): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) out[name.toLowerCase()] = value;
+  return out;
+}
+
+function decodeBody(body: string | null | undefined, isBase64Encoded: boolean): Buffer | undefined {
+  if (body === null || body === undefined) return undefined;
+  return Buffer.from(body, isBase64Encoded ? 'base64' : 'utf8');
+}
+
+function queryOf(parameters: Record<string, string | undefined> | null | undefined): Record<string, string | undefined> {
+  return { ...(parameters ?? {}) };
+}
+
+export function fromRestApiEvent(event: APIGatewayProxyEvent): CoreRequest {
+  return {
+    method: event.httpMethod.toUpperCase(),
+    path: event.path,
+    query: queryOf(event.queryStringParameters),
+    headers: lowerCaseHeaders(event.headers),
+    body: decodeBody(event.body, event.isBase64Encoded),
+  };
+}
+
+export function fromHttpApiEvent(event: APIGatewayProxyEventV2): CoreRequest {
+  // rawPath includes the stage unless it is $default; routes are matched without it.
+  const stage = event.requestContext.stage;
+  const stagePrefix = stage && stage !== '$default' ? `/${stage}` : '';
+  const path = stagePrefix && event.rawPath.startsWith(`${stagePrefix}/`) ? event.rawPath.slice(stagePrefix.length) : event.rawPath;
+  return {
+    method: event.requestContext.http.method.toUpperCase(),
+    path,
+    query: queryOf(event.queryStringParameters),
+    headers: lowerCaseHeaders(event.headers),
+    body: decodeBody(event.body, event.isBase64Encoded),
+  };
+}
+
+async function respond(request: CoreRequest): Promise<CoreResponse> {
+  let running: PseudonymizationService;
+  try {
+    running = await service();
+  } catch {
+    return problemResponse(new KeyringError('the service could not start', 'keyring-unavailable'), 'cold-start');
+  }
+  return running.handle(request);
+}
+
+export async function restApiHandler(event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
+  const response = await respond(fromRestApiEvent(event));
+  return { statusCode: response.status, headers: response.headers, body: response.body, isBase64Encoded: false };
+}
+
+export async function httpApiHandler(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> {
+  const response = await respond(fromHttpApiEvent(event));
+  return { statusCode: response.status, headers: response.headers, body: response.body, isBase64Encoded: false };
+}
+
+export async function handler(event: APIGatewayProxyEvent | APIGatewayProxyEventV2): Promise<APIGatewayProxyResult | APIGatewayProxyStructuredResultV2> {
+  return 'version' in event && event.version === '2.0' ? httpApiHandler(event as APIGatewayProxyEventV2) : restApiHandler(event as APIGatewayProxyEvent);
+}
+
+// Start in the init phase of a cold start (it gets the boosted CPU); errors surface on the first invocation.
+if (process.env.AWS_LAMBDA_FUNCTION_NAME) void service().catch(() => undefined);
