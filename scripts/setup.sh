@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh clone: Node packages and the Python venv with the test tools.
+# Every step is skipped when its inputs have not changed (a stamp holds their hash).
+# Downloads are cached inside the project (.cache/, ignored by git).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+mkdir -p .cache
+
+stamp_ok() { [ -f ".cache/$1.stamp" ] && [ "$(cat ".cache/$1.stamp")" = "$2" ]; }
+stamp_set() { echo "$2" > ".cache/$1.stamp"; }
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then echo "setup: Node 20 or newer is needed (found $(node --version))" >&2; exit 1; fi
+
+# Debian packages the build and tests use. apt-get update runs only when something is missing.
+missing=()
+command -v zip >/dev/null || missing+=(zip)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+npm_hash=$( (cat package-lock.json; node --version) | sha256sum | cut -d' ' -f1)
+if ! stamp_ok npm "$npm_hash" || [ ! -d node_modules ]; then
+  echo "setup: installing Node packages (npm ci)" >&2
+  npm ci --no-audit --no-fund --cache "$root/.cache/npm" --loglevel=error >&2
+  stamp_set npm "$npm_hash"
+fi
+
+py_hash=$( (cat requirements-test.txt; python3 --version) | sha256sum | cut -d' ' -f1)
+if ! stamp_ok venv "$py_hash" || [ ! -x .venv/bin/python ]; then
+  echo "setup: creating the Python venv (.venv) with the test tools" >&2
+  if ! python3 -m venv .venv 2>/dev/null; then
+    if command -v apt-get >/dev/null; then
+      apt-get update -qq >&2 && apt-get install -y -qq python3-venv >&2
+      python3 -m venv .venv
+    else
+      echo "setup: python3 -m venv failed; install the python3-venv package" >&2; exit 1
+    fi
+  fi
+  PIP_CACHE_DIR="$root/.cache/pip" .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt >&2
+  stamp_set venv "$py_hash"
+fi
