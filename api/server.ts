@@ -7,12 +7,14 @@
  * SIGTERM/SIGINT.
  */
 import cluster from 'node:cluster';
+import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { bootstrapLocal } from './bootstrap.ts';
 import { loadConfig, type Config } from './config/config.ts';
 import { RequestError } from './errors.ts';
+import { recordRequest } from './http/handler.ts';
 import { problemResponse } from './http/problem.ts';
 import type { CoreRequest, CoreResponse } from './http/types.ts';
 import { createLogger } from './observability/logger.ts';
@@ -53,8 +55,10 @@ export function createApp(service: PseudonymizationService): express.Express {
     service.handle(toCoreRequest(request)).then((core) => send(response, core), next);
   });
   app.use((error: unknown, _request: Request, response: Response, _next: NextFunction) => {
-    const core = problemResponse(bodyErrorToProblem(error), String(response.getHeader('x-request-id') ?? 'none'));
-    service.metrics.requests.inc({ route: 'unread-body', method: 'other', status: String(core.status) });
+    const requestId = randomUUID();
+    const core = problemResponse(bodyErrorToProblem(error), requestId);
+    core.headers['x-request-id'] = requestId;
+    recordRequest(service, { requestId, route: 'unread-body', method: 'other', status: core.status, seconds: 0, values: 0 });
     send(response, core);
   });
   return app;

@@ -38,6 +38,7 @@ const documentSchema = z.object({ format: z.literal('pseudonymization-api-keys/v
 export type ApiKeyRecord = z.infer<typeof recordSchema>;
 export type ApiKeyListing = Omit<ApiKeyRecord, 'sha256'>;
 
+const UNKNOWN_ID_RELOAD_MS = 1000;
 const KEY_PATTERN = /^pk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 
 function sha256(text: string): Buffer {
@@ -152,7 +153,12 @@ export class ApiKeyAuthenticator {
     }
     if (presented === undefined || presented === '') throw new AuthError('unauthenticated', 'an API key is required in the x-api-key header');
     const match = KEY_PATTERN.exec(presented);
-    const entry = match ? this.byId.get(match[1]!) : undefined;
+    let entry = match ? this.byId.get(match[1]!) : undefined;
+    // A key created a moment ago should work at once; random ids may trigger at most one read a second.
+    if (match && !entry && Date.now() - this.loadedAt > UNKNOWN_ID_RELOAD_MS) {
+      await this.reload();
+      entry = this.byId.get(match[1]!);
+    }
     // Compare even when the id is unknown, so timing does not tell which ids exist.
     const equal = timingSafeEqual(sha256(presented), entry?.hash ?? this.decoy);
     if (!entry || !equal || entry.record.revokedAt !== null) throw new AuthError('unauthenticated', 'the API key is not valid');

@@ -37,11 +37,18 @@ function json(status: number, body: unknown): CoreResponse {
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
-/** Zod error text names the field and the rule; it never quotes the input. */
+/**
+ * A message from the first schema issue, built from its code and our schema's path only: zod's own
+ * wording can quote the caller's input (an unknown field's name, say), which may be personal data.
+ */
 function shapeError(error: z.ZodError): RequestError {
   const issue = error.issues[0];
   const where = issue && issue.path.length > 0 ? issue.path.join('.') : 'body';
-  return new RequestError('validation-failed', `${where}: ${issue?.message ?? 'invalid'}`);
+  let rule = 'is not valid';
+  if (issue?.code === 'invalid_type') rule = `must be ${issue.expected === 'object' ? 'a JSON object' : `a ${issue.expected}`}`;
+  else if (issue?.code === 'unrecognized_keys') rule = 'has fields this operation does not take';
+  else if (issue?.code === 'too_small') rule = 'is too small';
+  return new RequestError('validation-failed', `${where}: ${rule}`);
 }
 
 async function authenticate(context: RouteContext, role: Role): Promise<Principal> {
@@ -218,15 +225,35 @@ export function createRequestHandler(service: PseudonymizationService): (request
     }
     response.headers['x-request-id'] = requestId;
     response.headers['cache-control'] = 'no-store';
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const method = route ? request.method : 'other';
-    service.metrics.requests.inc({ route: routeLabel, method, status: String(response.status) });
-    service.metrics.duration.observe({ route: routeLabel, method }, seconds);
-    service.logger.info(
-      { requestId, method, route: routeLabel, status: response.status, ms: Math.round(seconds * 1e5) / 100, values: context.valueCount, apiKeyId: context.principal?.id },
-      'request',
-    );
+    recordRequest(service, {
+      requestId,
+      route: routeLabel,
+      method: route ? request.method : 'other',
+      status: response.status,
+      seconds: Number(process.hrtime.bigint() - started) / 1e9,
+      values: context.valueCount,
+      apiKeyId: context.principal?.id,
+    });
     return response;
   };
+}
+
+export interface RequestRecord {
+  requestId: string;
+  /** A route template, 'unmatched' or 'unread-body': never the raw path. */
+  route: string;
+  method: string;
+  status: number;
+  seconds: number;
+  values: number;
+  apiKeyId?: string | undefined;
+}
+
+/** The one log line and the metrics of a finished request, from the core or from a transport that answered itself. */
+export function recordRequest(service: PseudonymizationService, record: RequestRecord): void {
+  service.metrics.requests.inc({ route: record.route, method: record.method, status: String(record.status) });
+  service.metrics.duration.observe({ route: record.route, method: record.method }, record.seconds);
+  const { seconds, ...fields } = record;
+  service.logger.info({ ...fields, ms: Math.round(seconds * 1e5) / 100 }, 'request');
 }
 

@@ -1,0 +1,181 @@
+/**
+ * The Lambda handlers with realistic API Gateway events (REST API payload 1.0, HTTP API payload 2.0),
+ * and one table of behaviours run through every entry point: Express over HTTP, Lambda v1, Lambda v2.
+ * All three share a data folder, so they must also agree on every pseudonym.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiKeyRegistry } from '../../api/auth/apiKeys.ts';
+import { bootstrapLocal } from '../../api/bootstrap.ts';
+import { createLogger } from '../../api/observability/logger.ts';
+import { startServer, type RunningServer } from '../../api/server.ts';
+import { apiKeyDocumentsFor } from '../../api/service.ts';
+import { assertMatchesOpenApi } from '../support/openapi.ts';
+import { testConfig } from '../support/service.ts';
+
+const dataDir = mkdtempSync(join(tmpdir(), 'lambda-'));
+const env = { PSEUDO_DATA_DIR: dataDir, PSEUDO_POLICY_FILE: 'test/fixtures/policies.json', PSEUDO_LOG_LEVEL: 'silent' };
+const config = testConfig(dataDir, env);
+let server: RunningServer;
+let handlers: typeof import('../../lambda/handler.ts');
+const keys = { pseudonymize: '', reidentify: '' };
+
+beforeAll(async () => {
+  const logger = createLogger('silent');
+  await bootstrapLocal(config, logger);
+  const registry = new ApiKeyRegistry(apiKeyDocumentsFor(config.apiKeys));
+  keys.pseudonymize = (await registry.create('spark', ['pseudonymize'], undefined)).key;
+  keys.reidentify = (await registry.create('steward', ['reidentify'], undefined)).key;
+  server = await startServer(config, { logger });
+  // The handler reads its configuration from the environment, as in Lambda.
+  Object.assign(process.env, env);
+  handlers = await import('../../lambda/handler.ts');
+});
+afterAll(async () => {
+  await server?.close();
+  (await handlers?.service())?.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+interface Call {
+  method: string;
+  path: string;
+  query?: Record<string, string>;
+  headers?: Record<string, string>;
+  body?: string;
+}
+interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+const v1Template = JSON.parse(readFileSync('test/fixtures/lambda/rest-api-v1.json', 'utf8')) as APIGatewayProxyEvent;
+const v2Template = JSON.parse(readFileSync('test/fixtures/lambda/http-api-v2.json', 'utf8')) as APIGatewayProxyEventV2;
+
+function restEvent(call: Call, base64 = false): APIGatewayProxyEvent {
+  const headers = { ...v1Template.headers, ...call.headers };
+  delete headers['x-api-key'];
+  delete headers['Content-Type'];
+  Object.assign(headers, call.headers);
+  return {
+    ...v1Template,
+    httpMethod: call.method,
+    path: call.path,
+    pathParameters: { proxy: call.path.slice(1) },
+    headers,
+    queryStringParameters: call.query ?? null,
+    body: call.body === undefined ? null : base64 ? Buffer.from(call.body).toString('base64') : call.body,
+    isBase64Encoded: base64,
+    requestContext: { ...v1Template.requestContext, httpMethod: call.method, path: `/prod${call.path}` },
+  };
+}
+
+function httpEvent(call: Call, base64 = false): APIGatewayProxyEventV2 {
+  const headers: Record<string, string | undefined> = { ...v2Template.headers };
+  delete headers['x-api-key'];
+  delete headers['content-type'];
+  for (const [name, value] of Object.entries(call.headers ?? {})) headers[name.toLowerCase()] = value;
+  const rawQueryString = new URLSearchParams(call.query ?? {}).toString();
+  return {
+    ...v2Template,
+    rawPath: `/prod${call.path}`,
+    rawQueryString,
+    ...(call.query ? { queryStringParameters: call.query } : {}),
+    headers,
+    body: call.body === undefined ? undefined : base64 ? Buffer.from(call.body).toString('base64') : call.body,
+    isBase64Encoded: base64,
+    requestContext: { ...v2Template.requestContext, http: { ...v2Template.requestContext.http, method: call.method, path: `/prod${call.path}` } },
+  };
+}
+
+const entryPoints: { name: string; invoke: (call: Call) => Promise<Answer> }[] = [
+  {
+    name: 'Express over HTTP',
+    invoke: async (call) => {
+      const query = call.query ? `?${new URLSearchParams(call.query)}` : '';
+      const res = await fetch(server.url + call.path + query, { method: call.method, headers: call.headers, body: call.body });
+      return { status: res.status, headers: Object.fromEntries(res.headers.entries()), body: await res.text() };
+    },
+  },
+  {
+    name: 'Lambda, REST API payload 1.0',
+    invoke: async (call) => {
+      const r = await handlers.restApiHandler(restEvent(call));
+      return { status: r.statusCode, headers: r.headers as Record<string, string>, body: r.body };
+    },
+  },
+  {
+    name: 'Lambda, HTTP API payload 2.0',
+    invoke: async (call) => {
+      const r = await handlers.httpApiHandler(httpEvent(call));
+      return { status: r.statusCode!, headers: r.headers as Record<string, string>, body: r.body! };
+    },
+  },
+];
+
+const json = (body: unknown) => ({ 'content-type': 'application/json', ...body as object });
+const pseudonymizeCall = (apiKey: string, body: unknown): Call => ({ method: 'POST', path: '/v1/pseudonymize', headers: json({ 'x-api-key': apiKey }), body: JSON.stringify(body) });
+
+const behaviours: { name: string; call: () => Call; status: number; type?: string }[] = [
+  { name: 'pseudonymizes a batch', call: () => pseudonymizeCall(keys.pseudonymize, { context: 'vin', values: ['1HGCM82633A004352', null] }), status: 200 },
+  { name: 'needs an API key', call: () => ({ method: 'POST', path: '/v1/pseudonymize', headers: { 'content-type': 'application/json' }, body: '{}' }), status: 401, type: 'unauthenticated' },
+  { name: 'checks the role', call: () => ({ method: 'POST', path: '/v1/reidentify', headers: json({ 'x-api-key': keys.pseudonymize }), body: '{"context":"vin","pseudonyms":[]}' }), status: 403, type: 'forbidden' },
+  { name: 'wants JSON', call: () => ({ method: 'POST', path: '/v1/pseudonymize', headers: { 'x-api-key': keys.pseudonymize, 'content-type': 'text/csv' }, body: 'a,b' }), status: 415, type: 'unsupported-media-type' },
+  { name: 'rejects malformed JSON', call: () => ({ method: 'POST', path: '/v1/pseudonymize', headers: json({ 'x-api-key': keys.pseudonymize }), body: '{"context":' }), status: 400, type: 'malformed-json' },
+  { name: 'rejects an unknown context', call: () => pseudonymizeCall(keys.pseudonymize, { context: 'shoe_size', values: ['42'] }), status: 400, type: 'unknown-context' },
+  { name: 'rejects a body over the limit', call: () => pseudonymizeCall(keys.pseudonymize, { context: 'vin', values: Array(400_000).fill('1HGCM82633A004352') }), status: 413, type: 'payload-too-large' },
+  { name: 'serves the compatibility route', call: () => ({ method: 'POST', path: '/pseudonymization', query: { deterministic: 'True' }, headers: json({ 'x-api-key': keys.pseudonymize }), body: '{"identifiers":["1HGCM82633A004352"]}' }), status: 200 },
+  { name: 'answers 404 for unknown routes', call: () => ({ method: 'GET', path: '/admin' }), status: 404, type: 'not-found' },
+  { name: 'reports readiness', call: () => ({ method: 'GET', path: '/readyz' }), status: 200 },
+];
+
+describe.each(entryPoints)('$name', ({ invoke }) => {
+  it.each(behaviours)('$name', async ({ call, status, type }) => {
+    const made = call();
+    const answer = await invoke(made);
+    expect(answer.status).toBe(status);
+    const contentType = Object.entries(answer.headers).find(([k]) => k.toLowerCase() === 'content-type')?.[1] ?? '';
+    if (type) {
+      expect(contentType).toContain('application/problem+json');
+      expect((JSON.parse(answer.body) as { type: string }).type).toBe(`urn:pseudonymization:problem:${type}`);
+    }
+    if (status !== 404) assertMatchesOpenApi(made.method, made.path, answer.status, contentType, JSON.parse(answer.body));
+  });
+});
+
+describe('all entry points agree', () => {
+  it('gives the same pseudonyms and reidentifies each other’s', async () => {
+    const answers = await Promise.all(entryPoints.map((e) => e.invoke(pseudonymizeCall(keys.pseudonymize, { context: 'email', values: ['jane@example.com'] }))));
+    const pseudonyms = answers.map((a) => (JSON.parse(a.body) as { pseudonyms: string[] }).pseudonyms[0]);
+    expect(new Set(pseudonyms).size).toBe(1);
+    const back = await entryPoints[2]!.invoke({ method: 'POST', path: '/v1/reidentify', headers: json({ 'x-api-key': keys.reidentify }), body: JSON.stringify({ context: 'email', pseudonyms }) });
+    expect(JSON.parse(back.body)).toEqual({ values: ['jane@example.com', 'jane@example.com', 'jane@example.com'], errors: [] });
+  });
+});
+
+describe('Lambda specifics', () => {
+  it('decodes base64 bodies (binary media types) on both payload versions', async () => {
+    const call = pseudonymizeCall(keys.pseudonymize, { context: 'vin', values: ['1HGCM82633A004352'] });
+    const v1 = await handlers.restApiHandler(restEvent(call, true));
+    const v2 = await handlers.httpApiHandler(httpEvent(call, true));
+    expect(v1.statusCode).toBe(200);
+    expect(v2.statusCode).toBe(200);
+    expect(v1.body).toBe(v2.body);
+  });
+
+  it('routes by the event version in the combined handler and strips the HTTP API stage', async () => {
+    const call = { method: 'GET', path: '/healthz' };
+    expect((await handlers.handler(httpEvent(call))).statusCode).toBe(200);
+    expect((await handlers.handler(restEvent(call))).statusCode).toBe(200);
+    const event = httpEvent(call);
+    expect(handlers.fromHttpApiEvent({ ...event, requestContext: { ...event.requestContext, stage: '$default' }, rawPath: '/healthz' }).path).toBe('/healthz');
+  });
+
+  it('loads the keyring once per cold start', async () => {
+    expect(await handlers.service()).toBe(await handlers.service());
+  });
+});
