@@ -9,5 +9,6 @@ export default defineConfig({
     hookTimeout: 120_000,
     // The suite prints a plain summary line itself (scripts/test.sh).
     passWithNoTests: false,
+    globalSetup: ['test/support/globalSetup.ts'],
   },
 });

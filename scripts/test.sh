@@ -6,7 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 echo "type-checking (tsc --noEmit)"
 npx tsc -p . || exit 1
-npx tsx scripts/build.ts >/dev/null || exit 1
 report=.cache/vitest-report.json
 rm -f "$report"
 npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"

@@ -3,6 +3,8 @@
  * including every error path; none may appear in any log line (captured at trace level), in the
  * metrics, or in an error response.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestService, type CallResult, type TestService } from '../support/service.ts';
 
@@ -58,7 +60,9 @@ describe('no identifier, pseudonym or API key reaches logs, metrics or errors', 
     await send('POST', '/v1/pseudonymize', { apiKey: pseudonymize, rawBody: Buffer.concat([Buffer.from(SENTINEL_VIN), Buffer.alloc(6 * 1024 * 1024)]) });
     const metrics = (await send('GET', '/metrics', {})).text;
 
-    const sentinels = [SENTINEL_VIN, SENTINEL_EMAIL, SENTINEL_DIGITS, vinPseudonym, vinPseudonym.slice(3), emailPseudonym.slice(3), digitsPseudonym, SENTINEL_BAD_KEY, pseudonymize, reidentify, vinOnly, pseudonymize.slice(16), 'SENTINELKEY'];
+    const keyring = JSON.parse(readFileSync(join(api.dataDir, 'keyring.json'), 'utf8')) as { versions: { key: string }[] };
+    const rootKeys = keyring.versions.map((v) => v.key).flatMap((b64) => [b64, Buffer.from(b64, 'base64').toString('hex')]);
+    const sentinels = [...rootKeys, SENTINEL_VIN, SENTINEL_EMAIL, SENTINEL_DIGITS, vinPseudonym, vinPseudonym.slice(3), emailPseudonym.slice(3), digitsPseudonym, SENTINEL_BAD_KEY, pseudonymize, reidentify, vinOnly, pseudonymize.slice(16), 'SENTINELKEY'];
     const logs = api.logs();
     expect(logs.split('\n').filter((l) => l.includes('"request"')).length).toBeGreaterThanOrEqual(responses.length);
     for (const sentinel of sentinels) {
