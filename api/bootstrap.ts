@@ -8,7 +8,7 @@ import { ApiKeyRegistry } from './auth/apiKeys.ts';
 import type { Config } from './config/config.ts';
 import { keyringManagerFor } from './keyring/fromConfig.ts';
 import type { Logger } from './observability/logger.ts';
-import { apiKeyDocumentsFor } from './service.ts';
+import { apiKeyDocumentsFor } from './auth/fromConfig.ts';
 import { PrivateFile } from './storage/documents.ts';
 
 export const BOOTSTRAP_KEY_FILE = 'bootstrap-api-key';

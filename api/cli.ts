@@ -15,7 +15,7 @@ import { ApiKeyRegistry, ROLES, type Role } from './auth/apiKeys.ts';
 import { loadConfig } from './config/config.ts';
 import { errorMessage } from './errors.ts';
 import { keyringManagerFor } from './keyring/fromConfig.ts';
-import { apiKeyDocumentsFor } from './service.ts';
+import { apiKeyDocumentsFor } from './auth/fromConfig.ts';
 import { PrivateFile } from './storage/documents.ts';
 
 const USAGE = `usage:

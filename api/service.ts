@@ -3,7 +3,8 @@
  * the Config. Transports call `handle(request)` and nothing else.
  */
 import { ApiKeyAuthenticator, ApiKeyRegistry } from './auth/apiKeys.ts';
-import type { ApiKeysConfig, Config } from './config/config.ts';
+import { apiKeyDocumentsFor } from './auth/fromConfig.ts';
+import type { Config } from './config/config.ts';
 import { PseudonymEngine } from './engine/engine.ts';
 import { ConfigError, errorMessage } from './errors.ts';
 import { createRequestHandler } from './http/handler.ts';
@@ -15,17 +16,10 @@ import { createLogger, type Logger } from './observability/logger.ts';
 import { ServiceMetrics } from './observability/metrics.ts';
 import { PolicySet } from './policy/policy.ts';
 import openApiDocument from './openapi.json' with { type: 'json' };
-import { PrivateFile, SecretsManagerSecret, type TextDocumentStore } from './storage/documents.ts';
 
 export interface ServiceOptions {
   /** Use this logger instead of one writing to stdout (tests capture output this way). */
   readonly logger?: Logger;
-}
-
-export function apiKeyDocumentsFor(config: ApiKeysConfig): TextDocumentStore {
-  return config.provider === 'local'
-    ? new PrivateFile(config.file)
-    : new SecretsManagerSecret({ secretId: config.secretId, region: config.region, endpoint: config.endpoint, purpose: 'Pseudonymization API key hashes' });
 }
 
 export class PseudonymizationService {
@@ -46,7 +40,10 @@ export class PseudonymizationService {
   ) {
     this.keyringManager = keyringManagerFor(config.keyring);
     this.engine = new PseudonymEngine(this.keyring, policies, { cacheEntries: config.cacheEntries, maxValueBytes: config.limits.maxValueBytes });
-    this.authenticator = new ApiKeyAuthenticator(new ApiKeyRegistry(apiKeyDocumentsFor(config.apiKeys)), config.apiKeys.refreshSeconds * 1000);
+    const registry = new ApiKeyRegistry(apiKeyDocumentsFor(config.apiKeys));
+    this.authenticator = new ApiKeyAuthenticator(registry, config.apiKeys.refreshSeconds * 1000, (error) =>
+      logger.warn({ registry: registry.description, error: errorMessage(error) }, 'API key registry refresh failed; keeping the registry already loaded'),
+    );
     this.openApiDocument = openApiDocument;
     this.metrics = new ServiceMetrics({
       cache: () => ({ hits: this.engine.cacheHits, misses: this.engine.cacheMisses, entries: this.engine.cacheSize }),

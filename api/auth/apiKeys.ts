@@ -119,6 +119,8 @@ export class ApiKeyAuthenticator {
   constructor(
     private readonly registry: ApiKeyRegistry,
     private readonly refreshMs: number,
+    /** Told when a refresh fails after a first successful load; the loaded registry stays in use. */
+    private readonly onStaleRegistry: (error: unknown) => void = () => undefined,
   ) {}
 
   async reload(): Promise<void> {
@@ -142,10 +144,21 @@ export class ApiKeyAuthenticator {
     this.loadedAt = Date.now();
   }
 
+  /** The first load must succeed; a later failure keeps the loaded registry and tries again one period later. */
+  private async refresh(): Promise<void> {
+    try {
+      await this.reload();
+    } catch (error) {
+      if (this.loadedAt === -Infinity) throw error;
+      this.loadedAt = Date.now();
+      this.onStaleRegistry(error);
+    }
+  }
+
   /** The principal for an `x-api-key` header value; 401 when it is missing, unknown, wrong or revoked. */
   async authenticate(presented: string | undefined): Promise<Principal> {
     if (Date.now() - this.loadedAt > this.refreshMs) {
-      this.reloading ??= this.reload().finally(() => {
+      this.reloading ??= this.refresh().finally(() => {
         this.reloading = undefined;
       });
       // Wait for it: a revoked key must stop working within one refresh period.
@@ -156,7 +169,7 @@ export class ApiKeyAuthenticator {
     let entry = match ? this.byId.get(match[1]!) : undefined;
     // A key created a moment ago should work at once; random ids may trigger at most one read a second.
     if (match && !entry && Date.now() - this.loadedAt > UNKNOWN_ID_RELOAD_MS) {
-      await this.reload();
+      await this.refresh();
       entry = this.byId.get(match[1]!);
     }
     // Compare even when the id is unknown, so timing does not tell which ids exist.

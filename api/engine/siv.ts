@@ -125,9 +125,8 @@ export class AesSiv {
     const { data, offsets } = ciphertexts;
     const valid = new Uint8Array(count);
     const tags = new Uint8Array(count * BLOCK);
-    // The ciphertext part of each item, as a packed view over the same buffer.
-    const bodies = new Int32Array(count + 1);
-    const bodyStarts = new Int32Array(count);
+    // Where the ciphertext part of each item starts; the lengths come from plainOffsets.
+    const bodyStarts = new Int32Array(count + 1);
     const plainOffsets = new Int32Array(count + 1);
     for (let i = 0; i < count; i++) {
       const start = offsets[i]!;
@@ -142,10 +141,8 @@ export class AesSiv {
         plainOffsets[i + 1] = plainOffsets[i]!;
       }
     }
-    for (let i = 0; i < count; i++) bodies[i] = bodyStarts[i]!;
-    bodies[count] = 0;
     const plain = new Uint8Array(plainOffsets[count]!);
-    const cipherBodies: PackedBytes = { data, offsets: bodies };
+    const cipherBodies: PackedBytes = { data, offsets: bodyStarts };
     this.applyKeystream(tags, cipherBodies, plain, plainOffsets, 0, plainOffsets);
     const plaintexts: PackedBytes = { data: plain, offsets: plainOffsets };
     const expected = this.s2v(headerStates, plaintexts);

@@ -35,6 +35,7 @@ function json(status: number, body: unknown): CoreResponse {
   return { status, headers: { ...JSON_HEADERS }, body: JSON.stringify(body) };
 }
 
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
@@ -67,10 +68,11 @@ function readJson(context: RouteContext): unknown {
     throw new RequestError('payload-too-large', `the body is larger than ${service.config.limits.maxBodyBytes} bytes`);
   }
   try {
-    return JSON.parse(body.toString('utf8'));
+    // Invalid UTF-8 must not turn into U+FFFD silently: two different inputs would share a pseudonym.
+    return JSON.parse(STRICT_UTF8.decode(body));
   } catch {
     // JSON.parse's own message quotes the input: never pass it on.
-    throw new RequestError('malformed-json', 'the body is not valid JSON');
+    throw new RequestError('malformed-json', 'the body is not valid UTF-8 JSON');
   }
 }
 
@@ -101,23 +103,14 @@ const compatPseudonymizeBody = z.object({ identifiers: z.unknown() }).strict();
 // The AWS sample's client sends `reidentifications`; its documentation says `pseudonyms`. Accept either.
 const compatReidentifyBody = z.union([z.object({ pseudonyms: z.unknown() }).strict(), z.object({ reidentifications: z.unknown() }).strict()]);
 
-function pseudonymize(context: RouteContext, contextName: string, rawValues: unknown, field: string, deterministic: boolean) {
+/** Role and context check, item check, the engine call, and the values metric: shared by every batch route. */
+function runBatch<R>(context: RouteContext, role: 'pseudonymize' | 'reidentify', contextName: string, rawItems: unknown, field: string, operate: (items: Nullable<string>[]) => R): R {
   const { service, principal } = context;
-  authorize(principal!, 'pseudonymize', contextName);
-  const values = stringsOrNulls(rawValues, field, service.config.limits.maxValues);
-  context.valueCount = values.length;
-  const result = service.engine.pseudonymize(contextName, values, { deterministic });
-  service.metrics.values.inc({ operation: 'pseudonymize', context: metricContext(service, contextName) }, values.length);
-  return result;
-}
-
-function reidentify(context: RouteContext, contextName: string, rawPseudonyms: unknown, field: string, keyVersion: number | undefined) {
-  const { service, principal } = context;
-  authorize(principal!, 'reidentify', contextName);
-  const pseudonyms = stringsOrNulls(rawPseudonyms, field, service.config.limits.maxValues);
-  context.valueCount = pseudonyms.length;
-  const result = service.engine.reidentify(contextName, pseudonyms, { keyVersion });
-  service.metrics.values.inc({ operation: 'reidentify', context: metricContext(service, contextName) }, pseudonyms.length);
+  authorize(principal!, role, contextName);
+  const items = stringsOrNulls(rawItems, field, service.config.limits.maxValues);
+  context.valueCount = items.length;
+  const result = operate(items);
+  service.metrics.values.inc({ operation: role, context: metricContext(service, contextName) }, items.length);
   return result;
 }
 
@@ -154,7 +147,7 @@ const ROUTES: readonly Route[] = [
       const parsed = pseudonymizeBody.safeParse(readJson(context));
       if (!parsed.success) throw shapeError(parsed.error);
       const { context: contextName, values, deterministic } = parsed.data;
-      return json(200, pseudonymize(context, contextName, values, 'values', deterministic ?? true));
+      return json(200, runBatch(context, 'pseudonymize', contextName, values, 'values', (items) => context.service.engine.pseudonymize(contextName, items, { deterministic: deterministic ?? true })));
     },
   },
   {
@@ -165,7 +158,7 @@ const ROUTES: readonly Route[] = [
       const parsed = reidentifyBody.safeParse(readJson(context));
       if (!parsed.success) throw shapeError(parsed.error);
       const { context: contextName, pseudonyms, keyVersion } = parsed.data;
-      return json(200, reidentify(context, contextName, pseudonyms, 'pseudonyms', keyVersion));
+      return json(200, runBatch(context, 'reidentify', contextName, pseudonyms, 'pseudonyms', (items) => context.service.engine.reidentify(contextName, items, { keyVersion })));
     },
   },
   {
@@ -176,7 +169,8 @@ const ROUTES: readonly Route[] = [
       const deterministic = deterministicFlag(context.request.query.deterministic);
       const parsed = compatPseudonymizeBody.safeParse(readJson(context));
       if (!parsed.success) throw shapeError(parsed.error);
-      const { pseudonyms } = pseudonymize(context, context.service.config.compatContext, parsed.data.identifiers, 'identifiers', deterministic);
+      const compatContext = context.service.config.compatContext;
+      const { pseudonyms } = runBatch(context, 'pseudonymize', compatContext, parsed.data.identifiers, 'identifiers', (items) => context.service.engine.pseudonymize(compatContext, items, { deterministic }));
       return json(200, { pseudonyms });
     },
   },
@@ -188,7 +182,8 @@ const ROUTES: readonly Route[] = [
       const parsed = compatReidentifyBody.safeParse(readJson(context));
       if (!parsed.success) throw new RequestError('validation-failed', 'body: must be {"pseudonyms": [...]} or {"reidentifications": [...]}');
       const [field, items] = 'pseudonyms' in parsed.data ? ['pseudonyms', parsed.data.pseudonyms] : ['reidentifications', parsed.data.reidentifications];
-      const result = reidentify(context, context.service.config.compatContext, items, field, undefined);
+      const compatContext = context.service.config.compatContext;
+      const result = runBatch(context, 'reidentify', compatContext, items, field, (checked) => context.service.engine.reidentify(compatContext, checked));
       // This response shape has no room for per-item errors, and a silent null would end up in a table.
       if (result.errors.length > 0) {
         throw new PlatformError('reidentification-failed', `${result.errors.length} pseudonym(s) could not be reidentified`, result.errors.slice(0, 20));

@@ -1,7 +1,7 @@
 /** The HTTP API over real HTTP on 127.0.0.1. Every response is also checked against api/openapi.json. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKeyRegistry } from '../../api/auth/apiKeys.ts';
-import { apiKeyDocumentsFor } from '../../api/service.ts';
+import { apiKeyDocumentsFor } from '../../api/auth/fromConfig.ts';
 import { startTestService, type TestService } from '../support/service.ts';
 
 let api: TestService;
@@ -177,5 +177,14 @@ describe('a service whose keyring cannot load', () => {
     } finally {
       await broken.close();
     }
+  });
+});
+
+describe('request bodies must be UTF-8', () => {
+  it('rejects invalid UTF-8 instead of replacing it, since two inputs would then share a pseudonym', async () => {
+    const raw = Buffer.concat([Buffer.from('{"context":"vin","values":["ab'), Buffer.from([0xff, 0xfe]), Buffer.from('"]}')]);
+    const res = await api.call('POST', '/v1/pseudonymize', { apiKey: api.keys.pseudonymize, rawBody: raw });
+    expect(res.status).toBe(400);
+    expect((res.json as Problem).type).toBe('urn:pseudonymization:problem:malformed-json');
   });
 });

@@ -12,7 +12,7 @@ import { ApiKeyRegistry } from '../../api/auth/apiKeys.ts';
 import { bootstrapLocal } from '../../api/bootstrap.ts';
 import { createLogger } from '../../api/observability/logger.ts';
 import { startServer, type RunningServer } from '../../api/server.ts';
-import { apiKeyDocumentsFor } from '../../api/service.ts';
+import { apiKeyDocumentsFor } from '../../api/auth/fromConfig.ts';
 import { assertMatchesOpenApi } from '../support/openapi.ts';
 import { testConfig } from '../support/service.ts';
 

@@ -11,7 +11,7 @@ import { bootstrapLocal } from '../../api/bootstrap.ts';
 import { loadConfig, type Config } from '../../api/config/config.ts';
 import { createLogger } from '../../api/observability/logger.ts';
 import { startServer, type RunningServer } from '../../api/server.ts';
-import { apiKeyDocumentsFor } from '../../api/service.ts';
+import { apiKeyDocumentsFor } from '../../api/auth/fromConfig.ts';
 import { assertMatchesOpenApi, documentedPaths } from './openapi.ts';
 
 export interface TestKeys {
