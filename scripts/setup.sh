@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh clone: Node packages and the Python venv with the test tools.
+# `setup.sh runtime` stops after what the service itself needs (npm start).
 # Every step is skipped when its inputs have not changed (a stamp holds their hash).
 # Downloads are cached inside the project (.cache/, ignored by git).
 set -euo pipefail
@@ -27,6 +28,8 @@ if ! stamp_ok npm "$npm_hash" || [ ! -d node_modules ]; then
   npm ci --no-audit --no-fund --cache "$root/.cache/npm" --loglevel=error >&2
   stamp_set npm "$npm_hash"
 fi
+
+[ "${1:-}" = "runtime" ] && exit 0
 
 py_hash=$( (cat requirements-test.txt; python3 --version) | sha256sum | cut -d' ' -f1)
 if ! stamp_ok venv "$py_hash" || [ ! -x .venv/bin/python ]; then
