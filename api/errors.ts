@@ -19,8 +19,10 @@ export type ErrorCode =
   | 'not-found'
   | 'method-not-allowed'
   | 'reidentification-failed'
+  | 'too-many-attempts'
   // the platform's state (5xx)
   | 'keyring-unavailable'
+  | 'directory-unavailable'
   | 'internal'
   // not for HTTP: start-up, CLI and programming errors
   | 'invalid-config'
@@ -67,6 +69,20 @@ export class KeyringError extends PlatformError {
 export class CryptoInputError extends PlatformError {
   constructor(message: string) {
     super('crypto-input', message);
+  }
+}
+
+/** Too many failed sign-ins for this user name or address (429). */
+export class ThrottledError extends PlatformError {
+  constructor(readonly retryAfterSeconds: number) {
+    super('too-many-attempts', `too many failed sign-ins: try again in ${retryAfterSeconds} s`);
+  }
+}
+
+/** The LDAP directory cannot be reached or refuses the service's own bind: not the person's fault (503). */
+export class DirectoryError extends PlatformError {
+  constructor(message: string) {
+    super('directory-unavailable', message);
   }
 }
 

@@ -28,7 +28,7 @@ function toCoreRequest(request: Request): CoreRequest {
     const first: unknown = Array.isArray(value) ? value[0] : value;
     if (typeof first === 'string') query[name] = first;
   }
-  return { method: request.method, path: request.path, query, headers, body: Buffer.isBuffer(request.body) ? request.body : undefined };
+  return { method: request.method, path: request.path, query, headers, body: Buffer.isBuffer(request.body) ? request.body : undefined, clientAddress: request.socket.remoteAddress };
 }
 
 function send(response: Response, core: CoreResponse): void {

@@ -4,6 +4,10 @@
  */
 import { ApiKeyAuthenticator, ApiKeyRegistry } from './auth/apiKeys.ts';
 import { apiKeyDocumentsFor } from './auth/fromConfig.ts';
+import { LdapDirectory } from './auth/directory.ts';
+import { SessionTokens } from './auth/sessions.ts';
+import { LoginThrottle } from './auth/throttle.ts';
+import { LogStreamAuditLog, type AuditLog } from './audit/auditLog.ts';
 import type { Config } from './config/config.ts';
 import { PseudonymEngine } from './engine/engine.ts';
 import { ConfigError, errorMessage } from './errors.ts';
@@ -29,6 +33,10 @@ export class PseudonymizationService {
   readonly authenticator: ApiKeyAuthenticator;
   readonly openApiDocument: string;
   readonly handle: (request: CoreRequest) => Promise<CoreResponse>;
+  readonly sessions: SessionTokens;
+  readonly throttle: LoginThrottle;
+  readonly audit: AuditLog;
+  private directory: Promise<LdapDirectory> | undefined;
   private readonly keyringManager: KeyringManager;
   private refreshTimer: NodeJS.Timeout | undefined;
 
@@ -45,6 +53,9 @@ export class PseudonymizationService {
       logger.warn({ registry: registry.description, error: errorMessage(error) }, 'API key registry refresh failed; keeping the registry already loaded'),
     );
     this.openApiDocument = openApiDocument;
+    this.sessions = new SessionTokens(this.keyring, config.people.sessionTtlSeconds);
+    this.throttle = new LoginThrottle(config.people.maxFailures, config.people.lockSeconds * 1000);
+    this.audit = new LogStreamAuditLog(logger);
     this.metrics = new ServiceMetrics({
       cache: () => ({ hits: this.engine.cacheHits, misses: this.engine.cacheMisses, entries: this.engine.cacheSize }),
       keyring: () => ({ loaded: this.keyring.loaded, activeVersion: this.keyring.loaded ? this.keyring.active().version : undefined }),
@@ -66,6 +77,17 @@ export class PseudonymizationService {
     service.refreshTimer = setInterval(() => void service.refreshKeyring(), config.keyring.refreshSeconds * 1000);
     service.refreshTimer.unref();
     return service;
+  }
+
+  /** The directory people sign in with, or undefined when PSEUDO_LDAP_URL is not set. A failed open is retried at the next sign-in. */
+  async peopleDirectory(): Promise<LdapDirectory | undefined> {
+    const ldap = this.config.people.ldap;
+    if (!ldap) return undefined;
+    this.directory ??= LdapDirectory.open(ldap).catch((error: unknown) => {
+      this.directory = undefined;
+      throw error;
+    });
+    return this.directory;
   }
 
   get ready(): boolean {

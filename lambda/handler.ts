@@ -48,6 +48,7 @@ export function fromRestApiEvent(event: APIGatewayProxyEvent): CoreRequest {
     query: queryOf(event.queryStringParameters),
     headers: lowerCaseHeaders(event.headers),
     body: decodeBody(event.body, event.isBase64Encoded),
+    clientAddress: event.requestContext.identity.sourceIp,
   };
 }
 
@@ -62,6 +63,7 @@ export function fromHttpApiEvent(event: APIGatewayProxyEventV2): CoreRequest {
     query: queryOf(event.queryStringParameters),
     headers: lowerCaseHeaders(event.headers),
     body: decodeBody(event.body, event.isBase64Encoded),
+    clientAddress: event.requestContext.http.sourceIp,
   };
 }
 

@@ -17,6 +17,12 @@ if [ "$node_major" -lt 20 ]; then echo "setup: Node 20 or newer is needed (found
 # Debian packages the build and tests use. apt-get update runs only when something is missing.
 missing=()
 command -v zip >/dev/null || missing+=(zip)
+if [ "${1:-}" != "runtime" ]; then
+  # The tests run a real OpenLDAP directory with a CA made by openssl.
+  [ -x /usr/sbin/slapd ] || missing+=(slapd)
+  command -v ldapadd >/dev/null || missing+=(ldap-utils)
+  command -v openssl >/dev/null || missing+=(openssl)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}" >&2
   apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2

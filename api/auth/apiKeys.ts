@@ -11,18 +11,9 @@ import { z } from 'zod';
 import { AuthError, KeyringError, RequestError } from '../errors.ts';
 import type { TextDocumentStore } from '../storage/documents.ts';
 
-export const ROLES = ['pseudonymize', 'reidentify', 'privacy-officer'] as const;
-export type Role = (typeof ROLES)[number];
+import { ROLES, type Principal, type Role } from './roles.ts';
 
-export interface Principal {
-  readonly kind: 'api-key';
-  /** The public id: safe to log and to audit. */
-  readonly id: string;
-  readonly name: string;
-  readonly roles: ReadonlySet<Role>;
-  /** Contexts the key may use; undefined means any. */
-  readonly contexts: ReadonlySet<string> | undefined;
-}
+export { ROLES, type Principal, type Role };
 
 const recordSchema = z.object({
   id: z.string().regex(/^[0-9a-f]{12}$/),
@@ -179,10 +170,3 @@ export class ApiKeyAuthenticator {
   }
 }
 
-/** 403 unless the principal holds the role and, where the key is scoped, the context. */
-export function authorize(principal: Principal, role: Role, context?: string): void {
-  if (!principal.roles.has(role)) throw new AuthError('forbidden', `this API key does not have the ${role} role`);
-  if (context !== undefined && principal.contexts && !principal.contexts.has(context)) {
-    throw new AuthError('forbidden', 'this API key may not use this context');
-  }
-}

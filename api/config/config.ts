@@ -5,6 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { ROLES, type Role } from '../auth/roles.ts';
 import { ConfigError } from '../errors.ts';
 
 const MiB = 1024 * 1024;
@@ -42,6 +43,24 @@ const environmentSchema = z.object({
   PSEUDO_MAX_VALUE_BYTES: integer(1, 65_536).default(1024),
   PSEUDO_CACHE_ENTRIES: integer(0, 50_000_000).default(200_000),
 
+  PSEUDO_LDAP_URL: z.string().regex(/^ldaps?:\/\/[^/?#]+\/?$/, 'must be ldaps://host[:port] or ldap://host[:port]').optional(),
+  PSEUDO_LDAP_START_TLS: z.enum(['true', 'false']).default('false'),
+  PSEUDO_LDAP_ALLOW_PLAIN: z.enum(['true', 'false']).default('false'),
+  PSEUDO_LDAP_CA_FILE: z.string().min(1).optional(),
+  PSEUDO_LDAP_BIND_DN: z.string().min(1).optional(),
+  PSEUDO_LDAP_BIND_PASSWORD: z.string().min(1).optional(),
+  PSEUDO_LDAP_BIND_PASSWORD_FILE: z.string().min(1).optional(),
+  PSEUDO_LDAP_BIND_PASSWORD_SECRET_ID: z.string().min(1).optional(),
+  PSEUDO_LDAP_USER_BASE: z.string().min(1).optional(),
+  PSEUDO_LDAP_USER_FILTER: z.string().includes('{username}', { message: 'must contain {username}' }).default('(&(objectClass=person)(uid={username}))'),
+  PSEUDO_LDAP_GROUPS: z.enum(['memberOf', 'ad-nested']).default('memberOf'),
+  PSEUDO_LDAP_GROUP_BASE: z.string().min(1).optional(),
+  PSEUDO_LDAP_ROLE_MAP: z.string().min(2).optional(),
+  PSEUDO_LDAP_TIMEOUT_MS: integer(100, 60_000).default(5000),
+  PSEUDO_SESSION_TTL_SECONDS: integer(60, 43_200).default(900),
+  PSEUDO_LOGIN_MAX_FAILURES: integer(1, 1000).default(5),
+  PSEUDO_LOGIN_LOCK_SECONDS: integer(1, 86_400).default(300),
+
   AWS_REGION: z.string().min(1).default('eu-west-1'),
   /** A local AWS endpoint (moto in tests); unset in AWS. */
   PSEUDO_AWS_ENDPOINT: z.url().optional(),
@@ -63,6 +82,33 @@ export type ApiKeysConfig =
   | { readonly provider: 'local'; readonly file: string; readonly refreshSeconds: number }
   | { readonly provider: 'aws'; readonly secretId: string; readonly region: string; readonly endpoint: string | undefined; readonly refreshSeconds: number };
 
+export type BindPasswordSource =
+  | { readonly kind: 'env'; readonly value: string }
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 'secret'; readonly secretId: string; readonly region: string; readonly endpoint: string | undefined };
+
+export interface LdapConfig {
+  readonly url: string;
+  readonly startTls: boolean;
+  readonly caFile: string | undefined;
+  readonly bindDn: string;
+  readonly bindPassword: BindPasswordSource;
+  readonly userBase: string;
+  /** An RFC 4515 filter with {username} where the escaped user name goes. */
+  readonly userFilter: string;
+  readonly groups: { readonly mode: 'memberOf' } | { readonly mode: 'ad-nested'; readonly base: string };
+  /** Group DN (normalized) -> roles. */
+  readonly roleMap: ReadonlyMap<string, readonly Role[]>;
+  readonly timeoutMs: number;
+}
+
+export interface PeopleConfig {
+  readonly ldap: LdapConfig | undefined;
+  readonly sessionTtlSeconds: number;
+  readonly maxFailures: number;
+  readonly lockSeconds: number;
+}
+
 export interface Config {
   readonly host: string;
   readonly port: number;
@@ -75,6 +121,7 @@ export interface Config {
   readonly apiKeys: ApiKeysConfig;
   readonly limits: { readonly maxBodyBytes: number; readonly maxValues: number; readonly maxValueBytes: number };
   readonly cacheEntries: number;
+  readonly people: PeopleConfig;
 }
 
 export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config {
@@ -119,6 +166,13 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
           refreshSeconds: env.PSEUDO_API_KEYS_REFRESH_SECONDS,
         };
 
+  const people: PeopleConfig = {
+    ldap: ldapConfig(env),
+    sessionTtlSeconds: env.PSEUDO_SESSION_TTL_SECONDS,
+    maxFailures: env.PSEUDO_LOGIN_MAX_FAILURES,
+    lockSeconds: env.PSEUDO_LOGIN_LOCK_SECONDS,
+  };
+
   return {
     host: env.PSEUDO_HOST,
     port: env.PSEUDO_PORT,
@@ -131,5 +185,61 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     apiKeys,
     limits: { maxBodyBytes: env.PSEUDO_MAX_BODY_BYTES, maxValues: env.PSEUDO_MAX_VALUES, maxValueBytes: env.PSEUDO_MAX_VALUE_BYTES },
     cacheEntries: env.PSEUDO_CACHE_ENTRIES,
+    people,
+  };
+}
+
+/** Compares group DNs as directories do: case and spaces around separators do not matter. */
+export function normalizeDn(dn: string): string {
+  return dn
+    .split(',')
+    .map((rdn) => rdn.split('=').map((part) => part.trim()).join('='))
+    .join(',')
+    .toLowerCase();
+}
+
+const roleMapSchema = z.record(z.string().min(3), z.array(z.enum(ROLES)).min(1));
+
+function ldapConfig(env: z.infer<typeof environmentSchema>): LdapConfig | undefined {
+  if (!env.PSEUDO_LDAP_URL) return undefined;
+  const url = env.PSEUDO_LDAP_URL;
+  const startTls = env.PSEUDO_LDAP_START_TLS === 'true';
+  if (url.startsWith('ldap://') && !startTls && env.PSEUDO_LDAP_ALLOW_PLAIN !== 'true') {
+    throw new ConfigError('PSEUDO_LDAP_URL: plain ldap:// sends passwords in clear; use ldaps://, or PSEUDO_LDAP_START_TLS=true, or allow it explicitly with PSEUDO_LDAP_ALLOW_PLAIN=true');
+  }
+  if (url.startsWith('ldaps://') && startTls) throw new ConfigError('PSEUDO_LDAP_START_TLS: only for ldap:// URLs; ldaps:// is TLS from the start');
+  const need = (name: keyof typeof env): string => {
+    const value = env[name];
+    if (typeof value !== 'string' || value === '') throw new ConfigError(`${name}: required when PSEUDO_LDAP_URL is set`);
+    return value;
+  };
+  const sources = [env.PSEUDO_LDAP_BIND_PASSWORD, env.PSEUDO_LDAP_BIND_PASSWORD_FILE, env.PSEUDO_LDAP_BIND_PASSWORD_SECRET_ID].filter((v) => v !== undefined);
+  if (sources.length !== 1) {
+    throw new ConfigError('PSEUDO_LDAP_BIND_PASSWORD: set exactly one of PSEUDO_LDAP_BIND_PASSWORD, PSEUDO_LDAP_BIND_PASSWORD_FILE, PSEUDO_LDAP_BIND_PASSWORD_SECRET_ID');
+  }
+  const bindPassword: BindPasswordSource = env.PSEUDO_LDAP_BIND_PASSWORD
+    ? { kind: 'env', value: env.PSEUDO_LDAP_BIND_PASSWORD }
+    : env.PSEUDO_LDAP_BIND_PASSWORD_FILE
+      ? { kind: 'file', path: resolve(env.PSEUDO_LDAP_BIND_PASSWORD_FILE) }
+      : { kind: 'secret', secretId: env.PSEUDO_LDAP_BIND_PASSWORD_SECRET_ID!, region: env.AWS_REGION, endpoint: env.PSEUDO_AWS_ENDPOINT };
+  let roleJson: unknown;
+  try {
+    roleJson = JSON.parse(need('PSEUDO_LDAP_ROLE_MAP'));
+  } catch {
+    throw new ConfigError('PSEUDO_LDAP_ROLE_MAP: must be JSON, {"<group DN>": ["reidentify", ...]}');
+  }
+  const roles = roleMapSchema.safeParse(roleJson);
+  if (!roles.success) throw new ConfigError(`PSEUDO_LDAP_ROLE_MAP: must map group DNs to lists of ${ROLES.join(', ')}`);
+  return {
+    url,
+    startTls,
+    caFile: env.PSEUDO_LDAP_CA_FILE ? resolve(env.PSEUDO_LDAP_CA_FILE) : undefined,
+    bindDn: need('PSEUDO_LDAP_BIND_DN'),
+    bindPassword,
+    userBase: need('PSEUDO_LDAP_USER_BASE'),
+    userFilter: env.PSEUDO_LDAP_USER_FILTER,
+    groups: env.PSEUDO_LDAP_GROUPS === 'memberOf' ? { mode: 'memberOf' } : { mode: 'ad-nested', base: need('PSEUDO_LDAP_GROUP_BASE') },
+    roleMap: new Map(Object.entries(roles.data).map(([dn, list]) => [normalizeDn(dn), list])),
+    timeoutMs: env.PSEUDO_LDAP_TIMEOUT_MS,
   };
 }

@@ -8,9 +8,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { authorize, type Principal, type Role } from '../auth/apiKeys.ts';
+import { SignInRejected } from '../auth/directory.ts';
+import { authorize, type Principal, type Role } from '../auth/roles.ts';
 import type { Nullable } from '../engine/engine.ts';
-import { errorMessage, PlatformError, RequestError, type ItemProblem } from '../errors.ts';
+import { AuthError, DirectoryError, errorMessage, PlatformError, RequestError, ThrottledError, type ItemProblem } from '../errors.ts';
 import type { PseudonymizationService } from '../service.ts';
 import { problemResponse } from './problem.ts';
 import type { CoreRequest, CoreResponse } from './types.ts';
@@ -18,9 +19,12 @@ import type { CoreRequest, CoreResponse } from './types.ts';
 interface RouteContext {
   readonly service: PseudonymizationService;
   readonly request: CoreRequest;
+  readonly requestId: string;
   /** Values handled, for the log line and metrics. */
   valueCount: number;
   principal?: Principal;
+  /** The context a batch route worked on, for the audit entry. */
+  contextName?: string;
 }
 
 interface Route {
@@ -52,11 +56,36 @@ function shapeError(error: z.ZodError): RequestError {
   return new RequestError('validation-failed', `${where}: ${rule}`);
 }
 
+/** A person's session token (Authorization: Bearer) or a machine's API key (x-api-key); then the role. */
 async function authenticate(context: RouteContext, role: Role): Promise<Principal> {
-  const principal = await context.service.authenticator.authenticate(context.request.headers['x-api-key']);
+  const { headers } = context.request;
+  const bearer = /^Bearer\s+(\S+)$/i.exec(headers.authorization ?? '');
+  const principal = bearer ? await context.service.sessions.verify(bearer[1]!) : await context.service.authenticator.authenticate(headers['x-api-key']);
   context.principal = principal;
   authorize(principal, role);
   return principal;
+}
+
+/** Runs a reidentify route and writes its audit entry: success, denied (401/403) or failure. */
+async function audited(context: RouteContext, run: () => Promise<CoreResponse>): Promise<CoreResponse> {
+  const { service, request } = context;
+  const entry = () => ({
+    action: 'reidentify' as const,
+    actor: context.principal ? { kind: context.principal.kind, id: context.principal.id } : { kind: 'anonymous' as const },
+    requestId: context.requestId,
+    clientAddress: request.clientAddress,
+    context: context.contextName,
+    count: context.valueCount,
+  });
+  try {
+    const response = await run();
+    service.audit.record({ ...entry(), outcome: 'success' });
+    return response;
+  } catch (error) {
+    const code = error instanceof PlatformError ? error.code : 'internal';
+    service.audit.record({ ...entry(), outcome: error instanceof AuthError ? 'denied' : 'failure', reason: code });
+    throw error;
+  }
 }
 
 function readJson(context: RouteContext): unknown {
@@ -106,6 +135,7 @@ const compatReidentifyBody = z.union([z.object({ pseudonyms: z.unknown() }).stri
 /** Role and context check, item check, the engine call, and the values metric: shared by every batch route. */
 function runBatch<R>(context: RouteContext, role: 'pseudonymize' | 'reidentify', contextName: string, rawItems: unknown, field: string, operate: (items: Nullable<string>[]) => R): R {
   const { service, principal } = context;
+  context.contextName = contextName;
   authorize(principal!, role, contextName);
   const items = stringsOrNulls(rawItems, field, service.config.limits.maxValues);
   context.valueCount = items.length;
@@ -153,13 +183,13 @@ const ROUTES: readonly Route[] = [
   {
     method: 'POST',
     path: '/v1/reidentify',
-    handler: async (context) => {
+    handler: (context) => audited(context, async () => {
       await authenticate(context, 'reidentify');
       const parsed = reidentifyBody.safeParse(readJson(context));
       if (!parsed.success) throw shapeError(parsed.error);
       const { context: contextName, pseudonyms, keyVersion } = parsed.data;
       return json(200, runBatch(context, 'reidentify', contextName, pseudonyms, 'pseudonyms', (items) => context.service.engine.reidentify(contextName, items, { keyVersion })));
-    },
+    }),
   },
   {
     method: 'POST',
@@ -177,7 +207,7 @@ const ROUTES: readonly Route[] = [
   {
     method: 'POST',
     path: '/reidentification',
-    handler: async (context) => {
+    handler: (context) => audited(context, async () => {
       await authenticate(context, 'reidentify');
       const parsed = compatReidentifyBody.safeParse(readJson(context));
       if (!parsed.success) throw new RequestError('validation-failed', 'body: must be {"pseudonyms": [...]} or {"reidentifications": [...]}');
@@ -189,9 +219,59 @@ const ROUTES: readonly Route[] = [
         throw new PlatformError('reidentification-failed', `${result.errors.length} pseudonym(s) could not be reidentified`, result.errors.slice(0, 20));
       }
       return json(200, { identifiers: result.values });
-    },
+    }),
   },
+  { method: 'POST', path: '/v1/login', handler: signIn },
 ];
+
+const signInBody = z.object({ username: z.string(), password: z.string() }).strict();
+
+/**
+ * People sign in with their directory credentials and get a session token. Every way of failing
+ * (unknown user, wrong password, locked account, filtered out, injection attempt, empty password)
+ * is the same 401, and each counts toward the throttle for that user name and address.
+ */
+async function signIn(context: RouteContext): Promise<CoreResponse> {
+  const { service, request, requestId } = context;
+  const directory = await service.peopleDirectory().catch((error: unknown) => {
+    throw error instanceof PlatformError ? error : new DirectoryError('the directory settings could not be read');
+  });
+  if (!directory) throw new RequestError('not-found', 'sign-in with a directory identity is not configured (PSEUDO_LDAP_URL)');
+  const parsed = signInBody.safeParse(readJson(context));
+  if (!parsed.success) throw shapeError(parsed.error);
+  const { username, password } = parsed.data;
+  const throttleKeys = [`user:${username.toLowerCase()}`, `address:${request.clientAddress ?? 'unknown'}`];
+  const base = { action: 'sign-in' as const, requestId, clientAddress: request.clientAddress };
+  const retryAfter = service.throttle.retryAfter(throttleKeys);
+  if (retryAfter > 0) {
+    service.audit.record({ ...base, outcome: 'denied', actor: { kind: 'anonymous' }, reason: 'throttled' });
+    throw new ThrottledError(retryAfter);
+  }
+  try {
+    const person = await directory.authenticate(username, password);
+    service.throttle.succeeded(throttleKeys[0]!);
+    const actor = { kind: 'person' as const, id: person.username };
+    if (person.roles.length === 0) {
+      service.audit.record({ ...base, outcome: 'denied', actor, reason: 'no-role' });
+      throw new AuthError('forbidden', 'your directory groups grant no role in this service');
+    }
+    const session = await service.sessions.issue(person.username, person.roles);
+    service.audit.record({ ...base, outcome: 'success', actor });
+    context.principal = { kind: 'person', id: person.username, name: person.username, roles: new Set(person.roles), contexts: undefined };
+    return json(200, { token: session.token, tokenType: 'Bearer', expiresAt: session.expiresAt, roles: person.roles });
+  } catch (error) {
+    if (error instanceof SignInRejected) {
+      service.throttle.failed(throttleKeys);
+      // A name that is not in the directory may be a mistyped password: it is not written down.
+      const known = error.reason === 'invalid-credentials' || error.reason === 'ambiguous-user';
+      service.audit.record({ ...base, outcome: 'failure', actor: known ? { kind: 'person', id: username } : { kind: 'anonymous' }, reason: error.reason });
+    } else if (error instanceof DirectoryError) {
+      service.audit.record({ ...base, outcome: 'failure', actor: { kind: 'anonymous' }, reason: 'directory-unavailable' });
+      service.logger.error({ requestId, error: error.message }, 'directory sign-in failed');
+    }
+    throw error;
+  }
+}
 
 const PATHS = new Map<string, Route[]>();
 for (const route of ROUTES) PATHS.set(route.path, [...(PATHS.get(route.path) ?? []), route]);
@@ -205,7 +285,7 @@ export function createRequestHandler(service: PseudonymizationService): (request
     const route = candidates?.find((r) => r.method === request.method);
     // Unmatched paths are logged and counted as "unmatched": a path may carry anything.
     const routeLabel = candidates ? request.path : 'unmatched';
-    const context: RouteContext = { service, request, valueCount: 0 };
+    const context: RouteContext = { service, request, requestId, valueCount: 0 };
     let response: CoreResponse;
     try {
       if (!candidates) throw new RequestError('not-found', 'no such route');

@@ -3,7 +3,7 @@
  * error code; `detail` comes from our own typed errors, which never carry values. Anything
  * unexpected becomes a generic 500 with no detail.
  */
-import { PlatformError, type ErrorCode } from '../errors.ts';
+import { PlatformError, ThrottledError, type ErrorCode } from '../errors.ts';
 import type { CoreResponse } from './types.ts';
 
 const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
@@ -18,6 +18,8 @@ const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
   'payload-too-large': { status: 413, title: 'The body is too large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported content type' },
   'reidentification-failed': { status: 422, title: 'Some pseudonyms could not be reidentified' },
+  'too-many-attempts': { status: 429, title: 'Too many failed sign-in attempts' },
+  'directory-unavailable': { status: 503, title: 'The directory is not available' },
   'keyring-unavailable': { status: 503, title: 'Keys are not available' },
   internal: { status: 500, title: 'Internal error' },
   'invalid-config': { status: 500, title: 'Internal error' },
@@ -41,7 +43,8 @@ export function problemResponse(error: unknown, requestId: string): CoreResponse
   if (known?.details && status !== 500) body.errors = known.details;
   body.requestId = requestId;
   const headers: Record<string, string> = { 'content-type': 'application/problem+json; charset=utf-8' };
-  if (status === 401) headers['www-authenticate'] = 'ApiKey header="x-api-key"';
+  if (status === 401) headers['www-authenticate'] = 'ApiKey header="x-api-key", Bearer realm="pseudonymization-api"';
   if (status === 503) headers['retry-after'] = '5';
+  if (error instanceof ThrottledError) headers['retry-after'] = String(error.retryAfterSeconds);
   return { status, headers, body: JSON.stringify(body) };
 }

@@ -8,6 +8,8 @@ export interface CoreRequest {
   /** Header names in lower case. */
   readonly headers: Readonly<Record<string, string | undefined>>;
   readonly body: Buffer | undefined;
+  /** The peer's address as the transport sees it (for sign-in throttling and audit). */
+  readonly clientAddress?: string | undefined;
 }
 
 export interface CoreResponse {

@@ -26,6 +26,7 @@ export class KeyVersion {
   readonly siv: AesSiv;
   private readonly hmacKey: Uint8Array;
   private readonly ff1Key: Uint8Array;
+  private readonly sessionTokenKey: Uint8Array;
   private readonly headerStates = new Map<string, Uint8Array>();
   private readonly ff1ByContext = new Map<string, Ff1Text>();
   private destroyed = false;
@@ -38,6 +39,13 @@ export class KeyVersion {
     sivKey.fill(0);
     this.hmacKey = deriveKey(root, 'hmac-sha256', 32);
     this.ff1Key = deriveKey(root, 'ff1-aes-256', 32);
+    this.sessionTokenKey = deriveKey(root, 'session-token-hs256', 32);
+  }
+
+  /** The HMAC key that signs people's session tokens made under this version. */
+  sessionKey(): Uint8Array {
+    this.assertUsable();
+    return this.sessionTokenKey;
   }
 
   /** S2V state for the context as the single associated-data component. */
@@ -76,6 +84,7 @@ export class KeyVersion {
     this.state = 'destroyed';
     this.hmacKey.fill(0);
     this.ff1Key.fill(0);
+    this.sessionTokenKey.fill(0);
     for (const state of this.headerStates.values()) state.fill(0);
     this.headerStates.clear();
     this.ff1ByContext.clear();

@@ -1,0 +1,34 @@
+/**
+ * Audit entries: who did what, when, with which outcome. Written for every sign-in (success or
+ * failure) and every reidentify, by machines and people alike. Entries name people by user name and
+ * machines by API key id; they never hold values, pseudonyms, passwords or keys.
+ *
+ * This implementation writes them as structured log lines marked `"audit": true` to the service's
+ * log stream (CloudWatch for Lambda). The tamper-evident audit store of the erasure work plugs in
+ * behind the same interface.
+ */
+import type { Logger } from '../observability/logger.ts';
+
+export interface AuditEvent {
+  readonly action: 'sign-in' | 'reidentify';
+  readonly outcome: 'success' | 'denied' | 'failure';
+  readonly actor: { readonly kind: 'api-key' | 'person' | 'anonymous'; readonly id?: string | undefined };
+  readonly requestId: string;
+  readonly clientAddress?: string | undefined;
+  /** Why it was denied or failed, as a short code. */
+  readonly reason?: string | undefined;
+  readonly context?: string | undefined;
+  readonly count?: number | undefined;
+}
+
+export interface AuditLog {
+  record(event: AuditEvent): void;
+}
+
+export class LogStreamAuditLog implements AuditLog {
+  constructor(private readonly logger: Logger) {}
+
+  record(event: AuditEvent): void {
+    this.logger.info({ audit: true, at: new Date().toISOString(), ...event }, 'audit');
+  }
+}
