@@ -58,7 +58,7 @@ export class LdapDirectory {
       }
     }
     const directory = new LdapDirectory(config, ca);
-    directory.bindPassword = await readBindPassword(config.bindPassword);
+    directory.bindPassword = await readBindPassword(config.bindPassword, config.bindDn);
     return directory;
   }
 
@@ -103,7 +103,7 @@ export class LdapDirectory {
     } catch (error) {
       // The bind password may have been rotated in its secret: read it again once.
       if (!(error instanceof InvalidCredentialsError) || this.config.bindPassword.kind === 'env') throw error;
-      this.bindPassword = await readBindPassword(this.config.bindPassword);
+      this.bindPassword = await readBindPassword(this.config.bindPassword, this.config.bindDn);
       await client.bind(this.config.bindDn, this.bindPassword);
     }
   }
@@ -143,7 +143,7 @@ function values(attribute: unknown): string[] {
   return list.map((v) => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v)));
 }
 
-async function readBindPassword(source: BindPasswordSource): Promise<string> {
+async function readBindPassword(source: BindPasswordSource, bindDn: string): Promise<string> {
   if (source.kind === 'env') return source.value;
   if (source.kind === 'file') {
     try {
@@ -154,12 +154,24 @@ async function readBindPassword(source: BindPasswordSource): Promise<string> {
   }
   const text = await new SecretsManagerSecret({ ...source, purpose: 'LDAP bind password' }).read();
   if (text === undefined) throw new DirectoryError(`PSEUDO_LDAP_BIND_PASSWORD_SECRET_ID: the secret ${source.secretId} does not exist`);
-  // A plain string, or JSON with a "password" field (the shape EMR's LDAP integration also reads).
+  return passwordFromSecret(text, bindDn);
+}
+
+/**
+ * The secret holds the password as plain text, as JSON {"password": "..."}, or in the shape EMR's
+ * LDAP integration reads (BindCredentialsARN): one pair {"<bind DN>": "<password>"}, so one secret
+ * can serve the cluster and this service.
+ */
+export function passwordFromSecret(text: string, bindDn: string): string {
+  let parsed: unknown;
   try {
-    const parsed: unknown = JSON.parse(text);
-    if (typeof parsed === 'object' && parsed !== null && 'password' in parsed && typeof parsed.password === 'string') return parsed.password;
+    parsed = JSON.parse(text);
   } catch {
-    // not JSON: the secret is the password itself
+    return text;
   }
-  return text;
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return text;
+  const entries = Object.entries(parsed);
+  const password = entries.find(([key]) => key === 'password') ?? (entries.length === 1 && normalizeDn(entries[0]![0]) === normalizeDn(bindDn) ? entries[0] : undefined);
+  if (password && typeof password[1] === 'string') return password[1];
+  throw new DirectoryError('PSEUDO_LDAP_BIND_PASSWORD_SECRET_ID: the secret is JSON but has neither "password" nor one "<bind DN>": "<password>" pair');
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMoto, type Moto } from '../support/moto.ts';
 import { startTestService, type TestService } from '../support/service.ts';
-import { BIND_PASSWORD, PEOPLE, startSlapd, type TestDirectory } from '../support/slapd.ts';
+import { BIND_DN, BIND_PASSWORD, PEOPLE, startSlapd, type TestDirectory } from '../support/slapd.ts';
 
 let directory: TestDirectory;
 let api: TestService;
@@ -222,15 +222,17 @@ describe('the bind password', () => {
     await moto?.stop();
   });
 
-  it('comes from a file or from Secrets Manager (plain or JSON), read once', async () => {
+  it('comes from a file or from Secrets Manager (plain, JSON, or the EMR bind-credentials shape), read once', async () => {
     const file = join(api.dataDir, 'bind-password');
     writeFileSync(file, `${BIND_PASSWORD}\n`, { mode: 0o600 });
     const { SecretsManagerClient, CreateSecretCommand } = await import('@aws-sdk/client-secrets-manager');
     const secrets = new SecretsManagerClient({ region: moto.env.AWS_REGION!, endpoint: moto.endpoint });
     await secrets.send(new CreateSecretCommand({ Name: 'ldap/plain', SecretString: BIND_PASSWORD }));
     await secrets.send(new CreateSecretCommand({ Name: 'ldap/json', SecretString: JSON.stringify({ username: 'cn=pseudo-bind', password: BIND_PASSWORD }) }));
+    // The shape EMR's LDAP integration reads: one pair, bind DN -> password.
+    await secrets.send(new CreateSecretCommand({ Name: 'ldap/emr', SecretString: JSON.stringify({ [BIND_DN]: BIND_PASSWORD }) }));
     const { PSEUDO_LDAP_BIND_PASSWORD: _inline, ...withoutPassword } = directory.env;
-    const sources: Record<string, string>[] = [{ PSEUDO_LDAP_BIND_PASSWORD_FILE: file }, { ...moto.env, PSEUDO_LDAP_BIND_PASSWORD_SECRET_ID: 'ldap/plain' }, { ...moto.env, PSEUDO_LDAP_BIND_PASSWORD_SECRET_ID: 'ldap/json' }];
+    const sources: Record<string, string>[] = [{ PSEUDO_LDAP_BIND_PASSWORD_FILE: file }, { ...moto.env, PSEUDO_LDAP_BIND_PASSWORD_SECRET_ID: 'ldap/plain' }, { ...moto.env, PSEUDO_LDAP_BIND_PASSWORD_SECRET_ID: 'ldap/json' }, { ...moto.env, PSEUDO_LDAP_BIND_PASSWORD_SECRET_ID: 'ldap/emr' }];
     for (const source of sources) {
       const service = await startTestService({ ...withoutPassword, ...source });
       try {

@@ -1,0 +1,84 @@
+/**
+ * `npm run infra -- COMMAND --config infra/cluster.json`: provisions the LDAP-secured EMR cluster.
+ *
+ *   render                      print the security configuration JSON (placeholder secret ARNs; no AWS call)
+ *   up                          secrets + security configuration + RunJobFlow; prints cluster id, endpoints, IAM statement
+ *   endpoints --cluster ID      state and application endpoints of a cluster
+ *   terminate --cluster ID      terminate it
+ *   doctor --user NAME          check DNS, TCP, TLS with the CA, bind, the user and their groups
+ *
+ * The bind password comes from the variable or file the config names; --endpoint (or
+ * PSEUDO_AWS_ENDPOINT) points the AWS clients at a local endpoint such as moto.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { errorMessage } from '../api/errors.ts';
+import { bindPassword, readClusterConfig } from './config.ts';
+import { doctor } from './doctor.ts';
+import { EmrLdapProvisioner } from './emr/provision.ts';
+import { ldapSecurityConfiguration } from './emr/securityConfiguration.ts';
+
+const USAGE = 'usage: infra (render | up | endpoints --cluster ID | terminate --cluster ID | doctor --user NAME) --config FILE [--endpoint URL]';
+
+class UsageError extends Error {}
+
+async function run(argv: readonly string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    options: { config: { type: 'string' }, endpoint: { type: 'string' }, cluster: { type: 'string' }, user: { type: 'string' } },
+  });
+  const [command] = positionals;
+  if (!values.config) throw new UsageError('--config FILE is required');
+  const config = readClusterConfig(values.config);
+  const endpoint = values.endpoint ?? process.env.PSEUDO_AWS_ENDPOINT;
+  const provisioner = new EmrLdapProvisioner(config, endpoint);
+  const print = (value: unknown): void => void process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+  const caPem = (): string => {
+    try {
+      return readFileSync(config.ldap.caFile, 'utf8');
+    } catch {
+      throw new UsageError(`ldap.caFile: cannot read ${config.ldap.caFile}`);
+    }
+  };
+
+  switch (command) {
+    case 'render':
+      print(ldapSecurityConfiguration(config, { bindCredentialsArn: '<bind credentials secret ARN>', certificateArn: '<certificate secret ARN>' }));
+      return 0;
+    case 'up': {
+      const secrets = await provisioner.putSecrets(bindPassword(config.ldap), caPem());
+      const securityConfiguration = await provisioner.putSecurityConfiguration(secrets);
+      const clusterId = await provisioner.launch(securityConfiguration.name);
+      const { state, endpoints } = await provisioner.endpoints(clusterId);
+      print({ clusterId, state, securityConfiguration: securityConfiguration.name, secrets, endpoints, instanceProfileNeeds: provisioner.instanceProfileStatement(secrets) });
+      return 0;
+    }
+    case 'endpoints':
+      if (!values.cluster) throw new UsageError('endpoints needs --cluster ID');
+      print(await provisioner.endpoints(values.cluster));
+      return 0;
+    case 'terminate':
+      if (!values.cluster) throw new UsageError('terminate needs --cluster ID');
+      await provisioner.terminate(values.cluster);
+      print({ terminated: values.cluster });
+      return 0;
+    case 'doctor': {
+      if (!values.user) throw new UsageError('doctor needs --user NAME');
+      const checks = await doctor({ ldap: config.ldap, bindPassword: bindPassword(config.ldap), caPem: Buffer.from(caPem()), user: values.user });
+      for (const check of checks) process.stdout.write(`${check.ok ? 'ok  ' : 'FAIL'} ${check.name.padEnd(6)} ${check.detail}\n`);
+      return checks.every((c) => c.ok) ? 0 : 1;
+    }
+    default:
+      throw new UsageError(`unknown command: ${command ?? '(none)'}`);
+  }
+}
+
+run(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`${errorMessage(error)}\n`);
+    if (error instanceof UsageError) process.stderr.write(`${USAGE}\n`);
+    process.exit(error instanceof UsageError ? 2 : 1);
+  },
+);

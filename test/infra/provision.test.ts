@@ -1,0 +1,161 @@
+/**
+ * Provisioning the LDAP-secured EMR cluster, against moto's EMR, Secrets Manager and KMS over HTTP.
+ * moto records clusters and security configurations but never boots a cluster or validates the
+ * security configuration's contents: these tests check the requests we send (secrets, the security
+ * configuration document, RunJobFlow) and the CLI's behaviour, not EMR's reaction to them.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { DescribeClusterCommand, DescribeSecurityConfigurationCommand, EMRClient } from '@aws-sdk/client-emr';
+import { DescribeSecretCommand, GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseClusterConfig } from '../../infra/config.ts';
+import { startMoto, TEST_REGION, type Moto } from '../support/moto.ts';
+
+const run = promisify(execFile);
+const work = mkdtempSync(join(tmpdir(), 'infra-'));
+const BIND_PASSWORD = 'emr-bind-SENTINEL-7f3a';
+const CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';
+let moto: Moto;
+let kmsKeyId: string;
+
+beforeAll(async () => {
+  moto = await startMoto();
+  kmsKeyId = await moto.createKmsKey();
+  writeFileSync(join(work, 'ca.pem'), CA_PEM);
+});
+afterAll(async () => {
+  await moto?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+function clusterConfig(overrides: Record<string, unknown> = {}, ldap: Record<string, unknown> = {}) {
+  return {
+    region: TEST_REGION,
+    name: 'analytics',
+    releaseLabel: 'emr-7.5.0',
+    kmsKeyId,
+    ldap: {
+      url: 'ldaps://ldap.corp.example.com:636',
+      serverType: 'OpenLDAP',
+      bindDn: 'cn=emr-bind,ou=services,dc=corp,dc=example,dc=com',
+      bindPasswordEnv: 'LDAP_BIND_PASSWORD',
+      caFile: join(work, 'ca.pem'),
+      userSearchBase: 'ou=people,dc=corp,dc=example,dc=com',
+      groupSearchBase: 'ou=groups,dc=corp,dc=example,dc=com',
+      accessFilter: '(memberOf=cn=analytics-users,ou=groups,dc=corp,dc=example,dc=com)',
+      ...ldap,
+    },
+    inTransitCertificatesS3Object: 's3://config/certs.zip',
+    instances: { instanceType: 'm6i.xlarge', count: 3 },
+    ...overrides,
+  };
+}
+
+async function infra(config: unknown, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const file = join(work, `cluster-${Math.random().toString(36).slice(2)}.json`);
+  writeFileSync(file, JSON.stringify(config));
+  try {
+    const { stdout, stderr } = await run('node_modules/.bin/tsx', ['infra/cli.ts', ...args, '--config', file, '--endpoint', moto.endpoint], { env: { ...process.env, ...moto.env, LDAP_BIND_PASSWORD: BIND_PASSWORD } });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('cluster configuration', () => {
+  it.each([
+    [{}, { url: 'ldap://ldap.corp.example.com' }, 'ldap.url: must be ldaps://'],
+    [{}, { accessFilter: '' }, 'ldap.accessFilter'],
+    [{}, { serverType: 'ActiveDirectory' }, 'ldap.adDomain: required for ActiveDirectory'],
+    [{ releaseLabel: 'emr-6.11.0' }, {}, 'needs emr-6.12.0 or later'],
+    [{}, { bindPasswordFile: '/x' }, 'set exactly one of bindPasswordEnv, bindPasswordFile'],
+    [{}, { bindPassword: 'inline' }, 'ldap'],
+  ])('rejects %o %o', (overrides, ldap, message) => {
+    expect(() => parseClusterConfig(clusterConfig(overrides, ldap), 'cluster.json')).toThrow(message);
+  });
+
+  it('accepts emr-6.12.0 and Active Directory with its domain', () => {
+    const config = parseClusterConfig(clusterConfig({ releaseLabel: 'emr-6.12.0' }, { serverType: 'ActiveDirectory', adDomain: 'corp.example.com' }), 'c.json');
+    expect(config.ldap.adDomain).toBe('corp.example.com');
+  });
+});
+
+describe('infra up, endpoints, terminate (moto)', () => {
+  const emr = () => new EMRClient({ region: TEST_REGION, endpoint: moto.endpoint });
+  const secrets = () => new SecretsManagerClient({ region: TEST_REGION, endpoint: moto.endpoint });
+
+  it('creates the two KMS-encrypted secrets, the LDAP security configuration and the cluster', async () => {
+    const result = await infra(clusterConfig(), 'up');
+    expect(result.stderr).not.toMatch(/Error/);
+    expect(result.code).toBe(0);
+    expect(result.stdout).not.toContain(BIND_PASSWORD);
+    const out = JSON.parse(result.stdout) as { clusterId: string; securityConfiguration: string; secrets: { bindCredentialsArn: string; certificateArn: string }; instanceProfileNeeds: { Resource: string[] } };
+
+    const bind = await secrets().send(new GetSecretValueCommand({ SecretId: out.secrets.bindCredentialsArn }));
+    expect(JSON.parse(bind.SecretString!)).toEqual({ 'cn=emr-bind,ou=services,dc=corp,dc=example,dc=com': BIND_PASSWORD });
+    expect((await secrets().send(new GetSecretValueCommand({ SecretId: out.secrets.certificateArn }))).SecretString).toBe(CA_PEM);
+    for (const arn of Object.values(out.secrets)) expect((await secrets().send(new DescribeSecretCommand({ SecretId: arn }))).KmsKeyId).toBe(kmsKeyId);
+    expect(out.instanceProfileNeeds.Resource).toEqual([out.secrets.bindCredentialsArn, out.secrets.certificateArn]);
+
+    const stored = await emr().send(new DescribeSecurityConfigurationCommand({ Name: out.securityConfiguration }));
+    expect(JSON.parse(stored.SecurityConfiguration!)).toEqual({
+      EncryptionConfiguration: {
+        EnableInTransitEncryption: true,
+        EnableAtRestEncryption: false,
+        InTransitEncryptionConfiguration: { TLSCertificateConfiguration: { CertificateProviderType: 'PEM', S3Object: 's3://config/certs.zip' } },
+      },
+      AuthenticationConfiguration: {
+        LDAPConfiguration: {
+          EnableLDAPAuthentication: true,
+          LDAPServerURL: 'ldaps://ldap.corp.example.com:636',
+          BindCertificateARN: out.secrets.certificateArn,
+          BindCredentialsARN: out.secrets.bindCredentialsArn,
+          LDAPAccessFilter: '(memberOf=cn=analytics-users,ou=groups,dc=corp,dc=example,dc=com)',
+          LDAPUserSearchBase: 'ou=people,dc=corp,dc=example,dc=com',
+          LDAPGroupSearchBase: 'ou=groups,dc=corp,dc=example,dc=com',
+          EnableSSHLogin: false,
+          LDAPServerType: 'OpenLDAP',
+        },
+      },
+    });
+
+    const { Cluster } = await emr().send(new DescribeClusterCommand({ ClusterId: out.clusterId }));
+    expect(Cluster?.ReleaseLabel).toBe('emr-7.5.0');
+    expect(Cluster?.SecurityConfiguration).toBe(out.securityConfiguration);
+    expect(Cluster?.Applications?.map((a) => a.Name).sort()).toEqual(['Hive', 'Hue', 'Livy', 'Spark', 'Trino']);
+
+    const endpoints = await infra(clusterConfig(), 'endpoints', '--cluster', out.clusterId);
+    const listed = JSON.parse(endpoints.stdout) as { endpoints: { application: string; address: string }[] };
+    if (Cluster?.MasterPublicDnsName) {
+      expect(listed.endpoints.map((e) => e.application)).toEqual(['HiveServer2 (JDBC)', 'Trino', 'Livy', 'Hue']);
+      expect(listed.endpoints[0]!.address).toBe(`jdbc:hive2://${Cluster.MasterPublicDnsName}:10000/default;ssl=true`);
+    }
+
+    expect((await infra(clusterConfig(), 'terminate', '--cluster', out.clusterId)).code).toBe(0);
+    const after = await emr().send(new DescribeClusterCommand({ ClusterId: out.clusterId }));
+    expect(['TERMINATING', 'TERMINATED']).toContain(after.Cluster?.Status?.State);
+  });
+
+  it('reuses an identical security configuration and refuses to silently change one', async () => {
+    expect((await infra(clusterConfig({ name: 'twice' }), 'up')).code).toBe(0);
+    expect((await infra(clusterConfig({ name: 'twice' }), 'up')).code).toBe(0);
+    const changed = await infra(clusterConfig({ name: 'twice' }, { accessFilter: '(objectClass=posixAccount)' }), 'up');
+    expect(changed.code).toBe(1);
+    expect(changed.stderr).toContain('security configurations cannot be changed');
+  });
+
+  it('writes Active Directory settings in their sub-block', async () => {
+    const result = await infra(clusterConfig({ name: 'ad' }, { serverType: 'ActiveDirectory', adDomain: 'corp.example.com' }), 'render');
+    const document = JSON.parse(result.stdout) as { AuthenticationConfiguration: { LDAPConfiguration: Record<string, unknown> } };
+    expect(document.AuthenticationConfiguration.LDAPConfiguration).toMatchObject({ LDAPServerType: 'ActiveDirectory', ActiveDirectoryConfigurations: { ADDomain: 'corp.example.com' } });
+  });
+
+  it('exits 2 with usage for a wrong command', async () => {
+    expect((await infra(clusterConfig(), 'launch-everything')).code).toBe(2);
+  });
+});
