@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKeyRegistry } from '../../api/auth/apiKeys.ts';
 import { apiKeyDocumentsFor } from '../../api/auth/fromConfig.ts';
-import { startTestService, type TestService } from '../support/service.ts';
+import { startTestService, withTestService, type TestService } from '../support/service.ts';
 
 let api: TestService;
 beforeAll(async () => {
@@ -165,8 +165,7 @@ describe('operations endpoints', () => {
 
 describe('a service whose keyring cannot load', () => {
   it('is live but not ready, and answers 503 instead of 500', async () => {
-    const broken = await startTestService({ PSEUDO_KEYRING: 'aws', PSEUDO_KEYRING_SECRET_ID: 'x', PSEUDO_KMS_KEY_ID: 'y', PSEUDO_AWS_ENDPOINT: 'http://127.0.0.1:9', AWS_ACCESS_KEY_ID: 't', AWS_SECRET_ACCESS_KEY: 't' });
-    try {
+    await withTestService({ PSEUDO_KEYRING: 'aws', PSEUDO_KEYRING_SECRET_ID: 'x', PSEUDO_KMS_KEY_ID: 'y', PSEUDO_AWS_ENDPOINT: 'http://127.0.0.1:9', AWS_ACCESS_KEY_ID: 't', AWS_SECRET_ACCESS_KEY: 't' }, async (broken) => {
       expect((await broken.call('GET', '/healthz')).status).toBe(200);
       const ready = await broken.call('GET', '/readyz');
       expect(ready.status).toBe(503);
@@ -174,9 +173,7 @@ describe('a service whose keyring cannot load', () => {
       const res = await broken.call('POST', '/v1/pseudonymize', { apiKey: broken.keys.pseudonymize, body: { context: 'vin', values: ['x'] } });
       expect(res.status).toBe(503);
       expect((res.json as Problem).type).toBe('urn:pseudonymization:problem:keyring-unavailable');
-    } finally {
-      await broken.close();
-    }
+    });
   });
 });
 

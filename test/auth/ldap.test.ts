@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMoto, type Moto } from '../support/moto.ts';
-import { startTestService, type TestService } from '../support/service.ts';
+import { startTestService, withTestService, type TestService } from '../support/service.ts';
 import { BIND_DN, BIND_PASSWORD, PEOPLE, startSlapd, type TestDirectory } from '../support/slapd.ts';
 
 let directory: TestDirectory;
@@ -141,8 +141,7 @@ describe('roles are enforced on every endpoint', () => {
 
 describe('failed sign-ins are throttled', () => {
   it('per user name, and per client address, with Retry-After', async () => {
-    const service = await startTestService({ ...directory.env, PSEUDO_LOGIN_MAX_FAILURES: '3', PSEUDO_LOGIN_LOCK_SECONDS: '60' });
-    try {
+    await withTestService({ ...directory.env, PSEUDO_LOGIN_MAX_FAILURES: '3', PSEUDO_LOGIN_LOCK_SECONDS: '60' }, async (service) => {
       for (let i = 0; i < 3; i++) expect((await signIn(service, PEOPLE.steward.username, 'wrong')).status).toBe(401);
       const locked = await signIn(service, PEOPLE.steward.username, PEOPLE.steward.password);
       expect(locked.status).toBe(429);
@@ -150,66 +149,49 @@ describe('failed sign-ins are throttled', () => {
       expect((locked.json as Problem).type).toBe('urn:pseudonymization:problem:too-many-attempts');
       // The same address failed three times as well: another user from it is held back too.
       expect((await signIn(service, PEOPLE.engineer.username, PEOPLE.engineer.password)).status).toBe(429);
-    } finally {
-      await service.close();
-    }
+    });
   });
 });
 
 describe('the directory itself', () => {
   it('answers 503 (not 500) when it is down', async () => {
-    const service = await startTestService({ ...directory.env, PSEUDO_LDAP_URL: 'ldaps://127.0.0.1:9' });
-    try {
+    await withTestService({ ...directory.env, PSEUDO_LDAP_URL: 'ldaps://127.0.0.1:9' }, async (service) => {
       const res = await signIn(service, PEOPLE.steward.username, PEOPLE.steward.password);
       expect(res.status).toBe(503);
       expect((res.json as Problem).type).toBe('urn:pseudonymization:problem:directory-unavailable');
       expect((res.json as Problem).detail).toContain('cannot reach the directory');
       // An empty password is refused before the directory is asked.
       expect((await signIn(service, PEOPLE.steward.username, '')).status).toBe(401);
-    } finally {
-      await service.close();
-    }
+    });
   });
 
   it('explains a certificate signed by a CA it was not told to trust', async () => {
-    const service = await startTestService({ ...directory.env, PSEUDO_LDAP_CA_FILE: directory.wrongCaFile });
-    try {
+    await withTestService({ ...directory.env, PSEUDO_LDAP_CA_FILE: directory.wrongCaFile }, async (service) => {
       const res = await signIn(service, PEOPLE.steward.username, PEOPLE.steward.password);
       expect(res.status).toBe(503);
       expect((res.json as Problem).detail).toMatch(/TLS certificate is not trusted \(SELF_SIGNED_CERT_IN_CHAIN\)/);
-    } finally {
-      await service.close();
-    }
+    });
   });
 
   it('answers 503 when the directory refuses the service bind account', async () => {
-    const service = await startTestService({ ...directory.env, PSEUDO_LDAP_BIND_PASSWORD: 'not-the-bind-password' });
-    try {
+    await withTestService({ ...directory.env, PSEUDO_LDAP_BIND_PASSWORD: 'not-the-bind-password' }, async (service) => {
       const res = await signIn(service, PEOPLE.steward.username, PEOPLE.steward.password);
       expect(res.status).toBe(503);
       expect((res.json as Problem).detail).toContain('service bind account');
-    } finally {
-      await service.close();
-    }
+    });
   });
 
   it('works over StartTLS on plain LDAP, and refuses plain LDAP unless allowed explicitly', async () => {
-    const service = await startTestService({ ...directory.env, PSEUDO_LDAP_URL: directory.ldapUrl, PSEUDO_LDAP_START_TLS: 'true' });
-    try {
+    await withTestService({ ...directory.env, PSEUDO_LDAP_URL: directory.ldapUrl, PSEUDO_LDAP_START_TLS: 'true' }, async (service) => {
       expect((await signIn(service, PEOPLE.steward.username, PEOPLE.steward.password)).status).toBe(200);
-    } finally {
-      await service.close();
-    }
+    });
     await expect(startTestService({ ...directory.env, PSEUDO_LDAP_URL: directory.ldapUrl })).rejects.toThrow(/plain ldap:\/\/ sends passwords in clear/);
   });
 
   it('answers 404 for sign-in when no directory is configured', async () => {
-    const service = await startTestService();
-    try {
+    await withTestService({}, async (service) => {
       expect((await signIn(service, 'steve', 'x')).status).toBe(404);
-    } finally {
-      await service.close();
-    }
+    });
   });
 });
 
@@ -234,12 +216,9 @@ describe('the bind password', () => {
     const { PSEUDO_LDAP_BIND_PASSWORD: _inline, ...withoutPassword } = directory.env;
     const sources: Record<string, string>[] = [{ PSEUDO_LDAP_BIND_PASSWORD_FILE: file }, { ...moto.env, PSEUDO_LDAP_BIND_PASSWORD_SECRET_ID: 'ldap/plain' }, { ...moto.env, PSEUDO_LDAP_BIND_PASSWORD_SECRET_ID: 'ldap/json' }, { ...moto.env, PSEUDO_LDAP_BIND_PASSWORD_SECRET_ID: 'ldap/emr' }];
     for (const source of sources) {
-      const service = await startTestService({ ...withoutPassword, ...source });
-      try {
+      await withTestService({ ...withoutPassword, ...source }, async (service) => {
         expect((await signIn(service, PEOPLE.steward.username, PEOPLE.steward.password)).status, JSON.stringify(Object.keys(source))).toBe(200);
-      } finally {
-        await service.close();
-      }
+      });
     }
   });
 });

@@ -110,3 +110,13 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     },
   };
 }
+
+/** Runs `use` against a service started with these settings, and always stops it. */
+export async function withTestService<T>(env: Record<string, string>, use: (service: TestService) => Promise<T>): Promise<T> {
+  const service = await startTestService(env);
+  try {
+    return await use(service);
+  } finally {
+    await service.close();
+  }
+}
