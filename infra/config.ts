@@ -34,8 +34,8 @@ export const clusterConfigSchema = z
     name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
     /** EMR's native LDAP integration needs release 6.12.0 or later. */
     releaseLabel: z.string().regex(/^emr-\d+\.\d+\.\d+$/).refine(atLeast6_12, 'EMR LDAP integration needs emr-6.12.0 or later'),
-    /** KMS key that encrypts the two LDAP secrets. */
-    kmsKeyId: z.string().min(1),
+    /** KMS key that encrypts the two LDAP secrets; without it, `up` finds or creates alias/<name>-ldap-secrets. */
+    kmsKeyId: z.string().min(1).optional(),
     ldap: ldapSchema,
     /** A zip of PEM files for EMR in-transit encryption, which the LDAP integration requires. */
     inTransitCertificatesS3Object: z.string().regex(/^s3:\/\//, 'must be an s3:// object'),

@@ -1,6 +1,7 @@
 /**
  * Provisions an EMR cluster with native LDAP authentication:
- *   1. two Secrets Manager secrets encrypted with the given KMS key: the bind credentials in the shape
+ *   1. two Secrets Manager secrets encrypted with a KMS key (the configured one, or one created under
+ *      alias/<name>-ldap-secrets): the bind credentials in the shape
  *      EMR reads ({"<bind DN>": "<password>"}) and the CA certificate (PEM) that signed the LDAP
  *      server's certificate;
  *   2. an EMR security configuration with LDAP authentication and in-transit encryption;
@@ -15,6 +16,7 @@ import {
   RunJobFlowCommand,
   TerminateJobFlowsCommand,
 } from '@aws-sdk/client-emr';
+import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, KMSClient, NotFoundException } from '@aws-sdk/client-kms';
 import { CreateSecretCommand, DescribeSecretCommand, PutSecretValueCommand, ResourceNotFoundException, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ConfigError } from '../../api/errors.ts';
 import type { ClusterConfig } from '../config.ts';
@@ -30,6 +32,7 @@ export interface Endpoint {
 export class EmrLdapProvisioner {
   private readonly secrets: SecretsManagerClient;
   private readonly emr: EMRClient;
+  private readonly kms: KMSClient;
 
   constructor(
     private readonly config: ClusterConfig,
@@ -38,6 +41,24 @@ export class EmrLdapProvisioner {
     const clientConfig = { region: config.region, ...(endpoint ? { endpoint } : {}), maxAttempts: 5 };
     this.secrets = new SecretsManagerClient(clientConfig);
     this.emr = new EMRClient(clientConfig);
+    this.kms = new KMSClient(clientConfig);
+  }
+
+  /** The KMS key for the secrets: the configured one, or alias/<name>-ldap-secrets, created on first use. */
+  async secretsKey(): Promise<string> {
+    if (this.config.kmsKeyId) return this.config.kmsKeyId;
+    const alias = `alias/${this.config.name}-ldap-secrets`;
+    try {
+      const { KeyMetadata } = await this.kms.send(new DescribeKeyCommand({ KeyId: alias }));
+      return KeyMetadata!.Arn!;
+    } catch (error) {
+      if (!(error instanceof NotFoundException)) throw error;
+    }
+    const { KeyMetadata } = await this.kms.send(
+      new CreateKeyCommand({ Description: `Encrypts the LDAP secrets of EMR cluster ${this.config.name}`, KeyUsage: 'ENCRYPT_DECRYPT', Tags: [{ TagKey: 'platform', TagValue: 'pseudonymization' }] }),
+    );
+    await this.kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: KeyMetadata!.KeyId! }));
+    return KeyMetadata!.Arn!;
   }
 
   get securityConfigurationName(): string {
@@ -46,8 +67,9 @@ export class EmrLdapProvisioner {
 
   /** Creates (or updates) both secrets and returns their ARNs. */
   async putSecrets(bindPassword: string, caCertificatePem: string): Promise<LdapSecretArns> {
-    const bindCredentialsArn = await this.putSecret(`${this.config.name}/ldap-bind-credentials`, JSON.stringify({ [this.config.ldap.bindDn]: bindPassword }), 'LDAP bind credentials for EMR (BindCredentialsARN)');
-    const certificateArn = await this.putSecret(`${this.config.name}/ldap-certificate`, caCertificatePem, 'CA certificate of the LDAP server for EMR (BindCertificateARN)');
+    const kmsKeyId = await this.secretsKey();
+    const bindCredentialsArn = await this.putSecret(`${this.config.name}/ldap-bind-credentials`, JSON.stringify({ [this.config.ldap.bindDn]: bindPassword }), 'LDAP bind credentials for EMR (BindCredentialsARN)', kmsKeyId);
+    const certificateArn = await this.putSecret(`${this.config.name}/ldap-certificate`, caCertificatePem, 'CA certificate of the LDAP server for EMR (BindCertificateARN)', kmsKeyId);
     return { bindCredentialsArn, certificateArn };
   }
 
@@ -122,12 +144,12 @@ export class EmrLdapProvisioner {
     return { Sid: 'AllowLdapSecretsRetrieval', Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: [arns.bindCredentialsArn, arns.certificateArn] };
   }
 
-  private async putSecret(name: string, value: string, description: string): Promise<string> {
+  private async putSecret(name: string, value: string, description: string, kmsKeyId: string): Promise<string> {
     try {
       await this.secrets.send(new PutSecretValueCommand({ SecretId: name, SecretString: value }));
     } catch (error) {
       if (!(error instanceof ResourceNotFoundException)) throw error;
-      const created = await this.secrets.send(new CreateSecretCommand({ Name: name, SecretString: value, KmsKeyId: this.config.kmsKeyId, Description: description, Tags: [{ Key: 'platform', Value: 'pseudonymization' }] }));
+      const created = await this.secrets.send(new CreateSecretCommand({ Name: name, SecretString: value, KmsKeyId: kmsKeyId, Description: description, Tags: [{ Key: 'platform', Value: 'pseudonymization' }] }));
       return created.ARN!;
     }
     const described = await this.secrets.send(new DescribeSecretCommand({ SecretId: name }));

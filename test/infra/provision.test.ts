@@ -155,6 +155,17 @@ describe('infra up, endpoints, terminate (moto)', () => {
     expect(document.AuthenticationConfiguration.LDAPConfiguration).toMatchObject({ LDAPServerType: 'ActiveDirectory', ActiveDirectoryConfigurations: { ADDomain: 'corp.example.com' } });
   });
 
+  it('creates a KMS key for the secrets under an alias when none is configured, and reuses it', async () => {
+    const { kmsKeyId: _configured, ...withoutKey } = clusterConfig({ name: 'own-key' });
+    const first = JSON.parse((await infra(withoutKey, 'up')).stdout) as { secrets: { bindCredentialsArn: string } };
+    const second = JSON.parse((await infra(withoutKey, 'up')).stdout) as { secrets: { bindCredentialsArn: string } };
+    const { KMSClient, DescribeKeyCommand } = await import('@aws-sdk/client-kms');
+    const key = await new KMSClient({ region: TEST_REGION, endpoint: moto.endpoint }).send(new DescribeKeyCommand({ KeyId: 'alias/own-key-ldap-secrets' }));
+    for (const out of [first, second]) {
+      expect((await secrets().send(new DescribeSecretCommand({ SecretId: out.secrets.bindCredentialsArn }))).KmsKeyId).toBe(key.KeyMetadata!.Arn);
+    }
+  });
+
   it('exits 2 with usage for a wrong command', async () => {
     expect((await infra(clusterConfig(), 'launch-everything')).code).toBe(2);
   });
