@@ -18,6 +18,9 @@ if [ "$node_major" -lt 20 ]; then echo "setup: Node 20 or newer is needed (found
 missing=()
 command -v zip >/dev/null || missing+=(zip)
 if [ "${1:-}" != "runtime" ]; then
+  # Spark needs a JVM (17), and Maven fetches its Iceberg jars.
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || missing+=(maven)
   # The tests run a real OpenLDAP directory with a CA made by openssl.
   [ -x /usr/sbin/slapd ] || missing+=(slapd)
   command -v ldapadd >/dev/null || missing+=(ldap-utils)
@@ -37,7 +40,15 @@ fi
 
 [ "${1:-}" = "runtime" ] && exit 0
 
-py_hash=$( (cat requirements-test.txt; python3 --version) | sha256sum | cut -d' ' -f1)
+jar_hash=$(cat spark-udfs/jars/pom.xml | sha256sum | cut -d' ' -f1)
+if ! stamp_ok jars "$jar_hash" || [ -z "$(ls .cache/jars/*.jar 2>/dev/null)" ]; then
+  echo "setup: fetching the Iceberg and SQLite JDBC jars with Maven (.cache/jars)" >&2
+  rm -rf .cache/jars
+  mvn -q -B -f spark-udfs/jars/pom.xml dependency:copy-dependencies -DoutputDirectory="$root/.cache/jars" -Dmaven.repo.local="$root/.cache/m2" >&2
+  stamp_set jars "$jar_hash"
+fi
+
+py_hash=$( (cat requirements-test.txt spark-udfs/pyproject.toml; python3 --version) | sha256sum | cut -d' ' -f1)
 if ! stamp_ok venv "$py_hash" || [ ! -x .venv/bin/python ]; then
   echo "setup: creating the Python venv (.venv) with the test tools" >&2
   if ! python3 -m venv .venv 2>/dev/null; then

@@ -1,24 +1,35 @@
 #!/usr/bin/env bash
-# `npm test`: set-up, type-check (sources and tests), then the whole vitest suite.
-# Ends with one plain line "tests: N passed, N failed, N skipped" read from vitest's JSON report.
+# `npm test`: set-up, type-check (TypeScript sources and tests, Python package with mypy --strict),
+# the vitest suite, then the Python suite (spark-udfs: local Spark + Iceberg against the real API).
+# Ends with one plain line "tests: N passed, N failed, N skipped" over both suites.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
-echo "type-checking (tsc --noEmit)"
+echo "type-checking (tsc --noEmit, mypy --strict)"
 npx tsc -p . || exit 1
-report=.cache/vitest-report.json
-rm -f "$report"
-npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"
+(cd spark-udfs && ../.venv/bin/mypy) || exit 1
+vitest_report=.cache/vitest-report.json
+pytest_report=.cache/pytest-report.xml
+rm -f "$vitest_report" "$pytest_report"
+npx vitest run --reporter=default --reporter=json --outputFile.json="$vitest_report" "$@"
 code=$?
-if [ -f "$report" ]; then
-  node -e '
-    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-    const skipped = r.numPendingTests + r.numTodoTests;
-    console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
-    if (r.numTotalTests === 0) process.exit(1);
-  ' "$report" || code=1
-else
-  echo "tests: 0 passed, 1 failed (vitest wrote no report)"
-  code=1
-fi
+.venv/bin/python -m pytest spark-udfs/tests -q -p no:cacheprovider --junitxml="$pytest_report"
+pytest_code=$?
+[ $pytest_code -ne 0 ] && code=$pytest_code
+node -e '
+  const fs = require("fs");
+  let passed = 0, failed = 0, skipped = 0;
+  if (fs.existsSync(process.argv[1])) {
+    const r = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+    passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
+  } else failed += 1;
+  if (fs.existsSync(process.argv[2])) {
+    const xml = fs.readFileSync(process.argv[2], "utf8");
+    const n = (name) => Number((new RegExp(`<testsuite[^>]* ${name}="(\\d+)"`).exec(xml) || [0, 0])[1]);
+    const total = n("tests"), bad = n("failures") + n("errors"), skip = n("skipped");
+    passed += total - bad - skip; failed += bad; skipped += skip;
+  } else failed += 1;
+  console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+  if (passed === 0 || failed > 0) process.exit(1);
+' "$vitest_report" "$pytest_report" || code=1
 exit $code

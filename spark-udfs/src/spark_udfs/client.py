@@ -1,0 +1,235 @@
+"""HTTP client for the pseudonymization API, made for Spark executors.
+
+One keep-alive session per process (executors reuse it across tasks), batches of unique values
+chunked into requests and sent with bounded concurrency, retries with exponential backoff and full
+jitter on 429, 5xx, timeouts and dropped connections (honouring Retry-After). When retries run out
+the call raises, so the Spark task fails: a pseudonym is never replaced by a null or an empty string.
+
+The API key is read once per process from the environment, a file, or AWS Secrets Manager.
+No value, pseudonym or key ever goes into an exception message or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class PseudonymizationError(RuntimeError):
+    """The API refused or could not answer; the message names the problem type, never values."""
+
+
+@dataclass(frozen=True)
+class ApiKeySource:
+    """Where the API key comes from: exactly one of an environment variable, a file, or a secret."""
+
+    env: str | None = "PSEUDO_API_KEY"
+    file: str | None = None
+    secret_id: str | None = None
+    region: str | None = None
+
+    def read(self) -> str:
+        if self.file:
+            with open(self.file, encoding="utf-8") as handle:
+                return handle.read().strip()
+        if self.secret_id:
+            import boto3  # only executors that use Secrets Manager need boto3
+
+            text = boto3.client("secretsmanager", region_name=self.region).get_secret_value(SecretId=self.secret_id)["SecretString"]
+            return _key_from_secret(text)
+        if self.env and os.environ.get(self.env):
+            return os.environ[self.env]
+        raise PseudonymizationError(f"no API key: set {self.env}, or give a key file or a Secrets Manager secret")
+
+
+def _key_from_secret(text: str) -> str:
+    """A plain key, or JSON with api_key_value (the AWS sample's secret shape) or apiKey."""
+    try:
+        parsed: Any = json.loads(text)
+    except json.JSONDecodeError:
+        return text.strip()
+    if isinstance(parsed, dict):
+        for name in ("api_key_value", "apiKey", "api_key"):
+            if isinstance(parsed.get(name), str):
+                return str(parsed[name])
+    raise PseudonymizationError("the API key secret is JSON without api_key_value or apiKey")
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Everything an executor needs to build its client; small and picklable."""
+
+    url: str
+    api_key: ApiKeySource = field(default_factory=ApiKeySource)
+    batch_size: int = 5000
+    concurrency: int = 4
+    timeout_seconds: float = 30.0
+    max_retries: int = 8
+    backoff_base_seconds: float = 0.2
+    backoff_max_seconds: float = 20.0
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        if not 1 <= self.batch_size <= 10_000:
+            raise ValueError("batch_size must be 1..10000 (the API's default limit per request)")
+        if not 1 <= self.concurrency <= 64:
+            raise ValueError("concurrency must be 1..64")
+
+
+@dataclass
+class CallStats:
+    """Counts of one client, for metrics: never values."""
+
+    values: int = 0
+    requests: int = 0
+    retries: int = 0
+
+
+class PseudonymizationClient:
+    def __init__(self, config: ClientConfig, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.config = config
+        self._sleep = sleep
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(4, config.concurrency), max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._key: str | None = None
+        self._key_lock = threading.Lock()
+        self.stats = CallStats()
+        self._stats_lock = threading.Lock()
+
+    def pseudonymize(self, context: str, values: Sequence[str], deterministic: bool = True) -> list[str]:
+        """Pseudonyms for non-null values, in order."""
+        body = lambda chunk: {"context": context, "values": list(chunk), "deterministic": deterministic}  # noqa: E731
+        return self._batched("/v1/pseudonymize", values, body, "pseudonyms", check_errors=False)
+
+    def reidentify(self, context: str, pseudonyms: Sequence[str]) -> list[str]:
+        """Values for pseudonyms, in order; any pseudonym that cannot be reidentified raises."""
+        body = lambda chunk: {"context": context, "pseudonyms": list(chunk)}  # noqa: E731
+        return self._batched("/v1/reidentify", pseudonyms, body, "values", check_errors=True)
+
+    def ready(self) -> bool:
+        try:
+            return self._session.get(self.config.url + "/readyz", timeout=self.config.timeout_seconds).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _api_key(self) -> str:
+        with self._key_lock:
+            if self._key is None:
+                self._key = self.config.api_key.read()
+            return self._key
+
+    def _batched(self, path: str, items: Sequence[str], body: Callable[[Sequence[str]], dict[str, Any]], field_name: str, check_errors: bool) -> list[str]:
+        if not items:
+            return []
+        size = self.config.batch_size
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+
+        def send(chunk: Sequence[str]) -> list[str]:
+            answer = self._post(path, body(chunk))
+            results = answer.get(field_name)
+            if not isinstance(results, list) or len(results) != len(chunk):
+                raise PseudonymizationError(f"{path}: the answer does not have one {field_name} item per input")
+            if check_errors and answer.get("errors"):
+                reasons = sorted({str(e.get("reason")) for e in answer["errors"] if isinstance(e, dict)})
+                raise PseudonymizationError(f"{path}: {len(answer['errors'])} item(s) could not be reidentified ({', '.join(reasons)})")
+            if any(not isinstance(r, str) for r in results):
+                raise PseudonymizationError(f"{path}: the answer has a null for a non-null input")
+            return [str(r) for r in results]
+
+        if len(chunks) == 1 or self.config.concurrency == 1:
+            parts = [send(chunk) for chunk in chunks]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.config.concurrency, len(chunks))) as pool:
+                parts = list(pool.map(send, chunks))
+        with self._stats_lock:
+            self.stats.values += len(items)
+        return [value for part in parts for value in part]
+
+    def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        headers = {"content-type": "application/json", "x-api-key": self._api_key()}
+        last_problem = "no attempt"
+        for attempt in range(self.config.max_retries + 1):
+            with self._stats_lock:
+                self.stats.requests += 1
+                if attempt > 0:
+                    self.stats.retries += 1
+            retry_after: float | None = None
+            try:
+                response = self._session.post(self.config.url + path, data=data, headers=headers, timeout=self.config.timeout_seconds)
+            except (requests.ConnectionError, requests.Timeout) as error:
+                last_problem = type(error).__name__
+            else:
+                if response.status_code == 200:
+                    try:
+                        parsed: Any = response.json()
+                    except ValueError:
+                        last_problem = "an answer that is not JSON"
+                    else:
+                        if isinstance(parsed, dict):
+                            return parsed
+                        last_problem = "an answer that is not a JSON object"
+                else:
+                    problem = _problem_type(response)
+                    if response.status_code not in RETRYABLE_STATUS:
+                        raise PseudonymizationError(f"{path}: HTTP {response.status_code} {problem}")
+                    last_problem = f"HTTP {response.status_code} {problem}"
+                    retry_after = _retry_after_seconds(response.headers.get("retry-after"))
+            if attempt == self.config.max_retries:
+                break
+            backoff = random.uniform(0, min(self.config.backoff_max_seconds, self.config.backoff_base_seconds * 2**attempt))
+            self._sleep(max(backoff, min(retry_after, 60.0)) if retry_after is not None else backoff)
+        raise PseudonymizationError(f"{path}: gave up after {self.config.max_retries + 1} attempts; last: {last_problem}")
+
+
+def _problem_type(response: requests.Response) -> str:
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return ""
+    return str(body.get("type", "")) if isinstance(body, dict) else ""
+
+
+def _retry_after_seconds(header: str | None) -> float | None:
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(header).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+_clients: dict[ClientConfig, PseudonymizationClient] = {}
+_clients_lock = threading.Lock()
+
+
+def shared_client(config: ClientConfig) -> PseudonymizationClient:
+    """The one client of this process for this configuration (one keep-alive session per executor)."""
+    with _clients_lock:
+        client = _clients.get(config)
+        if client is None:
+            client = _clients[config] = PseudonymizationClient(config)
+        return client

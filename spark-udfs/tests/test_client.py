@@ -1,0 +1,89 @@
+"""The HTTP client against the real API, directly and through the fault-injecting proxy."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from spark_udfs import ApiKeySource, ClientConfig, PseudonymizationClient, PseudonymizationError
+from spark_udfs.client import _key_from_secret, _retry_after_seconds
+
+from .conftest import Api, FaultProxy
+
+VINS = [f"1HGCM82633A{i:06d}" for i in range(1000)]
+
+
+def test_chunks_concurrently_and_keeps_order(api: Api) -> None:
+    client = PseudonymizationClient(api.client(batch_size=37, concurrency=4))
+    pseudonyms = client.pseudonymize("vin", VINS)
+    assert len(pseudonyms) == len(VINS)
+    direct = api.call("/v1/pseudonymize", {"context": "vin", "values": VINS[:10]})["pseudonyms"]
+    assert pseudonyms[:10] == direct
+    assert client.stats.requests == 28
+    steward = PseudonymizationClient(api.client(key="reidentify", batch_size=100))
+    assert steward.reidentify("vin", pseudonyms) == VINS
+
+
+def test_recovers_from_errors_throttling_and_dropped_connections(api: Api) -> None:
+    with FaultProxy(api.url, errors=0.2, throttles=0.1, drops=0.1) as proxy:
+        waits: list[float] = []
+        client = PseudonymizationClient(api.client(url=proxy.url, batch_size=50, concurrency=2, backoff_base_seconds=0.001), sleep=waits.append)
+        assert client.pseudonymize("vin", VINS) == PseudonymizationClient(api.client()).pseudonymize("vin", VINS)
+        assert client.stats.retries > 0
+        assert proxy.counts["503"] and proxy.counts["429"] and proxy.counts["dropped"]
+        assert len(waits) == client.stats.retries
+
+
+def test_honours_retry_after_and_backs_off_exponentially(api: Api) -> None:
+    assert _retry_after_seconds("3") == 3.0
+    assert _retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert _retry_after_seconds("soon") is None
+    with FaultProxy(api.url, fail_all_posts=True) as proxy:
+        waits: list[float] = []
+        client = PseudonymizationClient(api.client(url=proxy.url, max_retries=5, backoff_base_seconds=1.0, backoff_max_seconds=8.0), sleep=waits.append)
+        with pytest.raises(PseudonymizationError) as failure:
+            client.pseudonymize("vin", ["SENTINEL-VIN-123"])
+        assert "gave up after 6 attempts" in str(failure.value)
+        assert "SENTINEL" not in str(failure.value)
+        assert len(waits) == 5
+        assert all(0 <= w <= min(8.0, 2**i) for i, w in enumerate(waits))
+
+
+def test_fails_at_once_on_a_client_mistake(api: Api, tmp_path: os.PathLike[str]) -> None:
+    key_file = os.path.join(tmp_path, "wrong.key")
+    with open(key_file, "w", encoding="utf-8") as handle:
+        handle.write("pk_000000000000_" + "A" * 43)
+    client = PseudonymizationClient(ClientConfig(url=api.url, api_key=ApiKeySource(env=None, file=key_file)))
+    with pytest.raises(PseudonymizationError, match="HTTP 401 urn:pseudonymization:problem:unauthenticated"):
+        client.pseudonymize("vin", ["x"])
+    assert client.stats.retries == 0
+    with pytest.raises(PseudonymizationError, match="HTTP 400 urn:pseudonymization:problem:unknown-context"):
+        PseudonymizationClient(api.client()).pseudonymize("shoe_size", ["42"])
+
+
+def test_reidentify_never_returns_a_null_for_a_failed_item(api: Api) -> None:
+    steward = PseudonymizationClient(api.client(key="reidentify"))
+    with pytest.raises(PseudonymizationError, match=r"1 item\(s\) could not be reidentified \(malformed\)"):
+        steward.reidentify("vin", ["not-a-pseudonym"])
+
+
+def test_reads_the_key_from_env_file_or_secret_shapes(monkeypatch: pytest.MonkeyPatch, api: Api) -> None:
+    with open(api.pseudonymize_key_file, encoding="utf-8") as handle:
+        key = handle.read().strip()
+    monkeypatch.setenv("MY_KEY", key)
+    assert ApiKeySource(env="MY_KEY").read() == key
+    assert ApiKeySource(env=None, file=api.pseudonymize_key_file).read() == key
+    assert _key_from_secret(json.dumps({"api_key_value": key})) == key
+    assert _key_from_secret(key) == key
+    with pytest.raises(PseudonymizationError, match="no API key"):
+        ApiKeySource(env="UNSET_VARIABLE_X").read()
+
+
+def test_config_refuses_impossible_settings() -> None:
+    for options in ({"batch_size": 0}, {"batch_size": 10_001}, {"concurrency": 0}):
+        with pytest.raises(ValueError):
+            ClientConfig(url="http://127.0.0.1:1", **options)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        ClientConfig(url="127.0.0.1:8080")
