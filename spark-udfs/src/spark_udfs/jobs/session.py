@@ -71,4 +71,7 @@ def build_session(catalog: CatalogConfig, app_name: str = "pseudonymize-batch", 
         builder = builder.config("spark.jars", ",".join(jars))
     for key, value in catalog_settings(catalog).items():
         builder = builder.config(key, value)
-    return builder.config("spark.ui.enabled", "false").getOrCreate()
+    # Values are deduplicated per Arrow batch: larger batches send fewer values on low-cardinality columns
+    # (measured in load-tests/spark_bench.py). 100,000 rows of a few columns is a few MB per batch.
+    builder = builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", os.environ.get("SPARK_UDFS_ARROW_BATCH_ROWS", "100000"))
+    return builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").getOrCreate()
