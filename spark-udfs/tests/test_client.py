@@ -87,3 +87,19 @@ def test_config_refuses_impossible_settings() -> None:
             ClientConfig(url="http://127.0.0.1:1", **options)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         ClientConfig(url="127.0.0.1:8080")
+
+
+def test_reads_the_key_once_from_secrets_manager(api: Api, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    for name, value in {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}.items():
+        monkeypatch.setenv(name, value)
+    with open(api.pseudonymize_key_file, encoding="utf-8") as handle:
+        key = handle.read().strip()
+    secrets = boto3.client("secretsmanager", region_name="eu-west-1")
+    secrets.create_secret(Name="spark/api-key", SecretString=json.dumps({"api_key_value": key}))
+    client = PseudonymizationClient(ClientConfig(url=api.url, api_key=ApiKeySource(env=None, secret_id="spark/api-key", region="eu-west-1")))
+    assert len(client.pseudonymize("vin", ["A", "B"])) == 2
+    # Rotating the secret does not reach a running client: it was read once, not per request.
+    secrets.put_secret_value(SecretId="spark/api-key", SecretString=json.dumps({"api_key_value": "pk_000000000000_" + "A" * 43}))
+    assert len(client.pseudonymize("vin", ["C"])) == 1
