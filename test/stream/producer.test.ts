@@ -1,0 +1,161 @@
+/**
+ * The Kinesis producer. Batching and retry-only-the-failed-records run against a scripted PutRecords
+ * call, because moto's Kinesis never answers a per-record failure; everything else runs against moto's
+ * Kinesis over HTTP: records land in the stream, partition keys, rate, a missing stream, Ctrl-C.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { CreateStreamCommand, GetRecordsCommand, GetShardIteratorCommand, KinesisClient, ListShardsCommand, waitUntilStreamExists } from '@aws-sdk/client-kinesis';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Batcher, MAX_RECORD_BYTES, rejectReason, sendBatch, type Entry } from '../../stream-consumer/producer/putRecords.ts';
+import { startMoto, TEST_REGION, type Moto } from '../support/moto.ts';
+
+const entry = (bytes: number, key = 'k'): Entry => ({ data: new Uint8Array(bytes), partitionKey: key });
+
+describe('PutRecords batching and retries', () => {
+  it('closes batches at 500 records and at 5 MiB, and rejects records over 1 MiB', () => {
+    const batcher = new Batcher();
+    const sizes: number[] = [];
+    for (let i = 0; i < 1200; i++) {
+      const closed = batcher.add(entry(100));
+      if (closed) sizes.push(closed.length);
+    }
+    sizes.push(batcher.flush()!.length);
+    expect(sizes).toEqual([500, 500, 200]);
+    const big = new Batcher();
+    const bigSizes: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const closed = big.add(entry(MAX_RECORD_BYTES - 1));
+      if (closed) bigSizes.push(closed.length);
+    }
+    expect(bigSizes).toEqual([5, 5]);
+    expect(rejectReason(entry(MAX_RECORD_BYTES))).toMatch(/larger than 1 MiB/);
+    expect(rejectReason(entry(10, ''))).toMatch(/partition key/);
+    expect(rejectReason(entry(10, 'x'.repeat(257)))).toMatch(/partition key/);
+  });
+
+  it('re-sends only the records that failed, with backoff, until they are stored', async () => {
+    const calls: number[][] = [];
+    const batch = Array.from({ length: 9 }, (_, i) => entry(i + 1));
+    const outcome = await sendBatch(
+      async (entries) => {
+        calls.push(entries.map((e) => e.data.length));
+        return entries.map((e) => (calls.length === 1 && e.data.length % 3 === 0 ? 'ProvisionedThroughputExceededException' : undefined));
+      },
+      batch,
+      { maxAttempts: 5, baseDelayMs: 1, maxDelayMs: 2, sleep: async () => {} },
+    );
+    expect(calls).toEqual([[1, 2, 3, 4, 5, 6, 7, 8, 9], [3, 6, 9]]);
+    expect(outcome).toEqual({ sent: 9, retried: 3, failed: 0, failureCodes: {} });
+  });
+
+  it('gives up after the last attempt and reports why, counting a failed request as all its records failing', async () => {
+    let attempt = 0;
+    const outcome = await sendBatch(
+      async (entries) => {
+        attempt++;
+        if (attempt === 1) throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
+        return entries.map((e) => (e.data.length === 1 ? 'InternalFailure' : undefined));
+      },
+      [entry(1), entry(2)],
+      { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2, sleep: async () => {} },
+    );
+    expect(outcome).toEqual({ sent: 1, retried: 3, failed: 1, failureCodes: { InternalFailure: 1 } });
+  });
+});
+
+describe('the producer CLI against Kinesis (moto)', () => {
+  let moto: Moto;
+  let kinesis: KinesisClient;
+  const work = mkdtempSync(join(tmpdir(), 'producer-'));
+  beforeAll(async () => {
+    moto = await startMoto();
+    // moto speaks HTTP/1.1 only; the SDK's Kinesis default is HTTP/2.
+    kinesis = new KinesisClient({ region: TEST_REGION, endpoint: moto.endpoint, requestHandler: new NodeHttpHandler() });
+  });
+  afterAll(async () => {
+    await moto?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  async function createStream(name: string, shards = 2): Promise<void> {
+    await kinesis.send(new CreateStreamCommand({ StreamName: name, ShardCount: shards }));
+    await waitUntilStreamExists({ client: kinesis, maxWaitTime: 30 }, { StreamName: name });
+  }
+
+  async function readAll(name: string): Promise<{ data: string; partitionKey: string }[]> {
+    const out: { data: string; partitionKey: string }[] = [];
+    const { Shards } = await kinesis.send(new ListShardsCommand({ StreamName: name }));
+    for (const shard of Shards ?? []) {
+      let iterator = (await kinesis.send(new GetShardIteratorCommand({ StreamName: name, ShardId: shard.ShardId!, ShardIteratorType: 'TRIM_HORIZON' }))).ShardIterator;
+      for (;;) {
+        const page = await kinesis.send(new GetRecordsCommand({ ShardIterator: iterator!, Limit: 10_000 }));
+        for (const r of page.Records ?? []) out.push({ data: Buffer.from(r.Data!).toString('utf8'), partitionKey: r.PartitionKey! });
+        if (!page.Records?.length || !page.NextShardIterator) break;
+        iterator = page.NextShardIterator;
+      }
+    }
+    return out;
+  }
+
+  const produce = async (...args: string[]) => {
+    const result = await promisify(execFile)('node_modules/.bin/tsx', ['stream-consumer/producer/main.ts', '--endpoint', moto.endpoint, '--region', TEST_REGION, ...args], { env: { ...process.env, ...moto.env } }).catch((e: { code: number; stdout: string; stderr: string }) => e);
+    return { code: 'code' in result && typeof result.code === 'number' ? result.code : 0, summary: JSON.parse(result.stdout || '{}') as Record<string, unknown>, stderr: result.stderr };
+  };
+
+  it('sends generated records of the batch dataset shape, all of them landing in the stream', async () => {
+    await createStream('vehicles');
+    const { code, summary } = await produce('--stream', 'vehicles', '--generate', '1200');
+    expect(code).toBe(0);
+    expect(summary).toMatchObject({ sent: 1200, failed: 0, rejected: 0, interrupted: false });
+    const records = await readAll('vehicles');
+    expect(records).toHaveLength(1200);
+    const first = JSON.parse(records[0]!.data) as Record<string, unknown>;
+    expect(Object.keys(first).sort()).toEqual(['dept_id', 'example_ts', 'producedAt', 'vin']);
+  });
+
+  it('takes the partition key from a field, still sends lines that are not JSON, and keeps to the rate', async () => {
+    await createStream('keyed');
+    const file = join(work, 'records.jsonl');
+    writeFileSync(file, [...Array.from({ length: 99 }, (_, i) => JSON.stringify({ vin: `V${i % 7}`, n: i })), 'not json at all'].join('\n') + '\n');
+    const started = Date.now();
+    const { code, summary } = await produce('--stream', 'keyed', '--file', file, '--partition-key', 'vin', '--rate', '200');
+    expect(Date.now() - started).toBeGreaterThan(450);
+    expect(code).toBe(0);
+    expect(summary).toMatchObject({ sent: 100, randomKeys: 1 });
+    const records = await readAll('keyed');
+    expect(records.filter((r) => r.partitionKey.startsWith('V'))).toHaveLength(99);
+    expect(records.map((r) => r.data)).toContain('not json at all');
+  });
+
+  it('reports a missing stream clearly and exits 1', async () => {
+    const { code, summary } = await produce('--stream', 'no-such-stream', '--generate', '10', '--max-attempts', '2');
+    expect(code).toBe(1);
+    expect(summary).toMatchObject({ sent: 0, failed: 10, failureCodes: { ResourceNotFoundException: 10 } });
+  });
+
+  it('stops cleanly on Ctrl-C: what it reports as sent is exactly what is in the stream', async () => {
+    await createStream('interrupted', 1);
+    const child = spawn('node_modules/.bin/tsx', ['stream-consumer/producer/main.ts', '--endpoint', moto.endpoint, '--region', TEST_REGION, '--stream', 'interrupted', '--generate', '1000000', '--rate', '3000'], { env: { ...process.env, ...moto.env } });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(130);
+    const summary = JSON.parse(stdout) as { sent: number; interrupted: boolean };
+    expect(summary.interrupted).toBe(true);
+    expect(summary.sent).toBeGreaterThan(0);
+    expect(await readAll('interrupted')).toHaveLength(summary.sent);
+  });
+
+  it('exits 2 with usage for missing or conflicting options', async () => {
+    expect((await produce('--generate', '10')).code).toBe(2);
+    expect((await produce('--stream', 's', '--generate', '10', '--stdin')).code).toBe(2);
+    expect((await produce('--stream', 's', '--generate', 'ten')).code).toBe(2);
+  });
+});
