@@ -48,7 +48,7 @@ if ! stamp_ok jars "$jar_hash" || [ -z "$(ls .cache/jars/*.jar 2>/dev/null)" ]; 
   stamp_set jars "$jar_hash"
 fi
 
-py_hash=$( (cat requirements-test.txt spark-udfs/pyproject.toml; python3 --version) | sha256sum | cut -d' ' -f1)
+py_hash=$( (cat requirements-test.txt spark-udfs/pyproject.toml stream-consumer/pyproject.toml; python3 --version) | sha256sum | cut -d' ' -f1)
 if ! stamp_ok venv "$py_hash" || [ ! -x .venv/bin/python ]; then
   echo "setup: creating the Python venv (.venv) with the test tools" >&2
   if ! python3 -m venv .venv 2>/dev/null; then
