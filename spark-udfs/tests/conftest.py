@@ -24,14 +24,9 @@ from pyspark.sql import SparkSession
 
 from spark_udfs import ApiKeySource, ClientConfig
 from spark_udfs.jobs.session import PROJECT_ROOT, CatalogConfig, build_session
+from spark_udfs.testing import free_port, moto_server
 
 ROOT = Path(PROJECT_ROOT)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -171,21 +166,8 @@ class FaultProxy:
         self.server.server_close()
 
 
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """moto's server from the venv: a real local AWS endpoint (Secrets Manager here)."""
-    port = free_port()
-    server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                requests.get(endpoint + "/moto-api/", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.1)
+    with moto_server() as endpoint:
         yield endpoint
-    finally:
-        server.terminate()
-        server.wait(timeout=10)

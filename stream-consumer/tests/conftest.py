@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import boto3
 import pytest
-import requests
 from pyspark.sql import SparkSession
 
-from spark_udfs.jobs.session import PROJECT_ROOT, CatalogConfig, build_session
+from spark_udfs.jobs.session import CatalogConfig, build_session
+from spark_udfs.testing import moto_server
 from stream_consumer.kinesis import KinesisDataSource
 
 # Spark's Python workers inherit the JVM's environment: credentials must be set before Spark starts.
@@ -25,22 +21,8 @@ for _name, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([str(Path(PROJECT_ROOT) / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                requests.get(endpoint + "/moto-api/", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.1)
+    with moto_server() as endpoint:
         yield endpoint
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
