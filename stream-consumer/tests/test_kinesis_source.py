@@ -41,7 +41,8 @@ def drain(spark: SparkSession, endpoint: str, stream: str, checkpoint: str, expe
         while time.time() < deadline and query.exception() is None:
             if len(seen) != count:
                 count, settled_since = len(seen), time.time()
-            elif count >= expected and settled_since is not None and time.time() - settled_since > 1.0:
+            elif count >= expected and settled_since is not None and time.time() - settled_since > 1.0 and query.lastProgress is not None:
+                # At least one batch completed, so its offsets are in the checkpoint.
                 break
             time.sleep(0.1)
         if query.exception():

@@ -15,8 +15,8 @@ restart) and calls `readBetweenOffsets` to replay a batch during recovery, so a 
 same records, which exactly-once sinks need. Offsets are, per shard, the last sequence number included
 (compared as integers) and whether the shard is closed and fully read; at most `maxRecordsPerShard` per
 shard and trigger. Resharding: a child shard is read only after its parents are closed and fully read.
-LATEST and AT_TIMESTAMP become a fixed timestamp in the first offset, so a restart does not move the start.
-Reading happens in the driver's Python process: fine locally and at moderate rates; on EMR the aws-kinesis
+LATEST and AT_TIMESTAMP become a fixed timestamp in the first offset, logged by Spark with the first batch
+(empty if need be), so a restart does not move the start. Reading happens in the driver's Python process: fine locally and at moderate rates; on EMR the aws-kinesis
 connector can take over with the same schema.
 """
 
@@ -114,7 +114,9 @@ class KinesisStreamReader(SimpleDataSourceStreamReader):
             if "startingtimestamp" not in self.options:
                 raise KinesisSourceError("startingPosition AT_TIMESTAMP needs option startingTimestamp (ISO 8601)")
             start_at = int(datetime.fromisoformat(self.options["startingtimestamp"]).timestamp() * 1000)
-        return {"startAtMs": start_at, "shards": {s["ShardId"]: {"seq": None, "closed": False} for s in self._shards()}}
+        # "started": False until the first read. The first read always returns an offset that differs, so Spark
+        # plans and logs a (possibly empty) batch and the pinned start survives a restart even if nothing came yet.
+        return {"startAtMs": start_at, "started": False, "shards": {s["ShardId"]: {"seq": None, "closed": False} for s in self._shards()}}
 
     def read(self, start: Offset) -> tuple[Iterator[tuple[Any, ...]], Offset]:
         """Records after `start` (at most max_per_shard per shard) and the offset they end at."""
@@ -129,7 +131,7 @@ class KinesisStreamReader(SimpleDataSourceStreamReader):
                 continue
             records, state["seq"], state["closed"] = self._read_shard(shard["ShardId"], state["seq"], start.get("startAtMs"), None)
             rows.extend(records)
-        return iter(rows), {"startAtMs": start.get("startAtMs"), "shards": known}
+        return iter(rows), {"startAtMs": start.get("startAtMs"), "started": True, "shards": known}
 
     def readBetweenOffsets(self, start: Offset, end: Offset) -> Iterator[tuple[Any, ...]]:
         """The same records `read` returned for this range, read again (recovery)."""
