@@ -77,10 +77,6 @@ export class Ff1Text {
     this.digits = new Ff1Digits(this.alphabet.length, key, tweak);
   }
 
-  get minLength(): number {
-    return this.digits.minLength;
-  }
-
   encrypt(text: string): string {
     return this.fromDigits(this.digits.encrypt(this.toDigits(text)));
   }
