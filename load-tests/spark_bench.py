@@ -13,11 +13,9 @@ many minutes); rows/s are comparable as throughput.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +33,7 @@ sys.path.insert(0, str(ROOT / "spark-udfs" / "src"))
 
 from spark_udfs import ApiKeySource, ClientConfig, pseudonymize  # noqa: E402
 from spark_udfs.jobs.session import CatalogConfig, build_session  # noqa: E402
+from spark_udfs.testing import ApiServer, api_server  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "10000000"))
 NAIVE_ROWS = int(os.environ.get("BENCH_NAIVE_ROWS", "1000000"))
@@ -64,21 +63,11 @@ def generate(path: Path, rows: int, distinct: int | None) -> None:
             )
 
 
-def main() -> None:
+def run(api: ApiServer) -> None:
     work = Path(tempfile.mkdtemp(prefix="spark-bench-"))
-    data_dir = work / "api"
-    env = {**os.environ, "PSEUDO_DATA_DIR": str(data_dir), "PSEUDO_LOG_LEVEL": "warn"}
-    key_file = json.loads(subprocess.run(["node", "dist/cli.mjs", "apikeys", "create", "--name", "bench", "--roles", "pseudonymize", "--out", str(work / "bench.key")], cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout)["secretFile"]
-    port = 18000 + os.getpid() % 1000
-    server = subprocess.Popen(["node", "dist/server.mjs"], cwd=ROOT, env={**env, "PSEUDO_PORT": str(port)}, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    url = api.url
+    key_file = api.key_files["pseudonymize"]
     try:
-        for _ in range(100):
-            try:
-                if requests.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
         client = ClientConfig(url=url, api_key=ApiKeySource(env=None, file=key_file))
         catalog = CatalogConfig(uri=str(work / "catalog.db"), warehouse=str(work / "warehouse"))
         spark = build_session(catalog, app_name="spark-bench", master=f"local[{CORES}]")
@@ -164,10 +153,9 @@ def main() -> None:
         print(f"\nspeed-up over the naive pattern (10,000 distinct): {speedup:.1f}x")
         spark.stop()
     finally:
-        server.terminate()
-        server.wait(timeout=10)
         shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
+    with api_server() as running:
+        run(running)

@@ -4,15 +4,12 @@ session with the Iceberg runtime and a JDBC catalog on SQLite, and a fault-injec
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import shutil
 import socket
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +21,7 @@ from pyspark.sql import SparkSession
 
 from spark_udfs import ApiKeySource, ClientConfig
 from spark_udfs.jobs.session import PROJECT_ROOT, CatalogConfig, build_session
-from spark_udfs.testing import free_port, moto_server
+from spark_udfs.testing import api_server, moto_server
 
 ROOT = Path(PROJECT_ROOT)
 
@@ -53,33 +50,8 @@ class Api:
 def api() -> Iterator[Api]:
     if not (ROOT / "dist" / "server.mjs").exists():
         subprocess.run([str(ROOT / "node_modules" / ".bin" / "tsx"), "scripts/build.ts"], cwd=ROOT, check=True, capture_output=True)
-    data_dir = tempfile.mkdtemp(prefix="spark-udfs-api-")
-    env = {**os.environ, "PSEUDO_DATA_DIR": data_dir, "PSEUDO_POLICY_FILE": str(ROOT / "test" / "fixtures" / "policies.json"), "PSEUDO_LOG_LEVEL": "warn"}
-    keys = {}
-    for role in ("pseudonymize", "reidentify"):
-        out = subprocess.run(["node", "dist/cli.mjs", "apikeys", "create", "--name", f"spark-{role}", "--roles", role, "--out", f"{data_dir}/{role}.key"], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
-        keys[role] = json.loads(out.stdout)["secretFile"]
-    port = free_port()
-    server = subprocess.Popen(["node", "dist/server.mjs"], cwd=ROOT, env={**env, "PSEUDO_PORT": str(port)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                if requests.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("the API server did not become ready")
-        yield Api(url, keys["pseudonymize"], keys["reidentify"])
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with api_server(("pseudonymize", "reidentify"), {"PSEUDO_POLICY_FILE": str(ROOT / "test" / "fixtures" / "policies.json")}) as server:
+        yield Api(server.url, server.key_files["pseudonymize"], server.key_files["reidentify"])
 
 
 @pytest.fixture(scope="session")
