@@ -15,8 +15,9 @@ from pyspark.sql import SparkSession
 
 from spark_udfs.jobs.batch import JobConfigError, main, parse_config, run
 from spark_udfs.jobs.session import CatalogConfig
+from spark_udfs.testing import FaultProxy
 
-from .conftest import Api, FaultProxy
+from .conftest import Api
 
 VINS = [f"SENTINELVIN{i:06d}" for i in range(400)]
 
@@ -148,7 +149,7 @@ def test_reads_csv_input(spark: SparkSession, api: Api, warehouse: CatalogConfig
         ({"columns": {"vim": "vin"}}, "unknown column 'vim'"),
         ({"api": {"url": ""}}, "api.url: required"),
         ({"api": {"batchSize": 0}}, "api: batch_size must be 1..10000"),
-        ({"api": {"concurrency": True}}, "api.concurrency: must be a int"),
+        ({"api": {"concurrency": True}}, "api.concurrency: must be of type int"),
         ({"table": {"name": "analytics.vehicles"}}, "table.name: must be local.<namespace>.<table>"),
         ({"table": {"name": "local.a.b", "partitionBy": ["days(ts); DROP TABLE x"]}}, "table.partitionBy"),
         ({"catalog": {"type": "glue", "warehouse": "/tmp/wh"}}, "catalog.warehouse: the glue catalog needs an s3:// warehouse"),

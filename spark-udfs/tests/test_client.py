@@ -9,8 +9,9 @@ import pytest
 
 from spark_udfs import ApiKeySource, ClientConfig, PseudonymizationClient, PseudonymizationError
 from spark_udfs.client import _key_from_secret, _retry_after_seconds
+from spark_udfs.testing import FaultProxy
 
-from .conftest import Api, FaultProxy
+from .conftest import Api
 
 VINS = [f"1HGCM82633A{i:06d}" for i in range(1000)]
 

@@ -1,18 +1,23 @@
-"""moto's Kinesis and a local Spark session for the source tests, started here and always stopped."""
+"""Real components for the streaming tests, started here and always stopped: moto's Kinesis, the API server
+(`node dist/server.mjs`) with a pseudonymize key and a reidentify key, and a local Spark session."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
 from pyspark.sql import SparkSession
 
-from spark_udfs.jobs.session import CatalogConfig, build_session
-from spark_udfs.testing import moto_server
+from spark_udfs.jobs.session import PROJECT_ROOT, CatalogConfig, build_session
+from spark_udfs.testing import ApiServer, api_server, moto_server
 from stream_consumer.kinesis import KinesisDataSource
+
+ROOT = Path(PROJECT_ROOT)
 
 # Spark's Python workers inherit the JVM's environment: credentials must be set before Spark starts.
 for _name, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}.items():
@@ -28,6 +33,20 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def kinesis(moto_endpoint: str) -> object:
     return boto3.client("kinesis", region_name="eu-west-1", endpoint_url=moto_endpoint)
+
+
+@pytest.fixture(scope="session")
+def api() -> Iterator[ApiServer]:
+    if not (ROOT / "dist" / "server.mjs").exists():
+        subprocess.run([str(ROOT / "node_modules" / ".bin" / "tsx"), "scripts/build.ts"], cwd=ROOT, check=True, capture_output=True)
+    with api_server(("pseudonymize", "reidentify"), {"PSEUDO_POLICY_FILE": str(ROOT / "test" / "fixtures" / "policies.json")}) as server:
+        yield server
+
+
+@pytest.fixture()
+def catalog(tmp_path: Path) -> CatalogConfig:
+    """A catalog and warehouse of the test's own."""
+    return CatalogConfig(uri=str(tmp_path / "catalog.db"), warehouse=str(tmp_path / "warehouse"))
 
 
 @pytest.fixture(scope="session")

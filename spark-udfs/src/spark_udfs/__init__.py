@@ -1,6 +1,6 @@
 """Pseudonymize Spark DataFrame columns through the pseudonymization API (keys never reach the cluster)."""
 
-from .client import ApiKeySource, ClientConfig, PseudonymizationClient, PseudonymizationError, shared_client
+from .client import ApiKeySource, ClientConfig, PseudonymizationClient, PseudonymizationError, ValuesRejected, shared_client
 from .spark import SparkMetrics, check_columns, pseudonymize, pseudonymize_rows, reidentify
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "PseudonymizationClient",
     "PseudonymizationError",
     "SparkMetrics",
+    "ValuesRejected",
     "check_columns",
     "pseudonymize",
     "pseudonymize_rows",

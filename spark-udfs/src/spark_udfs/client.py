@@ -32,6 +32,15 @@ class PseudonymizationError(RuntimeError):
     """The API refused or could not answer; the message names the problem type, never values."""
 
 
+class ValuesRejected(PseudonymizationError):
+    """The API refused some values of a request (HTTP 400 with per-item reasons, e.g. too long for the
+    context's limit or outside an FPE alphabet); `rejected` maps their index in the call to the reason."""
+
+    def __init__(self, message: str, rejected: dict[int, str]) -> None:
+        super().__init__(message)
+        self.rejected = rejected
+
+
 @dataclass(frozen=True)
 class ApiKeySource:
     """Where the API key comes from: exactly one of an environment variable, a file, or a secret."""
@@ -119,6 +128,27 @@ class PseudonymizationClient:
         body = lambda chunk: {"context": context, "values": list(chunk), "deterministic": deterministic}  # noqa: E731
         return self._batched("/v1/pseudonymize", values, body, "pseudonyms", check_errors=False)
 
+    def pseudonymize_valid(self, context: str, values: Sequence[str], deterministic: bool = True) -> tuple[list[str | None], dict[int, str]]:
+        """Pseudonyms for the values the API accepts (None where it refused one) and the refused indexes with
+        their reasons: for streams, where one bad value must not stop every other record. The API reports at
+        most 20 refusals per request, so each round drops those and asks again for the rest."""
+        remaining = list(range(len(values)))
+        rejected: dict[int, str] = {}
+        while True:
+            try:
+                answers = self.pseudonymize(context, [values[i] for i in remaining], deterministic)
+            except ValuesRejected as error:
+                refused = {remaining[i]: reason for i, reason in error.rejected.items() if 0 <= i < len(remaining)}
+                if not refused:
+                    raise
+                rejected |= refused
+                remaining = [i for i in remaining if i not in rejected]
+                continue
+            results: list[str | None] = [None] * len(values)
+            for index, answer in zip(remaining, answers):
+                results[index] = answer
+            return results, rejected
+
     def reidentify(self, context: str, pseudonyms: Sequence[str]) -> list[str]:
         """Values for pseudonyms, in order; any pseudonym that cannot be reidentified raises."""
         body = lambda chunk: {"context": context, "pseudonyms": list(chunk)}  # noqa: E731
@@ -143,10 +173,14 @@ class PseudonymizationClient:
         if not items:
             return []
         size = self.config.batch_size
-        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        offsets = range(0, len(items), size)
 
-        def send(chunk: Sequence[str]) -> list[str]:
-            answer = self._post(path, body(chunk))
+        def send(offset: int) -> list[str]:
+            chunk = items[offset : offset + size]
+            try:
+                answer = self._post(path, body(chunk))
+            except ValuesRejected as error:
+                raise ValuesRejected(str(error), {offset + i: reason for i, reason in error.rejected.items()}) from None
             results = answer.get(field_name)
             if not isinstance(results, list) or len(results) != len(chunk):
                 raise PseudonymizationError(f"{path}: the answer does not have one {field_name} item per input")
@@ -157,11 +191,11 @@ class PseudonymizationClient:
                 raise PseudonymizationError(f"{path}: the answer has a null for a non-null input")
             return [str(r) for r in results]
 
-        if len(chunks) == 1 or self.config.concurrency == 1:
-            parts = [send(chunk) for chunk in chunks]
+        if len(offsets) == 1 or self.config.concurrency == 1:
+            parts = [send(offset) for offset in offsets]
         else:
-            with ThreadPoolExecutor(max_workers=min(self.config.concurrency, len(chunks))) as pool:
-                parts = list(pool.map(send, chunks))
+            with ThreadPoolExecutor(max_workers=min(self.config.concurrency, len(offsets))) as pool:
+                parts = list(pool.map(send, offsets))
         with self._stats_lock:
             self.stats.values += len(items)
         return [value for part in parts for value in part]
@@ -192,6 +226,9 @@ class PseudonymizationClient:
                         last_problem = "an answer that is not a JSON object"
                 else:
                     problem = _problem_type(response)
+                    rejected = _rejected_items(response) if response.status_code == 400 else {}
+                    if rejected:
+                        raise ValuesRejected(f"{path}: HTTP 400 {problem}: {len(rejected)} value(s) refused", rejected)
                     if response.status_code not in RETRYABLE_STATUS:
                         raise PseudonymizationError(f"{path}: HTTP {response.status_code} {problem}")
                     last_problem = f"HTTP {response.status_code} {problem}"
@@ -209,6 +246,18 @@ def _problem_type(response: requests.Response) -> str:
     except ValueError:
         return ""
     return str(body.get("type", "")) if isinstance(body, dict) else ""
+
+
+def _rejected_items(response: requests.Response) -> dict[int, str]:
+    """The per-item reasons of a 400 (`errors: [{index, reason}]`); reasons name rules, never values."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return {}
+    items = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        return {}
+    return {int(e["index"]): str(e.get("reason", "")) for e in items if isinstance(e, dict) and isinstance(e.get("index"), int)}
 
 
 def _retry_after_seconds(header: str | None) -> float | None:

@@ -1,19 +1,22 @@
 """Helpers shared by the Python tests and benchmarks: the one way to start a local AWS endpoint (moto's server
-from the project venv) and the pseudonymization API (`node dist/server.mjs` with API keys made by its CLI),
-each on a free 127.0.0.1 port and always stopped."""
+from the project venv), the pseudonymization API (`node dist/server.mjs` with API keys made by its CLI) and
+a fault-injecting proxy in front of it, each on a free 127.0.0.1 port and always stopped."""
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
@@ -72,10 +75,16 @@ def api_server(roles: tuple[str, ...] = ("pseudonymize",), environment: Mapping[
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
-    """Starts moto's server and yields its endpoint URL; always stops it."""
+def moto_server(environment: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Starts moto's server and yields its endpoint URL; always stops it. `{"INITIAL_NO_AUTH_ACTION_COUNT": "0"}`
+    makes it check credentials like AWS does (unknown access keys are refused)."""
     port = free_port()
-    server = subprocess.Popen([str(Path(PROJECT_ROOT) / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(Path(PROJECT_ROOT) / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, **(environment or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(endpoint + "/moto-api/", "moto_server")
@@ -83,3 +92,70 @@ def moto_server() -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+class FaultProxy:
+    """Forwards to the API; answers a share of POSTs with 503, 429 (Retry-After: 0) or a dropped connection."""
+
+    def __init__(self, upstream: str, *, errors: float = 0.0, throttles: float = 0.0, drops: float = 0.0, fail_all_posts: bool = False, seed: int = 7) -> None:
+        self.upstream = upstream
+        self.rates = (drops, errors, throttles)
+        self.fail_all_posts = fail_all_posts
+        self.random = random.Random(seed)
+        self.lock = threading.Lock()
+        self.counts = {"forwarded": 0, "503": 0, "429": 0, "dropped": 0}
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                answer = requests.get(proxy.upstream + self.path, timeout=30)
+                self._relay(answer.status_code, answer.headers.get("content-type", "application/json"), answer.content)
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                with proxy.lock:
+                    roll = proxy.random.random()
+                drops, errors, throttles = proxy.rates
+                if proxy.fail_all_posts or drops <= roll < drops + errors:
+                    proxy._count("503")
+                    self._relay(503, "application/problem+json", b'{"type":"urn:test:unavailable","title":"injected","status":503}')
+                elif roll < drops:
+                    proxy._count("dropped")
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                elif roll < drops + errors + throttles:
+                    proxy._count("429")
+                    self._relay(429, "application/problem+json", b'{"type":"urn:test:throttled","title":"injected","status":429}', {"retry-after": "0"})
+                else:
+                    proxy._count("forwarded")
+                    headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "x-api-key")}
+                    answer = requests.post(proxy.upstream + self.path, data=body, headers=headers, timeout=30)
+                    self._relay(answer.status_code, answer.headers.get("content-type", "application/json"), answer.content)
+
+            def _relay(self, status: int, content_type: str, body: bytes, extra: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(body)))
+                for name, value in (extra or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _count(self, what: str) -> None:
+        with self.lock:
+            self.counts[what] += 1
+
+    def __enter__(self) -> FaultProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -15,23 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..client import ApiKeySource, ClientConfig, PseudonymizationClient, PseudonymizationError
+from ..client import ClientConfig, PseudonymizationClient, PseudonymizationError
+from .config import IDENTIFIER, JobConfigError, check_partitioning, check_table_name, get_field, parse_api, parse_catalog, section_of, sql_properties
+from .failures import root_cause
 from .session import CatalogConfig
-
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){1,2}$")
-PARTITION = re.compile(r"^(?:(?:years|months|days|hours)\((\w+)\)|(?:bucket|truncate)\(\d+,\s*(\w+)\)|(\w+))$")
-
-
-class JobConfigError(ValueError):
-    """The job configuration cannot work; the message names the key."""
-
 
 @dataclass(frozen=True)
 class TableConfig:
@@ -53,69 +45,29 @@ class JobConfig:
     master: str | None = None
 
 
-def _get(section: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any = None) -> Any:
-    value = section.get(key, default)
-    # bool is an int in Python: a true/false where a number belongs is still a mistake.
-    if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise JobConfigError(f"{where}.{key}: must be a {names}")
-    return value
-
-
 def parse_config(raw: dict[str, Any]) -> JobConfig:
     """Validates the job configuration, naming the key at fault."""
     source = raw.get("input") or {}
-    path = _get(source, "path", str, "input")
+    path = get_field(source, "path", str, "input")
     if not path:
         raise JobConfigError("input.path: required")
-    fmt = _get(source, "format", str, "input", "parquet")
+    fmt = get_field(source, "format", str, "input", "parquet")
     if fmt not in ("parquet", "csv"):
         raise JobConfigError("input.format: must be parquet or csv")
     columns = raw.get("columns")
     if not isinstance(columns, dict) or not columns or not all(isinstance(k, str) and isinstance(v, str) for k, v in columns.items()):
         raise JobConfigError('columns: must map column names to contexts, e.g. {"vin": "vin"}')
-    api = raw.get("api") or {}
-    url = _get(api, "url", str, "api")
-    if not url:
-        raise JobConfigError("api.url: required")
-    key = ApiKeySource(env=_get(api, "apiKeyEnv", str, "api", "PSEUDO_API_KEY"), file=_get(api, "apiKeyFile", str, "api"), secret_id=_get(api, "apiKeySecretId", str, "api"), region=_get(api, "region", str, "api"))
-    try:
-        client = ClientConfig(
-            url=url.rstrip("/"),
-            api_key=key,
-            batch_size=_get(api, "batchSize", int, "api", 5000),
-            concurrency=_get(api, "concurrency", int, "api", 4),
-            timeout_seconds=float(_get(api, "timeoutSeconds", (int, float), "api", 30.0)),
-            max_retries=_get(api, "maxRetries", int, "api", 8),
-        )
-    except ValueError as error:
-        raise JobConfigError(f"api: {error}") from None
-    catalog_raw = raw.get("catalog") or {}
-    catalog_type = _get(catalog_raw, "type", str, "catalog", "jdbc")
-    if catalog_type not in ("jdbc", "glue"):
-        raise JobConfigError("catalog.type: must be jdbc or glue")
-    defaults = CatalogConfig()
-    catalog = CatalogConfig(
-        name=_get(catalog_raw, "name", str, "catalog", "local"),
-        type=catalog_type,
-        uri=_get(catalog_raw, "uri", str, "catalog", defaults.uri),
-        warehouse=_get(catalog_raw, "warehouse", str, "catalog", defaults.warehouse),
-    )
-    if catalog.type == "glue" and not catalog.warehouse.startswith("s3://"):
-        raise JobConfigError("catalog.warehouse: the glue catalog needs an s3:// warehouse")
+    client = parse_api(section_of(raw, "api"))
+    catalog = parse_catalog(section_of(raw, "catalog"))
     table_raw = raw.get("table") or {}
     table = TableConfig(
-        name=_get(table_raw, "name", str, "table", f"{catalog.name}.analytics.pseudonymized"),
-        partition_by=tuple(_get(table_raw, "partitionBy", list, "table", [])),
-        sort_by=tuple(_get(table_raw, "sortBy", list, "table", [])),
-        target_file_size_bytes=_get(table_raw, "targetFileSizeBytes", int, "table"),
-        object_storage=bool(_get(table_raw, "objectStorage", bool, "table", False)),
+        name=get_field(table_raw, "name", str, "table", f"{catalog.name}.analytics.pseudonymized"),
+        partition_by=check_partitioning(get_field(table_raw, "partitionBy", list, "table", []), columns, "table.partitionBy"),
+        sort_by=tuple(get_field(table_raw, "sortBy", list, "table", [])),
+        target_file_size_bytes=get_field(table_raw, "targetFileSizeBytes", int, "table"),
+        object_storage=bool(get_field(table_raw, "objectStorage", bool, "table", False)),
     )
-    if not TABLE_NAME.match(table.name) or not table.name.startswith(catalog.name + "."):
-        raise JobConfigError(f"table.name: must be {catalog.name}.<namespace>.<table>")
-    for expression in table.partition_by:
-        if not isinstance(expression, str) or not PARTITION.match(expression):
-            raise JobConfigError("table.partitionBy: each item must be a column or years/months/days/hours(col), bucket(n, col), truncate(n, col)")
+    check_table_name(table.name, catalog, "table.name")
     for column in table.sort_by:
         if not isinstance(column, str) or not IDENTIFIER.match(column):
             raise JobConfigError("table.sortBy: each item must be a column name")
@@ -169,7 +121,7 @@ def run(config: JobConfig) -> dict[str, Any]:
         current = {row["key"]: row["value"] for row in spark.sql(f"SHOW TBLPROPERTIES {table.name}").collect()}
         missing = {k: v for k, v in properties.items() if k.startswith("write.metadata.metrics.column.") and current.get(k) != v}
         if missing:
-            spark.sql(f"ALTER TABLE {table.name} SET TBLPROPERTIES ({_sql_properties(missing)})")
+            spark.sql(f"ALTER TABLE {table.name} SET TBLPROPERTIES ({sql_properties(missing)})")
         pseudonymized.writeTo(table.name).append()
         created = False
     else:
@@ -177,7 +129,7 @@ def run(config: JobConfig) -> dict[str, Any]:
         (pseudonymized.sortWithinPartitions(*table.sort_by) if table.sort_by else pseudonymized).createOrReplaceTempView(view)
         partitioned = f" PARTITIONED BY ({', '.join(table.partition_by)})" if table.partition_by else ""
         # One atomic commit: the table exists only if the data was written.
-        spark.sql(f"CREATE TABLE {table.name} USING iceberg{partitioned} TBLPROPERTIES ({_sql_properties(properties)}) AS SELECT * FROM {view}")
+        spark.sql(f"CREATE TABLE {table.name} USING iceberg{partitioned} TBLPROPERTIES ({sql_properties(properties)}) AS SELECT * FROM {view}")
         if table.sort_by:
             spark.sql(f"ALTER TABLE {table.name} WRITE ORDERED BY {', '.join(table.sort_by)}")
         created = True
@@ -192,10 +144,6 @@ def run(config: JobConfig) -> dict[str, Any]:
         "retries": metrics.retries.value,
         "seconds": round(time.monotonic() - started, 1),
     }
-
-
-def _sql_properties(properties: dict[str, str]) -> str:
-    return ", ".join(f"'{k}'='{v}'" for k, v in properties.items())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,21 +183,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the job failed and committed nothing: {error}", file=sys.stderr)
         return 1
     except Exception as error:  # noqa: BLE001 - Spark wraps task failures in Py4J/Spark exceptions
-        reason = _root_cause(error)
+        reason = root_cause(error)
         print(f"the job failed and committed nothing: {reason}", file=sys.stderr)
         return 1
     print(json.dumps(summary))
     return 0
-
-
-def _root_cause(error: BaseException) -> str:
-    """Spark's task-failure text names our PseudonymizationError when a task gave up; keep just that line."""
-    for line in reversed(str(error).splitlines()):
-        # The traceback's last line for our error: "spark_udfs.client.PseudonymizationError: <message>".
-        marker = "PseudonymizationError: "
-        if marker in line:
-            return line[line.index(marker) + len(marker) :].strip()[:500]
-    return type(error).__name__
 
 
 if __name__ == "__main__":
