@@ -4,7 +4,7 @@
 
 Each micro-batch (every `triggerSeconds`) is parsed and pseudonymized per partition (mapInArrow, unique
 values once per Arrow batch), then appended to the table, and its bad records to the dead-letter table,
-each append at most once per batch id (see sink.py). The Spark checkpoint holds the stream position:
+each append at most once per batch id (spark_udfs.jobs.markers). The Spark checkpoint holds the stream position:
 after a crash or a kill, the job restarts where the last completed batch ended.
 
 Before Spark starts, the configuration is validated (errors name the key), the stream is described (a
@@ -42,9 +42,9 @@ from spark_udfs.jobs.config import (
     sql_properties,
 )
 from spark_udfs.jobs.failures import root_cause
+from spark_udfs.jobs.markers import append_once
 from spark_udfs.jobs.session import CatalogConfig
 
-from .sink import append_once
 from .records import FIELD_TYPES, DeadLetterConfig, DeclaredSchema, FieldType, RecordProcessor
 
 Connector = Literal["python", "aws-kinesis"]
@@ -226,7 +226,7 @@ def _spark_schema(processor: RecordProcessor) -> Any:
     return from_arrow_schema(processor.output_schema)
 
 
-def _create_tables(spark: Any, config: StreamJobConfig) -> None:
+def create_tables(spark: Any, config: StreamJobConfig) -> None:
     """Creates the table and the dead-letter table when missing; checks an existing table's columns."""
     columns = {name: SQL_TYPES[kind] for name, kind in config.schema.fields.items()} | {"kinesis_sequence_number": "string", "kinesis_arrival_time": "timestamp"}
     dead_columns = {
@@ -305,37 +305,40 @@ class StopRequest:
             self.requested_at = time.monotonic()
 
 
-def run(config: StreamJobConfig, stop: StopRequest | None = None) -> None:
-    """Runs until stopped (returns) or failed (raises)."""
-    from pyspark.sql import DataFrame
-    from pyspark.sql import functions as F
+class MicroBatchWriter:
+    """What each micro-batch does (Spark calls it through foreachBatch): parse and pseudonymize once
+    (persisted), append the rows and the dead letters, each at most once per batch id, report counts."""
 
-    from spark_udfs.jobs.session import build_session
+    def __init__(self, config: StreamJobConfig) -> None:
+        self.config = config
+        self.processor = RecordProcessor(config.schema, config.columns, config.api, config.dead_letter)
+        self.output_type = _spark_schema(self.processor)
+        self.table_columns = [*config.schema.fields, "kinesis_sequence_number", "kinesis_arrival_time"]
+        self.query_id: str | None = None
+        self._started = threading.Event()
 
-    shards = check_stream(config.source)
-    check_api(config)
-    spark = build_session(config.catalog, app_name=config.query_name, master=config.master)
-    spark.sparkContext.setLogLevel("ERROR")
-    _create_tables(spark, config)
-    processor = RecordProcessor(config.schema, config.columns, config.api, config.dead_letter)
-    output_type = _spark_schema(processor)
-    table_columns = [*config.schema.fields, "kinesis_sequence_number", "kinesis_arrival_time"]
-    started = threading.Event()
-    query_id: list[str] = []
+    def start(self, query_id: str) -> None:
+        """The query's id (kept in its checkpoint); batches wait for it, as start() returns after the first may begin."""
+        self.query_id = query_id
+        self._started.set()
 
-    def process(batch: DataFrame, batch_id: int) -> None:
-        started.wait()
+    def __call__(self, batch: Any, batch_id: int) -> None:
+        from pyspark.sql import functions as F
+
+        self._started.wait()
+        assert self.query_id is not None
         begun = time.monotonic()
-        processed = batch.select("data", "sequenceNumber", "approximateArrivalTimestamp").mapInArrow(processor.process_all, output_type).persist()
+        config = self.config
+        processed = batch.select("data", "sequenceNumber", "approximateArrivalTimestamp").mapInArrow(self.processor.process_all, self.output_type).persist()
         try:
-            counts = {bool(row[0]): int(row[1]) for row in processed.groupBy(F.col("dead_letter_reason_code").isNull()).count().collect()}
+            ok = F.col("dead_letter_reason_code").isNull()
+            counts = {bool(row[0]): int(row[1]) for row in processed.groupBy(ok).count().collect()}
             rows, dead = counts.get(True, 0), counts.get(False, 0)
             appended = {"rows": False, "deadLetters": False}
             if rows:
-                good = processed.where(F.col("dead_letter_reason_code").isNull()).select(*table_columns)
-                appended["rows"] = append_once(good, config.table, query_id[0], batch_id)
+                appended["rows"] = append_once(processed.where(ok).select(*self.table_columns), config.table, self.query_id, batch_id)
             if dead:
-                bad = processed.where(F.col("dead_letter_reason_code").isNotNull()).select(
+                letters = processed.where(~ok).select(
                     F.lit(config.source.stream_name).alias("stream_name"),
                     F.col("kinesis_sequence_number").alias("sequence_number"),
                     F.col("kinesis_arrival_time").alias("arrival_time"),
@@ -346,24 +349,38 @@ def run(config: StreamJobConfig, stop: StopRequest | None = None) -> None:
                     F.lit(batch_id).cast("bigint").alias("batch_id"),
                     F.current_timestamp().alias("failed_at"),
                 )
-                appended["deadLetters"] = append_once(bad, config.dead_letter_table, query_id[0], batch_id)
+                appended["deadLetters"] = append_once(letters, config.dead_letter_table, self.query_id, batch_id)
         finally:
             processed.unpersist()
         emit({"event": "batch", "batchId": batch_id, "rows": rows, "deadLetters": dead, "appended": appended, "seconds": round(time.monotonic() - begun, 3)})
 
+
+def start_query(spark: Any, config: StreamJobConfig, source: Any) -> Any:
+    """Creates or checks the tables and starts the query on `source` (a streaming DataFrame of Kinesis rows)."""
+    create_tables(spark, config)
+    writer = MicroBatchWriter(config)
     query = (
-        _reader(spark, config.source)
-        .load()
-        .writeStream.queryName(config.query_name)
-        .foreachBatch(process)
+        source.writeStream.queryName(config.query_name)
+        .foreachBatch(writer)
         .option("checkpointLocation", config.checkpoint_location)
         .trigger(processingTime=f"{int(config.trigger_seconds * 1000)} milliseconds")
         .start()
     )
-    query_id.append(str(query.id))
-    started.set()
-    emit({"event": "started", "queryId": str(query.id), "stream": config.source.stream_name, "openShards": shards, "table": config.table, "deadLetterTable": config.dead_letter_table})
+    writer.start(str(query.id))
+    return query
+
+
+def run(config: StreamJobConfig, stop: StopRequest | None = None) -> None:
+    """Runs until stopped (returns) or failed (raises)."""
+    from spark_udfs.jobs.session import build_session
+
+    shards = check_stream(config.source)
+    check_api(config)
+    spark = build_session(config.catalog, app_name=config.query_name, master=config.master)
+    spark.sparkContext.setLogLevel("ERROR")
     try:
+        query = start_query(spark, config, _reader(spark, config.source).load())
+        emit({"event": "started", "queryId": str(query.id), "stream": config.source.stream_name, "openShards": shards, "table": config.table, "deadLetterTable": config.dead_letter_table})
         while True:
             if query.awaitTermination(0.25):
                 break

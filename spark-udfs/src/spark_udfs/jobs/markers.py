@@ -1,4 +1,6 @@
-"""Exactly-once appends of micro-batches to Iceberg tables.
+"""Exactly-once appends of micro-batches to Iceberg tables, and keeping their markers through snapshot expiry.
+
+Shared by the streaming job (stream-consumer), which appends, and the erasure job, which expires snapshots.
 
 Spark replays a micro-batch after a crash when the batch's Iceberg commit happened but the checkpoint did
 not record it yet. Each append therefore carries its query id and batch id in the snapshot summary
