@@ -23,6 +23,7 @@ export type ErrorCode =
   // the platform's state (5xx)
   | 'keyring-unavailable'
   | 'directory-unavailable'
+  | 'ledger-unavailable'
   | 'internal'
   // not for HTTP: start-up, CLI and programming errors
   | 'invalid-config'

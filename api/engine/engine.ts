@@ -41,7 +41,9 @@ export type ReidentifyFailure =
   | 'unknown-key-version'
   | 'key-destroyed'
   | 'authentication-failed'
-  | 'irreversible';
+  | 'irreversible'
+  /** The data subject's erasure was filed (right to be forgotten): never re-identified again. */
+  | 'erased';
 
 export interface ReidentifyResult {
   /** In input order; null for null inputs and for failed items (listed in `errors`). */
@@ -55,8 +57,12 @@ const MODE_DETERMINISTIC = 's';
 const MODE_RANDOMIZED = 'r';
 const MODE_HASH = 'h';
 
+/** The erased subjects' pseudonyms of a context (every version filed), or undefined when there are none. */
+export type ErasedPseudonyms = (context: string) => ReadonlySet<string> | undefined;
+
 export class PseudonymEngine {
   private readonly cache: LRUCache<string, string> | undefined;
+  private erased: ErasedPseudonyms | undefined;
   private cacheGeneration = -1;
   cacheHits = 0;
   cacheMisses = 0;
@@ -124,8 +130,52 @@ export class PseudonymEngine {
     } else {
       this.tokenReidentify(context, pseudonyms, values, errors);
     }
+    this.withholdErased(context, values, errors);
     errors.sort((a, b) => a.index - b.index);
     return { values, errors };
+  }
+
+  /** Reidentify answers `erased` for the subjects this lookup names (the erasure ledger provides it). */
+  setErasedPseudonyms(lookup: ErasedPseudonyms): void {
+    this.erased = lookup;
+  }
+
+  /**
+   * The deterministic pseudonyms of each value under every readable key version (oldest first): what an
+   * erasure must look for, since data written before a rotation carries the older versions' pseudonyms.
+   */
+  pseudonymsInEveryVersion(context: string, values: readonly string[]): string[][] {
+    const policy = this.policies.resolve(context);
+    this.validateValues(values, policy);
+    const perVersion = this.keyring.readable().map((key) => this.deterministic(key, context, policy, [...values]));
+    return values.map((_, i) => perVersion.map((pseudonyms) => pseudonyms[i]!));
+  }
+
+  private deterministic(key: KeyVersion, context: string, policy: ContextPolicy, values: string[]): string[] {
+    if (policy.transform === 'hash') return this.hash(key, context, values);
+    if (policy.transform === 'fpe') return values.map((v) => key.ff1(context, policy.alphabet).encrypt(v));
+    return this.sivEncrypt(key, context, values, true);
+  }
+
+  /**
+   * A value whose pseudonym under any readable version was filed for erasure is withheld, whatever token
+   * (deterministic, randomized, any version) was presented. Costs one encryption per version and value, only
+   * for contexts that have erasures.
+   */
+  private withholdErased(context: string, values: Nullable<string>[], errors: ReidentifyResult['errors']): void {
+    const erased = this.erased?.(context);
+    if (!erased || erased.size === 0) return;
+    const indexes = values.flatMap((value, i) => (value === null ? [] : [i]));
+    if (indexes.length === 0) return;
+    const candidates = indexes.map((i) => values[i]!);
+    const policy = this.policies.resolve(context);
+    const perVersion = this.keyring.readable().map((key) => this.deterministic(key, context, policy, candidates));
+    indexes.forEach((index, k) => {
+      if (perVersion.some((pseudonyms) => erased.has(pseudonyms[k]!))) {
+        values[index] = null;
+        errors.push({ index, reason: 'erased' });
+      }
+    });
   }
 
   private validateValues(values: readonly Nullable<string>[], policy: ContextPolicy): void {

@@ -21,6 +21,7 @@ const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
   'too-many-attempts': { status: 429, title: 'Too many failed sign-in attempts' },
   'directory-unavailable': { status: 503, title: 'The directory is not available' },
   'keyring-unavailable': { status: 503, title: 'Keys are not available' },
+  'ledger-unavailable': { status: 503, title: 'The erasure ledger is not available' },
   internal: { status: 500, title: 'Internal error' },
   'invalid-config': { status: 500, title: 'Internal error' },
   'keyring-error': { status: 500, title: 'Internal error' },

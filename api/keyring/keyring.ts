@@ -115,6 +115,11 @@ export class Keyring {
     return this.activeKey;
   }
 
+  /** Every version that can still transform values (active and decrypt-only), oldest first. */
+  readable(): KeyVersion[] {
+    return [...this.versions.values()].sort((a, b) => a.version - b.version);
+  }
+
   lookup(version: number): VersionLookup {
     const key = this.versions.get(version);
     if (key) return { kind: 'usable', key };

@@ -1,0 +1,122 @@
+/**
+ * The erasure ledger: right-to-be-forgotten requests, their states and certificates, the pseudonyms they
+ * erase, and the tamper-evident audit log. An interface, so that another store (DynamoDB for Lambda, say)
+ * can follow the SQLite one (sqliteLedger.ts); both run the same contract suite.
+ *
+ * The ledger never holds an identifier: subjects are kept as their pseudonyms under every key version
+ * readable when the request was filed.
+ */
+import { createHash } from 'node:crypto';
+
+export const ERASURE_STATUSES = ['received', 'running', 'verified', 'failed'] as const;
+export type ErasureStatus = (typeof ERASURE_STATUSES)[number];
+
+/** Legal grounds as codes, not free text: a note could carry the very personal data being erased. */
+export const LEGAL_GROUNDS = [
+  'gdpr-art17-1a',
+  'gdpr-art17-1b',
+  'gdpr-art17-1c',
+  'gdpr-art17-1d',
+  'gdpr-art17-1e',
+  'gdpr-art17-1f',
+  'ccpa-1798.105',
+] as const;
+export type LegalGround = (typeof LEGAL_GROUNDS)[number];
+
+export interface ErasureSubject {
+  readonly context: string;
+  /** The subject's deterministic pseudonyms, one per key version readable at filing, oldest first. */
+  readonly pseudonyms: readonly string[];
+}
+
+export interface TableProgress {
+  readonly table: string;
+  readonly status: 'pending' | 'running' | 'verified' | 'failed';
+  readonly detail?: string;
+}
+
+export interface ErasureRequest {
+  readonly id: string;
+  readonly reference: string;
+  readonly reason: LegalGround;
+  readonly filedBy: string;
+  readonly status: ErasureStatus;
+  readonly attempts: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly subjects: readonly ErasureSubject[];
+  readonly tables: readonly TableProgress[];
+  readonly runId?: string | undefined;
+  readonly error?: string | undefined;
+  readonly certificate?: unknown;
+}
+
+export type NewErasureRequest = Pick<ErasureRequest, 'id' | 'reference' | 'reason' | 'filedBy' | 'subjects' | 'tables'>;
+
+export interface StatusChange {
+  readonly status: ErasureStatus;
+  readonly attempts?: number;
+  readonly tables?: readonly TableProgress[];
+  readonly runId?: string | undefined;
+  readonly error?: string | undefined;
+  readonly certificate?: unknown;
+}
+
+export interface AuditInput {
+  /** "api-key:<id>", "person:<user name>" or "service" */
+  readonly actor: string;
+  readonly action: string;
+  readonly requestId?: string | undefined;
+  readonly outcome: string;
+}
+
+export interface AuditEntry extends AuditInput {
+  readonly seq: number;
+  readonly at: string;
+  readonly previousHash: string;
+  readonly hash: string;
+}
+
+export interface AuditVerification {
+  readonly entries: number;
+  readonly valid: boolean;
+  /** The first entry whose hash or link does not hold, when invalid. */
+  readonly brokenAt?: number;
+}
+
+export interface ErasureLedger {
+  readonly description: string;
+  /** Stores the request and its audit entry in one transaction. */
+  create(request: NewErasureRequest, audit: AuditInput): ErasureRequest;
+  get(id: string): ErasureRequest | undefined;
+  list(status?: ErasureStatus): ErasureRequest[];
+  /** Requests with this reference, for idempotent filing. */
+  withReference(reference: string): ErasureRequest[];
+  /** Moves a request to a new state with its audit entry, in one transaction. */
+  transition(id: string, change: StatusChange, audit: AuditInput): ErasureRequest;
+  /** Every pseudonym filed for erasure in a context (all requests, whatever their state). */
+  erasedPseudonyms(context: string): ReadonlySet<string>;
+  appendAudit(entry: AuditInput): AuditEntry;
+  auditEntries(): AuditEntry[];
+  close(): void;
+}
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** SHA-256 over the previous hash and the entry's fields: changing, removing or reordering any entry breaks the chain. */
+export function auditHash(previousHash: string, entry: Omit<AuditEntry, 'hash' | 'previousHash'>): string {
+  const fields = [entry.seq, entry.at, entry.actor, entry.action, entry.requestId ?? null, entry.outcome];
+  return createHash('sha256').update(previousHash).update('\n').update(JSON.stringify(fields)).digest('hex');
+}
+
+export function verifyAuditChain(entries: readonly AuditEntry[]): AuditVerification {
+  let previous = GENESIS_HASH;
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]!;
+    if (entry.seq !== i + 1 || entry.previousHash !== previous || auditHash(previous, entry) !== entry.hash) {
+      return { entries: entries.length, valid: false, brokenAt: entry.seq };
+    }
+    previous = entry.hash;
+  }
+  return { entries: entries.length, valid: true };
+}

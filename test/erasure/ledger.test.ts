@@ -1,0 +1,114 @@
+/** The erasure ledger contract, run against every store (today: SQLite on a file). */
+import { mkdirSync, mkdtempSync, utimesSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sqlite from 'node-sqlite3-wasm';
+import { describe, expect, it } from 'vitest';
+import { verifyAuditChain, type ErasureLedger, type NewErasureRequest } from '../../api/erasure/ledger.ts';
+import { SqliteErasureLedger } from '../../api/erasure/sqliteLedger.ts';
+
+const STORES: { name: string; open: (file: string) => ErasureLedger }[] = [{ name: 'sqlite', open: (file) => new SqliteErasureLedger(file) }];
+
+function request(id: string, reference = 'TICKET-1'): NewErasureRequest {
+  return {
+    id,
+    reference,
+    reason: 'gdpr-art17-1a',
+    filedBy: 'person:olivia',
+    subjects: [{ context: 'email', pseudonyms: ['s1.AAAA', 's2.BBBB'] }],
+    tables: [{ table: 'local.crm.customers', status: 'pending' }],
+  };
+}
+
+const audit = (requestId: string, action = 'erasure.filed') => ({ actor: 'person:olivia', action, requestId, outcome: 'received' });
+
+describe.each(STORES)('erasure ledger: $name', ({ open }) => {
+  const fresh = (): { ledger: ErasureLedger; file: string } => {
+    const file = join(mkdtempSync(join(tmpdir(), 'ledger-')), 'erasure.db');
+    return { ledger: open(file), file };
+  };
+
+  it('stores a request with its subjects and audit entry, and keeps them across a reopen', () => {
+    const { ledger, file } = fresh();
+    const created = ledger.create(request('er-1'), audit('er-1'));
+    expect(created).toMatchObject({ id: 'er-1', status: 'received', attempts: 0, reference: 'TICKET-1', reason: 'gdpr-art17-1a' });
+    ledger.close();
+    const again = open(file);
+    expect(again.get('er-1')).toEqual(created);
+    expect(again.withReference('TICKET-1').map((r) => r.id)).toEqual(['er-1']);
+    expect(again.auditEntries()).toHaveLength(1);
+    expect([...again.erasedPseudonyms('email')].sort()).toEqual(['s1.AAAA', 's2.BBBB']);
+    expect(again.erasedPseudonyms('vin').size).toBe(0);
+    again.close();
+  });
+
+  it('moves a request through its states with an audit entry each, and lists by state', () => {
+    const { ledger } = fresh();
+    ledger.create(request('er-1'), audit('er-1'));
+    ledger.create(request('er-2', 'TICKET-2'), audit('er-2'));
+    ledger.transition('er-1', { status: 'running', attempts: 1, runId: 'run-1' }, audit('er-1', 'erasure.started'));
+    const done = ledger.transition('er-1', { status: 'verified', certificate: { result: 'verified' }, tables: [{ table: 'local.crm.customers', status: 'verified' }] }, audit('er-1', 'erasure.verified'));
+    expect(done).toMatchObject({ status: 'verified', attempts: 1, runId: 'run-1', certificate: { result: 'verified' } });
+    expect(ledger.list('received').map((r) => r.id)).toEqual(['er-2']);
+    expect(ledger.list('verified').map((r) => r.id)).toEqual(['er-1']);
+    expect(ledger.list()).toHaveLength(2);
+    expect(ledger.auditEntries().map((e) => e.action)).toEqual(['erasure.filed', 'erasure.filed', 'erasure.started', 'erasure.verified']);
+    expect(() => ledger.transition('nope', { status: 'failed' }, audit('nope'))).toThrow('no erasure request with this id');
+    ledger.close();
+  });
+
+  it('commits nothing of a failed create, audit entry included', () => {
+    const { ledger } = fresh();
+    ledger.create(request('er-1'), audit('er-1'));
+    expect(() => ledger.create(request('er-1'), audit('er-1'))).toThrow();
+    expect(ledger.auditEntries()).toHaveLength(1);
+    ledger.close();
+  });
+
+  it('sees pseudonyms another process filed', () => {
+    const { ledger, file } = fresh();
+    expect(ledger.erasedPseudonyms('email').size).toBe(0);
+    const other = open(file);
+    other.create(request('er-9'), audit('er-9'));
+    other.close();
+    expect(ledger.erasedPseudonyms('email').has('s1.AAAA')).toBe(true);
+    ledger.close();
+  });
+
+  it('keeps a hash chain that verifies, and names the first entry that was changed or removed', () => {
+    const { ledger, file } = fresh();
+    for (let i = 1; i <= 5; i++) ledger.create(request(`er-${i}`, `T-${i}`), audit(`er-${i}`));
+    expect(verifyAuditChain(ledger.auditEntries())).toEqual({ entries: 5, valid: true });
+    ledger.close();
+
+    const raw = new sqlite.Database(file);
+    raw.run("UPDATE audit_log SET outcome = 'failed' WHERE seq = 3");
+    raw.close();
+    const tampered = open(file);
+    expect(verifyAuditChain(tampered.auditEntries())).toEqual({ entries: 5, valid: false, brokenAt: 3 });
+    tampered.close();
+
+    const raw2 = new sqlite.Database(file);
+    raw2.run("UPDATE audit_log SET outcome = 'received' WHERE seq = 3");
+    raw2.run('DELETE FROM audit_log WHERE seq = 2');
+    raw2.close();
+    const cut = open(file);
+    expect(verifyAuditChain(cut.auditEntries())).toMatchObject({ valid: false, brokenAt: 3 });
+    cut.close();
+  });
+});
+
+describe('SQLite ledger', () => {
+  it('removes a lock a killed process left behind, and only an old one', () => {
+    const folder = mkdtempSync(join(tmpdir(), 'ledger-'));
+    const file = join(folder, 'erasure.db');
+    new SqliteErasureLedger(file).close();
+    mkdirSync(`${file}.lock`);
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(`${file}.lock`, old, old);
+    const ledger = new SqliteErasureLedger(file);
+    expect(existsSync(`${file}.lock`)).toBe(false);
+    ledger.create(request('er-1'), audit('er-1'));
+    ledger.close();
+  });
+});
