@@ -10,6 +10,10 @@ import { LoginThrottle } from './auth/throttle.ts';
 import { LogStreamAuditLog, type AuditLog } from './audit/auditLog.ts';
 import type { Config } from './config/config.ts';
 import { PseudonymEngine } from './engine/engine.ts';
+import { SqliteErasureLedger } from './erasure/sqliteLedger.ts';
+import type { ErasureLedger } from './erasure/ledger.ts';
+import { ErasureRequests } from './erasure/requests.ts';
+import { TableRegistry } from './erasure/registry.ts';
 import { ConfigError, errorMessage } from './errors.ts';
 import { createRequestHandler } from './http/handler.ts';
 import type { CoreRequest, CoreResponse } from './http/types.ts';
@@ -36,6 +40,8 @@ export class PseudonymizationService {
   readonly sessions: SessionTokens;
   readonly throttle: LoginThrottle;
   readonly audit: AuditLog;
+  /** Right to be forgotten; undefined when no table registry is configured. */
+  erasure: { readonly ledger: ErasureLedger; readonly registry: TableRegistry; readonly requests: ErasureRequests } | undefined;
   private directory: Promise<LdapDirectory> | undefined;
   private readonly keyringManager: KeyringManager;
   private refreshTimer: NodeJS.Timeout | undefined;
@@ -73,6 +79,12 @@ export class PseudonymizationService {
       throw new ConfigError('PSEUDO_COMPAT_CONTEXT: the context is not configured in the policy file');
     }
     const service = new PseudonymizationService(config, logger, policies, JSON.stringify(openApiDocument));
+    if (config.erasure.registryFile) {
+      const registry = TableRegistry.load(config.erasure.registryFile, policies);
+      const ledger = new SqliteErasureLedger(config.erasure.ledgerFile);
+      service.erasure = { ledger, registry, requests: new ErasureRequests(ledger, service.engine, policies, registry) };
+      service.engine.setErasedPseudonyms((context) => ledger.erasedPseudonyms(context));
+    }
     await service.refreshKeyring();
     service.refreshTimer = setInterval(() => void service.refreshKeyring(), config.keyring.refreshSeconds * 1000);
     service.refreshTimer.unref();
@@ -106,6 +118,7 @@ export class PseudonymizationService {
 
   close(): void {
     if (this.refreshTimer) clearInterval(this.refreshTimer);
+    this.erasure?.ledger.close();
     this.keyring.close();
   }
 }

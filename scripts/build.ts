@@ -8,10 +8,12 @@ import { build } from 'esbuild';
 
 // Bundled ESM still meets CommonJS packages (express) that call require().
 const banner = { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" };
+// node-sqlite3-wasm loads its .wasm from its own folder: it stays in node_modules (see api/erasure/_sqlite.ts).
 const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', sourcemap: true, legalComments: 'none', banner } as const;
+const external = ['node-sqlite3-wasm'];
 
-await build({ ...common, entryPoints: { server: 'api/main.ts', cli: 'api/cli.ts' }, outdir: 'dist', outExtension: { '.js': '.mjs' } });
-await build({ ...common, entryPoints: { handler: 'lambda/handler.ts' }, outdir: 'dist/lambda', outExtension: { '.js': '.mjs' }, minify: true, sourcemap: false });
+await build({ ...common, external, entryPoints: { server: 'api/main.ts', cli: 'api/cli.ts' }, outdir: 'dist', outExtension: { '.js': '.mjs' } });
+await build({ ...common, external, entryPoints: { handler: 'lambda/handler.ts' }, outdir: 'dist/lambda', outExtension: { '.js': '.mjs' }, minify: true, sourcemap: false });
 
 rmSync('dist/lambda.zip', { force: true });
 execFileSync('zip', ['-q', '-j', 'dist/lambda.zip', 'dist/lambda/handler.mjs']);

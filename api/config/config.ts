@@ -61,6 +61,18 @@ const environmentSchema = z.object({
   PSEUDO_LOGIN_MAX_FAILURES: integer(1, 1000).default(5),
   PSEUDO_LOGIN_LOCK_SECONDS: integer(1, 86_400).default(300),
 
+  PSEUDO_ERASURE_REGISTRY_FILE: z.string().min(1).optional(),
+  PSEUDO_ERASURE_LEDGER_FILE: z.string().min(1).optional(),
+  PSEUDO_ERASURE_RUNNER: z.enum(['local', 'emr']).default('local'),
+  PSEUDO_ERASURE_PYTHON: z.string().min(1).default('.venv/bin/python'),
+  PSEUDO_ERASURE_SPARK_MASTER: z.string().min(1).default('local[2]'),
+  PSEUDO_ERASURE_MAX_ATTEMPTS: integer(1, 20).default(3),
+  PSEUDO_ERASURE_POLL_SECONDS: integer(1, 3600).default(5),
+  PSEUDO_ERASURE_ORPHAN_GRACE_SECONDS: integer(0, 604_800).default(3600),
+  PSEUDO_ERASURE_EMR_CLUSTER_ID: z.string().regex(/^j-[A-Z0-9]{1,64}$/, 'must be an EMR cluster id (j-…)').optional(),
+  PSEUDO_ERASURE_EMR_JOB_URI: z.string().regex(/^s3:\/\/[^/]+\/.+\.py$/, 'must be s3://bucket/…/job.py').optional(),
+  PSEUDO_ERASURE_EMR_WORK_URI: z.string().regex(/^s3:\/\/[^/]+(\/.*)?$/, 'must be s3://bucket[/prefix]').optional(),
+
   AWS_REGION: z.string().min(1).default('eu-west-1'),
   /** A local AWS endpoint (moto in tests); unset in AWS. */
   PSEUDO_AWS_ENDPOINT: z.url().optional(),
@@ -102,6 +114,27 @@ export interface LdapConfig {
   readonly timeoutMs: number;
 }
 
+export type ErasureRunnerConfig =
+  | { readonly kind: 'local'; readonly python: string; readonly sparkMaster: string; readonly workDir: string }
+  | {
+      readonly kind: 'emr';
+      readonly clusterId: string;
+      readonly jobUri: string;
+      readonly workUri: string;
+      readonly region: string;
+      readonly endpoint: string | undefined;
+    };
+
+export interface ErasureConfig {
+  /** The table registry (JSON); erasure is off without one. */
+  readonly registryFile: string | undefined;
+  readonly ledgerFile: string;
+  readonly runner: ErasureRunnerConfig;
+  readonly maxAttempts: number;
+  readonly pollSeconds: number;
+  readonly orphanGraceSeconds: number;
+}
+
 export interface PeopleConfig {
   readonly ldap: LdapConfig | undefined;
   readonly sessionTtlSeconds: number;
@@ -122,6 +155,7 @@ export interface Config {
   readonly limits: { readonly maxBodyBytes: number; readonly maxValues: number; readonly maxValueBytes: number };
   readonly cacheEntries: number;
   readonly people: PeopleConfig;
+  readonly erasure: ErasureConfig;
 }
 
 export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config {
@@ -173,6 +207,30 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     lockSeconds: env.PSEUDO_LOGIN_LOCK_SECONDS,
   };
 
+  const requireEmr = (name: 'PSEUDO_ERASURE_EMR_CLUSTER_ID' | 'PSEUDO_ERASURE_EMR_JOB_URI' | 'PSEUDO_ERASURE_EMR_WORK_URI'): string => {
+    const value = env[name];
+    if (!value) throw new ConfigError(`${name}: required when PSEUDO_ERASURE_RUNNER=emr`);
+    return value;
+  };
+  const erasure: ErasureConfig = {
+    registryFile: env.PSEUDO_ERASURE_REGISTRY_FILE ? resolve(env.PSEUDO_ERASURE_REGISTRY_FILE) : undefined,
+    ledgerFile: resolve(env.PSEUDO_ERASURE_LEDGER_FILE ?? `${dataDir}/erasure-ledger.db`),
+    runner:
+      env.PSEUDO_ERASURE_RUNNER === 'local'
+        ? { kind: 'local', python: resolve(env.PSEUDO_ERASURE_PYTHON), sparkMaster: env.PSEUDO_ERASURE_SPARK_MASTER, workDir: resolve(`${dataDir}/erasure-runs`) }
+        : {
+            kind: 'emr',
+            clusterId: requireEmr('PSEUDO_ERASURE_EMR_CLUSTER_ID'),
+            jobUri: requireEmr('PSEUDO_ERASURE_EMR_JOB_URI'),
+            workUri: requireEmr('PSEUDO_ERASURE_EMR_WORK_URI').replace(/\/$/, ''),
+            region: env.AWS_REGION,
+            endpoint: env.PSEUDO_AWS_ENDPOINT,
+          },
+    maxAttempts: env.PSEUDO_ERASURE_MAX_ATTEMPTS,
+    pollSeconds: env.PSEUDO_ERASURE_POLL_SECONDS,
+    orphanGraceSeconds: env.PSEUDO_ERASURE_ORPHAN_GRACE_SECONDS,
+  };
+
   return {
     host: env.PSEUDO_HOST,
     port: env.PSEUDO_PORT,
@@ -186,6 +244,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     limits: { maxBodyBytes: env.PSEUDO_MAX_BODY_BYTES, maxValues: env.PSEUDO_MAX_VALUES, maxValueBytes: env.PSEUDO_MAX_VALUE_BYTES },
     cacheEntries: env.PSEUDO_CACHE_ENTRIES,
     people,
+    erasure,
   };
 }
 

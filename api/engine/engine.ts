@@ -121,7 +121,8 @@ export class PseudonymEngine {
     return { pseudonyms, keyVersion: key.version };
   }
 
-  reidentify(context: string, pseudonyms: readonly Nullable<string>[], options: { keyVersion?: number | undefined } = {}): ReidentifyResult {
+  /** `includeErased` is for the erasure core only, which must resolve a subject to erase it; never for callers. */
+  reidentify(context: string, pseudonyms: readonly Nullable<string>[], options: { keyVersion?: number | undefined; includeErased?: boolean } = {}): ReidentifyResult {
     const policy = this.policies.resolve(context);
     const values: Nullable<string>[] = new Array<Nullable<string>>(pseudonyms.length).fill(null);
     const errors: ReidentifyResult['errors'] = [];
@@ -130,7 +131,7 @@ export class PseudonymEngine {
     } else {
       this.tokenReidentify(context, pseudonyms, values, errors);
     }
-    this.withholdErased(context, values, errors);
+    if (!options.includeErased) this.withholdErased(context, values, errors);
     errors.sort((a, b) => a.index - b.index);
     return { values, errors };
   }

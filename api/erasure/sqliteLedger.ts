@@ -8,7 +8,7 @@
  */
 import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import sqlite from 'node-sqlite3-wasm';
+import { openSqlite, type Database, type SQLiteValue } from './_sqlite.ts';
 import { PlatformError } from '../errors.ts';
 import {
   auditHash,
@@ -24,7 +24,7 @@ import {
 
 const STALE_LOCK_MS = 30_000;
 
-type Row = Record<string, sqlite.SQLiteValue>;
+type Row = Record<string, SQLiteValue>;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS erasure_requests (
@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
 
 export class SqliteErasureLedger implements ErasureLedger {
   readonly description: string;
-  private readonly db: sqlite.Database;
+  private readonly db: Database;
   private erasedCache = new Map<string, Set<string>>();
   private cachedDataVersion = -1;
 
@@ -72,7 +72,7 @@ export class SqliteErasureLedger implements ErasureLedger {
     this.description = `SQLite ledger ${file}`;
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     removeStaleLock(file);
-    this.db = new sqlite.Database(file);
+    this.db = openSqlite(file);
     try {
       this.db.exec(`PRAGMA journal_mode=DELETE; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; ${SCHEMA}`);
     } catch (error) {

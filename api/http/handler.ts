@@ -13,6 +13,7 @@ import { authorize, type Principal, type Role } from '../auth/roles.ts';
 import type { Nullable } from '../engine/engine.ts';
 import { AuthError, DirectoryError, errorMessage, PlatformError, RequestError, ThrottledError, type ItemProblem } from '../errors.ts';
 import type { PseudonymizationService } from '../service.ts';
+import { viewOf } from '../erasure/requests.ts';
 import { problemResponse } from './problem.ts';
 import type { CoreRequest, CoreResponse } from './types.ts';
 
@@ -20,6 +21,8 @@ interface RouteContext {
   readonly service: PseudonymizationService;
   readonly request: CoreRequest;
   readonly requestId: string;
+  /** Path parameters of a templated route, e.g. {id}. */
+  readonly params: Readonly<Record<string, string>>;
   /** Values handled, for the log line and metrics. */
   valueCount: number;
   principal?: Principal;
@@ -222,7 +225,39 @@ const ROUTES: readonly Route[] = [
     }),
   },
   { method: 'POST', path: '/v1/login', handler: signIn },
+  {
+    method: 'POST',
+    path: '/v1/erasure-requests',
+    handler: async (context) => {
+      const principal = await authenticate(context, 'privacy-officer');
+      const { request, created } = erasure(context).requests.file(principal, readJson(context));
+      const response = json(created ? 202 : 200, viewOf(request));
+      response.headers.location = `/v1/erasure-requests/${request.id}`;
+      return response;
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/erasure-requests',
+    handler: async (context) => {
+      await authenticate(context, 'privacy-officer');
+      return json(200, { requests: erasure(context).requests.list(context.request.query.status).map(viewOf) });
+    },
+  },
+  {
+    method: 'GET',
+    path: '/v1/erasure-requests/{id}',
+    handler: async (context) => {
+      await authenticate(context, 'privacy-officer');
+      return json(200, viewOf(erasure(context).requests.get(context.params.id ?? '')));
+    },
+  },
 ];
+
+function erasure(context: RouteContext): NonNullable<PseudonymizationService['erasure']> {
+  if (!context.service.erasure) throw new RequestError('not-found', 'erasure is not configured (PSEUDO_ERASURE_REGISTRY_FILE)');
+  return context.service.erasure;
+}
 
 const signInBody = z.object({ username: z.string(), password: z.string() }).strict();
 
@@ -275,17 +310,31 @@ async function signIn(context: RouteContext): Promise<CoreResponse> {
 
 const PATHS = new Map<string, Route[]>();
 for (const route of ROUTES) PATHS.set(route.path, [...(PATHS.get(route.path) ?? []), route]);
+/** Templated paths ({name} matches one segment), tried when no exact path matches. */
+const TEMPLATES = [...PATHS.keys()]
+  .filter((path) => path.includes('{'))
+  .map((path) => ({ path, pattern: new RegExp(`^${path.replace(/\{(\w+)\}/g, '(?<$1>[^/]+)')}$`) }));
+
+function match(path: string): { template: string; params: Record<string, string> } | undefined {
+  if (PATHS.has(path)) return { template: path, params: {} };
+  for (const { path: template, pattern } of TEMPLATES) {
+    const found = pattern.exec(path);
+    if (found) return { template, params: { ...found.groups } };
+  }
+  return undefined;
+}
 
 export function createRequestHandler(service: PseudonymizationService): (request: CoreRequest) => Promise<CoreResponse> {
   return async (request) => {
     const started = process.hrtime.bigint();
     const offered = request.headers['x-request-id'];
     const requestId = offered && REQUEST_ID.test(offered) ? offered : randomUUID();
-    const candidates = PATHS.get(request.path);
+    const matched = match(request.path);
+    const candidates = matched ? PATHS.get(matched.template) : undefined;
     const route = candidates?.find((r) => r.method === request.method);
-    // Unmatched paths are logged and counted as "unmatched": a path may carry anything.
-    const routeLabel = candidates ? request.path : 'unmatched';
-    const context: RouteContext = { service, request, requestId, valueCount: 0 };
+    // Unmatched paths are logged and counted as "unmatched": a path may carry anything. Templates, not raw paths.
+    const routeLabel = matched ? matched.template : 'unmatched';
+    const context: RouteContext = { service, request, requestId, params: matched?.params ?? {}, valueCount: 0 };
     let response: CoreResponse;
     try {
       if (!candidates) throw new RequestError('not-found', 'no such route');

@@ -68,11 +68,17 @@ export async function call(url: string, method: string, path: string, options: C
   const text = await response.text();
   const contentType = response.headers.get('content-type') ?? '';
   const json: unknown = contentType.includes('json') ? JSON.parse(text) : undefined;
-  const template = path.split('?')[0]!;
-  if (documentedPaths.includes(template) && response.status !== 405) {
+  const template = documentedTemplate(path.split('?')[0]!);
+  if (template !== undefined && response.status !== 405) {
     assertMatchesOpenApi(method, template, response.status, contentType, json ?? text);
   }
   return { status: response.status, headers: response.headers, text, json };
+}
+
+/** The documented path a concrete path belongs to ({name} matches one segment). */
+function documentedTemplate(path: string): string | undefined {
+  if (documentedPaths.includes(path)) return path;
+  return documentedPaths.find((template) => template.includes('{') && new RegExp(`^${template.replace(/\{\w+\}/g, '[^/]+')}$`).test(path));
 }
 
 export async function startTestService(env: Record<string, string> = {}): Promise<TestService> {

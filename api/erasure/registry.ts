@@ -1,0 +1,104 @@
+/**
+ * The table registry: which Iceberg tables hold which contexts in which columns. Read and validated once at
+ * start-up: every context must be in the policy file, and for the local JDBC catalog (SQLite) every table
+ * must exist with its columns as strings, read from the catalog and the table's current metadata. A Glue
+ * catalog is checked by the erasure job when it runs (the service holds no Glue permissions).
+ *
+ *   { "catalog": { "name": "local", "type": "jdbc", "uri": "data/iceberg/catalog.db", "warehouse": "data/iceberg/warehouse" },
+ *     "tables": [ { "name": "local.crm.customers", "columns": { "email": "email", "customer_id": "customer_id" } } ] }
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { openSqlite } from './_sqlite.ts';
+import { z } from 'zod';
+import { ConfigError } from '../errors.ts';
+import type { PolicySet } from '../policy/policy.ts';
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+const registrySchema = z
+  .object({
+    catalog: z.discriminatedUnion('type', [
+      z.object({ type: z.literal('jdbc'), name: z.string().regex(IDENTIFIER).default('local'), uri: z.string().min(1), warehouse: z.string().min(1) }).strict(),
+      z.object({ type: z.literal('glue'), name: z.string().regex(IDENTIFIER).default('glue'), warehouse: z.string().startsWith('s3://') }).strict(),
+    ]),
+    tables: z
+      .array(
+        z
+          .object({
+            name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){2}$/, 'must be <catalog>.<namespace>.<table>'),
+            columns: z.record(z.string().regex(IDENTIFIER, 'column names are plain identifiers'), z.string().min(1)).refine((c) => Object.keys(c).length > 0, 'name at least one column'),
+          })
+          .strict(),
+      )
+      .min(1, 'register at least one table'),
+  })
+  .strict();
+
+export type CatalogSettings = z.infer<typeof registrySchema>['catalog'];
+
+export interface RegisteredTable {
+  readonly name: string;
+  /** column -> context */
+  readonly columns: Readonly<Record<string, string>>;
+}
+
+export class TableRegistry {
+  constructor(
+    readonly catalog: CatalogSettings,
+    readonly tables: readonly RegisteredTable[],
+  ) {}
+
+  /** Tables that hold any of these contexts. */
+  tablesFor(contexts: Iterable<string>): RegisteredTable[] {
+    const wanted = new Set(contexts);
+    return this.tables.filter((table) => Object.values(table.columns).some((context) => wanted.has(context)));
+  }
+
+  static load(file: string, policies: PolicySet): TableRegistry {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(file, 'utf8'));
+    } catch {
+      throw new ConfigError(`PSEUDO_ERASURE_REGISTRY_FILE: cannot read ${file} as JSON`);
+    }
+    const parsed = registrySchema.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new ConfigError(`erasure registry ${issue.path.join('.')}: ${issue.message}`);
+    }
+    const { catalog, tables } = parsed.data;
+    const settings: CatalogSettings = catalog.type === 'jdbc' ? { ...catalog, uri: resolve(catalog.uri), warehouse: resolve(catalog.warehouse) } : catalog;
+    for (const table of tables) {
+      if (!table.name.startsWith(`${settings.name}.`)) throw new ConfigError(`erasure registry: ${table.name} is not in catalog ${settings.name}`);
+      for (const [column, context] of Object.entries(table.columns)) {
+        if (!policies.isKnown(context)) throw new ConfigError(`erasure registry: ${table.name}.${column} names context ${context}, which the policy file does not configure`);
+      }
+    }
+    if (settings.type === 'jdbc') checkJdbcCatalog(settings.uri, settings.name, tables);
+    return new TableRegistry(settings, tables);
+  }
+}
+
+/** Each table exists in the SQLite catalog, and its current schema has the columns, as strings. */
+function checkJdbcCatalog(uri: string, catalogName: string, tables: readonly RegisteredTable[]): void {
+  if (!existsSync(uri)) throw new ConfigError(`erasure registry: the catalog database ${uri} does not exist`);
+  const db = openSqlite(uri, { readOnly: true, fileMustExist: true });
+  try {
+    for (const table of tables) {
+      const [, namespace, name] = table.name.split('.') as [string, string, string];
+      const row = db.get('SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?', [catalogName, namespace, name]);
+      if (!row) throw new ConfigError(`erasure registry: table ${table.name} is not in the catalog`);
+      const location = String(row['metadata_location']).replace(/^file:(\/\/)?/, '');
+      const metadata = JSON.parse(readFileSync(location, 'utf8')) as { 'current-schema-id': number; schemas: { 'schema-id': number; fields: { name: string; type: unknown }[] }[] };
+      const schema = metadata.schemas.find((s) => s['schema-id'] === metadata['current-schema-id']);
+      for (const column of Object.keys(table.columns)) {
+        const field = schema?.fields.find((f) => f.name === column);
+        if (!field) throw new ConfigError(`erasure registry: table ${table.name} has no column ${column}`);
+        if (field.type !== 'string') throw new ConfigError(`erasure registry: ${table.name}.${column} is not a string column`);
+      }
+    }
+  } finally {
+    db.close();
+  }
+}

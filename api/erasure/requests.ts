@@ -1,0 +1,136 @@
+/**
+ * Filing and reading erasure requests (the core behind /v1/erasure-requests, for both transports).
+ *
+ * A subject is named by an identifier in a context (`{context, value}`) or by a pseudonym
+ * (`{context, pseudonym, keyVersion?}`). Either way it is stored as its deterministic pseudonyms under every
+ * key version readable now; the identifier exists only in memory while they are computed. Filing is
+ * idempotent: the same reference with subjects already filed under it returns the existing request.
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { Principal } from '../auth/roles.ts';
+import type { PseudonymEngine } from '../engine/engine.ts';
+import { PlatformError, RequestError } from '../errors.ts';
+import type { PolicySet } from '../policy/policy.ts';
+import { ERASURE_STATUSES, LEGAL_GROUNDS, type ErasureLedger, type ErasureRequest, type ErasureStatus, type ErasureSubject } from './ledger.ts';
+import type { TableRegistry } from './registry.ts';
+
+export const MAX_SUBJECTS_PER_REQUEST = 1000;
+
+const subjectSchema = z.union([
+  z.object({ context: z.string(), value: z.string() }).strict(),
+  z.object({ context: z.string(), pseudonym: z.string(), keyVersion: z.number().int().positive().optional() }).strict(),
+]);
+
+const bodySchema = z
+  .object({
+    reference: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}$/, 'reference: a ticket reference of 1-64 letters, digits and . _ : / # -'),
+    reason: z.enum(LEGAL_GROUNDS, { message: `reason: one of ${LEGAL_GROUNDS.join(', ')}` }),
+    subjects: z.array(subjectSchema, { message: 'subjects: an array of {context, value} or {context, pseudonym}' }).min(1, 'subjects: at least one').max(MAX_SUBJECTS_PER_REQUEST, `subjects: at most ${MAX_SUBJECTS_PER_REQUEST}`),
+  })
+  .strict();
+
+/** What the API shows of a request: counts and contexts of subjects, never their pseudonyms. */
+export interface ErasureRequestView {
+  readonly id: string;
+  readonly reference: string;
+  readonly reason: string;
+  readonly status: ErasureStatus;
+  readonly attempts: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly subjects: { readonly count: number; readonly contexts: readonly string[] };
+  readonly tables: ErasureRequest['tables'];
+  readonly error?: string;
+  readonly certificate?: unknown;
+}
+
+export function viewOf(request: ErasureRequest): ErasureRequestView {
+  return {
+    id: request.id,
+    reference: request.reference,
+    reason: request.reason,
+    status: request.status,
+    attempts: request.attempts,
+    createdAt: request.createdAt,
+    updatedAt: request.updatedAt,
+    subjects: { count: request.subjects.length, contexts: [...new Set(request.subjects.map((s) => s.context))].sort() },
+    tables: request.tables,
+    ...(request.error ? { error: request.error } : {}),
+    ...(request.certificate !== undefined ? { certificate: request.certificate } : {}),
+  };
+}
+
+export function actorOf(principal: Principal): string {
+  return `${principal.kind}:${principal.id}`;
+}
+
+export class ErasureRequests {
+  constructor(
+    private readonly ledger: ErasureLedger,
+    private readonly engine: PseudonymEngine,
+    private readonly policies: PolicySet,
+    private readonly registry: TableRegistry,
+  ) {}
+
+  /** Files a request, or returns the one already filed for these subjects under this reference. */
+  file(principal: Principal, body: unknown): { request: ErasureRequest; created: boolean } {
+    const parsed = bodySchema.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const where = issue.path.length > 0 && !issue.message.includes(':') ? `${issue.path.join('.')}: ` : '';
+      throw new RequestError('validation-failed', `${where}${issue.message}`);
+    }
+    const { reference, reason, subjects: named } = parsed.data;
+    const subjects = named.map((subject, index) => this.resolve(subject, index));
+    for (const existing of this.ledger.withReference(reference)) {
+      const filed = new Set(existing.subjects.flatMap((s) => s.pseudonyms.map((p) => `${s.context}\u0000${p}`)));
+      if (subjects.every((s) => s.pseudonyms.some((p) => filed.has(`${s.context}\u0000${p}`)))) return { request: existing, created: false };
+    }
+    const id = `er-${randomUUID()}`;
+    const tables = this.registry.tablesFor(subjects.map((s) => s.context)).map((t) => ({ table: t.name, status: 'pending' as const }));
+    const request = this.ledger.create({ id, reference, reason, filedBy: actorOf(principal), subjects, tables }, { actor: actorOf(principal), action: 'erasure.filed', requestId: id, outcome: 'received' });
+    return { request, created: true };
+  }
+
+  get(id: string): ErasureRequest {
+    const request = /^er-[0-9a-f-]{36}$/.test(id) ? this.ledger.get(id) : undefined;
+    if (!request) throw new PlatformError('not-found', 'no erasure request with this id');
+    return request;
+  }
+
+  list(status: string | undefined): ErasureRequest[] {
+    if (status !== undefined && !(ERASURE_STATUSES as readonly string[]).includes(status)) {
+      throw new RequestError('validation-failed', `status: one of ${ERASURE_STATUSES.join(', ')}`);
+    }
+    return this.ledger.list(status as ErasureStatus | undefined);
+  }
+
+  /** The subject's pseudonyms under every readable key version; 400s say which subject and why. */
+  private resolve(subject: z.infer<typeof subjectSchema>, index: number): ErasureSubject {
+    const where = `subjects[${index}]`;
+    const policy = this.policies.resolve(subject.context); // unknown-context: 400
+    if ('value' in subject) {
+      if (subject.value.length === 0) throw new RequestError('validation-failed', `${where}.value: must not be empty`);
+      return { context: subject.context, pseudonyms: this.everyVersion(subject.context, subject.value, where) };
+    }
+    const answer = this.engine.reidentify(subject.context, [subject.pseudonym], { keyVersion: subject.keyVersion, includeErased: true });
+    const failure = answer.errors[0]?.reason;
+    if (failure === 'irreversible') return { context: subject.context, pseudonyms: [subject.pseudonym] }; // a hash token: itself is all there is
+    if (failure !== undefined || answer.values[0] == null) {
+      throw new RequestError('validation-failed', `${where}.pseudonym: cannot be resolved (${failure === 'malformed' || failure === 'authentication-failed' ? 'malformed, or from another context' : failure ?? 'malformed'})`);
+    }
+    const pseudonyms = this.everyVersion(subject.context, answer.values[0], where);
+    // An FPE pseudonym depends on the version it was made with; keep the one presented as well.
+    return { context: subject.context, pseudonyms: policy.transform === 'fpe' ? [...new Set([...pseudonyms, subject.pseudonym])] : pseudonyms };
+  }
+
+  private everyVersion(context: string, value: string, where: string): string[] {
+    try {
+      return this.engine.pseudonymsInEveryVersion(context, [value])[0]!;
+    } catch (error) {
+      if (error instanceof RequestError) throw new RequestError('validation-failed', `${where}.value: ${error.details?.[0]?.reason ?? 'cannot be pseudonymized in this context'}`);
+      throw error;
+    }
+  }
+}
