@@ -5,6 +5,7 @@
  *   keys create | rotate | list | destroy --version N
  *   apikeys create --name NAME --roles pseudonymize[,reidentify,...] [--contexts vin,email] [--out FILE]
  *   apikeys list | revoke --id ID
+ *   audit verify     the erasure ledger's hash-chained audit log; exit 1 when a link does not hold
  *
  * Output is JSON on stdout. A new API key's secret is written only to a 0600 file; stdout gets
  * its id and the file's path.
@@ -17,14 +18,18 @@ import { errorMessage } from './errors.ts';
 import { keyringManagerFor } from './keyring/fromConfig.ts';
 import { apiKeyDocumentsFor } from './auth/fromConfig.ts';
 import { PrivateFile } from './storage/documents.ts';
+import { verifyAuditChain } from './erasure/ledger.ts';
+import { SqliteErasureLedger } from './erasure/sqliteLedger.ts';
 
 const USAGE = `usage:
   keys create | rotate | list | destroy --version N
   apikeys create --name NAME --roles ROLE[,ROLE] [--contexts C[,C]] [--out FILE]
   apikeys list | revoke --id ID
+  audit verify
 roles: ${ROLES.join(', ')}`;
 
 class UsageError extends Error {}
+class AuditChainBroken extends Error {}
 
 function list(value: string | undefined): string[] {
   return (value ?? '')
@@ -79,6 +84,19 @@ export async function run(argv: readonly string[]): Promise<unknown> {
       const { key, record } = await registry.create(name, roles as Role[], contexts);
       await new PrivateFile(out).write(key + '\n');
       return { registry: registry.description, created: record, secretFile: out };
+    }
+  }
+  if (area === 'audit' && action === 'verify') {
+    const ledger = new SqliteErasureLedger(config.erasure.ledgerFile);
+    try {
+      const entries = ledger.auditEntries();
+      const verification = verifyAuditChain(entries);
+      // The head hash is what to keep elsewhere (a ticket, a WORM bucket): it also exposes a cut-off tail.
+      const result = { ledger: ledger.description, ...verification, headHash: entries.at(-1)?.hash ?? null };
+      if (!verification.valid) throw new AuditChainBroken(JSON.stringify(result, null, 2));
+      return result;
+    } finally {
+      ledger.close();
     }
   }
   throw new UsageError(`unknown command: ${positionals.join(' ') || '(none)'}`);

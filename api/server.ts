@@ -103,12 +103,14 @@ export async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   if (cluster.isPrimary) await bootstrapLocal(config, logger);
   if (cluster.isPrimary && config.workers > 1) {
-    for (let i = 0; i < config.workers; i++) cluster.fork();
+    let erasureWorkerId = cluster.fork({ PSEUDO_ERASURE_WORKER_PROCESS: 'true' }).id;
+    for (let i = 1; i < config.workers; i++) cluster.fork();
     let stopping = false;
     cluster.on('exit', (worker, code) => {
       if (stopping) return;
       logger.error({ workerPid: worker.process.pid, code }, 'worker exited; starting a new one');
-      cluster.fork();
+      if (worker.id === erasureWorkerId) erasureWorkerId = cluster.fork({ PSEUDO_ERASURE_WORKER_PROCESS: 'true' }).id;
+      else cluster.fork();
     });
     const stop = (): void => {
       stopping = true;
@@ -119,7 +121,8 @@ export async function main(): Promise<void> {
     logger.info({ workers: config.workers, host: config.host, port: config.port }, 'started workers');
     return;
   }
-  const running = await startServer(config, { logger });
+  // One process runs the erasure worker: the only one, or the worker the primary forked for it.
+  const running = await startServer(config, { logger, erasureWorker: cluster.isPrimary || process.env.PSEUDO_ERASURE_WORKER_PROCESS === 'true' });
   logger.info({ url: running.url, keyring: config.keyring.provider, ready: running.service.ready }, 'listening');
   const stop = (signal: string): void => {
     logger.info({ signal }, 'stopping: draining in-flight requests');

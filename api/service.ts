@@ -13,6 +13,8 @@ import { PseudonymEngine } from './engine/engine.ts';
 import { SqliteErasureLedger } from './erasure/sqliteLedger.ts';
 import type { ErasureLedger } from './erasure/ledger.ts';
 import { ErasureRequests } from './erasure/requests.ts';
+import { erasureRunnerFor } from './erasure/fromConfig.ts';
+import { ErasureWorker } from './erasure/worker.ts';
 import { TableRegistry } from './erasure/registry.ts';
 import { ConfigError, errorMessage } from './errors.ts';
 import { createRequestHandler } from './http/handler.ts';
@@ -28,6 +30,8 @@ import openApiDocument from './openapi.json' with { type: 'json' };
 export interface ServiceOptions {
   /** Use this logger instead of one writing to stdout (tests capture output this way). */
   readonly logger?: Logger;
+  /** Run the erasure worker in this process (one process of a deployment does; never a Lambda). */
+  readonly erasureWorker?: boolean;
 }
 
 export class PseudonymizationService {
@@ -41,7 +45,7 @@ export class PseudonymizationService {
   readonly throttle: LoginThrottle;
   readonly audit: AuditLog;
   /** Right to be forgotten; undefined when no table registry is configured. */
-  erasure: { readonly ledger: ErasureLedger; readonly registry: TableRegistry; readonly requests: ErasureRequests } | undefined;
+  erasure: { readonly ledger: ErasureLedger; readonly registry: TableRegistry; readonly requests: ErasureRequests; worker?: ErasureWorker } | undefined;
   private directory: Promise<LdapDirectory> | undefined;
   private readonly keyringManager: KeyringManager;
   private refreshTimer: NodeJS.Timeout | undefined;
@@ -84,6 +88,12 @@ export class PseudonymizationService {
       const ledger = new SqliteErasureLedger(config.erasure.ledgerFile);
       service.erasure = { ledger, registry, requests: new ErasureRequests(ledger, service.engine, policies, registry) };
       service.engine.setErasedPseudonyms((context) => ledger.erasedPseudonyms(context));
+      if (options.erasureWorker) {
+        const { erasure } = config;
+        const worker = new ErasureWorker(ledger, registry, service.engine, policies, erasureRunnerFor(erasure.runner), erasure, logger);
+        service.erasure.worker = worker;
+        worker.start();
+      }
     }
     await service.refreshKeyring();
     service.refreshTimer = setInterval(() => void service.refreshKeyring(), config.keyring.refreshSeconds * 1000);
@@ -118,6 +128,7 @@ export class PseudonymizationService {
 
   close(): void {
     if (this.refreshTimer) clearInterval(this.refreshTimer);
+    this.erasure?.worker?.stop();
     this.erasure?.ledger.close();
     this.keyring.close();
   }

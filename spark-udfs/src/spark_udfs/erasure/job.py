@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -282,6 +283,32 @@ def run(order: ErasureOrder) -> dict[str, Any]:
     }
 
 
+def _read_text(path: str) -> str:
+    """A local file, or an s3:// object (the EMR runner puts the order there)."""
+    if path.startswith("s3://"):
+        import boto3
+
+        bucket, key = path[5:].split("/", 1)
+        body: bytes = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body.decode("utf-8")
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _write_whole(path: str, text: str) -> None:
+    """Written whole or not at all: a runner that finds a certificate takes it as the outcome."""
+    if path.startswith("s3://"):
+        import boto3
+
+        bucket, key = path[5:].split("/", 1)
+        boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType="application/json", ServerSideEncryption="aws:kms")
+        return
+    partial = f"{path}.partial"
+    with open(partial, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(partial, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Erase data subjects from registered Iceberg tables, history included, and certify it")
     parser.add_argument("--order", required=True, help="the erasure order (JSON)")
@@ -289,8 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--master", help="Spark master, e.g. local[2] (spark-submit sets it otherwise)")
     args = parser.parse_args(argv)
     try:
-        with open(args.order, encoding="utf-8") as handle:
-            raw: dict[str, Any] = json.load(handle)
+        raw: dict[str, Any] = json.loads(_read_text(args.order))
         if args.master:
             raw["master"] = args.master
         order = parse_order(raw)
@@ -301,8 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"order: {error}", file=sys.stderr)
         return 2
     certificate = run(order)
-    with open(args.certificate, "w", encoding="utf-8") as handle:
-        json.dump(certificate, handle, indent=2)
+    _write_whole(args.certificate, json.dumps(certificate, indent=2))
     print(json.dumps({"runId": order.run_id, "result": certificate["result"], "certificate": args.certificate}))
     return 0 if certificate["result"] == "verified" else 1
 

@@ -1,0 +1,80 @@
+/**
+ * Runs the erasure job on this machine: `python -m spark_udfs.erasure.job` (Spark in local mode), one folder
+ * per run under the work directory with order.json, certificate.json, job.pid and job.log.
+ *
+ * Re-attaching after a service restart: a certificate already written is the outcome; a job process still
+ * alive (job.pid) is waited for; otherwise the job runs again, which is safe because every step of it is
+ * idempotent (deleting rows that are gone, expiring, removing orphans, verifying).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ErasureCertificate, ErasureOrder, ErasureRunner, RunOutcome } from './runner.ts';
+
+export interface LocalRunnerOptions {
+  readonly python: string;
+  readonly sparkMaster: string;
+  readonly workDir: string;
+}
+
+export class LocalErasureRunner implements ErasureRunner {
+  readonly description: string;
+
+  constructor(private readonly options: LocalRunnerOptions) {
+    this.description = `local spark-submit (${options.sparkMaster})`;
+  }
+
+  async run(order: ErasureOrder): Promise<RunOutcome> {
+    const folder = join(this.options.workDir, order.runId);
+    const certificateFile = join(folder, 'certificate.json');
+    const pidFile = join(folder, 'job.pid');
+    mkdirSync(folder, { recursive: true, mode: 0o700 });
+    const finished = readCertificate(certificateFile);
+    if (finished) return { kind: 'completed', certificate: finished };
+    const previous = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : undefined;
+    if (previous !== undefined && isAlive(previous)) {
+      await waitForExit(previous);
+      const certificate = readCertificate(certificateFile);
+      return certificate ? { kind: 'completed', certificate } : { kind: 'crashed', reason: 'the job started before the restart ended without a certificate' };
+    }
+    const orderFile = join(folder, 'order.json');
+    writeFileSync(orderFile, JSON.stringify(order), { mode: 0o600 });
+    const log = openSync(join(folder, 'job.log'), 'a', 0o600);
+    const child = spawn(this.options.python, ['-m', 'spark_udfs.erasure.job', '--order', orderFile, '--certificate', certificateFile, '--master', this.options.sparkMaster], {
+      stdio: ['ignore', log, log],
+      env: { ...process.env, PYSPARK_PYTHON: this.options.python },
+    });
+    closeSync(log);
+    if (child.pid !== undefined) writeFileSync(pidFile, String(child.pid));
+    const code = await new Promise<number | null>((resolve) => {
+      child.on('exit', (exitCode) => resolve(exitCode));
+      child.on('error', () => resolve(null));
+    });
+    const certificate = readCertificate(certificateFile);
+    if (certificate) return { kind: 'completed', certificate };
+    return { kind: 'crashed', reason: code === null ? `the job could not be started (${this.options.python})` : `the job exited with code ${code} without a certificate (see ${join(folder, 'job.log')})` };
+  }
+}
+
+function readCertificate(file: string): ErasureCertificate | undefined {
+  try {
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as ErasureCertificate;
+    return parsed.result === 'verified' || parsed.result === 'failed' ? parsed : undefined;
+  } catch {
+    return undefined; // not written yet (the job writes it atomically at the end)
+  }
+}
+
+/** Alive and still our job (a recycled pid is someone else's process). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('spark_udfs.erasure.job');
+  } catch {
+    return false;
+  }
+}
+
+async function waitForExit(pid: number): Promise<void> {
+  while (isAlive(pid)) await new Promise((resolve) => setTimeout(resolve, 1000));
+}

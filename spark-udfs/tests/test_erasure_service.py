@@ -1,0 +1,117 @@
+"""Right to be forgotten end to end: the service (node dist/server.mjs) with its erasure worker and the local
+runner, filing over HTTP, the Spark job on a real local Iceberg table, and the service killed with SIGKILL
+while the job runs: after a restart the request completes, exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from pyspark.sql import SparkSession
+
+from spark_udfs import ApiKeySource, ClientConfig, PseudonymizationClient
+from spark_udfs.jobs.session import PROJECT_ROOT, CatalogConfig
+from spark_udfs.testing import _wait_until_up, free_port
+
+ROOT = Path(PROJECT_ROOT)
+
+
+@contextmanager
+def service(data_dir: Path, environment: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    process = subprocess.Popen(["node", "dist/server.mjs"], cwd=ROOT, env={**os.environ, "PSEUDO_DATA_DIR": str(data_dir), "PSEUDO_PORT": str(port), "PSEUDO_LOG_LEVEL": "warn", **environment}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url + "/healthz", "the API server")
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+def key(data_dir: Path, role: str) -> str:
+    out = subprocess.run(["node", "dist/cli.mjs", "apikeys", "create", "--name", f"e2e-{role}", "--roles", role, "--out", str(data_dir / f"{role}.key")], cwd=ROOT, env={**os.environ, "PSEUDO_DATA_DIR": str(data_dir)}, check=True, capture_output=True, text=True)
+    return Path(json.loads(out.stdout)["secretFile"]).read_text().strip()
+
+
+def wait_for(url: str, officer: str, request_id: str, status: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer: dict[str, Any] = requests.get(f"{url}/v1/erasure-requests/{request_id}", headers={"x-api-key": officer}, timeout=10).json()
+        if answer["status"] == status:
+            return answer
+        time.sleep(0.5)
+    raise AssertionError(f"request not {status} within {timeout} s: {answer}")
+
+
+def test_a_filed_request_is_erased_verified_and_certified_exactly_once_through_a_service_kill(spark: SparkSession, warehouse: CatalogConfig, tmp_path: Path) -> None:
+    data_dir = tmp_path / "service"
+    data_dir.mkdir()
+    table = f"local.crm.people_{uuid.uuid4().hex[:8]}"
+    emails = [f"sentinel.person{i:03d}@example.com" for i in range(200)]
+
+    # First start (no registry yet): the keyring the table's pseudonyms come from.
+    with service(data_dir, {}) as (url, _):
+        pseudonymizer = key(data_dir, "pseudonymize")
+        officer = key(data_dir, "privacy-officer")
+        steward = key(data_dir, "reidentify")
+        client = PseudonymizationClient(ClientConfig(url=url, api_key=ApiKeySource(env=None, file=str(data_dir / "pseudonymize.key"))))
+        pseudonyms = dict(zip(emails, client.pseudonymize("email", emails)))
+    spark.sql(f"CREATE TABLE {table} (id bigint, email string) USING iceberg TBLPROPERTIES ('format-version'='2', 'write.parquet.compression-codec'='uncompressed')")
+    for batch in range(20):
+        spark.createDataFrame([(batch * 100 + k, pseudonyms[emails[(batch * 10 + k) % 200]]) for k in range(50)], "id bigint, email string").writeTo(table).append()
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps({"catalog": {"type": "jdbc", "name": "local", "uri": warehouse.uri, "warehouse": warehouse.warehouse}, "tables": [{"name": table, "columns": {"email": "email"}}]}))
+    environment = {
+        "PSEUDO_ERASURE_REGISTRY_FILE": str(registry),
+        "PSEUDO_ERASURE_PYTHON": str(ROOT / ".venv" / "bin" / "python"),
+        "PSEUDO_ERASURE_POLL_SECONDS": "1",
+        "PSEUDO_ERASURE_ORPHAN_GRACE_SECONDS": "0",
+        "PSEUDO_POLICY_FILE": str(ROOT / "test" / "fixtures" / "policies.json"),
+    }
+    subject = emails[7]
+
+    with service(data_dir, environment) as (url, process):
+        filed = requests.post(f"{url}/v1/erasure-requests", headers={"x-api-key": officer}, json={"reference": "DSR-77", "reason": "gdpr-art17-1a", "subjects": [{"context": "email", "value": subject}]}, timeout=10)
+        assert filed.status_code == 202, filed.text
+        request_id = filed.json()["id"]
+        wait_for(url, officer, request_id, "running", 30)
+        time.sleep(3)  # the Spark job is under way
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    with service(data_dir, environment) as (url, _):
+        done = wait_for(url, officer, request_id, "verified", 420)
+        answer = requests.post(f"{url}/v1/reidentify", headers={"x-api-key": steward}, json={"context": "email", "pseudonyms": [pseudonyms[subject], pseudonyms[emails[8]]]}, timeout=10).json()
+
+    certificate = done["certificate"]
+    assert certificate["result"] == "verified" and certificate["requestIds"] == [request_id]
+    assert done["tables"] == [{"table": table, "status": "verified"}]
+    assert answer == {"values": [None, emails[8]], "errors": [{"index": 0, "reason": "erased"}]}
+    spark.sql(f"REFRESH TABLE {table}")
+    assert spark.sql(f"SELECT count(*) FROM {table} WHERE email = '{pseudonyms[subject]}'").collect()[0][0] == 0
+    assert spark.sql(f"SELECT count(*) FROM {table}").collect()[0][0] == 1000 - 5
+    location = spark.sql(f"DESCRIBE TABLE EXTENDED {table}").where("col_name = 'Location'").collect()[0]["data_type"].removeprefix("file:")
+    for path in Path(location).rglob("*"):
+        assert not (path.is_file() and pseudonyms[subject].encode() in path.read_bytes()), path.name
+
+    ledger = sqlite3.connect(data_dir / "erasure-ledger.db")
+    actions = [row[0] for row in ledger.execute("SELECT action FROM audit_log WHERE request_id = ? ORDER BY seq", (request_id,))]
+    ledger.close()
+    assert actions[0] == "erasure.filed" and actions[1] == "erasure.started" and "erasure.resumed" in actions
+    assert actions.count("erasure.verified") == 1 and actions[-1] == "erasure.verified"
+    assert b"sentinel" not in (data_dir / "erasure-ledger.db").read_bytes()
+    verify = subprocess.run(["node", "dist/cli.mjs", "audit", "verify"], cwd=ROOT, env={**os.environ, "PSEUDO_DATA_DIR": str(data_dir)}, capture_output=True, text=True)
+    assert verify.returncode == 0 and json.loads(verify.stdout)["valid"] is True
