@@ -1,6 +1,8 @@
 /**
  * A real local AWS endpoint: moto's server from the project venv (scripts/setup.sh), on a free
- * 127.0.0.1 port, with KMS and Secrets Manager answering over HTTP like AWS does.
+ * 127.0.0.1 port, with KMS, Secrets Manager, S3 and EMR answering over HTTP like AWS does. Started through
+ * spark_udfs.local_moto (the Python tests' launcher too), whose control port lets a test set an EMR step's
+ * state: moto records steps but never runs them.
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -13,16 +15,19 @@ export interface Moto {
   readonly endpoint: string;
   /** Environment for AWS SDK clients and the service, pointing at this endpoint. */
   readonly env: Record<string, string>;
+  /** Moves an EMR step to a state, with EMR's FailureDetails (what a real cluster would do). */
+  setStepState(stepId: string, state: string, failure?: { Reason?: string; Message?: string; LogFile?: string }): Promise<void>;
   createKmsKey(): Promise<string>;
   stop(): Promise<void>;
 }
 
 export async function startMoto(): Promise<Moto> {
-  const binary = resolve('.venv/bin/moto_server');
-  if (!existsSync(binary)) throw new Error('moto_server is missing: run `npm run setup` (the venv holds moto[server])');
+  const python = resolve('.venv/bin/python');
+  if (!existsSync(python)) throw new Error('the venv is missing: run `npm run setup` (it holds moto[server])');
   const port = await freePort();
+  const controlPort = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
-  const process: Started = startProcess(binary, ['-H', '127.0.0.1', '-p', String(port)]);
+  const process: Started = startProcess(python, ['-m', 'spark_udfs.local_moto', '--control-port', String(controlPort), '-H', '127.0.0.1', '-p', String(port)]);
   try {
     await waitFor(async () => (await fetch(`${endpoint}/moto-api/`)).ok, 'moto_server');
   } catch (error) {
@@ -44,6 +49,10 @@ export async function startMoto(): Promise<Moto> {
       const kms = new KMSClient({ region: TEST_REGION, endpoint });
       const key = await kms.send(new CreateKeyCommand({ Description: 'test keyring key' }));
       return key.KeyMetadata!.KeyId!;
+    },
+    async setStepState(stepId, state, failure) {
+      const answer = await fetch(`http://127.0.0.1:${controlPort}/emr/steps/${stepId}`, { method: 'POST', body: JSON.stringify({ state, failure }) });
+      if (answer.status !== 204) throw new Error(`moto control: no step ${stepId}`);
     },
     stop: () => process.stop(),
   };

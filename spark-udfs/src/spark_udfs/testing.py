@@ -80,8 +80,8 @@ def moto_server(environment: Mapping[str, str] | None = None) -> Iterator[str]:
     makes it check credentials like AWS does (unknown access keys are refused)."""
     port = free_port()
     server = subprocess.Popen(
-        # moto's server, with its Kinesis shards made O(1) per record (see spark_udfs.moto_kinesis).
-        [str(Path(PROJECT_ROOT) / ".venv" / "bin" / "python"), "-m", "spark_udfs.moto_kinesis", "-H", "127.0.0.1", "-p", str(port)],
+        # moto's server as the tests use it (see spark_udfs.local_moto).
+        [str(Path(PROJECT_ROOT) / ".venv" / "bin" / "python"), "-m", "spark_udfs.local_moto", "-H", "127.0.0.1", "-p", str(port)],
         env={**os.environ, **(environment or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

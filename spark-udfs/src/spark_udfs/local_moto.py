@@ -1,0 +1,111 @@
+"""`python -m spark_udfs.local_moto [--control-port N] [moto_server options]`: moto's server as the tests use it.
+
+Two changes, both for local tests and benchmarks only (AWS itself is not affected by any of this):
+
+**Kinesis shards made linear.**
+
+moto 5 keeps a shard's records in an ordered dict and finds the last sequence number by listing every key,
+and GetRecords scans the shard from its first record: each PutRecords and GetRecords costs O(records in the
+shard), so a stream of a million records takes hours to fill and drain. The two replacements below give the
+same answers (sequence numbers in a shard are consecutive integers from 1, as moto assigns them) in O(1) per
+record.
+
+**EMR step states driven by the test.** moto records EMR steps but never runs them: a step stays RUNNING
+(or PENDING behind another) forever. With `--control-port`, a small HTTP endpoint on 127.0.0.1 lets a test
+move a step to any state, with EMR's FailureDetails, so a runner's polling can be tested:
+`POST /emr/steps/<step id>` with `{"state": "FAILED", "failure": {"Reason": ..., "Message": ..., "LogFile": ...}}`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from moto.emr.models import Step, emr_backends
+from moto.kinesis.models import Shard
+
+
+def _max_sequence_number(self: Any) -> int:
+    return next(reversed(self.records)) if self.records else 0
+
+
+def _min_sequence_number(self: Any) -> int:
+    return next(iter(self.records)) if self.records else 0
+
+
+def _get_records(self: Any, last_sequence_id: str, limit: int | None) -> tuple[list[Any], int, int]:
+    last = int(last_sequence_id)
+    results: list[Any] = []
+    newest = _max_sequence_number(self)
+    key = max(last + 1, _min_sequence_number(self))
+    while key <= newest and (limit is None or len(results) < limit):
+        record = self.records.get(key)
+        if record is not None:
+            results.append(record)
+            last = key
+        key += 1
+    behind = self.records[newest].created_at - results[-1].created_at if results else 0.0
+    return results, last, int(behind * 1000)
+
+
+_step_status: Any = Step.__dict__["status"]  # moto's property
+
+
+def _status_with_failure(self: Any) -> dict[str, Any]:
+    status: dict[str, Any] = _step_status.__get__(self)
+    if getattr(self, "failure_details", None):
+        status["FailureDetails"] = self.failure_details
+    return status
+
+
+def patch() -> None:
+    setattr(Shard, "get_max_sequence_number", _max_sequence_number)
+    setattr(Shard, "get_min_sequence_number", _min_sequence_number)
+    setattr(Shard, "get_records", _get_records)
+    setattr(Step, "status", property(_status_with_failure))
+
+
+def _find_step(step_id: str) -> Any:
+    for account in emr_backends.values():
+        for backend in account.values():
+            for cluster in backend.clusters.values():
+                for step in cluster.steps:
+                    if step.id == step_id:
+                        return step
+    return None
+
+
+class _Control(BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        parts = self.path.strip("/").split("/")
+        step = _find_step(parts[2]) if len(parts) == 3 and parts[:2] == ["emr", "steps"] else None
+        if step is None:
+            self.send_response(404)
+            self.end_headers()
+            return
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))) or b"{}")
+        step.state = str(body["state"])
+        step.failure_details = body.get("failure")
+        self.send_response(204)
+        self.end_headers()
+
+
+def main(argv: list[str]) -> None:
+    patch()
+    if argv[:1] == ["--control-port"]:
+        control = ThreadingHTTPServer(("127.0.0.1", int(argv[1])), _Control)
+        threading.Thread(target=control.serve_forever, daemon=True).start()
+        argv = argv[2:]
+    from moto.server import main as moto_main
+
+    moto_main(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
