@@ -137,8 +137,8 @@ def _current_snapshot(spark: Any, table: str) -> int | None:
     return int(rows[0][0]) if rows else None
 
 
-def _retry_on_conflict(action: Any, attempts: int) -> Any:
-    """Runs `action`, again after a commit conflict with a concurrent writer (with backoff)."""
+def _retry_on_conflict(action: Any, attempts: int, report: dict[str, Any]) -> Any:
+    """Runs `action`, again after a commit conflict with a concurrent writer (with backoff); counts the retries."""
     for attempt in range(attempts):
         try:
             return action()
@@ -147,6 +147,7 @@ def _retry_on_conflict(action: Any, attempts: int) -> Any:
             conflict = any(marker in text for marker in ("ValidationException", "CommitFailedException", "Found conflicting files", "conflicting"))
             if not conflict or attempt == attempts - 1:
                 raise
+            report["commitConflictsRetried"] = report.get("commitConflictsRetried", 0) + 1
             time.sleep(min(10.0, 0.5 * 2**attempt))
     raise AssertionError("unreachable")
 
@@ -159,7 +160,7 @@ def erase_table(spark: Any, order: ErasureOrder, table: RegisteredTable, started
     catalog = order.catalog.name
     condition = _condition(table, order.subjects)
     pseudonyms = sorted({p for s in order.subjects if s.context in table.columns.values() for p in s.pseudonyms})
-    report: dict[str, Any] = {"table": name, "snapshotBefore": _current_snapshot(spark, name), "startedAt": datetime.now(timezone.utc).isoformat()}
+    report: dict[str, Any] = {"table": name, "snapshotBefore": _current_snapshot(spark, name), "startedAt": datetime.now(timezone.utc).isoformat(), "commitConflictsRetried": 0}
     others = f"NOT ({condition})" if condition else "true"
     report["otherRowsBefore"] = spark.sql(f"SELECT count(*) FROM {name} WHERE {others}").collect()[0][0]
 
@@ -171,12 +172,13 @@ def erase_table(spark: Any, order: ErasureOrder, table: RegisteredTable, started
     if condition:
         deleted = spark.sql(f"SELECT count(*) FROM {name} WHERE {condition}").collect()[0][0]
         if deleted:
-            _retry_on_conflict(lambda: spark.sql(f"DELETE FROM {name} WHERE {condition}"), order.max_commit_attempts)
+            _retry_on_conflict(lambda: spark.sql(f"DELETE FROM {name} WHERE {condition}"), order.max_commit_attempts, report)
     report["rowsDeleted"] = deleted
 
     rewrite = _retry_on_conflict(
         lambda: spark.sql(f"CALL {catalog}.system.rewrite_data_files(table => '{short}', options => map('delete-file-threshold', '1', 'remove-dangling-deletes', 'true'))").collect(),
         order.max_commit_attempts,
+        report,
     )[0]
     report["dataFilesRewritten"] = int(rewrite["rewritten_data_files_count"])
     report["deleteFilesRemoved"] = int(rewrite["removed_delete_files_count"]) if "removed_delete_files_count" in rewrite else None
