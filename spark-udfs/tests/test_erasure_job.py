@@ -144,6 +144,7 @@ def test_erases_subjects_from_the_table_and_its_whole_history(spark: SparkSessio
     assert certificate["result"] == "verified" and certificate["subjects"] == count
     assert report["verification"]["result"] == "passed" and report["verification"]["filesWithMatches"] == []
     assert report["rowsDeleted"] > 0 and report["snapshotBefore"] != report["snapshotAfter"]
+    assert report["dataFilesRewritten"] > 0, "files whose merge-on-read deletes mask rows are rewritten"
     assert {(r["name"], r["type"], r["action"]) for r in report["refs"]} == {("audit_2026", "tag", "dropped"), ("experiment", "branch", "dropped")}
     assert report["orphanFilesDeleted"] >= 1
     assert "sentinel" not in json.dumps(certificate) and not any(s in json.dumps(certificate) for s in subjects)

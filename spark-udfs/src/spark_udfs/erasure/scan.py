@@ -33,41 +33,51 @@ class ScanResult:
         self.matches.setdefault(path, []).append(how)
 
 
-def local_files(location: str) -> Iterator[str]:
+def table_files(location: str) -> Iterator[tuple[str, bytes]]:
+    """(path relative to the location, content) of every file under a local folder or an s3:// prefix."""
+    if location.startswith(("s3://", "s3a://")):
+        import boto3
+
+        bucket, _, prefix = location.split("://", 1)[1].partition("/")
+        prefix = prefix.rstrip("/") + "/"
+        s3 = boto3.client("s3")
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                body: bytes = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                yield item["Key"][len(prefix) :], body
+        return
     root = location.removeprefix("file://").removeprefix("file:")
     for folder, _, names in os.walk(root):
         for name in names:
-            yield os.path.join(folder, name)
+            path = os.path.join(folder, name)
+            with open(path, "rb") as handle:
+                yield os.path.relpath(path, root), handle.read()
 
 
 def scan_table_files(location: str, needles: Iterable[str]) -> ScanResult:
-    """Searches every file under a local table location (file:// or a path)."""
+    """Searches every file under a table location (a local folder, file://, or s3://)."""
     values = sorted(set(needles))
     encoded = [v.encode("utf-8") for v in values]
     prefixes = sorted({v[:BOUND_PREFIX_CHARS].encode("utf-8") for v in values if len(v) > BOUND_PREFIX_CHARS})
-    root = location.removeprefix("file://").removeprefix("file:")
     result = ScanResult()
     value_set = pa.array(values, pa.string())
-    for path in local_files(location):
-        relative = os.path.relpath(path, root)
-        with open(path, "rb") as handle:
-            content = handle.read()
+    for relative, content in table_files(location):
         result.files += 1
         result.bytes += len(content)
         if any(needle in content for needle in encoded):
             result.add(relative, "raw")
-        if path.endswith(".parquet"):
-            if _parquet_holds(path, value_set):
+        if relative.endswith(".parquet"):
+            if _parquet_holds(content, value_set):
                 result.add(relative, "parquet")
-        elif path.endswith(".avro"):
-            found = _avro_holds(path, set(encoded), prefixes)
+        elif relative.endswith(".avro"):
+            found = _avro_holds(content, set(encoded), prefixes)
             if found:
                 result.add(relative, found)
     return result
 
 
-def _parquet_holds(path: str, value_set: pa.Array) -> bool:
-    table = pq.read_table(path)
+def _parquet_holds(content: bytes, value_set: pa.Array) -> bool:
+    table = pq.read_table(pa.BufferReader(content))
     return any(_column_holds(column, value_set) for column in table.columns)
 
 
@@ -85,10 +95,12 @@ def _column_holds(column: Any, value_set: pa.Array) -> bool:
     return False
 
 
-def _avro_holds(path: str, needles: set[bytes], prefixes: list[bytes]) -> str | None:
+def _avro_holds(content: bytes, needles: set[bytes], prefixes: list[bytes]) -> str | None:
+    import io
+
     import fastavro
 
-    with open(path, "rb") as handle:
+    with io.BytesIO(content) as handle:
         for record in fastavro.reader(handle):
             for value in _leaves(record):
                 if value in needles or any(needle in value for needle in needles):
