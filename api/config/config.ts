@@ -171,7 +171,8 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
   }
   const env = parsed.data;
   const dataDir = resolve(env.PSEUDO_DATA_DIR);
-  const require = (name: 'PSEUDO_KEYRING_SECRET_ID' | 'PSEUDO_KMS_KEY_ID' | 'PSEUDO_API_KEYS_SECRET_ID', because: string): string => {
+  type Conditional = 'PSEUDO_KEYRING_SECRET_ID' | 'PSEUDO_KMS_KEY_ID' | 'PSEUDO_API_KEYS_SECRET_ID' | 'PSEUDO_ERASURE_EMR_CLUSTER_ID' | 'PSEUDO_ERASURE_EMR_JOB_URI' | 'PSEUDO_ERASURE_EMR_WORK_URI';
+  const require = (name: Conditional, because: string): string => {
     const value = env[name];
     if (!value) throw new ConfigError(`${name}: required when ${because}`);
     return value;
@@ -207,11 +208,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     lockSeconds: env.PSEUDO_LOGIN_LOCK_SECONDS,
   };
 
-  const requireEmr = (name: 'PSEUDO_ERASURE_EMR_CLUSTER_ID' | 'PSEUDO_ERASURE_EMR_JOB_URI' | 'PSEUDO_ERASURE_EMR_WORK_URI'): string => {
-    const value = env[name];
-    if (!value) throw new ConfigError(`${name}: required when PSEUDO_ERASURE_RUNNER=emr`);
-    return value;
-  };
+  const requireEmr = (name: Conditional): string => require(name, 'PSEUDO_ERASURE_RUNNER=emr');
   const erasure: ErasureConfig = {
     registryFile: env.PSEUDO_ERASURE_REGISTRY_FILE ? resolve(env.PSEUDO_ERASURE_REGISTRY_FILE) : undefined,
     ledgerFile: resolve(env.PSEUDO_ERASURE_LEDGER_FILE ?? `${dataDir}/erasure-ledger.db`),

@@ -38,6 +38,7 @@ from spark_udfs.jobs.config import (
     get_field,
     parse_api,
     parse_catalog,
+    read_json,
     section_of,
     sql_properties,
 )
@@ -401,10 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key-file", help="overrides api.apiKeyFile")
     args = parser.parse_args(argv)
     try:
-        with open(args.config, encoding="utf-8") as handle:
-            raw: dict[str, Any] = json.load(handle)
-    except (OSError, json.JSONDecodeError):
-        print(f"config: cannot read {args.config} as JSON", file=sys.stderr)
+        raw = read_json(args.config)
+    except JobConfigError as error:
+        print(f"config: {error}", file=sys.stderr)
         return 2
     if args.master:
         raw["master"] = args.master

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from ..jobs.config import IDENTIFIER, JobConfigError, check_table_name, get_field, parse_catalog, section_of
+from ..jobs.config import IDENTIFIER, JobConfigError, check_table_name, get_field, parse_catalog, read_json, section_of
 from ..jobs.session import CatalogConfig
 from .scan import scan_table_files
 
@@ -286,18 +286,6 @@ def run(order: ErasureOrder) -> dict[str, Any]:
     }
 
 
-def _read_text(path: str) -> str:
-    """A local file, or an s3:// object (the EMR runner puts the order there)."""
-    if path.startswith("s3://"):
-        import boto3
-
-        bucket, key = path[5:].split("/", 1)
-        body: bytes = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-        return body.decode("utf-8")
-    with open(path, encoding="utf-8") as handle:
-        return handle.read()
-
-
 def _write_whole(path: str, text: str) -> None:
     """Written whole or not at all: a runner that finds a certificate takes it as the outcome."""
     if path.startswith("s3://"):
@@ -319,13 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--master", help="Spark master, e.g. local[2] (spark-submit sets it otherwise)")
     args = parser.parse_args(argv)
     try:
-        raw: dict[str, Any] = json.loads(_read_text(args.order))
+        raw = read_json(args.order)
         if args.master:
             raw["master"] = args.master
         order = parse_order(raw)
-    except (OSError, json.JSONDecodeError):
-        print(f"order: cannot read {args.order} as JSON", file=sys.stderr)
-        return 2
     except JobConfigError as error:
         print(f"order: {error}", file=sys.stderr)
         return 2

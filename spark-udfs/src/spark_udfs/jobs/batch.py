@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..client import ClientConfig, PseudonymizationClient, PseudonymizationError
-from .config import IDENTIFIER, JobConfigError, check_partitioning, check_table_name, get_field, parse_api, parse_catalog, section_of, sql_properties
+from .config import IDENTIFIER, JobConfigError, check_partitioning, check_table_name, get_field, parse_api, parse_catalog, read_json, section_of, sql_properties
 from .failures import root_cause
 from .session import CatalogConfig
 
@@ -157,10 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--master", help="Spark master, e.g. local[2] (spark-submit sets it otherwise)")
     args = parser.parse_args(argv)
     try:
-        with open(args.config, encoding="utf-8") as handle:
-            raw: dict[str, Any] = json.load(handle)
-    except (OSError, json.JSONDecodeError):
-        print(f"config: cannot read {args.config} as JSON", file=sys.stderr)
+        raw = read_json(args.config)
+    except JobConfigError as error:
+        print(f"config: {error}", file=sys.stderr)
         return 2
     if args.input:
         raw.setdefault("input", {})["path"] = args.input

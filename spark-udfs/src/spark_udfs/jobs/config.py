@@ -3,6 +3,7 @@ errors that name the key at fault, before Spark starts."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -17,6 +18,25 @@ TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){1,2}
 
 class JobConfigError(ValueError):
     """The job configuration cannot work; the message names the key."""
+
+
+def read_json(path: str) -> dict[str, Any]:
+    """A JSON object from a local file or an s3:// object (on EMR, configurations and orders live in S3)."""
+    try:
+        if path.startswith("s3://"):
+            import boto3
+
+            bucket, key = path[5:].split("/", 1)
+            text = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+        else:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        parsed: Any = json.loads(text)
+    except Exception:  # noqa: BLE001 - missing file, S3 error, bad JSON: one message, no content quoted
+        raise JobConfigError(f"cannot read {path} as JSON") from None
+    if not isinstance(parsed, dict):
+        raise JobConfigError(f"{path}: must hold a JSON object")
+    return parsed
 
 
 def get_field(section: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any = None) -> Any:
