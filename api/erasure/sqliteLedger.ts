@@ -94,6 +94,8 @@ export class SqliteErasureLedger implements ErasureLedger {
         }
       }
       this.insertAudit(audit, now);
+      // data_version only moves for other connections' commits: drop the cache for our own.
+      this.cachedDataVersion = -1;
       return this.get(request.id)!;
     });
   }
@@ -137,7 +139,7 @@ export class SqliteErasureLedger implements ErasureLedger {
   erasedPseudonyms(context: string): ReadonlySet<string> {
     // data_version changes when another connection (another worker process) commits: reload then.
     const version = Number((this.db.get('PRAGMA data_version') as Row)['data_version']);
-    if (version !== this.cachedDataVersion || this.erasedCache.size === 0) {
+    if (version !== this.cachedDataVersion) {
       this.erasedCache = new Map();
       for (const row of this.db.all('SELECT context, pseudonym FROM erased_pseudonyms') as Row[]) {
         const key = String(row['context']);

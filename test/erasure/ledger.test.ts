@@ -65,6 +65,15 @@ describe.each(STORES)('erasure ledger: $name', ({ open }) => {
     ledger.close();
   });
 
+  it('sees a subject filed through itself at once, after its set was already read', () => {
+    const { ledger } = fresh();
+    ledger.create(request('er-1'), audit('er-1'));
+    expect(ledger.erasedPseudonyms('email').has('s1.AAAA')).toBe(true);
+    ledger.create({ ...request('er-2', 'T-2'), subjects: [{ context: 'email', pseudonyms: ['s1.CCCC'] }] }, audit('er-2'));
+    expect(ledger.erasedPseudonyms('email').has('s1.CCCC')).toBe(true);
+    ledger.close();
+  });
+
   it('sees pseudonyms another process filed', () => {
     const { ledger, file } = fresh();
     expect(ledger.erasedPseudonyms('email').size).toBe(0);
