@@ -3,7 +3,7 @@
  * and one table of behaviours run through every entry point: Express over HTTP, Lambda v1, Lambda v2.
  * All three share a data folder, so they must also agree on every pseudonym.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
@@ -15,13 +15,19 @@ import { startServer, type RunningServer } from '../../api/server.ts';
 import { apiKeyDocumentsFor } from '../../api/auth/fromConfig.ts';
 import { assertMatchesOpenApi } from '../support/openapi.ts';
 import { testConfig } from '../support/service.ts';
+import { writeLocalCatalog } from '../support/catalog.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'lambda-'));
-const env = { PSEUDO_DATA_DIR: dataDir, PSEUDO_POLICY_FILE: 'test/fixtures/policies.json', PSEUDO_LOG_LEVEL: 'silent' };
+const registryFile = join(dataDir, 'registry.json');
+writeFileSync(
+  registryFile,
+  JSON.stringify({ catalog: { type: 'jdbc', ...writeLocalCatalog(dataDir, [{ namespace: 'crm', name: 'customers', columns: { email: 'string' } }]) }, tables: [{ name: 'local.crm.customers', columns: { email: 'email' } }] }),
+);
+const env = { PSEUDO_DATA_DIR: dataDir, PSEUDO_POLICY_FILE: 'test/fixtures/policies.json', PSEUDO_LOG_LEVEL: 'silent', PSEUDO_ERASURE_REGISTRY_FILE: registryFile };
 const config = testConfig(dataDir, env);
 let server: RunningServer;
 let handlers: typeof import('../../lambda/handler.ts');
-const keys = { pseudonymize: '', reidentify: '' };
+const keys = { pseudonymize: '', reidentify: '', officer: '' };
 
 beforeAll(async () => {
   const logger = createLogger('silent');
@@ -29,6 +35,7 @@ beforeAll(async () => {
   const registry = new ApiKeyRegistry(apiKeyDocumentsFor(config.apiKeys));
   keys.pseudonymize = (await registry.create('spark', ['pseudonymize'], undefined)).key;
   keys.reidentify = (await registry.create('steward', ['reidentify'], undefined)).key;
+  keys.officer = (await registry.create('officer', ['privacy-officer'], undefined)).key;
   server = await startServer(config, { logger });
   // The handler reads its configuration from the environment, as in Lambda.
   Object.assign(process.env, env);
@@ -120,6 +127,14 @@ const entryPoints: { name: string; invoke: (call: Call) => Promise<Answer> }[] =
 const json = (body: unknown) => ({ 'content-type': 'application/json', ...body as object });
 const pseudonymizeCall = (apiKey: string, body: unknown): Call => ({ method: 'POST', path: '/v1/pseudonymize', headers: json({ 'x-api-key': apiKey }), body: JSON.stringify(body) });
 
+let subjects = 0;
+const erasureCall = (apiKey: string): Call => ({
+  method: 'POST',
+  path: '/v1/erasure-requests',
+  headers: json({ 'x-api-key': apiKey }),
+  body: JSON.stringify({ reference: 'DSR-LAMBDA', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: `person${++subjects}@example.com` }] }),
+});
+
 const behaviours: { name: string; call: () => Call; status: number; type?: string }[] = [
   { name: 'pseudonymizes a batch', call: () => pseudonymizeCall(keys.pseudonymize, { context: 'vin', values: ['1HGCM82633A004352', null] }), status: 200 },
   { name: 'needs an API key', call: () => ({ method: 'POST', path: '/v1/pseudonymize', headers: { 'content-type': 'application/json' }, body: '{}' }), status: 401, type: 'unauthenticated' },
@@ -131,6 +146,9 @@ const behaviours: { name: string; call: () => Call; status: number; type?: strin
   { name: 'serves the compatibility route', call: () => ({ method: 'POST', path: '/pseudonymization', query: { deterministic: 'True' }, headers: json({ 'x-api-key': keys.pseudonymize }), body: '{"identifiers":["1HGCM82633A004352"]}' }), status: 200 },
   { name: 'answers 404 for unknown routes', call: () => ({ method: 'GET', path: '/admin' }), status: 404, type: 'not-found' },
   { name: 'reports readiness', call: () => ({ method: 'GET', path: '/readyz' }), status: 200 },
+  { name: 'files an erasure request', call: () => erasureCall(keys.officer), status: 202 },
+  { name: 'files erasure requests only for officers', call: () => erasureCall(keys.reidentify), status: 403, type: 'forbidden' },
+  { name: 'lists erasure requests', call: () => ({ method: 'GET', path: '/v1/erasure-requests', query: { status: 'received' }, headers: { 'x-api-key': keys.officer } }), status: 200 },
 ];
 
 describe.each(entryPoints)('$name', ({ invoke }) => {
