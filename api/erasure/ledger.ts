@@ -86,12 +86,14 @@ export interface AuditVerification {
 
 export interface ErasureLedger {
   readonly description: string;
-  /** Stores the request and its audit entry in one transaction. */
-  create(request: NewErasureRequest, audit: AuditInput): ErasureRequest;
+  /**
+   * Stores the request and its audit entry in one transaction, unless a request with the same reference for
+   * which `isSame` holds is already there (checked inside the transaction, so two processes filing the same
+   * thing at once still get one request).
+   */
+  create(request: NewErasureRequest, audit: AuditInput, isSame?: (existing: ErasureRequest) => boolean): { request: ErasureRequest; created: boolean };
   get(id: string): ErasureRequest | undefined;
   list(status?: ErasureStatus): ErasureRequest[];
-  /** Requests with this reference, for idempotent filing. */
-  withReference(reference: string): ErasureRequest[];
   /** Moves a request to a new state with its audit entry, in one transaction. */
   transition(id: string, change: StatusChange, audit: AuditInput): ErasureRequest;
   /** Every pseudonym filed for erasure in a context (all requests, whatever their state). */

@@ -83,14 +83,14 @@ export class ErasureRequests {
     }
     const { reference, reason, subjects: named } = parsed.data;
     const subjects = named.map((subject, index) => this.resolve(subject, index));
-    for (const existing of this.ledger.withReference(reference)) {
+    // The same request again: same reference, and every subject already filed under it (any key version).
+    const isSame = (existing: ErasureRequest): boolean => {
       const filed = new Set(existing.subjects.flatMap((s) => s.pseudonyms.map((p) => `${s.context}\u0000${p}`)));
-      if (subjects.every((s) => s.pseudonyms.some((p) => filed.has(`${s.context}\u0000${p}`)))) return { request: existing, created: false };
-    }
+      return subjects.every((s) => s.pseudonyms.some((p) => filed.has(`${s.context}\u0000${p}`)));
+    };
     const id = `er-${randomUUID()}`;
     const tables = this.registry.tablesFor(subjects.map((s) => s.context)).map((t) => ({ table: t.name, status: 'pending' as const }));
-    const request = this.ledger.create({ id, reference, reason, filedBy: actorOf(principal), subjects, tables }, { actor: actorOf(principal), action: 'erasure.filed', requestId: id, outcome: 'received' });
-    return { request, created: true };
+    return this.ledger.create({ id, reference, reason, filedBy: actorOf(principal), subjects, tables }, { actor: actorOf(principal), action: 'erasure.filed', requestId: id, outcome: 'received' }, isSame);
   }
 
   get(id: string): ErasureRequest {

@@ -81,9 +81,14 @@ export class SqliteErasureLedger implements ErasureLedger {
     }
   }
 
-  create(request: NewErasureRequest, audit: AuditInput): ErasureRequest {
+  create(request: NewErasureRequest, audit: AuditInput, isSame?: (existing: ErasureRequest) => boolean): { request: ErasureRequest; created: boolean } {
     const now = new Date().toISOString();
     return this.transaction(() => {
+      if (isSame) {
+        const rows = this.db.all('SELECT * FROM erasure_requests WHERE reference = ? ORDER BY created_at', [request.reference]) as Row[];
+        const existing = rows.map(toRequest).find(isSame);
+        if (existing) return { request: existing, created: false };
+      }
       this.db.run(
         'INSERT INTO erasure_requests (id, reference, reason, filed_by, status, attempts, created_at, updated_at, subjects, tables) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?)',
         [request.id, request.reference, request.reason, request.filedBy, 'received', now, now, JSON.stringify(request.subjects), JSON.stringify(request.tables)],
@@ -96,7 +101,7 @@ export class SqliteErasureLedger implements ErasureLedger {
       this.insertAudit(audit, now);
       // data_version only moves for other connections' commits: drop the cache for our own.
       this.cachedDataVersion = -1;
-      return this.get(request.id)!;
+      return { request: this.get(request.id)!, created: true };
     });
   }
 
@@ -110,10 +115,6 @@ export class SqliteErasureLedger implements ErasureLedger {
       ? this.db.all('SELECT * FROM erasure_requests WHERE status = ? ORDER BY created_at, id', [status])
       : this.db.all('SELECT * FROM erasure_requests ORDER BY created_at, id')) as Row[];
     return rows.map(toRequest);
-  }
-
-  withReference(reference: string): ErasureRequest[] {
-    return (this.db.all('SELECT * FROM erasure_requests WHERE reference = ? ORDER BY created_at', [reference]) as Row[]).map(toRequest);
   }
 
   transition(id: string, change: StatusChange, audit: AuditInput): ErasureRequest {

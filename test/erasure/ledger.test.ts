@@ -30,12 +30,12 @@ describe.each(STORES)('erasure ledger: $name', ({ open }) => {
 
   it('stores a request with its subjects and audit entry, and keeps them across a reopen', () => {
     const { ledger, file } = fresh();
-    const created = ledger.create(request('er-1'), audit('er-1'));
+    const { request: created, created: isNew } = ledger.create(request('er-1'), audit('er-1'));
+    expect(isNew).toBe(true);
     expect(created).toMatchObject({ id: 'er-1', status: 'received', attempts: 0, reference: 'TICKET-1', reason: 'gdpr-art17-1a' });
     ledger.close();
     const again = open(file);
     expect(again.get('er-1')).toEqual(created);
-    expect(again.withReference('TICKET-1').map((r) => r.id)).toEqual(['er-1']);
     expect(again.auditEntries()).toHaveLength(1);
     expect([...again.erasedPseudonyms('email')].sort()).toEqual(['s1.AAAA', 's2.BBBB']);
     expect(again.erasedPseudonyms('vin').size).toBe(0);
@@ -54,6 +54,20 @@ describe.each(STORES)('erasure ledger: $name', ({ open }) => {
     expect(ledger.list()).toHaveLength(2);
     expect(ledger.auditEntries().map((e) => e.action)).toEqual(['erasure.filed', 'erasure.filed', 'erasure.started', 'erasure.verified']);
     expect(() => ledger.transition('nope', { status: 'failed' }, audit('nope'))).toThrow('no erasure request with this id');
+    ledger.close();
+  });
+
+  it('returns the request already filed when the caller says it is the same, inside the transaction', () => {
+    const { ledger, file } = fresh();
+    const other = open(file); // another process
+    const first = other.create(request('er-1'), audit('er-1'), () => true);
+    const second = ledger.create(request('er-2'), audit('er-2'), (existing) => existing.subjects[0]!.pseudonyms.includes('s1.AAAA'));
+    const third = ledger.create(request('er-3', 'TICKET-2'), audit('er-3'), () => true); // another reference: new
+    expect([first.created, second.created, third.created]).toEqual([true, false, true]);
+    expect(second.request.id).toBe('er-1');
+    expect(ledger.list().map((r) => r.id)).toEqual(['er-1', 'er-3']);
+    expect(ledger.auditEntries()).toHaveLength(2);
+    other.close();
     ledger.close();
   });
 
