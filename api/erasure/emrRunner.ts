@@ -10,7 +10,7 @@
 import { AddJobFlowStepsCommand, DescribeStepCommand, EMRClient, ListStepsCommand, type StepState } from '@aws-sdk/client-emr';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { ConfigError } from '../errors.ts';
-import type { ErasureCertificate, ErasureOrder, ErasureRunner, RunOutcome } from './runner.ts';
+import { parseProgress, type ErasureCertificate, type ErasureOrder, type ErasureRunner, type ProgressListener, type RunOutcome } from './runner.ts';
 
 export interface EmrRunnerConfig {
   readonly clusterId: string;
@@ -44,9 +44,10 @@ export class EmrErasureRunner implements ErasureRunner {
     this.s3 = new S3Client({ ...clientConfig, forcePathStyle: config.endpoint !== undefined });
   }
 
-  async run(order: ErasureOrder): Promise<RunOutcome> {
+  async run(order: ErasureOrder, onProgress?: ProgressListener): Promise<RunOutcome> {
     const folder = `${this.config.workUri}/${order.runId}`;
     const certificateUri = `${folder}/certificate.json`;
+    const progressUri = `${folder}/progress.json`;
     const finished = await this.certificate(certificateUri);
     if (finished) return { kind: 'completed', certificate: finished };
     const stepName = `erasure-${order.runId}`;
@@ -61,7 +62,7 @@ export class EmrErasureRunner implements ErasureRunner {
             {
               Name: stepName,
               ActionOnFailure: 'CONTINUE',
-              HadoopJarStep: { Jar: 'command-runner.jar', Args: ['spark-submit', '--deploy-mode', 'cluster', this.config.jobUri, '--order', orderUri, '--certificate', certificateUri] },
+              HadoopJarStep: { Jar: 'command-runner.jar', Args: ['spark-submit', '--deploy-mode', 'cluster', this.config.jobUri, '--order', orderUri, '--certificate', certificateUri, '--progress', progressUri] },
             },
           ],
         }),
@@ -70,7 +71,16 @@ export class EmrErasureRunner implements ErasureRunner {
       if (!stepId) return { kind: 'crashed', reason: 'AddJobFlowSteps returned no step id' };
     }
     let delay = this.poll.firstDelayMs;
+    let reported = '';
     for (;;) {
+      if (onProgress) {
+        const text = await this.text(progressUri);
+        const tables = parseProgress(text);
+        if (text !== undefined && tables && text !== reported) {
+          reported = text;
+          onProgress(tables);
+        }
+      }
       const step = (await this.emr.send(new DescribeStepCommand({ ClusterId: this.config.clusterId, StepId: stepId }))).Step;
       const state = step?.Status?.State;
       if (state && ENDED.has(state)) {
@@ -99,10 +109,21 @@ export class EmrErasureRunner implements ErasureRunner {
   }
 
   private async certificate(uri: string): Promise<ErasureCertificate | undefined> {
+    const text = await this.text(uri);
+    if (text === undefined) return undefined;
+    try {
+      const parsed = JSON.parse(text) as ErasureCertificate;
+      return parsed.result === 'verified' || parsed.result === 'failed' ? parsed : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** An S3 object's text, or undefined when there is none yet. */
+  private async text(uri: string): Promise<string | undefined> {
     try {
       const object = await this.s3.send(new GetObjectCommand(location(uri)));
-      const parsed = JSON.parse((await object.Body?.transformToString()) ?? '') as ErasureCertificate;
-      return parsed.result === 'verified' || parsed.result === 'failed' ? parsed : undefined;
+      return (await object.Body?.transformToString()) ?? undefined;
     } catch (error) {
       if (error instanceof Error && (error.name === 'NoSuchKey' || error.name === 'NotFound')) return undefined;
       throw error;

@@ -96,6 +96,8 @@ export interface ErasureLedger {
   list(status?: ErasureStatus): ErasureRequest[];
   /** Moves a request to a new state with its audit entry, in one transaction. */
   transition(id: string, change: StatusChange, audit: AuditInput): ErasureRequest;
+  /** Per-table progress of a running request (not a state change: no audit entry). */
+  updateTables(id: string, tables: readonly TableProgress[]): void;
   /** Every pseudonym filed for erasure in a context (all requests, whatever their state). */
   erasedPseudonyms(context: string): ReadonlySet<string>;
   appendAudit(entry: AuditInput): AuditEntry;

@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ErasureCertificate, ErasureOrder, ErasureRunner, RunOutcome } from './runner.ts';
+import { parseProgress, type ErasureCertificate, type ErasureOrder, type ErasureRunner, type ProgressListener, type RunOutcome } from './runner.ts';
 
 export interface LocalRunnerOptions {
   readonly python: string;
@@ -24,23 +24,25 @@ export class LocalErasureRunner implements ErasureRunner {
     this.description = `local spark-submit (${options.sparkMaster})`;
   }
 
-  async run(order: ErasureOrder): Promise<RunOutcome> {
+  async run(order: ErasureOrder, onProgress?: ProgressListener): Promise<RunOutcome> {
     const folder = join(this.options.workDir, order.runId);
     const certificateFile = join(folder, 'certificate.json');
+    const progressFile = join(folder, 'progress.json');
     const pidFile = join(folder, 'job.pid');
+    const watch = watchProgress(progressFile, onProgress);
     mkdirSync(folder, { recursive: true, mode: 0o700 });
     const finished = readCertificate(certificateFile);
-    if (finished) return { kind: 'completed', certificate: finished };
+    if (finished) return watch.stop({ kind: 'completed', certificate: finished });
     const previous = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : undefined;
     if (previous !== undefined && isAlive(previous)) {
       await waitForExit(previous);
       const certificate = readCertificate(certificateFile);
-      return certificate ? { kind: 'completed', certificate } : { kind: 'crashed', reason: 'the job started before the restart ended without a certificate' };
+      return watch.stop(certificate ? { kind: 'completed', certificate } : { kind: 'crashed', reason: 'the job started before the restart ended without a certificate' });
     }
     const orderFile = join(folder, 'order.json');
     writeFileSync(orderFile, JSON.stringify(order), { mode: 0o600 });
     const log = openSync(join(folder, 'job.log'), 'a', 0o600);
-    const child = spawn(this.options.python, ['-m', 'spark_udfs.erasure.job', '--order', orderFile, '--certificate', certificateFile, '--master', this.options.sparkMaster], {
+    const child = spawn(this.options.python, ['-m', 'spark_udfs.erasure.job', '--order', orderFile, '--certificate', certificateFile, '--progress', progressFile, '--master', this.options.sparkMaster], {
       stdio: ['ignore', log, log],
       env: { ...process.env, PYSPARK_PYTHON: this.options.python },
     });
@@ -51,9 +53,36 @@ export class LocalErasureRunner implements ErasureRunner {
       child.on('error', () => resolve(null));
     });
     const certificate = readCertificate(certificateFile);
-    if (certificate) return { kind: 'completed', certificate };
-    return { kind: 'crashed', reason: code === null ? `the job could not be started (${this.options.python})` : `the job exited with code ${code} without a certificate (see ${join(folder, 'job.log')})` };
+    if (certificate) return watch.stop({ kind: 'completed', certificate });
+    return watch.stop({ kind: 'crashed', reason: code === null ? `the job could not be started (${this.options.python})` : `the job exited with code ${code} without a certificate (see ${join(folder, 'job.log')})` });
   }
+}
+
+/** Reads the job's progress file every second and reports changes, until the run ends. */
+function watchProgress(file: string, onProgress: ProgressListener | undefined): { stop: (outcome: RunOutcome) => RunOutcome } {
+  let last = '';
+  const check = (): void => {
+    let text: string | undefined;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      return; // not written yet
+    }
+    const tables = parseProgress(text);
+    if (tables && text !== last) {
+      last = text;
+      onProgress?.(tables);
+    }
+  };
+  const timer = onProgress ? setInterval(check, 1000) : undefined;
+  timer?.unref();
+  return {
+    stop: (outcome) => {
+      if (timer) clearInterval(timer);
+      check();
+      return outcome;
+    },
+  };
 }
 
 function readCertificate(file: string): ErasureCertificate | undefined {

@@ -5,6 +5,8 @@
  * everything else (order, certificate, process or step) is found from it.
  */
 
+import type { TableProgress } from './ledger.ts';
+
 /** The job's input: pseudonyms only, never identifiers. Matches parse_order in the job. */
 export interface ErasureOrder {
   readonly runId: string;
@@ -28,8 +30,25 @@ export type RunOutcome =
   /** The job did not produce a certificate: why, without values (exit code, EMR failure reason). */
   | { readonly kind: 'crashed'; readonly reason: string };
 
+/** Per-table states the job reports while it runs (table names only). */
+export type ProgressListener = (tables: readonly TableProgress[]) => void;
+
 export interface ErasureRunner {
   readonly description: string;
   /** Runs the order, or re-attaches to the run of this runId if it was started before; resolves when it ends. */
-  run(order: ErasureOrder): Promise<RunOutcome>;
+  run(order: ErasureOrder, onProgress?: ProgressListener): Promise<RunOutcome>;
+}
+
+/** Progress JSON as the job writes it, or undefined when it is not (yet) readable. */
+export function parseProgress(text: string | undefined): TableProgress[] | undefined {
+  if (!text) return undefined;
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (!Array.isArray(parsed)) return undefined;
+    return parsed.filter(
+      (t): t is TableProgress => typeof t === 'object' && t !== null && typeof (t as TableProgress).table === 'string' && ['pending', 'running', 'verified', 'failed'].includes((t as TableProgress).status),
+    );
+  } catch {
+    return undefined;
+  }
 }

@@ -20,6 +20,7 @@ import {
   type ErasureStatus,
   type NewErasureRequest,
   type StatusChange,
+  type TableProgress,
 } from './ledger.ts';
 
 const STALE_LOCK_MS = 30_000;
@@ -135,6 +136,10 @@ export class SqliteErasureLedger implements ErasureLedger {
       this.insertAudit(audit, now);
       return this.get(id)!;
     });
+  }
+
+  updateTables(id: string, tables: readonly TableProgress[]): void {
+    this.transaction(() => this.db.run('UPDATE erasure_requests SET tables = ?, updated_at = ? WHERE id = ?', [JSON.stringify(tables), new Date().toISOString(), id]));
   }
 
   erasedPseudonyms(context: string): ReadonlySet<string> {

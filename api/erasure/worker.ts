@@ -88,7 +88,7 @@ export class ErasureWorker {
   private async execute(runId: string, requests: ErasureRequest[]): Promise<void> {
     let outcome: RunOutcome;
     try {
-      outcome = await this.runner.run(this.order(runId, requests));
+      outcome = await this.runner.run(this.order(runId, requests), (tables) => this.progress(requests, tables));
     } catch (error) {
       outcome = { kind: 'crashed', reason: errorMessage(error) };
     }
@@ -110,6 +110,14 @@ export class ErasureWorker {
         this.move(request, { status: 'failed', tables, error: reason, certificate }, { action: 'erasure.failed', outcome: 'failed' });
       }
       this.logger.warn({ requestId: request.id, runId, attempts: request.attempts, reason }, 'erasure run did not verify');
+    }
+  }
+
+  /** Shows the job's per-table progress on each request of the run (its own tables only). */
+  private progress(requests: readonly ErasureRequest[], tables: readonly TableProgress[]): void {
+    const byTable = new Map(tables.map((t) => [t.table, t]));
+    for (const request of requests) {
+      this.ledger.updateTables(request.id, request.tables.map((t) => byTable.get(t.table) ?? t));
     }
   }
 

@@ -46,10 +46,13 @@ def key(data_dir: Path, role: str) -> str:
     return Path(json.loads(out.stdout)["secretFile"]).read_text().strip()
 
 
-def wait_for(url: str, officer: str, request_id: str, status: str, timeout: float) -> dict[str, Any]:
+def wait_for(url: str, officer: str, request_id: str, status: str, timeout: float, seen: set[str] | None = None) -> dict[str, Any]:
+    """Polls the request until it has `status`; adds every per-table status observed on the way to `seen`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         answer: dict[str, Any] = requests.get(f"{url}/v1/erasure-requests/{request_id}", headers={"x-api-key": officer}, timeout=10).json()
+        if seen is not None:
+            seen.update(t["status"] for t in answer["tables"])
         if answer["status"] == status:
             return answer
         time.sleep(0.5)
@@ -93,12 +96,14 @@ def test_a_filed_request_is_erased_verified_and_certified_exactly_once_through_a
         process.wait(timeout=10)
 
     with service(data_dir, environment) as (url, _):
-        done = wait_for(url, officer, request_id, "verified", 420)
+        table_states: set[str] = set()
+        done = wait_for(url, officer, request_id, "verified", 420, table_states)
         answer = requests.post(f"{url}/v1/reidentify", headers={"x-api-key": steward}, json={"context": "email", "pseudonyms": [pseudonyms[subject], pseudonyms[emails[8]]]}, timeout=10).json()
 
     certificate = done["certificate"]
     assert certificate["result"] == "verified" and certificate["requestIds"] == [request_id]
     assert done["tables"] == [{"table": table, "status": "verified"}]
+    assert "running" in table_states, "per-table progress is shown while the job runs"
     assert answer == {"values": [None, emails[8]], "errors": [{"index": 0, "reason": "erased"}]}
     spark.sql(f"REFRESH TABLE {table}")
     assert spark.sql(f"SELECT count(*) FROM {table} WHERE email = '{pseudonyms[subject]}'").collect()[0][0] == 0

@@ -62,15 +62,31 @@ const certificate = (runId: string) => JSON.stringify({ result: 'verified', runI
 
 describe('EMR erasure runner', () => {
   it('puts the order in S3, adds a spark-submit step, polls until COMPLETED, and returns the certificate', async () => {
-    const running = runner().run(order('run-ok'));
+    const progress: unknown[] = [];
+    const running = runner().run(order('run-ok'), (tables) => progress.push(tables));
     const step = await stepOf('run-ok');
-    expect(step.args).toEqual(['spark-submit', '--deploy-mode', 'cluster', 's3://erasure/jobs/erasure_job.py', '--order', 's3://erasure/runs/run-ok/order.json', '--certificate', 's3://erasure/runs/run-ok/certificate.json']);
+    expect(step.args).toEqual([
+      'spark-submit',
+      '--deploy-mode',
+      'cluster',
+      's3://erasure/jobs/erasure_job.py',
+      '--order',
+      's3://erasure/runs/run-ok/order.json',
+      '--certificate',
+      's3://erasure/runs/run-ok/certificate.json',
+      '--progress',
+      's3://erasure/runs/run-ok/progress.json',
+    ]);
     const stored = await s3.send(new GetObjectCommand({ Bucket: 'erasure', Key: 'runs/run-ok/order.json' }));
     expect(JSON.parse(await stored.Body!.transformToString())).toEqual(order('run-ok'));
     let settled = false;
     void running.then(() => (settled = true));
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(settled).toBe(false); // RUNNING: still polling
+    // The job reports per-table progress in S3 while it runs; the runner passes it on.
+    await s3.send(new PutObjectCommand({ Bucket: 'erasure', Key: 'runs/run-ok/progress.json', Body: JSON.stringify([{ table: 'glue.crm.customers', status: 'running' }]) }));
+    for (let i = 0; i < 50 && progress.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(progress).toEqual([[{ table: 'glue.crm.customers', status: 'running' }]]);
     await s3.send(new PutObjectCommand({ Bucket: 'erasure', Key: 'runs/run-ok/certificate.json', Body: certificate('run-ok') }));
     await moto.setStepState(step.id, 'COMPLETED');
     expect(await running).toEqual({ kind: 'completed', certificate: JSON.parse(certificate('run-ok')) });

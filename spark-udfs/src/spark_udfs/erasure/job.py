@@ -1,6 +1,6 @@
 """The erasure job: remove data subjects from every registered Iceberg table, history included, and prove it.
 
-    spark-submit spark-udfs/src/spark_udfs/erasure/job.py --order order.json --certificate certificate.json
+    spark-submit spark-udfs/src/spark_udfs/erasure/job.py --order order.json --certificate certificate.json [--progress progress.json]
     erase-subjects --order order.json --certificate certificate.json      (the package's console script)
 
 The order (written by the service's erasure runner; it holds pseudonyms, never identifiers):
@@ -261,7 +261,7 @@ def verify_table(spark: Any, name: str, condition: str | None, pseudonyms: list[
     }
 
 
-def run(order: ErasureOrder) -> dict[str, Any]:
+def run(order: ErasureOrder, progress: str | None = None) -> dict[str, Any]:
     from ..jobs.session import build_session
 
     started = datetime.now(timezone.utc)
@@ -269,7 +269,14 @@ def run(order: ErasureOrder) -> dict[str, Any]:
     spark = build_session(order.catalog, app_name=f"erasure-{order.run_id}", master=order.master)
     spark.sparkContext.setLogLevel("ERROR")
     try:
-        tables = [erase_table(spark, order, table, started_ms) for table in order.tables]
+        tables: list[dict[str, Any]] = []
+        states = {table.name: "pending" for table in order.tables}
+        for table in order.tables:
+            states[table.name] = "running"
+            _report_progress(progress, states)
+            tables.append(erase_table(spark, order, table, started_ms))
+            states[table.name] = "verified" if tables[-1]["verification"]["result"] == "passed" else "failed"
+        _report_progress(progress, states)
     finally:
         spark.stop()
     verified = all(t["verification"]["result"] == "passed" for t in tables)
@@ -284,6 +291,12 @@ def run(order: ErasureOrder) -> dict[str, Any]:
         "tables": tables,
         "result": "verified" if verified else "failed",
     }
+
+
+def _report_progress(path: str | None, states: dict[str, str]) -> None:
+    """Per-table states for the runner to show while the job runs (names of tables only)."""
+    if path:
+        _write_whole(path, json.dumps([{"table": name, "status": state} for name, state in states.items()]))
 
 
 def _write_whole(path: str, text: str) -> None:
@@ -304,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Erase data subjects from registered Iceberg tables, history included, and certify it")
     parser.add_argument("--order", required=True, help="the erasure order (JSON)")
     parser.add_argument("--certificate", required=True, help="where to write the certificate (JSON)")
+    parser.add_argument("--progress", help="where to keep per-table progress (JSON) while the job runs")
     parser.add_argument("--master", help="Spark master, e.g. local[2] (spark-submit sets it otherwise)")
     args = parser.parse_args(argv)
     try:
@@ -314,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     except JobConfigError as error:
         print(f"order: {error}", file=sys.stderr)
         return 2
-    certificate = run(order)
+    certificate = run(order, args.progress)
     _write_whole(args.certificate, json.dumps(certificate, indent=2))
     print(json.dumps({"runId": order.run_id, "result": certificate["result"], "certificate": args.certificate}))
     return 0 if certificate["result"] == "verified" else 1
