@@ -84,7 +84,7 @@ export class PseudonymizationService {
     }
     const service = new PseudonymizationService(config, logger, policies, JSON.stringify(openApiDocument));
     if (config.erasure.registryFile) {
-      const registry = TableRegistry.load(config.erasure.registryFile, policies);
+      const registry = await TableRegistry.load(config.erasure.registryFile, policies, config.aws);
       const ledger = new SqliteErasureLedger(config.erasure.ledgerFile);
       service.erasure = { ledger, registry, requests: new ErasureRequests(ledger, service.engine, policies, registry) };
       service.engine.setErasedPseudonyms((context) => ledger.erasedPseudonyms(context));

@@ -156,6 +156,8 @@ export interface Config {
   readonly cacheEntries: number;
   readonly people: PeopleConfig;
   readonly erasure: ErasureConfig;
+  /** For AWS calls that belong to no provider above (the registry's Glue check). */
+  readonly aws: { readonly region: string; readonly endpoint: string | undefined };
 }
 
 export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config {
@@ -242,6 +244,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     cacheEntries: env.PSEUDO_CACHE_ENTRIES,
     people,
     erasure,
+    aws: { region: env.AWS_REGION, endpoint: env.PSEUDO_AWS_ENDPOINT },
   };
 }
 

@@ -1,8 +1,8 @@
 /**
  * The table registry: which Iceberg tables hold which contexts in which columns. Read and validated once at
  * start-up: every context must be in the policy file, and for the local JDBC catalog (SQLite) every table
- * must exist with its columns as strings, read from the catalog and the table's current metadata. A Glue
- * catalog is checked by the erasure job when it runs (the service holds no Glue permissions).
+ * must exist with its columns as strings: for the local JDBC catalog (SQLite) read from the catalog and the
+ * table's current metadata, for the Glue catalog from GetTable (the service needs glue:GetTable).
  *
  *   { "catalog": { "name": "local", "type": "jdbc", "uri": "data/iceberg/catalog.db", "warehouse": "data/iceberg/warehouse" },
  *     "tables": [ { "name": "local.crm.customers", "columns": { "email": "email", "customer_id": "customer_id" } } ] }
@@ -10,6 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { openSqlite } from './_sqlite.ts';
+import { EntityNotFoundException, GetTableCommand, GlueClient } from '@aws-sdk/client-glue';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import type { PolicySet } from '../policy/policy.ts';
@@ -55,7 +56,7 @@ export class TableRegistry {
     return this.tables.filter((table) => Object.values(table.columns).some((context) => wanted.has(context)));
   }
 
-  static load(file: string, policies: PolicySet): TableRegistry {
+  static async load(file: string, policies: PolicySet, aws: { region: string; endpoint: string | undefined } = { region: 'eu-west-1', endpoint: undefined }): Promise<TableRegistry> {
     let raw: unknown;
     try {
       raw = JSON.parse(readFileSync(file, 'utf8'));
@@ -76,7 +77,28 @@ export class TableRegistry {
       }
     }
     if (settings.type === 'jdbc') checkJdbcCatalog(settings.uri, settings.name, tables);
+    else await checkGlueCatalog(aws, tables);
     return new TableRegistry(settings, tables);
+  }
+}
+
+/** Each table exists in Glue, and its columns (as Iceberg's GlueCatalog lists them) include ours as strings. */
+async function checkGlueCatalog(aws: { region: string; endpoint: string | undefined }, tables: readonly RegisteredTable[]): Promise<void> {
+  const glue = new GlueClient({ region: aws.region, ...(aws.endpoint ? { endpoint: aws.endpoint } : {}), maxAttempts: 5 });
+  for (const table of tables) {
+    const [, database, name] = table.name.split('.') as [string, string, string];
+    let columns: { Name?: string; Type?: string }[];
+    try {
+      columns = (await glue.send(new GetTableCommand({ DatabaseName: database, Name: name }))).Table?.StorageDescriptor?.Columns ?? [];
+    } catch (error) {
+      if (error instanceof EntityNotFoundException) throw new ConfigError(`erasure registry: table ${table.name} is not in the Glue catalog`);
+      throw new ConfigError(`erasure registry: cannot read table ${table.name} from Glue (${error instanceof Error ? error.name : 'error'})`);
+    }
+    for (const column of Object.keys(table.columns)) {
+      const field = columns.find((c) => c.Name === column);
+      if (!field) throw new ConfigError(`erasure registry: table ${table.name} has no column ${column}`);
+      if (field.Type !== 'string') throw new ConfigError(`erasure registry: ${table.name}.${column} is not a string column`);
+    }
   }
 }
 

@@ -119,7 +119,7 @@ describe('EMR erasure runner', () => {
     const catalog = writeLocalCatalog(folder, [{ namespace: 'crm', name: 'customers', columns: { email: 'string' } }]);
     const registryFile = join(folder, 'registry.json');
     writeFileSync(registryFile, JSON.stringify({ catalog: { type: 'jdbc', ...catalog }, tables: [{ name: 'local.crm.customers', columns: { email: 'email' } }] }));
-    const registry = TableRegistry.load(registryFile, TEST_POLICIES);
+    const registry = await TableRegistry.load(registryFile, TEST_POLICIES);
     const ledger = new SqliteErasureLedger(join(folder, 'ledger.db'));
     const engine = engineOf(keyringOf([{ version: 1, state: 'active', root: new Uint8Array(64).fill(7) }]));
     const principal = { kind: 'api-key' as const, id: 'officer', name: 'officer', roles: new Set(['privacy-officer' as const]), contexts: undefined };
