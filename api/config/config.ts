@@ -69,6 +69,7 @@ const environmentSchema = z.object({
   PSEUDO_ERASURE_MAX_ATTEMPTS: integer(1, 20).default(3),
   PSEUDO_ERASURE_POLL_SECONDS: integer(1, 3600).default(5),
   PSEUDO_ERASURE_ORPHAN_GRACE_SECONDS: integer(0, 604_800).default(3600),
+  PSEUDO_ERASURE_RETRY_SECONDS: integer(0, 86_400).default(900),
   PSEUDO_ERASURE_EMR_CLUSTER_ID: z.string().regex(/^j-[A-Z0-9]{1,64}$/, 'must be an EMR cluster id (j-…)').optional(),
   PSEUDO_ERASURE_EMR_JOB_URI: z.string().regex(/^s3:\/\/[^/]+\/.+\.py$/, 'must be s3://bucket/…/job.py').optional(),
   PSEUDO_ERASURE_EMR_WORK_URI: z.string().regex(/^s3:\/\/[^/]+(\/.*)?$/, 'must be s3://bucket[/prefix]').optional(),
@@ -133,6 +134,7 @@ export interface ErasureConfig {
   readonly maxAttempts: number;
   readonly pollSeconds: number;
   readonly orphanGraceSeconds: number;
+  readonly retrySeconds: number;
 }
 
 export interface PeopleConfig {
@@ -228,6 +230,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     maxAttempts: env.PSEUDO_ERASURE_MAX_ATTEMPTS,
     pollSeconds: env.PSEUDO_ERASURE_POLL_SECONDS,
     orphanGraceSeconds: env.PSEUDO_ERASURE_ORPHAN_GRACE_SECONDS,
+    retrySeconds: env.PSEUDO_ERASURE_RETRY_SECONDS,
   };
 
   return {

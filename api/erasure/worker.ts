@@ -21,6 +21,8 @@ export interface WorkerOptions {
   readonly maxAttempts: number;
   readonly pollSeconds: number;
   readonly orphanGraceSeconds: number;
+  /** A request sent back for another attempt waits this long, doubled at each attempt. */
+  readonly retrySeconds: number;
   /** Subjects per run at most; more wait for the next run. */
   readonly maxSubjectsPerRun?: number;
 }
@@ -72,7 +74,10 @@ export class ErasureWorker {
     const limit = this.options.maxSubjectsPerRun ?? 1000;
     const batch: ErasureRequest[] = [];
     let subjects = 0;
+    const now = Date.now();
     for (const request of this.ledger.list('received')) {
+      // A failed attempt waits before the next (a young orphan holding a subject clears after the grace window).
+      if (request.attempts > 0 && now - Date.parse(request.updatedAt) < this.options.retrySeconds * 1000 * 2 ** (request.attempts - 1)) continue;
       if (batch.length > 0 && subjects + request.subjects.length > limit) break;
       batch.push(request);
       subjects += request.subjects.length;
