@@ -90,12 +90,12 @@ export class PseudonymizationService {
       service.engine.setErasedPseudonyms((context) => ledger.erasedPseudonyms(context));
       if (options.erasureWorker) {
         const { erasure } = config;
-        const worker = new ErasureWorker(ledger, registry, service.engine, policies, erasureRunnerFor(erasure.runner), erasure, logger);
-        service.erasure.worker = worker;
-        worker.start();
+        service.erasure.worker = new ErasureWorker(ledger, registry, service.engine, policies, erasureRunnerFor(erasure.runner), erasure, logger);
       }
     }
     await service.refreshKeyring();
+    // After the keyring: a run recomputes its subjects' pseudonyms under the versions loaded now.
+    service.erasure?.worker?.start();
     service.refreshTimer = setInterval(() => void service.refreshKeyring(), config.keyring.refreshSeconds * 1000);
     service.refreshTimer.unref();
     return service;
