@@ -20,6 +20,8 @@ export type ErrorCode =
   | 'method-not-allowed'
   | 'reidentification-failed'
   | 'too-many-attempts'
+  // another writer got there first (409)
+  | 'ledger-conflict'
   // the platform's state (5xx)
   | 'keyring-unavailable'
   | 'directory-unavailable'
@@ -84,6 +86,16 @@ export class ThrottledError extends PlatformError {
 export class DirectoryError extends PlatformError {
   constructor(message: string) {
     super('directory-unavailable', message);
+  }
+}
+
+/**
+ * The erasure ledger's store cannot answer (unreachable, or throttled past its retries: 503), or refused a
+ * write because another writer changed the same request first (409). Never an unchecked answer instead.
+ */
+export class LedgerError extends PlatformError {
+  constructor(message: string, code: 'ledger-unavailable' | 'ledger-conflict' = 'ledger-unavailable') {
+    super(code, message);
   }
 }
 

@@ -19,6 +19,7 @@ const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
   'unsupported-media-type': { status: 415, title: 'Unsupported content type' },
   'reidentification-failed': { status: 422, title: 'Some pseudonyms could not be reidentified' },
   'too-many-attempts': { status: 429, title: 'Too many failed sign-in attempts' },
+  'ledger-conflict': { status: 409, title: 'The erasure request was changed by another writer' },
   'directory-unavailable': { status: 503, title: 'The directory is not available' },
   'keyring-unavailable': { status: 503, title: 'Keys are not available' },
   'ledger-unavailable': { status: 503, title: 'The erasure ledger is not available' },
