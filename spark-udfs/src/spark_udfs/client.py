@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,10 +24,13 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from .errors import ValueFreeError
+from .retry import Backoff
+
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
-class PseudonymizationError(RuntimeError):
+class PseudonymizationError(ValueFreeError):
     """The API refused or could not answer; the message names the problem type, never values."""
 
 
@@ -99,6 +101,11 @@ class ClientConfig:
             raise ValueError("batch_size must be 1..10000 (the API's default limit per request)")
         if not 1 <= self.concurrency <= 64:
             raise ValueError("concurrency must be 1..64")
+        Backoff(self.backoff_base_seconds, self.backoff_max_seconds)  # checks them
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(self.backoff_base_seconds, self.backoff_max_seconds)
 
 
 @dataclass
@@ -235,8 +242,7 @@ class PseudonymizationClient:
                     retry_after = _retry_after_seconds(response.headers.get("retry-after"))
             if attempt == self.config.max_retries:
                 break
-            backoff = random.uniform(0, min(self.config.backoff_max_seconds, self.config.backoff_base_seconds * 2**attempt))
-            self._sleep(max(backoff, min(retry_after, 60.0)) if retry_after is not None else backoff)
+            self._sleep(self.config.backoff.delay(attempt, retry_after))
         raise PseudonymizationError(f"{path}: gave up after {self.config.max_retries + 1} attempts; last: {last_problem}")
 
 

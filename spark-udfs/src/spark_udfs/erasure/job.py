@@ -15,8 +15,8 @@ Per table, in this order (each step is needed; see the README's erasure section 
     commit conflicts with concurrent writers (a streaming append adds files the DELETE must also consider).
  2. Rewrite every data file that still has delete files (merge-on-read deletes applied), and drop the delete
     files that no longer apply: afterwards no live file holds the rows, and no delete file is needed.
- 3. Tags and branches pin old snapshots and so old files: branches are dropped, tags are dropped or moved to the
-    current snapshot (`refs`: "drop" or "move-tags"); each is reported.
+ 3. Tags and branches pin old snapshots and so old files: they are dropped (`refs`: "drop", the only policy);
+    each is reported.
  4. Fold the streaming job's batch markers into a table property (spark_udfs.jobs.markers), then expire every
     snapshot older than that moment but the current one: Iceberg deletes the data, delete and manifest files
     only those snapshots used.
@@ -34,18 +34,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 from ..jobs.config import IDENTIFIER, JobConfigError, check_table_name, get_field, parse_catalog, read_json, section_of
+from ..iceberg import write_text_whole
 from ..jobs.session import CatalogConfig
+from ..retry import Backoff, retry
 from .scan import scan_table_files
 
-RefsPolicy = Literal["drop", "move-tags"]
+#: Tags and branches pin old snapshots: the job drops them (the only policy the service asks for).
+RefsPolicy = Literal["drop"]
+T = TypeVar("T")
 PSEUDONYM_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
@@ -110,8 +113,8 @@ def parse_order(raw: dict[str, Any]) -> ErasureOrder:
     if not tables:
         raise JobConfigError("tables: at least one registered table")
     refs = get_field(raw, "refs", str, "", "drop")
-    if refs not in ("drop", "move-tags"):
-        raise JobConfigError("refs: must be drop or move-tags")
+    if refs != "drop":
+        raise JobConfigError("refs: must be drop")
     grace = get_field(raw, "orphanGraceSeconds", int, "", 3600)
     if grace < 0:
         raise JobConfigError("orphanGraceSeconds: must be 0 or more")
@@ -137,19 +140,23 @@ def _current_snapshot(spark: Any, table: str) -> int | None:
     return int(rows[0][0]) if rows else None
 
 
-def _retry_on_conflict(action: Any, attempts: int, report: dict[str, Any]) -> Any:
+#: Waits between attempts of a commit that conflicted with a concurrent writer (a streaming append).
+COMMIT_CONFLICT_BACKOFF = Backoff(base_seconds=0.5, max_seconds=10.0)
+
+
+def _is_commit_conflict(error: Exception) -> bool:
+    # Py4J wraps Iceberg's exceptions: only their text tells a conflict from another failure.
+    text = str(error)
+    return any(marker in text for marker in ("ValidationException", "CommitFailedException", "Found conflicting files", "conflicting"))
+
+
+def _retry_on_conflict(action: Callable[[], T], attempts: int, report: dict[str, Any]) -> T:
     """Runs `action`, again after a commit conflict with a concurrent writer (with backoff); counts the retries."""
-    for attempt in range(attempts):
-        try:
-            return action()
-        except Exception as error:  # noqa: BLE001 - Py4J wraps Iceberg's exceptions
-            text = str(error)
-            conflict = any(marker in text for marker in ("ValidationException", "CommitFailedException", "Found conflicting files", "conflicting"))
-            if not conflict or attempt == attempts - 1:
-                raise
-            report["commitConflictsRetried"] = report.get("commitConflictsRetried", 0) + 1
-            time.sleep(min(10.0, 0.5 * 2**attempt))
-    raise AssertionError("unreachable")
+
+    def count(_error: Exception, _attempt: int) -> None:
+        report["commitConflictsRetried"] = report.get("commitConflictsRetried", 0) + 1
+
+    return retry(action, attempts=attempts, backoff=COMMIT_CONFLICT_BACKOFF, retryable=_is_commit_conflict, on_retry=count)
 
 
 def erase_table(spark: Any, order: ErasureOrder, table: RegisteredTable, started_ms: int) -> dict[str, Any]:
@@ -190,16 +197,10 @@ def erase_table(spark: Any, order: ErasureOrder, table: RegisteredTable, started
     report["positionDeleteFilesRewritten"] = int(dangling[0]["rewritten_delete_files_count"]) if dangling else 0
 
     refs = []
-    current = _current_snapshot(spark, name)
     for ref in spark.sql(f"SELECT name, type, snapshot_id FROM {name}.refs WHERE name <> 'main'").collect():
         kind = str(ref["type"]).upper()
-        if kind == "TAG" and order.refs == "move-tags" and current is not None:
-            spark.sql(f"ALTER TABLE {name} REPLACE TAG `{ref['name']}` AS OF VERSION {current}")
-            action = f"moved to {current}"
-        else:
-            spark.sql(f"ALTER TABLE {name} DROP {kind} `{ref['name']}`")
-            action = "dropped"
-        refs.append({"name": ref["name"], "type": kind.lower(), "snapshotId": int(ref["snapshot_id"]), "action": action})
+        spark.sql(f"ALTER TABLE {name} DROP {kind} `{ref['name']}`")
+        refs.append({"name": ref["name"], "type": kind.lower(), "snapshotId": int(ref["snapshot_id"]), "action": "dropped"})
     report["refs"] = refs
 
     report["streamMarkersFolded"] = fold_markers(spark, name)
@@ -296,21 +297,7 @@ def run(order: ErasureOrder, progress: str | None = None) -> dict[str, Any]:
 def _report_progress(path: str | None, states: dict[str, str]) -> None:
     """Per-table states for the runner to show while the job runs (names of tables only)."""
     if path:
-        _write_whole(path, json.dumps([{"table": name, "status": state} for name, state in states.items()]))
-
-
-def _write_whole(path: str, text: str) -> None:
-    """Written whole or not at all: a runner that finds a certificate takes it as the outcome."""
-    if path.startswith("s3://"):
-        import boto3
-
-        bucket, key = path[5:].split("/", 1)
-        boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType="application/json", ServerSideEncryption="aws:kms")
-        return
-    partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(partial, path)
+        write_text_whole(path, json.dumps([{"table": name, "status": state} for name, state in states.items()]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"order: {error}", file=sys.stderr)
         return 2
     certificate = run(order, args.progress)
-    _write_whole(args.certificate, json.dumps(certificate, indent=2))
+    # Written whole or not at all: a runner that finds a certificate takes it as the outcome.
+    write_text_whole(args.certificate, json.dumps(certificate, indent=2))
     print(json.dumps({"runId": order.run_id, "result": certificate["result"], "certificate": args.certificate}))
     return 0 if certificate["result"] == "verified" else 1
 

@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..iceberg import is_s3_uri, local_path, split_s3_uri
+
 #: Iceberg's default metrics mode for strings, truncate(16): bounds in manifests are 16-character prefixes.
 BOUND_PREFIX_CHARS = 16
 
@@ -35,10 +37,10 @@ class ScanResult:
 
 def table_files(location: str) -> Iterator[tuple[str, bytes]]:
     """(path relative to the location, content) of every file under a local folder or an s3:// prefix."""
-    if location.startswith(("s3://", "s3a://")):
+    if is_s3_uri(location):
         import boto3
 
-        bucket, _, prefix = location.split("://", 1)[1].partition("/")
+        bucket, prefix = split_s3_uri(location)
         prefix = prefix.rstrip("/") + "/"
         s3 = boto3.client("s3")
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -46,7 +48,7 @@ def table_files(location: str) -> Iterator[tuple[str, bytes]]:
                 body: bytes = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
                 yield item["Key"][len(prefix) :], body
         return
-    root = location.removeprefix("file://").removeprefix("file:")
+    root = local_path(location)
     for folder, _, names in os.walk(root):
         for name in names:
             path = os.path.join(folder, name)

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..client import ClientConfig, PseudonymizationClient, PseudonymizationError
-from .config import IDENTIFIER, JobConfigError, check_partitioning, check_table_name, get_field, parse_api, parse_catalog, read_json, section_of, sql_properties
+from ..iceberg import ensure_table_properties, sql_properties
+from .config import IDENTIFIER, JobConfigError, check_partitioning, check_table_name, get_field, parse_api, parse_catalog, read_json, section_of
 from .failures import root_cause
 from .session import CatalogConfig
 
@@ -118,10 +119,8 @@ def run(config: JobConfig) -> dict[str, Any]:
     spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {namespace}")
     properties = _table_properties(config)
     if spark.catalog.tableExists(table.name):
-        current = {row["key"]: row["value"] for row in spark.sql(f"SHOW TBLPROPERTIES {table.name}").collect()}
-        missing = {k: v for k, v in properties.items() if k.startswith("write.metadata.metrics.column.") and current.get(k) != v}
-        if missing:
-            spark.sql(f"ALTER TABLE {table.name} SET TBLPROPERTIES ({sql_properties(missing)})")
+        # An existing table keeps its other settings; only the metrics switch for pseudonymized columns is required.
+        ensure_table_properties(spark, table.name, {k: v for k, v in properties.items() if k.startswith("write.metadata.metrics.column.")})
         pseudonymized.writeTo(table.name).append()
         created = False
     else:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..client import ApiKeySource, ClientConfig
+from ..iceberg import read_text
 from .session import CatalogConfig
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -23,15 +24,7 @@ class JobConfigError(ValueError):
 def read_json(path: str) -> dict[str, Any]:
     """A JSON object from a local file or an s3:// object (on EMR, configurations and orders live in S3)."""
     try:
-        if path.startswith("s3://"):
-            import boto3
-
-            bucket, key = path[5:].split("/", 1)
-            text = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
-        else:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-        parsed: Any = json.loads(text)
+        parsed: Any = json.loads(read_text(path))
     except Exception:  # noqa: BLE001 - missing file, S3 error, bad JSON: one message, no content quoted
         raise JobConfigError(f"cannot read {path} as JSON") from None
     if not isinstance(parsed, dict):
@@ -114,7 +107,3 @@ def check_partitioning(expressions: object, pseudonymized: Iterable[str], key: s
             raise JobConfigError(f"{key}: do not partition by a pseudonymized column (its values would become file paths)")
     return tuple(expressions)
 
-
-def sql_properties(properties: dict[str, str]) -> str:
-    """TBLPROPERTIES text; keys and values are ours (names and numbers), never data."""
-    return ", ".join(f"'{k}'='{v}'" for k, v in properties.items())

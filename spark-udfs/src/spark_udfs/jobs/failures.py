@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-#: Our own errors, whose messages never hold values; Spark's wrapper text around them may hold anything.
-KNOWN_ERRORS = ("PseudonymizationError", "ValuesRejected", "KinesisSourceError")
+from ..errors import ValueFreeError
 
 
 def root_cause(error: BaseException) -> str:
-    """The message of the last of our errors in Spark's task-failure text, or just the error's type."""
+    """The message of the last value-free error (a `ValueFreeError` subclass) in Spark's task-failure text, or
+    just the error's type."""
+    names = sorted(ValueFreeError.registered_names)
     for line in reversed(str(error).splitlines()):
-        for name in KNOWN_ERRORS:
+        for name in names:
             # The traceback's last line for our error reads "<module>.<Name>: <message>".
             marker = f"{name}: "
             if marker in line:

@@ -19,6 +19,8 @@ import re
 
 from pyspark.sql import DataFrame, SparkSession
 
+from ..iceberg import set_table_properties, table_properties
+
 QUERY_ID_PROPERTY = "stream-consumer.query-id"
 BATCH_ID_PROPERTY = "stream-consumer.batch-id"
 COMMITTED_PROPERTY_PREFIX = "stream-consumer.committed."
@@ -34,8 +36,7 @@ def _check_query_id(query_id: str) -> str:
 def already_committed(spark: SparkSession, table: str, query_id: str, batch_id: int) -> bool:
     """Whether `table` has the append of this query's batch (from its snapshots or a folded watermark)."""
     query_id = _check_query_id(query_id)
-    properties = {row["key"]: row["value"] for row in spark.sql(f"SHOW TBLPROPERTIES {table}").collect()}
-    folded = properties.get(COMMITTED_PROPERTY_PREFIX + query_id)
+    folded = table_properties(spark, table).get(COMMITTED_PROPERTY_PREFIX + query_id)
     if folded is not None and int(folded) >= batch_id:
         return True
     found = spark.sql(
@@ -64,13 +65,11 @@ def fold_markers(spark: SparkSession, table: str) -> dict[str, int]:
         f"SELECT summary['{QUERY_ID_PROPERTY}'] AS query_id, max(CAST(summary['{BATCH_ID_PROPERTY}'] AS BIGINT)) AS batch_id "
         f"FROM {table}.snapshots WHERE summary['{QUERY_ID_PROPERTY}'] IS NOT NULL GROUP BY 1"
     ).collect()
-    properties = {row["key"]: row["value"] for row in spark.sql(f"SHOW TBLPROPERTIES {table}").collect()}
+    properties = table_properties(spark, table)
     folded: dict[str, int] = {}
     for row in rows:
         query = _check_query_id(str(row["query_id"]))
         # Never lower a watermark folded earlier (its snapshots may be gone already).
         folded[query] = max(int(row["batch_id"]), int(properties.get(COMMITTED_PROPERTY_PREFIX + query, -1)))
-    if folded:
-        settings = ", ".join(f"'{COMMITTED_PROPERTY_PREFIX}{query}'='{batch}'" for query, batch in folded.items())
-        spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ({settings})")
+    set_table_properties(spark, table, {COMMITTED_PROPERTY_PREFIX + query: str(batch) for query, batch in folded.items()})
     return folded
