@@ -10,6 +10,7 @@
 import { AddJobFlowStepsCommand, DescribeStepCommand, EMRClient, ListStepsCommand, type StepState } from '@aws-sdk/client-emr';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { ConfigError } from '../errors.ts';
+import { backoffDelayMs, sleep } from '../retry/backoff.ts';
 import { parseProgress, type ErasureCertificate, type ErasureOrder, type ErasureRunner, type ProgressListener, type RunOutcome } from './runner.ts';
 
 export interface EmrRunnerConfig {
@@ -70,7 +71,8 @@ export class EmrErasureRunner implements ErasureRunner {
       stepId = added.StepIds?.[0];
       if (!stepId) return { kind: 'crashed', reason: 'AddJobFlowSteps returned no step id' };
     }
-    let delay = this.poll.firstDelayMs;
+    const schedule = { baseDelayMs: this.poll.firstDelayMs, maxDelayMs: this.poll.maxDelayMs, jitter: 'none' } as const;
+    let polls = 0;
     let reported = '';
     for (;;) {
       if (onProgress) {
@@ -92,8 +94,7 @@ export class EmrErasureRunner implements ErasureRunner {
         const details = [failure?.Reason, failure?.Message, failure?.LogFile ? `log: ${failure.LogFile}` : undefined].filter(Boolean).join('; ');
         return { kind: 'crashed', reason: `EMR step ${stepId} ${state}${details ? `: ${details}` : ''}` };
       }
-      await new Promise((resolve) => setTimeout(resolve, delay));
-      delay = Math.min(this.poll.maxDelayMs, delay * 2);
+      await sleep(backoffDelayMs(++polls, schedule));
     }
   }
 

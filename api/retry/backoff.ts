@@ -94,6 +94,7 @@ export async function retry<T>(operation: (attempt: number) => Promise<T>, optio
   }
 }
 
-function abortReason(signal: AbortSignal): unknown {
-  return signal.reason ?? new DOMException('The operation was aborted', 'AbortError');
+/** The signal's reason when it is an Error (abort() without one gives a DOMException named AbortError). */
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new DOMException('The operation was aborted', 'AbortError');
 }

@@ -7,6 +7,8 @@
  * as rejected, not retried.
  */
 
+import { backoffDelayMs, sleep, type BackoffPolicy, type Sleep } from '../../api/retry/backoff.ts';
+
 export const MAX_RECORDS_PER_REQUEST = 500;
 export const MAX_RECORD_BYTES = 1024 * 1024;
 export const MAX_REQUEST_BYTES = 5 * 1024 * 1024;
@@ -55,11 +57,9 @@ export class Batcher {
   }
 }
 
-export interface RetryOptions {
+export interface RetryOptions extends BackoffPolicy {
   readonly maxAttempts: number;
-  readonly baseDelayMs: number;
-  readonly maxDelayMs: number;
-  readonly sleep?: (ms: number) => Promise<void>;
+  readonly sleep?: Sleep;
 }
 
 export interface BatchOutcome {
@@ -73,18 +73,19 @@ export interface BatchOutcome {
 
 /**
  * Sends one batch, then re-sends only the records whose result had an error code, with exponential
- * backoff and full jitter, until all are stored or the attempts run out. A call that throws (network,
+ * backoff and full jitter (the shared schedule in api/retry/backoff.ts; only part of a batch is re-sent, so
+ * this loop uses the schedule rather than `retry`), until all are stored or the attempts run out. A call that throws (network,
  * throttling of the whole request) counts as every record of that attempt failing.
  */
 export async function sendBatch(put: PutRecordsCall, batch: readonly Entry[], options: RetryOptions): Promise<BatchOutcome> {
-  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const wait = options.sleep ?? sleep;
   let pending = [...batch];
   let retried = 0;
   let codes: string[] = [];
   for (let attempt = 0; attempt < options.maxAttempts && pending.length > 0; attempt++) {
     if (attempt > 0) {
       retried += pending.length;
-      await sleep(Math.random() * Math.min(options.maxDelayMs, options.baseDelayMs * 2 ** attempt));
+      await wait(backoffDelayMs(attempt, options));
     }
     let results: (string | undefined)[];
     try {

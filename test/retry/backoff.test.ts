@@ -5,7 +5,13 @@ import { backoffDelayMs, retry, sleep, type Sleep } from '../../api/retry/backof
 /** A sleep that records the delays it was asked for and returns at once. */
 function recordingSleep(): { sleep: Sleep; delays: number[] } {
   const delays: number[] = [];
-  return { delays, sleep: async (ms) => void delays.push(ms) };
+  return {
+    delays,
+    sleep: (ms) => {
+      delays.push(ms);
+      return Promise.resolve();
+    },
+  };
 }
 
 class Throttled extends Error {
@@ -40,10 +46,9 @@ describe('retry', () => {
     const { sleep, delays } = recordingSleep();
     const seen: number[] = [];
     const result = await retry(
-      async (attempt) => {
+      (attempt) => {
         seen.push(attempt);
-        if (attempt < 3) throw new Throttled();
-        return 'stored';
+        return attempt < 3 ? Promise.reject(new Throttled()) : Promise.resolve('stored');
       },
       { maxAttempts: 5, baseDelayMs: 10, maxDelayMs: 1000, sleep, random: () => 0.5 },
     );
@@ -56,9 +61,9 @@ describe('retry', () => {
     const { sleep, delays } = recordingSleep();
     let calls = 0;
     const failing = retry(
-      async () => {
+      () => {
         calls++;
-        throw new Throttled(`attempt ${calls}`);
+        return Promise.reject(new Throttled(`attempt ${calls}`));
       },
       { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 1000, jitter: 'none', sleep },
     );
@@ -71,9 +76,9 @@ describe('retry', () => {
     const { sleep, delays } = recordingSleep();
     let calls = 0;
     const refused = retry(
-      async () => {
+      () => {
         calls++;
-        throw new Refused();
+        return Promise.reject(new Refused());
       },
       { maxAttempts: 5, baseDelayMs: 10, maxDelayMs: 1000, isRetryable: (error) => error instanceof Throttled, sleep },
     );
@@ -85,9 +90,7 @@ describe('retry', () => {
   it('reports each retry with the failed attempt and its delay', async () => {
     const events: { attempt: number; delayMs: number; name: string }[] = [];
     await retry(
-      async (attempt) => {
-        if (attempt < 3) throw new Throttled();
-      },
+      (attempt) => (attempt < 3 ? Promise.reject(new Throttled()) : Promise.resolve()),
       {
         maxAttempts: 3,
         baseDelayMs: 10,
@@ -106,9 +109,9 @@ describe('retry', () => {
   it('treats a maxAttempts below 1 as one attempt', async () => {
     let calls = 0;
     const once = retry(
-      async () => {
+      () => {
         calls++;
-        throw new Throttled();
+        return Promise.reject(new Throttled());
       },
       { maxAttempts: 0, baseDelayMs: 10, maxDelayMs: 10, sleep: recordingSleep().sleep },
     );
@@ -120,18 +123,18 @@ describe('retry', () => {
     const controller = new AbortController();
     let calls = 0;
     const stopped = retry(
-      async () => {
+      () => {
         calls++;
-        throw new Throttled();
+        return Promise.reject(new Throttled());
       },
       {
         maxAttempts: 10,
         baseDelayMs: 10,
         maxDelayMs: 10,
         signal: controller.signal,
-        sleep: async (_ms, signal) => {
+        sleep: (_ms, signal) => {
           controller.abort(new Refused('shutting down'));
-          if (signal?.aborted) throw signal.reason;
+          return signal?.reason instanceof Error ? Promise.reject(signal.reason) : Promise.resolve();
         },
       },
     );
@@ -143,7 +146,7 @@ describe('retry', () => {
     let calls = 0;
     const controller = new AbortController();
     controller.abort();
-    const never = retry(async () => void calls++, { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1, signal: controller.signal });
+    const never = retry(() => Promise.resolve(++calls), { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1, signal: controller.signal });
     await expect(never).rejects.toMatchObject({ name: 'AbortError' });
     expect(calls).toBe(0);
   });
