@@ -30,6 +30,8 @@ from typing import Any
 from pyspark.sql.datasource import DataSource, SimpleDataSourceStreamReader
 from pyspark.sql.types import BinaryType, StringType, StructField, StructType, TimestampType
 
+from spark_udfs.errors import ValueFreeError
+
 SCHEMA = StructType(
     [
         StructField("data", BinaryType(), False),
@@ -44,7 +46,7 @@ SCHEMA = StructType(
 Offset = dict[str, Any]
 
 
-class KinesisSourceError(RuntimeError):
+class KinesisSourceError(ValueFreeError):
     """The stream cannot be read (missing stream, credentials, endpoint): the query fails with this message."""
 
 

@@ -1,0 +1,157 @@
+"""The micro-batch loop: the streaming source (this package's Kinesis source or the aws-kinesis connector),
+each batch parsed, pseudonymized and appended at most once per batch id (spark_udfs.jobs.markers), progress
+as one JSON line per batch (counts and timings, never values), and a stop between batches on request."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+from spark_udfs.jobs.markers import append_once
+
+from .config import SourceConfig, StreamJobConfig
+from .preflight import check_api, check_stream
+from .records import RecordProcessor
+from .tables import create_tables
+
+
+def _spark_schema(processor: RecordProcessor) -> Any:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(processor.output_schema)
+
+
+def source_reader(spark: Any, source: SourceConfig) -> Any:
+    if source.connector == "aws-kinesis":
+        position = source.starting_position if source.starting_position != "AT_TIMESTAMP" else f"AT_TIMESTAMP {source.starting_timestamp}"
+        return (
+            spark.readStream.format("aws-kinesis")
+            .option("kinesis.region", source.region)
+            .option("kinesis.streamName", source.stream_name)
+            .option("kinesis.consumerType", "GetRecords")
+            .option("kinesis.endpointUrl", source.endpoint_url or f"https://kinesis.{source.region}.amazonaws.com")
+            .option("kinesis.startingPosition", position)
+            .option("kinesis.maxFetchRecordsPerShard", str(source.max_records_per_shard))
+        )
+    from .kinesis import KinesisDataSource
+
+    spark.dataSource.register(KinesisDataSource)
+    reader = (
+        spark.readStream.format("kinesis")
+        .option("streamName", source.stream_name)
+        .option("region", source.region)
+        .option("startingPosition", source.starting_position)
+        .option("maxRecordsPerShard", str(source.max_records_per_shard))
+    )
+    if source.endpoint_url:
+        reader = reader.option("endpointUrl", source.endpoint_url)
+    if source.starting_timestamp:
+        reader = reader.option("startingTimestamp", source.starting_timestamp)
+    return reader
+
+
+def emit(event: dict[str, Any]) -> None:
+    print(json.dumps(event), flush=True)
+
+
+class StopRequest:
+    """Set by SIGTERM / SIGINT; the main loop stops the query between batches."""
+
+    def __init__(self) -> None:
+        self.requested_at: float | None = None
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested_at is None:
+            self.requested_at = time.monotonic()
+
+
+class MicroBatchWriter:
+    """What each micro-batch does (Spark calls it through foreachBatch): parse and pseudonymize once
+    (persisted), append the rows and the dead letters, each at most once per batch id, report counts."""
+
+    def __init__(self, config: StreamJobConfig) -> None:
+        self.config = config
+        self.processor = RecordProcessor(config.schema, config.columns, config.api, config.dead_letter)
+        self.output_type = _spark_schema(self.processor)
+        self.table_columns = [*config.schema.fields, "kinesis_sequence_number", "kinesis_arrival_time"]
+        self.query_id: str | None = None
+        self._started = threading.Event()
+
+    def start(self, query_id: str) -> None:
+        """The query's id (kept in its checkpoint); batches wait for it, as start() returns after the first may begin."""
+        self.query_id = query_id
+        self._started.set()
+
+    def __call__(self, batch: Any, batch_id: int) -> None:
+        from pyspark.sql import functions as F
+
+        self._started.wait()
+        assert self.query_id is not None
+        begun = time.monotonic()
+        config = self.config
+        processed = batch.select("data", "sequenceNumber", "approximateArrivalTimestamp").mapInArrow(self.processor.process_all, self.output_type).persist()
+        try:
+            ok = F.col("dead_letter_reason_code").isNull()
+            counts = {bool(row[0]): int(row[1]) for row in processed.groupBy(ok).count().collect()}
+            rows, dead = counts.get(True, 0), counts.get(False, 0)
+            appended = {"rows": False, "deadLetters": False}
+            if rows:
+                appended["rows"] = append_once(processed.where(ok).select(*self.table_columns), config.table, self.query_id, batch_id)
+            if dead:
+                letters = processed.where(~ok).select(
+                    F.lit(config.source.stream_name).alias("stream_name"),
+                    F.col("kinesis_sequence_number").alias("sequence_number"),
+                    F.col("kinesis_arrival_time").alias("arrival_time"),
+                    F.col("dead_letter_reason_code").alias("reason_code"),
+                    F.col("dead_letter_reason").alias("reason"),
+                    F.col("dead_letter_record").alias("record_encrypted"),
+                    F.col("dead_letter_record_bytes").alias("record_bytes"),
+                    F.lit(batch_id).cast("bigint").alias("batch_id"),
+                    F.current_timestamp().alias("failed_at"),
+                )
+                appended["deadLetters"] = append_once(letters, config.dead_letter_table, self.query_id, batch_id)
+        finally:
+            processed.unpersist()
+        emit({"event": "batch", "batchId": batch_id, "rows": rows, "deadLetters": dead, "appended": appended, "seconds": round(time.monotonic() - begun, 3)})
+
+
+def start_query(spark: Any, config: StreamJobConfig, source: Any) -> Any:
+    """Creates or checks the tables and starts the query on `source` (a streaming DataFrame of Kinesis rows)."""
+    create_tables(spark, config)
+    writer = MicroBatchWriter(config)
+    query = (
+        source.writeStream.queryName(config.query_name)
+        .foreachBatch(writer)
+        .option("checkpointLocation", config.checkpoint_location)
+        .trigger(processingTime=f"{int(config.trigger_seconds * 1000)} milliseconds")
+        .start()
+    )
+    writer.start(str(query.id))
+    return query
+
+
+def run(config: StreamJobConfig, stop: StopRequest | None = None) -> None:
+    """Runs until stopped (returns) or failed (raises)."""
+    from spark_udfs.jobs.session import build_session
+
+    shards = check_stream(config.source)
+    check_api(config)
+    spark = build_session(config.catalog, app_name=config.query_name, master=config.master)
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        query = start_query(spark, config, source_reader(spark, config.source).load())
+        emit({"event": "started", "queryId": str(query.id), "stream": config.source.stream_name, "openShards": shards, "table": config.table, "deadLetterTable": config.dead_letter_table})
+        while True:
+            if query.awaitTermination(0.25):
+                break
+            if stop is not None and stop.requested_at is not None:
+                # Between batches, or after 120 s: stopping mid-batch is safe too (exactly-once), just wasteful.
+                if not query.status["isTriggerActive"] or time.monotonic() - stop.requested_at > 120:
+                    query.stop()
+                    emit({"event": "stopped", "queryId": str(query.id)})
+                    break
+    finally:
+        spark.stop()
