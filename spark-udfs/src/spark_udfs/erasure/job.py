@@ -35,21 +35,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
+from .. import contracts
 from ..jobs.config import IDENTIFIER, JobConfigError, check_table_name, get_field, parse_catalog, read_json, section_of
 from ..iceberg import write_text_whole
-from ..jobs.session import CatalogConfig
+from ..jobs.session import CatalogConfig, SessionConfigError
 from ..retry import Backoff, retry
 from .scan import scan_table_files
 
 #: Tags and branches pin old snapshots: the job drops them (the only policy the service asks for).
 RefsPolicy = Literal["drop"]
 T = TypeVar("T")
-PSEUDONYM_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+#: Characters a pseudonym keeps as they are inside a SQL literal; every other one is written as \uXXXX.
+_SQL_PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,12 @@ class ErasureOrder:
 
 
 def parse_order(raw: dict[str, Any]) -> ErasureOrder:
+    # The contract shared with the service (contracts/erasure-order.schema.json) first; the checks below add what
+    # a schema cannot say (the tables are in the order's catalog).
+    try:
+        contracts.validate("erasure-order", raw)
+    except contracts.ContractError as error:
+        raise JobConfigError(f"{error.path}: {error.reason}") from None
     run_id = get_field(raw, "runId", str, "")
     if not run_id:
         raise JobConfigError("runId: required")
@@ -95,9 +103,7 @@ def parse_order(raw: dict[str, Any]) -> ErasureOrder:
         pseudonyms = get_field(item, "pseudonyms", list, where, [])
         if not context or not pseudonyms:
             raise JobConfigError(f"{where}: needs a context and at least one pseudonym")
-        # Pseudonyms go into SQL literals: only the pseudonym alphabet (base64url, digits, the mode prefix) passes.
-        if not all(isinstance(p, str) and p and set(p) <= PSEUDONYM_CHARS for p in pseudonyms):
-            raise JobConfigError(f"{where}.pseudonyms: each must be a pseudonym (letters, digits, '-', '_', '.')")
+        # Any string: FPE pseudonyms of a custom alphabet may hold any character; _sql_string escapes them all.
         subjects.append(Subject(context, tuple(pseudonyms)))
     catalog = parse_catalog(section_of(raw, "catalog"))
     tables = []
@@ -118,7 +124,21 @@ def parse_order(raw: dict[str, Any]) -> ErasureOrder:
     grace = get_field(raw, "orphanGraceSeconds", int, "", 3600)
     if grace < 0:
         raise JobConfigError("orphanGraceSeconds: must be 0 or more")
-    return ErasureOrder(run_id, tuple(str(r) for r in request_ids), tuple(subjects), tuple(tables), catalog, grace, refs, get_field(raw, "master", str, ""))
+    return ErasureOrder(run_id, tuple(str(r) for r in request_ids), tuple(subjects), tuple(tables), catalog, grace, refs)
+
+
+def _sql_string(value: str) -> str:
+    """A Spark SQL string literal holding exactly `value`: every character outside a plain alphabet becomes a
+    \\uXXXX escape of its UTF-16 code units (as Java strings hold them), so no quote, backslash or newline of a
+    pseudonym can end the literal."""
+    escaped = []
+    for char in value:
+        if char in _SQL_PLAIN:
+            escaped.append(char)
+        else:
+            units = char.encode("utf-16-be")
+            escaped.extend(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2))
+    return "'" + "".join(escaped) + "'"
 
 
 def _condition(table: RegisteredTable, subjects: tuple[Subject, ...]) -> str | None:
@@ -127,7 +147,7 @@ def _condition(table: RegisteredTable, subjects: tuple[Subject, ...]) -> str | N
     for column, context in table.columns.items():
         values = sorted({p for s in subjects if s.context == context for p in s.pseudonyms})
         if values:
-            parts.append(f"`{column}` IN ({', '.join(repr(v) for v in values)})")
+            parts.append(f"`{column}` IN ({', '.join(_sql_string(v) for v in values)})")
     return " OR ".join(parts) if parts else None
 
 
@@ -167,9 +187,11 @@ def erase_table(spark: Any, order: ErasureOrder, table: RegisteredTable, started
     catalog = order.catalog.name
     condition = _condition(table, order.subjects)
     pseudonyms = sorted({p for s in order.subjects if s.context in table.columns.values() for p in s.pseudonyms})
-    report: dict[str, Any] = {"table": name, "snapshotBefore": _current_snapshot(spark, name), "startedAt": datetime.now(timezone.utc).isoformat(), "commitConflictsRetried": 0}
+    # Snapshot ids and counts are Java longs: the certificate carries them as decimal strings (contracts.int64).
+    report: dict[str, Any] = {"table": name, "snapshotBefore": contracts.int64(_current_snapshot(spark, name)), "startedAt": datetime.now(timezone.utc).isoformat(), "commitConflictsRetried": 0}
     others = f"NOT ({condition})" if condition else "true"
-    report["otherRowsBefore"] = spark.sql(f"SELECT count(*) FROM {name} WHERE {others}").collect()[0][0]
+    other_rows_before = int(spark.sql(f"SELECT count(*) FROM {name} WHERE {others}").collect()[0][0])
+    report["otherRowsBefore"] = contracts.count(other_rows_before)
 
     # Copy-on-write for this job's DELETE, and only the current metadata.json kept from now on.
     spark.sql(
@@ -180,7 +202,7 @@ def erase_table(spark: Any, order: ErasureOrder, table: RegisteredTable, started
         deleted = spark.sql(f"SELECT count(*) FROM {name} WHERE {condition}").collect()[0][0]
         if deleted:
             _retry_on_conflict(lambda: spark.sql(f"DELETE FROM {name} WHERE {condition}"), order.max_commit_attempts, report)
-    report["rowsDeleted"] = deleted
+    report["rowsDeleted"] = contracts.count(deleted)
 
     rewrite = _retry_on_conflict(
         # Only files with deletes (their masked rows are still in them); no size-based compaction of the rest.
@@ -191,27 +213,27 @@ def erase_table(spark: Any, order: ErasureOrder, table: RegisteredTable, started
         order.max_commit_attempts,
         report,
     )[0]
-    report["dataFilesRewritten"] = int(rewrite["rewritten_data_files_count"])
-    report["deleteFilesRemoved"] = int(rewrite["removed_delete_files_count"]) if "removed_delete_files_count" in rewrite else None
+    report["dataFilesRewritten"] = contracts.count(rewrite["rewritten_data_files_count"])
+    report["deleteFilesRemoved"] = contracts.count(rewrite["removed_delete_files_count"]) if "removed_delete_files_count" in rewrite else None
     dangling = spark.sql(f"CALL {catalog}.system.rewrite_position_delete_files(table => '{short}', options => map('rewrite-all', 'true'))").collect()
-    report["positionDeleteFilesRewritten"] = int(dangling[0]["rewritten_delete_files_count"]) if dangling else 0
+    report["positionDeleteFilesRewritten"] = contracts.count(dangling[0]["rewritten_delete_files_count"] if dangling else 0)
 
     refs = []
     for ref in spark.sql(f"SELECT name, type, snapshot_id FROM {name}.refs WHERE name <> 'main'").collect():
         kind = str(ref["type"]).upper()
         spark.sql(f"ALTER TABLE {name} DROP {kind} `{ref['name']}`")
-        refs.append({"name": ref["name"], "type": kind.lower(), "snapshotId": int(ref["snapshot_id"]), "action": "dropped"})
+        refs.append({"name": ref["name"], "type": kind.lower(), "snapshotId": contracts.int64(int(ref["snapshot_id"])), "action": "dropped"})
     report["refs"] = refs
 
-    report["streamMarkersFolded"] = fold_markers(spark, name)
+    report["streamMarkersFolded"] = {query: contracts.count(batch) for query, batch in fold_markers(spark, name).items()}
     cutoff = _now_sql()
     expired = spark.sql(f"CALL {catalog}.system.expire_snapshots(table => '{short}', older_than => TIMESTAMP '{cutoff}', retain_last => 1)").collect()[0].asDict()
-    report["filesDeletedByExpiry"] = {key: int(value) for key, value in expired.items()}
+    report["filesDeletedByExpiry"] = {key: contracts.count(value) for key, value in expired.items()}
 
-    report["orphanFilesDeleted"] = _remove_orphans(spark, name, started_ms - order.orphan_grace_seconds * 1000)
-    report["previousMetadataFilesDeleted"] = _remove_previous_metadata(spark, name)
-    report["snapshotAfter"] = _current_snapshot(spark, name)
-    report["verification"] = verify_table(spark, name, condition, pseudonyms, int(report["otherRowsBefore"]))
+    report["orphanFilesDeleted"] = contracts.count(_remove_orphans(spark, name, started_ms - order.orphan_grace_seconds * 1000))
+    report["previousMetadataFilesDeleted"] = contracts.count(_remove_previous_metadata(spark, name))
+    report["snapshotAfter"] = contracts.int64(_current_snapshot(spark, name))
+    report["verification"] = verify_table(spark, name, condition, pseudonyms, other_rows_before)
     report["finishedAt"] = datetime.now(timezone.utc).isoformat()
     return report
 
@@ -251,13 +273,13 @@ def verify_table(spark: Any, name: str, condition: str | None, pseudonyms: list[
     passed = not scan.matches and time_travel_rows == 0 and other_rows_after >= other_rows_before
     return {
         "method": "every file under the table location searched raw and decoded (Parquet values, Avro records incl. 16-character bound prefixes, JSON text); time travel to every remaining snapshot; count of the other rows",
-        "filesScanned": scan.files,
-        "bytesScanned": scan.bytes,
+        "filesScanned": contracts.count(scan.files),
+        "bytesScanned": contracts.count(scan.bytes),
         "filesWithMatches": sorted(scan.matches),
-        "snapshotsChecked": len(snapshots),
-        "timeTravelRows": time_travel_rows,
-        "otherRowsBefore": other_rows_before,
-        "otherRowsAfter": other_rows_after,
+        "snapshotsChecked": contracts.count(len(snapshots)),
+        "timeTravelRows": contracts.count(time_travel_rows),
+        "otherRowsBefore": contracts.count(other_rows_before),
+        "otherRowsAfter": contracts.count(other_rows_after),
         "result": "passed" if passed else "failed",
     }
 
@@ -281,8 +303,9 @@ def run(order: ErasureOrder, progress: str | None = None) -> dict[str, Any]:
     finally:
         spark.stop()
     verified = all(t["verification"]["result"] == "passed" for t in tables)
-    return {
-        "certificateVersion": 1,
+    certificate = {
+        # 2: 64-bit integers as decimal strings (contracts/erasure-certificate.schema.json)
+        "certificateVersion": 2,
         "runId": order.run_id,
         "requestIds": list(order.request_ids),
         "subjects": len(order.subjects),
@@ -292,12 +315,17 @@ def run(order: ErasureOrder, progress: str | None = None) -> dict[str, Any]:
         "tables": tables,
         "result": "verified" if verified else "failed",
     }
+    # A certificate the service would refuse is a bug here: fail loudly rather than write it.
+    contracts.validate("erasure-certificate", certificate)
+    return certificate
 
 
 def _report_progress(path: str | None, states: dict[str, str]) -> None:
     """Per-table states for the runner to show while the job runs (names of tables only)."""
     if path:
-        write_text_whole(path, json.dumps([{"table": name, "status": state} for name, state in states.items()]))
+        progress = [{"table": name, "status": state} for name, state in states.items()]
+        contracts.validate("erasure-progress", progress)
+        write_text_whole(path, json.dumps(progress))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,14 +336,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--master", help="Spark master, e.g. local[2] (spark-submit sets it otherwise)")
     args = parser.parse_args(argv)
     try:
-        raw = read_json(args.order)
+        order = parse_order(read_json(args.order))
         if args.master:
-            raw["master"] = args.master
-        order = parse_order(raw)
+            order = replace(order, master=args.master)
     except JobConfigError as error:
         print(f"order: {error}", file=sys.stderr)
         return 2
-    certificate = run(order, args.progress)
+    try:
+        certificate = run(order, args.progress)
+    except SessionConfigError as error:
+        print(f"order: {error}", file=sys.stderr)
+        return 2
     # Written whole or not at all: a runner that finds a certificate takes it as the outcome.
     write_text_whole(args.certificate, json.dumps(certificate, indent=2))
     print(json.dumps({"runId": order.run_id, "result": certificate["result"], "certificate": args.certificate}))

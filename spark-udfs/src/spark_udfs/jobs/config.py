@@ -9,12 +9,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..client import ApiKeySource, ClientConfig
+from ..contracts import common_pattern
 from ..iceberg import read_text
 from .session import CatalogConfig
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PARTITION = re.compile(r"^(?:(?:years|months|days|hours)\((\w+)\)|(?:bucket|truncate)\(\d+,\s*(\w+)\)|(\w+))$")
-TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){1,2}$")
+#: <catalog>.<namespace>.<table>, three parts, the rule the service's table registry applies (one contract).
+TABLE_NAME = re.compile(common_pattern("tableName"))
 
 
 class JobConfigError(ValueError):
@@ -82,6 +84,8 @@ def parse_catalog(catalog_raw: dict[str, Any]) -> CatalogConfig:
         type=catalog_type,
         uri=get_field(catalog_raw, "uri", str, "catalog", defaults.uri),
         warehouse=get_field(catalog_raw, "warehouse", str, "catalog", defaults.warehouse),
+        # The jars folder is checked when the session starts (build_session), before Spark does any work.
+        jars=get_field(catalog_raw, "jars", str, "catalog"),
     )
     if catalog.type == "glue" and not catalog.warehouse.startswith("s3://"):
         raise JobConfigError("catalog.warehouse: the glue catalog needs an s3:// warehouse")

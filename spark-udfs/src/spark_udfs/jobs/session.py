@@ -1,5 +1,10 @@
 """The Spark session with an Iceberg catalog: locally a JDBC catalog on SQLite plus a warehouse folder
-(pyiceberg's SqlCatalog reads the same catalog), on EMR the Glue catalog on S3."""
+(pyiceberg's SqlCatalog reads the same catalog), on EMR the Glue catalog on S3.
+
+Nothing here points into the repository: an installed wheel behaves as the checkout does. Relative paths are
+relative to the working directory, and local Spark gets the Iceberg runtime and SQLite JDBC jars from the
+folder the configuration names (`catalog.jars`) or `SPARK_UDFS_JARS` (scripts/setup.sh fetches them into
+.cache/jars; the tests and benchmarks pass that)."""
 
 from __future__ import annotations
 
@@ -11,7 +16,12 @@ from typing import Literal
 
 from pyspark.sql import SparkSession
 
-PROJECT_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
+#: The environment variable naming the folder of the jars a local (jdbc) catalog needs.
+JARS_ENV = "SPARK_UDFS_JARS"
+
+
+class SessionConfigError(ValueError):
+    """The session cannot be built as configured; the message names the key or variable to set."""
 
 
 @dataclass(frozen=True)
@@ -19,15 +29,29 @@ class CatalogConfig:
     name: str = "local"
     type: Literal["jdbc", "glue"] = "jdbc"
     #: jdbc only: the SQLite database file of the catalog.
-    uri: str = os.path.join(PROJECT_ROOT, "data", "iceberg", "catalog.db")
+    uri: str = os.path.join("data", "iceberg", "catalog.db")
     #: A folder (jdbc) or s3:// prefix (glue) for table data and metadata.
-    warehouse: str = os.path.join(PROJECT_ROOT, "data", "iceberg", "warehouse")
+    warehouse: str = os.path.join("data", "iceberg", "warehouse")
+    #: jdbc only: the folder of the Iceberg runtime and SQLite JDBC jars; `SPARK_UDFS_JARS` when not set.
+    jars: str | None = None
+
+    def jars_folder(self) -> str | None:
+        return self.jars or os.environ.get(JARS_ENV) or None
 
 
-def local_jars() -> list[str]:
-    """The Iceberg runtime and SQLite JDBC jars that scripts/setup.sh fetched with Maven."""
-    folder = os.environ.get("SPARK_UDFS_JARS", os.path.join(PROJECT_ROOT, ".cache", "jars"))
-    return sorted(glob.glob(os.path.join(folder, "*.jar")))
+def local_jars(catalog: CatalogConfig) -> list[str]:
+    """The Iceberg runtime and SQLite JDBC jars a jdbc catalog needs on local Spark (EMR brings its own for Glue)."""
+    if catalog.type != "jdbc":
+        return []
+    folder = catalog.jars_folder()
+    if not folder:
+        raise SessionConfigError(
+            f"catalog.jars: a jdbc catalog needs the folder of the Iceberg runtime and SQLite JDBC jars: set catalog.jars or {JARS_ENV} (scripts/setup.sh fetches them into .cache/jars)"
+        )
+    jars = sorted(glob.glob(os.path.join(folder, "*.jar")))
+    if not jars:
+        raise SessionConfigError(f"catalog.jars: no .jar file in {folder} (catalog.jars or {JARS_ENV}); run scripts/setup.sh")
+    return jars
 
 
 def catalog_settings(catalog: CatalogConfig) -> dict[str, str]:
@@ -66,8 +90,8 @@ def build_session(catalog: CatalogConfig, app_name: str = "pseudonymize-batch", 
         # (spark.pyspark.python alone was not honoured for local workers here; the variable is.)
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
-    jars = local_jars()
-    if jars and catalog.type == "jdbc":
+    jars = local_jars(catalog)
+    if jars:
         builder = builder.config("spark.jars", ",".join(jars))
     for key, value in catalog_settings(catalog).items():
         builder = builder.config(key, value)
