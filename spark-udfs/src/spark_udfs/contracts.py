@@ -87,6 +87,12 @@ def validate(contract: ContractName, document: object) -> None:
     raise ContractError(contract, _path(error.absolute_path), _REASONS.get(str(error.validator), f"fails {error.validator}"))
 
 
+def common_pattern(definition: str) -> str:
+    """The regular expression of a shared definition (tableName, identifier, ...), for checks outside a document."""
+    pattern: str = json.loads(schema_text("common.schema.json"))["$defs"][definition]["pattern"]
+    return pattern
+
+
 def int64(value: int | None) -> str | None:
     """A 64-bit integer as the contracts carry it (a decimal string); None stays None."""
     return None if value is None else str(int(value))
