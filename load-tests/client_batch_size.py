@@ -12,8 +12,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "spark-udfs" / "src"))
+sys.path.insert(0, str(ROOT / "test" / "python"))  # test_support: servers for tests and benchmarks, not shipped
 from spark_udfs import ApiKeySource, ClientConfig, PseudonymizationClient  # noqa: E402
-from spark_udfs.testing import api_server  # noqa: E402
+from test_support.servers import api_server  # noqa: E402
 
 with api_server(environment={"PSEUDO_CACHE_ENTRIES": "0"}) as api:
     key = api.key_files["pseudonymize"]

@@ -23,10 +23,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "spark-udfs" / "src"))
+sys.path.insert(0, str(ROOT / "test" / "python"))  # test_support: servers for tests and benchmarks, not shipped
 
 from spark_udfs import ApiKeySource, ClientConfig, PseudonymizationClient, pseudonymize  # noqa: E402
 from spark_udfs.jobs.session import CatalogConfig, build_session  # noqa: E402
-from spark_udfs.testing import api_server  # noqa: E402
+from test_support.servers import api_server  # noqa: E402
+from test_support.spark import use_local_jars  # noqa: E402
+
+use_local_jars()
 
 ROWS = int(os.environ.get("BENCH_ERASURE_ROWS", "10000000"))
 SNAPSHOTS = 50

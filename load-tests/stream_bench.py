@@ -36,14 +36,18 @@ import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "spark-udfs" / "src"))
+sys.path.insert(0, str(ROOT / "test" / "python"))  # test_support: servers for tests and benchmarks, not shipped
 sys.path.insert(0, str(ROOT / "stream-consumer" / "src"))
 
 for _name, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}.items():
     os.environ.setdefault(_name, _value)
 
 from spark_udfs.jobs.session import CatalogConfig, build_session  # noqa: E402
-from spark_udfs.testing import ApiServer, api_server, moto_server  # noqa: E402
-from stream_consumer.job import _reader, parse_config, start_query  # noqa: E402
+from test_support.servers import ApiServer, api_server, moto_server  # noqa: E402
+from test_support.spark import use_local_jars  # noqa: E402
+from stream_consumer.job import parse_config, source_reader, start_query  # noqa: E402
+
+use_local_jars()
 
 SECONDS = int(os.environ.get("BENCH_STREAM_SECONDS", "60"))
 TRIGGER = 10
@@ -113,7 +117,7 @@ def through_kinesis(spark: Any, api: ApiServer, catalog: CatalogConfig, endpoint
     kinesis.create_stream(StreamName=stream, ShardCount=4)
     kinesis.get_waiter("stream_exists").wait(StreamName=stream)
     config = parse_config(job_config(api, catalog, stream, endpoint, folder))
-    query = start_query(spark, config, _reader(spark, config.source).load())
+    query = start_query(spark, config, source_reader(spark, config.source).load())
     count = rate * SECONDS
     try:
         producer = subprocess.run(

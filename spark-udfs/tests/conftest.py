@@ -1,25 +1,29 @@
-"""Real components for the spark-udfs tests, started here and always stopped: the API server
-(`node dist/server.mjs`) on a free 127.0.0.1 port with its own data folder and API keys, a local Spark
-session with the Iceberg runtime and a JDBC catalog on SQLite."""
+"""Real components for the spark-udfs tests, started once per session and always stopped: the API server
+(`node dist/server.mjs`) on a free 127.0.0.1 port with its own data folder and API keys, moto's server, and
+one local Spark session with the Iceberg runtime and a JDBC catalog on SQLite, shared by every test (each
+test writes tables of its own names). The support code lives in test/python/test_support (not shipped)."""
 
 from __future__ import annotations
 
 import shutil
-import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-import requests
-from pyspark.sql import SparkSession
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "test" / "python"))
 
-from spark_udfs import ApiKeySource, ClientConfig
-from spark_udfs.jobs.session import PROJECT_ROOT, CatalogConfig, build_session
-from spark_udfs.testing import api_server, moto_server
+import pytest  # noqa: E402
+import requests  # noqa: E402
+from pyspark.sql import SparkSession  # noqa: E402
+from test_support.servers import moto_server, started_api  # noqa: E402
+from test_support.spark import prepare_environment  # noqa: E402
 
-ROOT = Path(PROJECT_ROOT)
+from spark_udfs import ApiKeySource, ClientConfig  # noqa: E402
+from spark_udfs.jobs.session import CatalogConfig, build_session  # noqa: E402
+
+prepare_environment()
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,7 @@ class Api:
 
 @pytest.fixture(scope="session")
 def api() -> Iterator[Api]:
-    if not (ROOT / "dist" / "server.mjs").exists():
-        subprocess.run([str(ROOT / "node_modules" / ".bin" / "tsx"), "scripts/build.ts"], cwd=ROOT, check=True, capture_output=True)
-    with api_server(("pseudonymize", "reidentify"), {"PSEUDO_POLICY_FILE": str(ROOT / "test" / "fixtures" / "policies.json")}) as server:
+    with started_api() as server:
         yield Api(server.url, server.key_files["pseudonymize"], server.key_files["reidentify"])
 
 

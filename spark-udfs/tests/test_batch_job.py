@@ -16,7 +16,7 @@ from pyspark.sql import SparkSession
 from spark_udfs.erasure.scan import scan_table_files
 from spark_udfs.jobs.batch import JobConfigError, main, parse_config, run
 from spark_udfs.jobs.session import CatalogConfig
-from spark_udfs.testing import FaultProxy
+from test_support.servers import FaultProxy
 
 from .conftest import Api
 

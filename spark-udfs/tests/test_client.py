@@ -9,7 +9,7 @@ import pytest
 
 from spark_udfs import ApiKeySource, ClientConfig, PseudonymizationClient, PseudonymizationError
 from spark_udfs.client import _key_from_secret, _retry_after_seconds
-from spark_udfs.testing import FaultProxy
+from test_support.servers import FaultProxy
 
 from .conftest import Api
 

@@ -21,10 +21,9 @@ import requests
 from pyspark.sql import SparkSession
 
 from spark_udfs import ApiKeySource, ClientConfig, PseudonymizationClient
-from spark_udfs.jobs.session import PROJECT_ROOT, CatalogConfig
-from spark_udfs.testing import _wait_until_up, free_port
-
-ROOT = Path(PROJECT_ROOT)
+from spark_udfs.jobs.session import CatalogConfig
+from test_support import ROOT
+from test_support.servers import free_port, wait_until_up
 
 
 @contextmanager
@@ -33,7 +32,7 @@ def service(data_dir: Path, environment: dict[str, str]) -> Iterator[tuple[str, 
     process = subprocess.Popen(["node", "dist/server.mjs"], cwd=ROOT, env={**os.environ, "PSEUDO_DATA_DIR": str(data_dir), "PSEUDO_PORT": str(port), "PSEUDO_LOG_LEVEL": "warn", **environment}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(url + "/healthz", "the API server")
+        wait_until_up(url + "/healthz", "the API server")
         yield url, process
     finally:
         if process.poll() is None:

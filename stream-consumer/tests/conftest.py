@@ -1,24 +1,27 @@
-"""Real components for the streaming tests, started here and always stopped: moto's Kinesis, the API server
-(`node dist/server.mjs`) with a pseudonymize key and a reidentify key, and a local Spark session."""
+"""Real components for the streaming tests, started once per session and always stopped: moto's Kinesis,
+the API server (`node dist/server.mjs`) with a pseudonymize key and a reidentify key, and one local Spark
+session. The support code lives in test/python/test_support (not shipped)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
-import pytest
-from pyspark.sql import SparkSession
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "test" / "python"))
 
-from spark_udfs.jobs.session import PROJECT_ROOT, CatalogConfig, build_session
-from spark_udfs.testing import ApiServer, api_server, moto_server
-from stream_consumer.kinesis import KinesisDataSource
+import boto3  # noqa: E402
+import pytest  # noqa: E402
+from pyspark.sql import SparkSession  # noqa: E402
+from test_support.servers import ApiServer, moto_server, started_api  # noqa: E402
+from test_support.spark import prepare_environment  # noqa: E402
 
-ROOT = Path(PROJECT_ROOT)
+from spark_udfs.jobs.session import CatalogConfig, build_session  # noqa: E402
+from stream_consumer.kinesis import KinesisDataSource  # noqa: E402
 
+prepare_environment()
 # Spark's Python workers inherit the JVM's environment: credentials must be set before Spark starts.
 for _name, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}.items():
     os.environ.setdefault(_name, _value)
@@ -37,9 +40,7 @@ def kinesis(moto_endpoint: str) -> object:
 
 @pytest.fixture(scope="session")
 def api() -> Iterator[ApiServer]:
-    if not (ROOT / "dist" / "server.mjs").exists():
-        subprocess.run([str(ROOT / "node_modules" / ".bin" / "tsx"), "scripts/build.ts"], cwd=ROOT, check=True, capture_output=True)
-    with api_server(("pseudonymize", "reidentify"), {"PSEUDO_POLICY_FILE": str(ROOT / "test" / "fixtures" / "policies.json")}) as server:
+    with started_api() as server:
         yield server
 
 

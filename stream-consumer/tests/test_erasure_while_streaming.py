@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from spark_udfs.jobs.session import CatalogConfig
-from spark_udfs.testing import ApiServer
-from stream_consumer.testing import StreamJob, put_records, read_table, running
+from test_support.servers import ApiServer
+from test_support.streaming import StreamJob, put_records, read_table, running
 
 from .test_job import TABLE, client, create_stream, event, job_config, rows, settle
 

@@ -16,10 +16,10 @@ import pytest
 
 from spark_udfs import ApiKeySource, ClientConfig, PseudonymizationClient
 from spark_udfs.jobs.session import CatalogConfig
-from spark_udfs.testing import ApiServer, FaultProxy, moto_server
 from stream_consumer.job import main
 from stream_consumer.records import DeadLetterConfig, DeclaredSchema, RecordProcessor, decrypt_dead_letter
-from stream_consumer.testing import StreamJob, put_records, read_table, running
+from test_support.servers import ApiServer, FaultProxy, moto_server
+from test_support.streaming import StreamJob, put_records, read_table, running
 
 TABLE = "local.streaming.vehicles"
 DEAD = "local.streaming.vehicles_dead_letter"

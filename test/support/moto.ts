@@ -1,11 +1,11 @@
 /**
  * A real local AWS endpoint: moto's server from the project venv (scripts/setup.sh), on a free
  * 127.0.0.1 port, with KMS, Secrets Manager, S3 and EMR answering over HTTP like AWS does. Started through
- * spark_udfs.local_moto (the Python tests' launcher too), whose control port lets a test set an EMR step's
+ * test/python/test_support/local_moto.py (the Python tests' launcher too), whose control port lets a test set an EMR step's
  * state: moto records steps but never runs them.
  */
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { delimiter, resolve } from 'node:path';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { freePort, startProcess, waitFor, type Started } from './processes.ts';
 
@@ -27,7 +27,9 @@ export async function startMoto(): Promise<Moto> {
   const port = await freePort();
   const controlPort = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
-  const process: Started = startProcess(python, ['-m', 'spark_udfs.local_moto', '--control-port', String(controlPort), '-H', '127.0.0.1', '-p', String(port)]);
+  // test_support is test code, not part of any installed package: it is imported from test/python.
+  const pythonPath = [resolve('test/python'), globalThis.process.env.PYTHONPATH].filter(Boolean).join(delimiter);
+  const process: Started = startProcess(python, ['-m', 'test_support.local_moto', '--control-port', String(controlPort), '-H', '127.0.0.1', '-p', String(port)], { PYTHONPATH: pythonPath });
   try {
     await waitFor(async () => (await fetch(`${endpoint}/moto-api/`)).ok, 'moto_server');
   } catch (error) {

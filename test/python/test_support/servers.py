@@ -1,4 +1,4 @@
-"""Helpers shared by the Python tests and benchmarks: the one way to start a local AWS endpoint (moto's server
+"""Servers for the Python tests and benchmarks: the one way to start a local AWS endpoint (moto's server
 from the project venv), the pseudonymization API (`node dist/server.mjs` with API keys made by its CLI) and
 a fault-injecting proxy in front of it, each on a free 127.0.0.1 port and always stopped."""
 
@@ -17,11 +17,15 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import requests
 
-from .jobs.session import PROJECT_ROOT
+from . import ROOT, SUPPORT_PATH
+
+
+def support_python_path() -> str:
+    """PYTHONPATH for a child process that imports test_support (kept in front of what is already set)."""
+    return os.pathsep.join(p for p in (str(SUPPORT_PATH), os.environ.get("PYTHONPATH", "")) if p)
 
 
 def free_port() -> int:
@@ -30,7 +34,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_until_up(url: str, what: str) -> None:
+def wait_until_up(url: str, what: str) -> None:
+    """Returns once `url` answers at all (any status); 30 s at most."""
     deadline = time.time() + 30
     while True:
         try:
@@ -52,18 +57,17 @@ class ApiServer:
 @contextmanager
 def api_server(roles: tuple[str, ...] = ("pseudonymize",), environment: Mapping[str, str] | None = None) -> Iterator[ApiServer]:
     """Starts the built API (run `npm run build` first) with its own data folder and one API key per role."""
-    root = Path(PROJECT_ROOT)
     data_dir = tempfile.mkdtemp(prefix="pseudo-api-")
     env = {**os.environ, "PSEUDO_DATA_DIR": data_dir, "PSEUDO_LOG_LEVEL": "warn", **(environment or {})}
     key_files = {}
     for role in roles:
-        out = subprocess.run(["node", "dist/cli.mjs", "apikeys", "create", "--name", f"test-{role}", "--roles", role, "--out", f"{data_dir}/{role}.key"], cwd=root, env=env, check=True, capture_output=True, text=True)
+        out = subprocess.run(["node", "dist/cli.mjs", "apikeys", "create", "--name", f"test-{role}", "--roles", role, "--out", f"{data_dir}/{role}.key"], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
         key_files[role] = json.loads(out.stdout)["secretFile"]
     port = free_port()
-    server = subprocess.Popen(["node", "dist/server.mjs"], cwd=root, env={**env, "PSEUDO_PORT": str(port)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(["node", "dist/server.mjs"], cwd=ROOT, env={**env, "PSEUDO_PORT": str(port)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(url + "/readyz", "the API server")
+        wait_until_up(url + "/readyz", "the API server")
         yield ApiServer(url, key_files)
     finally:
         server.terminate()
@@ -75,20 +79,29 @@ def api_server(roles: tuple[str, ...] = ("pseudonymize",), environment: Mapping[
 
 
 @contextmanager
+def started_api(roles: tuple[str, ...] = ("pseudonymize", "reidentify")) -> Iterator[ApiServer]:
+    """The API as the Python suites use it: built once if dist/ is missing, with the test policies."""
+    if not (ROOT / "dist" / "server.mjs").exists():
+        subprocess.run([str(ROOT / "node_modules" / ".bin" / "tsx"), "scripts/build.ts"], cwd=ROOT, check=True, capture_output=True)
+    with api_server(roles, {"PSEUDO_POLICY_FILE": str(ROOT / "test" / "fixtures" / "policies.json")}) as server:
+        yield server
+
+
+@contextmanager
 def moto_server(environment: Mapping[str, str] | None = None) -> Iterator[str]:
     """Starts moto's server and yields its endpoint URL; always stops it. `{"INITIAL_NO_AUTH_ACTION_COUNT": "0"}`
     makes it check credentials like AWS does (unknown access keys are refused)."""
     port = free_port()
     server = subprocess.Popen(
-        # moto's server as the tests use it (see spark_udfs.local_moto).
-        [str(Path(PROJECT_ROOT) / ".venv" / "bin" / "python"), "-m", "spark_udfs.local_moto", "-H", "127.0.0.1", "-p", str(port)],
-        env={**os.environ, **(environment or {})},
+        # moto's server as the tests use it (see test_support.local_moto).
+        [str(ROOT / ".venv" / "bin" / "python"), "-m", "test_support.local_moto", "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, **(environment or {}), "PYTHONPATH": support_python_path()},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(endpoint + "/moto-api/", "moto_server")
+        wait_until_up(endpoint + "/moto-api/", "moto_server")
         yield endpoint
     finally:
         server.terminate()

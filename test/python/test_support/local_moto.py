@@ -1,4 +1,4 @@
-"""`python -m spark_udfs.local_moto [--control-port N] [moto_server options]`: moto's server as the tests use it.
+"""`python -m test_support.local_moto [--control-port N] [moto_server options]`: moto's server as the tests use it.
 
 Two changes, both for local tests and benchmarks only (AWS itself is not affected by any of this):
 
@@ -14,6 +14,12 @@ record.
 (or PENDING behind another) forever. With `--control-port`, a small HTTP endpoint on 127.0.0.1 lets a test
 move a step to any state, with EMR's FailureDetails, so a runner's polling can be tested:
 `POST /emr/steps/<step id>` with `{"state": "FAILED", "failure": {"Reason": ..., "Message": ..., "LogFile": ...}}`.
+
+**DynamoDB item operations made atomic.** moto's server answers each request on its own thread, and its
+TransactWriteItems checks conditions and writes item by item, rolling back by restoring a copy of the table
+taken before: two transactions at once can both pass a condition, and one's rollback can erase the other's
+commit. DynamoDB itself is serializable for these operations; one lock around moto's item operations gives
+the same guarantee, so the erasure ledger's concurrency tests test the ledger, not moto's threads.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from collections.abc import Callable
+
+from moto.dynamodb.models import DynamoDBBackend
 from moto.emr.models import Step, emr_backends
 from moto.kinesis.models import Shard
 
@@ -61,7 +70,21 @@ def _status_with_failure(self: Any) -> dict[str, Any]:
     return status
 
 
+_dynamodb_lock = threading.RLock()
+_DYNAMODB_ITEM_OPERATIONS = ("get_item", "put_item", "update_item", "delete_item", "query", "scan", "transact_write_items")
+
+
+def _serialized(operation: Callable[..., Any]) -> Callable[..., Any]:
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with _dynamodb_lock:  # reentrant: a transaction calls put_item and update_item inside
+            return operation(*args, **kwargs)
+
+    return locked
+
+
 def patch() -> None:
+    for name in _DYNAMODB_ITEM_OPERATIONS:
+        setattr(DynamoDBBackend, name, _serialized(getattr(DynamoDBBackend, name)))
     setattr(Shard, "get_max_sequence_number", _max_sequence_number)
     setattr(Shard, "get_min_sequence_number", _min_sequence_number)
     setattr(Shard, "get_records", _get_records)
