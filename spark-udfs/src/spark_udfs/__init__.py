@@ -1,6 +1,13 @@
 """Pseudonymize Spark DataFrame columns through the pseudonymization API (keys never reach the cluster)."""
 
-from .client import ApiKeySource, ClientConfig, PseudonymizationClient, PseudonymizationError, ValuesRejected, shared_client
+from .client import (
+    ApiKeySource,
+    ClientConfig,
+    PseudonymizationClient,
+    PseudonymizationError,
+    ValuesRejected,
+    shared_client,
+)
 from .spark import SparkMetrics, check_columns, pseudonymize, pseudonymize_rows, reidentify
 
 __all__ = [

@@ -59,7 +59,9 @@ class ApiKeySource:
         if self.secret_id:
             import boto3  # only executors that use Secrets Manager need boto3
 
-            text = boto3.client("secretsmanager", region_name=self.region).get_secret_value(SecretId=self.secret_id)["SecretString"]
+            text = boto3.client("secretsmanager", region_name=self.region).get_secret_value(SecretId=self.secret_id)[
+                "SecretString"
+            ]
             return _key_from_secret(text)
         if self.env and os.environ.get(self.env):
             return os.environ[self.env]
@@ -135,7 +137,9 @@ class PseudonymizationClient:
         body = lambda chunk: {"context": context, "values": list(chunk), "deterministic": deterministic}  # noqa: E731
         return self._batched("/v1/pseudonymize", values, body, "pseudonyms", check_errors=False)
 
-    def pseudonymize_valid(self, context: str, values: Sequence[str], deterministic: bool = True) -> tuple[list[str | None], dict[int, str]]:
+    def pseudonymize_valid(
+        self, context: str, values: Sequence[str], deterministic: bool = True
+    ) -> tuple[list[str | None], dict[int, str]]:
         """Pseudonyms for the values the API accepts (None where it refused one) and the refused indexes with
         their reasons: for streams, where one bad value must not stop every other record. The API reports at
         most 20 refusals per request, so each round drops those and asks again for the rest."""
@@ -152,7 +156,7 @@ class PseudonymizationClient:
                 remaining = [i for i in remaining if i not in rejected]
                 continue
             results: list[str | None] = [None] * len(values)
-            for index, answer in zip(remaining, answers):
+            for index, answer in zip(remaining, answers, strict=True):
                 results[index] = answer
             return results, rejected
 
@@ -163,7 +167,9 @@ class PseudonymizationClient:
 
     def ready(self) -> bool:
         try:
-            return self._session.get(self.config.url + "/readyz", timeout=self.config.timeout_seconds).status_code == 200
+            return (
+                self._session.get(self.config.url + "/readyz", timeout=self.config.timeout_seconds).status_code == 200
+            )
         except requests.RequestException:
             return False
 
@@ -176,7 +182,14 @@ class PseudonymizationClient:
                 self._key = self.config.api_key.read()
             return self._key
 
-    def _batched(self, path: str, items: Sequence[str], body: Callable[[Sequence[str]], dict[str, Any]], field_name: str, check_errors: bool) -> list[str]:
+    def _batched(
+        self,
+        path: str,
+        items: Sequence[str],
+        body: Callable[[Sequence[str]], dict[str, Any]],
+        field_name: str,
+        check_errors: bool,
+    ) -> list[str]:
         if not items:
             return []
         size = self.config.batch_size
@@ -193,7 +206,9 @@ class PseudonymizationClient:
                 raise PseudonymizationError(f"{path}: the answer does not have one {field_name} item per input")
             if check_errors and answer.get("errors"):
                 reasons = sorted({str(e.get("reason")) for e in answer["errors"] if isinstance(e, dict)})
-                raise PseudonymizationError(f"{path}: {len(answer['errors'])} item(s) could not be reidentified ({', '.join(reasons)})")
+                raise PseudonymizationError(
+                    f"{path}: {len(answer['errors'])} item(s) could not be reidentified ({', '.join(reasons)})"
+                )
             if any(not isinstance(r, str) for r in results):
                 raise PseudonymizationError(f"{path}: the answer has a null for a non-null input")
             return [str(r) for r in results]
@@ -218,7 +233,9 @@ class PseudonymizationClient:
                     self.stats.retries += 1
             retry_after: float | None = None
             try:
-                response = self._session.post(self.config.url + path, data=data, headers=headers, timeout=self.config.timeout_seconds)
+                response = self._session.post(
+                    self.config.url + path, data=data, headers=headers, timeout=self.config.timeout_seconds
+                )
             except (requests.ConnectionError, requests.Timeout) as error:
                 last_problem = type(error).__name__
             else:
@@ -243,7 +260,9 @@ class PseudonymizationClient:
             if attempt == self.config.max_retries:
                 break
             self._sleep(self.config.backoff.delay(attempt, retry_after))
-        raise PseudonymizationError(f"{path}: gave up after {self.config.max_retries + 1} attempts; last: {last_problem}")
+        raise PseudonymizationError(
+            f"{path}: gave up after {self.config.max_retries + 1} attempts; last: {last_problem}"
+        )
 
 
 def _problem_type(response: requests.Response) -> str:
@@ -263,7 +282,11 @@ def _rejected_items(response: requests.Response) -> dict[int, str]:
     items = body.get("errors") if isinstance(body, dict) else None
     if not isinstance(items, list):
         return {}
-    return {int(e["index"]): str(e.get("reason", "")) for e in items if isinstance(e, dict) and isinstance(e.get("index"), int)}
+    return {
+        int(e["index"]): str(e.get("reason", ""))
+        for e in items
+        if isinstance(e, dict) and isinstance(e.get("index"), int)
+    }
 
 
 def _retry_after_seconds(header: str | None) -> float | None:

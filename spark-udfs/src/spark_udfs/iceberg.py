@@ -76,7 +76,13 @@ def write_text_whole(location: str, text: str) -> None:
         import boto3
 
         bucket, key = split_s3_uri(location)
-        boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType="application/json", ServerSideEncryption="aws:kms")
+        boto3.client("s3").put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=text.encode("utf-8"),
+            ContentType="application/json",
+            ServerSideEncryption="aws:kms",
+        )
         return
     path = local_path(location)
     partial = f"{path}.partial"

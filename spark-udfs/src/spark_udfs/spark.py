@@ -45,12 +45,21 @@ class SparkMetrics:
         return self.unique_values.value / self.rows.value if self.rows.value else 0.0
 
 
-def pseudonymize(df: DataFrame, columns: Mapping[str, str], client: ClientConfig, *, deterministic: bool = True, metrics: SparkMetrics | None = None) -> DataFrame:
+def pseudonymize(
+    df: DataFrame,
+    columns: Mapping[str, str],
+    client: ClientConfig,
+    *,
+    deterministic: bool = True,
+    metrics: SparkMetrics | None = None,
+) -> DataFrame:
     """The DataFrame with each column of `columns` (column name -> context) replaced by its pseudonyms."""
     return _map(df, columns, client, "pseudonymize", deterministic, metrics)
 
 
-def reidentify(df: DataFrame, columns: Mapping[str, str], client: ClientConfig, *, metrics: SparkMetrics | None = None) -> DataFrame:
+def reidentify(
+    df: DataFrame, columns: Mapping[str, str], client: ClientConfig, *, metrics: SparkMetrics | None = None
+) -> DataFrame:
     """The DataFrame with each column of pseudonyms replaced by the identifiers (needs the reidentify role)."""
     return _map(df, columns, client, "reidentify", True, metrics)
 
@@ -67,7 +76,14 @@ def check_columns(df: DataFrame, columns: Mapping[str, str]) -> None:
             raise ValueError(f"column {name!r} is {fields[name].dataType.simpleString()}, not string: cast it first")
 
 
-def _map(df: DataFrame, columns: Mapping[str, str], config: ClientConfig, operation: Operation, deterministic: bool, metrics: SparkMetrics | None) -> DataFrame:
+def _map(
+    df: DataFrame,
+    columns: Mapping[str, str],
+    config: ClientConfig,
+    operation: Operation,
+    deterministic: bool,
+    metrics: SparkMetrics | None,
+) -> DataFrame:
     check_columns(df, columns)
     mapping = dict(columns)
 
@@ -88,7 +104,14 @@ def _map(df: DataFrame, columns: Mapping[str, str], config: ClientConfig, operat
     return df.mapInArrow(run, df.schema)
 
 
-def _transform(client: PseudonymizationClient, column: pa.Array, operation: Operation, context: str, deterministic: bool, metrics: SparkMetrics | None) -> pa.Array:
+def _transform(
+    client: PseudonymizationClient,
+    column: pa.Array,
+    operation: Operation,
+    context: str,
+    deterministic: bool,
+    metrics: SparkMetrics | None,
+) -> pa.Array:
     if not deterministic:
         # Every occurrence gets its own randomized pseudonym: no dedup.
         present = column.drop_null().to_pylist()
@@ -100,12 +123,16 @@ def _transform(client: PseudonymizationClient, column: pa.Array, operation: Oper
     values = unique.to_pylist()
     if metrics is not None:
         metrics.unique_values.add(len(values))
-    results = client.pseudonymize(context, values) if operation == "pseudonymize" else client.reidentify(context, values)
+    results = (
+        client.pseudonymize(context, values) if operation == "pseudonymize" else client.reidentify(context, values)
+    )
     # index_in gives null for a null input, and take() of a null index is null: nulls stay null.
     return pa.array(results, type=column.type).take(pc.index_in(column, value_set=unique))
 
 
-def pseudonymize_rows(df: DataFrame, columns: Mapping[str, str], client: ClientConfig, *, chunk_rows: int = 10_000) -> DataFrame:
+def pseudonymize_rows(
+    df: DataFrame, columns: Mapping[str, str], client: ClientConfig, *, chunk_rows: int = 10_000
+) -> DataFrame:
     """The same contract as `pseudonymize`, on rdd.mapPartitions, for Spark versions without mapInArrow."""
     check_columns(df, columns)
     mapping = dict(columns)
@@ -126,11 +153,13 @@ def pseudonymize_rows(df: DataFrame, columns: Mapping[str, str], client: ClientC
     return spark.createDataFrame(df.rdd.mapPartitions(run), df.schema)
 
 
-def _rows_chunk(api: PseudonymizationClient, chunk: list[Row], mapping: Mapping[str, str], names: list[str]) -> Iterator[Row]:
+def _rows_chunk(
+    api: PseudonymizationClient, chunk: list[Row], mapping: Mapping[str, str], names: list[str]
+) -> Iterator[Row]:
     replaced: dict[str, dict[str, str]] = {}
     for name, context in mapping.items():
         unique = list(dict.fromkeys(row[name] for row in chunk if row[name] is not None))
-        replaced[name] = dict(zip(unique, api.pseudonymize(context, unique)))
+        replaced[name] = dict(zip(unique, api.pseudonymize(context, unique), strict=True))
     for row in chunk:
         values = row.asDict()
         for name, table in replaced.items():

@@ -8,7 +8,16 @@ from datetime import datetime
 from typing import Any, Literal
 
 from spark_udfs import ClientConfig
-from spark_udfs.jobs.config import IDENTIFIER, JobConfigError, check_partitioning, check_table_name, get_field, parse_api, parse_catalog, section_of
+from spark_udfs.jobs.config import (
+    IDENTIFIER,
+    JobConfigError,
+    check_partitioning,
+    check_table_name,
+    get_field,
+    parse_api,
+    parse_catalog,
+    section_of,
+)
 from spark_udfs.jobs.session import CatalogConfig
 
 from .records import FIELD_TYPES, DeadLetterConfig, DeclaredSchema
@@ -56,7 +65,11 @@ def parse_config(raw: dict[str, Any]) -> StreamJobConfig:
     region = get_field(source_raw, "region", str, "source")
     if not region:
         raise JobConfigError("source.region: required")
-    positions: dict[str, Position] = {"TRIM_HORIZON": "TRIM_HORIZON", "LATEST": "LATEST", "AT_TIMESTAMP": "AT_TIMESTAMP"}
+    positions: dict[str, Position] = {
+        "TRIM_HORIZON": "TRIM_HORIZON",
+        "LATEST": "LATEST",
+        "AT_TIMESTAMP": "AT_TIMESTAMP",
+    }
     position = positions.get(str(get_field(source_raw, "startingPosition", str, "source", "TRIM_HORIZON")).upper())
     if position is None:
         raise JobConfigError("source.startingPosition: must be TRIM_HORIZON, LATEST or AT_TIMESTAMP")
@@ -72,7 +85,9 @@ def parse_config(raw: dict[str, Any]) -> StreamJobConfig:
     max_records = get_field(source_raw, "maxRecordsPerShard", int, "source", 100_000)
     if max_records < 1:
         raise JobConfigError("source.maxRecordsPerShard: must be at least 1")
-    source = SourceConfig(stream, region, get_field(source_raw, "endpointUrl", str, "source"), position, timestamp, max_records, connector)
+    source = SourceConfig(
+        stream, region, get_field(source_raw, "endpointUrl", str, "source"), position, timestamp, max_records, connector
+    )
 
     schema_raw = section_of(raw, "schema")
     fields = schema_raw.get("fields")
@@ -84,7 +99,9 @@ def parse_config(raw: dict[str, Any]) -> StreamJobConfig:
         if kind not in FIELD_TYPES:
             raise JobConfigError(f"schema.fields.{name}: must be one of {', '.join(FIELD_TYPES)}")
         if name.startswith(("kinesis_", "dead_letter_")):
-            raise JobConfigError(f"schema.fields.{name}: names starting with kinesis_ or dead_letter_ are the job's own columns")
+            raise JobConfigError(
+                f"schema.fields.{name}: names starting with kinesis_ or dead_letter_ are the job's own columns"
+            )
     required = get_field(schema_raw, "required", list, "schema", [])
     for name in required:
         if name not in fields:
@@ -92,7 +109,11 @@ def parse_config(raw: dict[str, Any]) -> StreamJobConfig:
     schema = DeclaredSchema(dict(fields), frozenset(required))
 
     columns = raw.get("columns")
-    if not isinstance(columns, dict) or not columns or not all(isinstance(k, str) and isinstance(v, str) for k, v in columns.items()):
+    if (
+        not isinstance(columns, dict)
+        or not columns
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in columns.items())
+    ):
         raise JobConfigError('columns: must map field names to contexts, e.g. {"vin": "vin"}')
     for name in columns:
         if fields.get(name) != "string":
@@ -100,15 +121,24 @@ def parse_config(raw: dict[str, Any]) -> StreamJobConfig:
 
     catalog = parse_catalog(section_of(raw, "catalog"))
     table_raw = section_of(raw, "table")
-    table = check_table_name(get_field(table_raw, "name", str, "table", f"{catalog.name}.streaming.events"), catalog, "table.name")
-    partition_by = check_partitioning(get_field(table_raw, "partitionBy", list, "table", []), columns, "table.partitionBy")
+    table = check_table_name(
+        get_field(table_raw, "name", str, "table", f"{catalog.name}.streaming.events"), catalog, "table.name"
+    )
+    partition_by = check_partitioning(
+        get_field(table_raw, "partitionBy", list, "table", []), columns, "table.partitionBy"
+    )
     dead_raw = section_of(raw, "deadLetter")
-    dead_table = check_table_name(get_field(dead_raw, "table", str, "deadLetter", f"{table}_dead_letter"), catalog, "deadLetter.table")
+    dead_table = check_table_name(
+        get_field(dead_raw, "table", str, "deadLetter", f"{table}_dead_letter"), catalog, "deadLetter.table"
+    )
     if dead_table == table:
         raise JobConfigError("deadLetter.table: must differ from table.name")
     chunk_bytes = get_field(dead_raw, "chunkBytes", int, "deadLetter", 768)
     if not 3 <= chunk_bytes <= 49_152 or chunk_bytes % 3:
-        raise JobConfigError("deadLetter.chunkBytes: must be a multiple of 3 between 3 and 49152 (base64 of it must fit the API's value limit)")
+        raise JobConfigError(
+            "deadLetter.chunkBytes: must be a multiple of 3 between 3 and 49152 "
+            "(base64 of it must fit the API's value limit)"
+        )
     dead_letter = DeadLetterConfig(get_field(dead_raw, "context", str, "deadLetter", "dead_letter"), chunk_bytes)
 
     checkpoint = get_field(raw, "checkpointLocation", str, "")

@@ -33,7 +33,17 @@ from .config import SourceConfig, StreamJobConfig, parse_config
 from .loop import MicroBatchWriter, StopRequest, run, source_reader, start_query
 from .preflight import PreflightError
 
-__all__ = ["MicroBatchWriter", "SourceConfig", "StopRequest", "StreamJobConfig", "main", "parse_config", "run", "source_reader", "start_query"]
+__all__ = [
+    "MicroBatchWriter",
+    "SourceConfig",
+    "StopRequest",
+    "StreamJobConfig",
+    "main",
+    "parse_config",
+    "run",
+    "source_reader",
+    "start_query",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,8 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     except (PreflightError, SessionConfigError) as error:
         print(f"cannot start: {error}", file=sys.stderr)
         return 2
-    except Exception as error:  # noqa: BLE001 - Spark wraps failures of batches in its own exceptions
-        print(f"the streaming job stopped: {root_cause(error)}. The batch in flight was not committed; a restart resumes from the checkpoint.", file=sys.stderr)
+    except Exception as error:
+        print(
+            f"the streaming job stopped: {root_cause(error)}. "
+            "The batch in flight was not committed; a restart resumes from the checkpoint.",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

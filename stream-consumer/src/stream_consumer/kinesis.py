@@ -16,15 +16,15 @@ same records, which exactly-once sinks need. Offsets are, per shard, the last se
 (compared as integers) and whether the shard is closed and fully read; at most `maxRecordsPerShard` per
 shard and trigger. Resharding: a child shard is read only after its parents are closed and fully read.
 LATEST and AT_TIMESTAMP become a fixed timestamp in the first offset, logged by Spark with the first batch
-(empty if need be), so a restart does not move the start. Reading happens in the driver's Python process: fine locally and at moderate rates; on EMR the aws-kinesis
-connector can take over with the same schema.
+(empty if need be), so a restart does not move the start. Reading happens in the driver's Python process:
+fine locally and at moderate rates; on EMR the aws-kinesis connector can take over with the same schema.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.sql.datasource import DataSource, SimpleDataSourceStreamReader
@@ -59,11 +59,13 @@ def _client(options: dict[str, str]) -> Any:
     return boto3.client("kinesis", **kwargs)
 
 
-def _iterator(client: Any, stream: str, shard_id: str, after_seq: str | None, start_at_ms: int | None, trim_horizon: bool) -> str | None:
+def _iterator(
+    client: Any, stream: str, shard_id: str, after_seq: str | None, start_at_ms: int | None, trim_horizon: bool
+) -> str | None:
     if after_seq is not None:
         args: dict[str, Any] = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after_seq}
     elif start_at_ms is not None and not trim_horizon:
-        args = {"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": datetime.fromtimestamp(start_at_ms / 1000, tz=timezone.utc)}
+        args = {"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": datetime.fromtimestamp(start_at_ms / 1000, tz=UTC)}
     else:
         args = {"ShardIteratorType": "TRIM_HORIZON"}
     iterator: str | None = client.get_shard_iterator(StreamName=stream, ShardId=shard_id, **args)["ShardIterator"]
@@ -118,7 +120,11 @@ class KinesisStreamReader(SimpleDataSourceStreamReader):
             start_at = int(datetime.fromisoformat(self.options["startingtimestamp"]).timestamp() * 1000)
         # "started": False until the first read. The first read always returns an offset that differs, so Spark
         # plans and logs a (possibly empty) batch and the pinned start survives a restart even if nothing came yet.
-        return {"startAtMs": start_at, "started": False, "shards": {s["ShardId"]: {"seq": None, "closed": False} for s in self._shards()}}
+        return {
+            "startAtMs": start_at,
+            "started": False,
+            "shards": {s["ShardId"]: {"seq": None, "closed": False} for s in self._shards()},
+        }
 
     def read(self, start: Offset) -> tuple[Iterator[tuple[Any, ...]], Offset]:
         """Records after `start` (at most max_per_shard per shard) and the offset they end at."""
@@ -131,7 +137,9 @@ class KinesisStreamReader(SimpleDataSourceStreamReader):
             state = known[shard["ShardId"]]
             if state["closed"] or not _parents_done(shard, known):
                 continue
-            records, state["seq"], state["closed"] = self._read_shard(shard["ShardId"], state["seq"], start.get("startAtMs"), None)
+            records, state["seq"], state["closed"] = self._read_shard(
+                shard["ShardId"], state["seq"], start.get("startAtMs"), None
+            )
             rows.extend(records)
         return iter(rows), {"startAtMs": start.get("startAtMs"), "started": True, "shards": known}
 
@@ -143,9 +151,14 @@ class KinesisStreamReader(SimpleDataSourceStreamReader):
                 records, _, _ = self._read_shard(shard_id, before, end.get("startAtMs"), state["seq"])
                 yield from records
 
-    def _read_shard(self, shard_id: str, after_seq: str | None, start_at_ms: int | None, end_seq: str | None) -> tuple[list[tuple[Any, ...]], str | None, bool]:
-        """Records after `after_seq` up to `end_seq` (or max_per_shard), the last sequence number, and whether the shard is closed and fully read."""
-        iterator = _iterator(self.client, self.stream, shard_id, after_seq, start_at_ms, self.position == "TRIM_HORIZON")
+    def _read_shard(
+        self, shard_id: str, after_seq: str | None, start_at_ms: int | None, end_seq: str | None
+    ) -> tuple[list[tuple[Any, ...]], str | None, bool]:
+        """Records after `after_seq` up to `end_seq` (or max_per_shard), the last sequence number, and whether the
+        shard is closed and fully read."""
+        iterator = _iterator(
+            self.client, self.stream, shard_id, after_seq, start_at_ms, self.position == "TRIM_HORIZON"
+        )
         end = int(end_seq) if end_seq is not None else None
         rows: list[tuple[Any, ...]] = []
         last = after_seq
@@ -158,7 +171,15 @@ class KinesisStreamReader(SimpleDataSourceStreamReader):
             for record in records:
                 if end is not None and int(record["SequenceNumber"]) > end:
                     return rows, last, False
-                rows.append((bytes(record["Data"]), self.stream, record["PartitionKey"], record["SequenceNumber"], record.get("ApproximateArrivalTimestamp")))
+                rows.append(
+                    (
+                        bytes(record["Data"]),
+                        self.stream,
+                        record["PartitionKey"],
+                        record["SequenceNumber"],
+                        record.get("ApproximateArrivalTimestamp"),
+                    )
+                )
                 last = record["SequenceNumber"]
                 if end is not None and int(last) == end:
                     return rows, last, False

@@ -26,7 +26,11 @@ def _spark_schema(processor: RecordProcessor) -> Any:
 
 def source_reader(spark: Any, source: SourceConfig) -> Any:
     if source.connector == "aws-kinesis":
-        position = source.starting_position if source.starting_position != "AT_TIMESTAMP" else f"AT_TIMESTAMP {source.starting_timestamp}"
+        position = (
+            source.starting_position
+            if source.starting_position != "AT_TIMESTAMP"
+            else f"AT_TIMESTAMP {source.starting_timestamp}"
+        )
         return (
             spark.readStream.format("aws-kinesis")
             .option("kinesis.region", source.region)
@@ -81,7 +85,8 @@ class MicroBatchWriter:
         self._started = threading.Event()
 
     def start(self, query_id: str) -> None:
-        """The query's id (kept in its checkpoint); batches wait for it, as start() returns after the first may begin."""
+        """The query's id (kept in its checkpoint); batches wait for it, as start() returns after the first may
+        begin."""
         self.query_id = query_id
         self._started.set()
 
@@ -92,14 +97,20 @@ class MicroBatchWriter:
         assert self.query_id is not None
         begun = time.monotonic()
         config = self.config
-        processed = batch.select("data", "sequenceNumber", "approximateArrivalTimestamp").mapInArrow(self.processor.process_all, self.output_type).persist()
+        processed = (
+            batch.select("data", "sequenceNumber", "approximateArrivalTimestamp")
+            .mapInArrow(self.processor.process_all, self.output_type)
+            .persist()
+        )
         try:
             ok = F.col("dead_letter_reason_code").isNull()
             counts = {bool(row[0]): int(row[1]) for row in processed.groupBy(ok).count().collect()}
             rows, dead = counts.get(True, 0), counts.get(False, 0)
             appended = {"rows": False, "deadLetters": False}
             if rows:
-                appended["rows"] = append_once(processed.where(ok).select(*self.table_columns), config.table, self.query_id, batch_id)
+                appended["rows"] = append_once(
+                    processed.where(ok).select(*self.table_columns), config.table, self.query_id, batch_id
+                )
             if dead:
                 letters = processed.where(~ok).select(
                     F.lit(config.source.stream_name).alias("stream_name"),
@@ -115,7 +126,16 @@ class MicroBatchWriter:
                 appended["deadLetters"] = append_once(letters, config.dead_letter_table, self.query_id, batch_id)
         finally:
             processed.unpersist()
-        emit({"event": "batch", "batchId": batch_id, "rows": rows, "deadLetters": dead, "appended": appended, "seconds": round(time.monotonic() - begun, 3)})
+        emit(
+            {
+                "event": "batch",
+                "batchId": batch_id,
+                "rows": rows,
+                "deadLetters": dead,
+                "appended": appended,
+                "seconds": round(time.monotonic() - begun, 3),
+            }
+        )
 
 
 def start_query(spark: Any, config: StreamJobConfig, source: Any) -> Any:
@@ -133,6 +153,13 @@ def start_query(spark: Any, config: StreamJobConfig, source: Any) -> Any:
     return query
 
 
+def stop_now(stop: StopRequest | None, query: Any) -> bool:
+    """A stop was asked for, and the query is between batches or has had 120 s to finish the one in flight."""
+    if stop is None or stop.requested_at is None:
+        return False
+    return not query.status["isTriggerActive"] or time.monotonic() - stop.requested_at > 120
+
+
 def run(config: StreamJobConfig, stop: StopRequest | None = None) -> None:
     """Runs until stopped (returns) or failed (raises)."""
     from spark_udfs.jobs.session import build_session
@@ -143,15 +170,23 @@ def run(config: StreamJobConfig, stop: StopRequest | None = None) -> None:
     spark.sparkContext.setLogLevel("ERROR")
     try:
         query = start_query(spark, config, source_reader(spark, config.source).load())
-        emit({"event": "started", "queryId": str(query.id), "stream": config.source.stream_name, "openShards": shards, "table": config.table, "deadLetterTable": config.dead_letter_table})
+        emit(
+            {
+                "event": "started",
+                "queryId": str(query.id),
+                "stream": config.source.stream_name,
+                "openShards": shards,
+                "table": config.table,
+                "deadLetterTable": config.dead_letter_table,
+            }
+        )
         while True:
             if query.awaitTermination(0.25):
                 break
-            if stop is not None and stop.requested_at is not None:
-                # Between batches, or after 120 s: stopping mid-batch is safe too (exactly-once), just wasteful.
-                if not query.status["isTriggerActive"] or time.monotonic() - stop.requested_at > 120:
-                    query.stop()
-                    emit({"event": "stopped", "queryId": str(query.id)})
-                    break
+            # Between batches, or after 120 s: stopping mid-batch is safe too (exactly-once), just wasteful.
+            if stop_now(stop, query):
+                query.stop()
+                emit({"event": "stopped", "queryId": str(query.id)})
+                break
     finally:
         spark.stop()

@@ -18,7 +18,9 @@ def check_stream(source: SourceConfig) -> int:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
-    client = boto3.client("kinesis", region_name=source.region, **({"endpoint_url": source.endpoint_url} if source.endpoint_url else {}))
+    client = boto3.client(
+        "kinesis", region_name=source.region, **({"endpoint_url": source.endpoint_url} if source.endpoint_url else {})
+    )
     try:
         summary = client.describe_stream_summary(StreamName=source.stream_name)["StreamDescriptionSummary"]
     except ClientError as error:
@@ -26,8 +28,16 @@ def check_stream(source: SourceConfig) -> int:
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code == "ResourceNotFoundException":
             raise PreflightError(f"source.streamName: no stream {source.stream_name} in {source.region}") from None
-        if code in ("UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException", "ExpiredTokenException", "AccessDeniedException") or status in (401, 403):
-            raise PreflightError(f"the AWS credentials were refused for stream {source.stream_name} ({code or status})") from None
+        if code in (
+            "UnrecognizedClientException",
+            "InvalidClientTokenId",
+            "InvalidSignatureException",
+            "ExpiredTokenException",
+            "AccessDeniedException",
+        ) or status in (401, 403):
+            raise PreflightError(
+                f"the AWS credentials were refused for stream {source.stream_name} ({code or status})"
+            ) from None
         raise PreflightError(f"cannot describe stream {source.stream_name} ({code})") from None
     except NoCredentialsError:
         raise PreflightError("no AWS credentials found (environment, profile or instance role)") from None
@@ -46,7 +56,9 @@ def check_api(config: StreamJobConfig) -> None:
     try:
         if not client.ready():
             raise PreflightError(f"api.url: the API at {config.api.url} is not reachable or not ready (GET /readyz)")
-        probes = [(context, True) for context in sorted(set(config.columns.values()))] + [(config.dead_letter.context, False)]
+        probes = [(context, True) for context in sorted(set(config.columns.values()))] + [
+            (config.dead_letter.context, False)
+        ]
         for context, deterministic in probes:
             try:
                 client.pseudonymize(context, ["probe"], deterministic=deterministic)

@@ -21,7 +21,7 @@ import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -109,7 +109,7 @@ def _convert(name: str, kind: FieldType, value: Any) -> Any:
                 ok = False
             else:
                 # A timestamp without an offset is taken as UTC, as Spark's session time zone does here.
-                value = parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+                value = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     else:  # date
         ok = isinstance(value, str)
         if ok:
@@ -123,7 +123,13 @@ def _convert(name: str, kind: FieldType, value: Any) -> Any:
 
 
 def _describe(kind: FieldType) -> str:
-    return {"timestamp": "an ISO 8601 timestamp string", "date": "an ISO 8601 date string (YYYY-MM-DD)", "int": "a 32-bit integer", "long": "a 64-bit integer", "double": "a finite number"}.get(kind, f"a {kind}")
+    return {
+        "timestamp": "an ISO 8601 timestamp string",
+        "date": "an ISO 8601 date string (YYYY-MM-DD)",
+        "int": "a 32-bit integer",
+        "long": "a 64-bit integer",
+        "double": "a finite number",
+    }.get(kind, f"a {kind}")
 
 
 def parse_record(data: bytes, schema: DeclaredSchema) -> dict[str, Any]:
@@ -149,7 +155,9 @@ def parse_record(data: bytes, schema: DeclaredSchema) -> dict[str, Any]:
 class RecordProcessor:
     """Parses, validates and pseudonymizes Arrow batches of source rows. Picklable: Spark ships it to tasks."""
 
-    def __init__(self, schema: DeclaredSchema, columns: Mapping[str, str], api: ClientConfig, dead_letter: DeadLetterConfig) -> None:
+    def __init__(
+        self, schema: DeclaredSchema, columns: Mapping[str, str], api: ClientConfig, dead_letter: DeadLetterConfig
+    ) -> None:
         for name in columns:
             if schema.fields.get(name) != "string":
                 raise ValueError(f"columns: {name} must be a declared string field to be pseudonymized")
@@ -189,7 +197,14 @@ class RecordProcessor:
         arrays.extend(self._dead_letters(client, data, problems, batch.num_rows))
         return pa.RecordBatch.from_arrays(arrays, schema=self.output_schema)
 
-    def _pseudonymize(self, client: PseudonymizationClient, name: str, context: str, column: list[Any], problems: dict[int, tuple[ReasonCode, str]]) -> list[Any]:
+    def _pseudonymize(
+        self,
+        client: PseudonymizationClient,
+        name: str,
+        context: str,
+        column: list[Any],
+        problems: dict[int, tuple[ReasonCode, str]],
+    ) -> list[Any]:
         """Pseudonyms for the column (unique values once); values the API refuses make their records dead letters."""
         array = pa.array([None if i in problems else v for i, v in enumerate(column)], type=pa.string())
         unique = pc.unique(array.drop_null())
@@ -200,13 +215,22 @@ class RecordProcessor:
             if position is None:
                 result.append(None)
             elif position in refused:
-                problems[index] = ("refused-by-api", f"field {name}: refused by the pseudonymization API ({refused[position]})")
+                problems[index] = (
+                    "refused-by-api",
+                    f"field {name}: refused by the pseudonymization API ({refused[position]})",
+                )
                 result.append(None)
             else:
                 result.append(answers[position])
         return result
 
-    def _dead_letters(self, client: PseudonymizationClient, data: Sequence[bytes], problems: Mapping[int, tuple[ReasonCode, str]], size: int) -> list[pa.Array]:
+    def _dead_letters(
+        self,
+        client: PseudonymizationClient,
+        data: Sequence[bytes],
+        problems: Mapping[int, tuple[ReasonCode, str]],
+        size: int,
+    ) -> list[pa.Array]:
         codes: list[str | None] = [None] * size
         reasons: list[str | None] = [None] * size
         lengths: list[int | None] = [None] * size
@@ -215,15 +239,22 @@ class RecordProcessor:
         for index, (code, reason) in problems.items():
             codes[index], reasons[index], lengths[index] = code, reason, len(data[index])
             raw = data[index]
-            pieces = [raw[i : i + self.dead_letter.chunk_bytes] for i in range(0, len(raw), self.dead_letter.chunk_bytes)] or [b""]
+            pieces = [
+                raw[i : i + self.dead_letter.chunk_bytes] for i in range(0, len(raw), self.dead_letter.chunk_bytes)
+            ] or [b""]
             chunks.extend(base64.b64encode(piece).decode("ascii") for piece in pieces)
             owners.extend([index] * len(pieces))
         encrypted = client.pseudonymize(self.dead_letter.context, chunks, deterministic=False) if chunks else []
         by_record: dict[int, list[str]] = {index: [] for index in problems}
-        for owner, ciphertext in zip(owners, encrypted):
+        for owner, ciphertext in zip(owners, encrypted, strict=True):
             by_record[owner].append(ciphertext)
         records = [by_record.get(index) for index in range(size)]
-        return [pa.array(codes, pa.string()), pa.array(reasons, pa.string()), pa.array(records, pa.list_(pa.string())), pa.array(lengths, pa.int32())]
+        return [
+            pa.array(codes, pa.string()),
+            pa.array(reasons, pa.string()),
+            pa.array(records, pa.list_(pa.string())),
+            pa.array(lengths, pa.int32()),
+        ]
 
 
 def decrypt_dead_letter(client: PseudonymizationClient, context: str, record: Sequence[str]) -> bytes:

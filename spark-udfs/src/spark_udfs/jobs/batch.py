@@ -22,9 +22,20 @@ from typing import Any, Literal
 
 from ..client import ClientConfig, PseudonymizationClient, PseudonymizationError
 from ..iceberg import ensure_table_properties, sql_properties
-from .config import IDENTIFIER, JobConfigError, check_partitioning, check_table_name, get_field, parse_api, parse_catalog, read_json, section_of
+from .config import (
+    IDENTIFIER,
+    JobConfigError,
+    check_partitioning,
+    check_table_name,
+    get_field,
+    parse_api,
+    parse_catalog,
+    read_json,
+    section_of,
+)
 from .failures import root_cause
 from .session import CatalogConfig
+
 
 @dataclass(frozen=True)
 class TableConfig:
@@ -56,14 +67,20 @@ def parse_config(raw: dict[str, Any]) -> JobConfig:
     if fmt not in ("parquet", "csv"):
         raise JobConfigError("input.format: must be parquet or csv")
     columns = raw.get("columns")
-    if not isinstance(columns, dict) or not columns or not all(isinstance(k, str) and isinstance(v, str) for k, v in columns.items()):
+    if (
+        not isinstance(columns, dict)
+        or not columns
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in columns.items())
+    ):
         raise JobConfigError('columns: must map column names to contexts, e.g. {"vin": "vin"}')
     client = parse_api(section_of(raw, "api"))
     catalog = parse_catalog(section_of(raw, "catalog"))
     table_raw = raw.get("table") or {}
     table = TableConfig(
         name=get_field(table_raw, "name", str, "table", f"{catalog.name}.analytics.pseudonymized"),
-        partition_by=check_partitioning(get_field(table_raw, "partitionBy", list, "table", []), columns, "table.partitionBy"),
+        partition_by=check_partitioning(
+            get_field(table_raw, "partitionBy", list, "table", []), columns, "table.partitionBy"
+        ),
         sort_by=tuple(get_field(table_raw, "sortBy", list, "table", [])),
         target_file_size_bytes=get_field(table_raw, "targetFileSizeBytes", int, "table"),
         object_storage=bool(get_field(table_raw, "objectStorage", bool, "table", False)),
@@ -75,7 +92,15 @@ def parse_config(raw: dict[str, Any]) -> JobConfig:
     for column in columns:
         if not IDENTIFIER.match(column):
             raise JobConfigError("columns: column names must be plain identifiers")
-    return JobConfig(input_path=path, input_format=fmt, columns=dict(columns), api=client, catalog=catalog, table=table, master=raw.get("master"))
+    return JobConfig(
+        input_path=path,
+        input_format=fmt,
+        columns=dict(columns),
+        api=client,
+        catalog=catalog,
+        table=table,
+        master=raw.get("master"),
+    )
 
 
 def _table_properties(config: JobConfig) -> dict[str, str]:
@@ -108,7 +133,11 @@ def run(config: JobConfig) -> dict[str, Any]:
 
     started = time.monotonic()
     spark: SparkSession = build_session(config.catalog, master=config.master)
-    reader = spark.read.option("header", "true").option("inferSchema", "true") if config.input_format == "csv" else spark.read
+    reader = (
+        spark.read.option("header", "true").option("inferSchema", "true")
+        if config.input_format == "csv"
+        else spark.read
+    )
     source = reader.format(config.input_format).load(config.input_path)
     check_columns(source, config.columns)
     metrics = SparkMetrics.create(spark)
@@ -120,19 +149,28 @@ def run(config: JobConfig) -> dict[str, Any]:
     properties = _table_properties(config)
     if spark.catalog.tableExists(table.name):
         # An existing table keeps its other settings; only the metrics switch for pseudonymized columns is required.
-        ensure_table_properties(spark, table.name, {k: v for k, v in properties.items() if k.startswith("write.metadata.metrics.column.")})
+        ensure_table_properties(
+            spark, table.name, {k: v for k, v in properties.items() if k.startswith("write.metadata.metrics.column.")}
+        )
         pseudonymized.writeTo(table.name).append()
         created = False
     else:
         view = f"pseudonymized_{os.getpid()}"
-        (pseudonymized.sortWithinPartitions(*table.sort_by) if table.sort_by else pseudonymized).createOrReplaceTempView(view)
+        (
+            pseudonymized.sortWithinPartitions(*table.sort_by) if table.sort_by else pseudonymized
+        ).createOrReplaceTempView(view)
         partitioned = f" PARTITIONED BY ({', '.join(table.partition_by)})" if table.partition_by else ""
         # One atomic commit: the table exists only if the data was written.
-        spark.sql(f"CREATE TABLE {table.name} USING iceberg{partitioned} TBLPROPERTIES ({sql_properties(properties)}) AS SELECT * FROM {view}")
+        spark.sql(
+            f"CREATE TABLE {table.name} USING iceberg{partitioned} "
+            f"TBLPROPERTIES ({sql_properties(properties)}) AS SELECT * FROM {view}"
+        )
         if table.sort_by:
             spark.sql(f"ALTER TABLE {table.name} WRITE ORDERED BY {', '.join(table.sort_by)}")
         created = True
-    snapshot = spark.sql(f"SELECT snapshot_id FROM {table.name}.snapshots ORDER BY committed_at DESC LIMIT 1").collect()[0][0]
+    snapshot = spark.sql(
+        f"SELECT snapshot_id FROM {table.name}.snapshots ORDER BY committed_at DESC LIMIT 1"
+    ).collect()[0][0]
     return {
         "table": table.name,
         "created": created,
@@ -180,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     except PseudonymizationError as error:
         print(f"the job failed and committed nothing: {error}", file=sys.stderr)
         return 1
-    except Exception as error:  # noqa: BLE001 - Spark wraps task failures in Py4J/Spark exceptions
+    except Exception as error:
         reason = root_cause(error)
         print(f"the job failed and committed nothing: {reason}", file=sys.stderr)
         return 1

@@ -46,11 +46,14 @@ def local_jars(catalog: CatalogConfig) -> list[str]:
     folder = catalog.jars_folder()
     if not folder:
         raise SessionConfigError(
-            f"catalog.jars: a jdbc catalog needs the folder of the Iceberg runtime and SQLite JDBC jars: set catalog.jars or {JARS_ENV} (scripts/setup.sh fetches them into .cache/jars)"
+            "catalog.jars: a jdbc catalog needs the folder of the Iceberg runtime and SQLite JDBC jars: "
+            f"set catalog.jars or {JARS_ENV} (scripts/setup.sh fetches them into .cache/jars)"
         )
     jars = sorted(glob.glob(os.path.join(folder, "*.jar")))
     if not jars:
-        raise SessionConfigError(f"catalog.jars: no .jar file in {folder} (catalog.jars or {JARS_ENV}); run scripts/setup.sh")
+        raise SessionConfigError(
+            f"catalog.jars: no .jar file in {folder} (catalog.jars or {JARS_ENV}); run scripts/setup.sh"
+        )
     return jars
 
 
@@ -79,7 +82,9 @@ def catalog_settings(catalog: CatalogConfig) -> dict[str, str]:
     return settings
 
 
-def build_session(catalog: CatalogConfig, app_name: str = "pseudonymize-batch", master: str | None = None) -> SparkSession:
+def build_session(
+    catalog: CatalogConfig, app_name: str = "pseudonymize-batch", master: str | None = None
+) -> SparkSession:
     """A session with the catalog configured; locally with the project's jars (EMR provides its own)."""
     builder = SparkSession.builder.appName(app_name)
     if master:
@@ -97,5 +102,7 @@ def build_session(catalog: CatalogConfig, app_name: str = "pseudonymize-batch", 
         builder = builder.config(key, value)
     # Values are deduplicated per Arrow batch: larger batches send fewer values on low-cardinality columns
     # (measured in load-tests/spark_bench.py). 100,000 rows of a few columns is a few MB per batch.
-    builder = builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", os.environ.get("SPARK_UDFS_ARROW_BATCH_ROWS", "100000"))
+    builder = builder.config(
+        "spark.sql.execution.arrow.maxRecordsPerBatch", os.environ.get("SPARK_UDFS_ARROW_BATCH_ROWS", "100000")
+    )
     return builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").getOrCreate()
