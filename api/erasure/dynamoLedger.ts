@@ -1,0 +1,561 @@
+/**
+ * The erasure ledger on DynamoDB: one table shared by every process of a deployment (each Lambda instance,
+ * the server, the erasure step runner). Same contract as the SQLite store (test/erasure/ledger.test.ts).
+ *
+ * Single-table design. Every key is a string; `pk` is the partition key, `sk` the sort key:
+ *
+ * | item                 | pk                      | sk                        | attributes                                            |
+ * |----------------------|-------------------------|---------------------------|-------------------------------------------------------|
+ * | request              | `REQUEST#<id>`          | `REQUEST`                 | the request's fields (subjects, tables, certificate   |
+ * |                      |                         |                           | as JSON text), `revision` (N), `gsi1pk`, `gsi1sk`     |
+ * | reference            | `REFERENCE#<reference>` | `REFERENCE`               | `requestIds` (L of S), `revision` (N)                 |
+ * | erased pseudonyms    | `ERASED#<context>`      | `REQUEST#<id>`            | `pseudonyms` (SS): the request's pseudonyms there     |
+ * | audit chain head     | `AUDIT`                 | `HEAD`                    | `seq` (N), `hash` (S)                                 |
+ * | audit entry          | `AUDIT`                 | `ENTRY#<seq, 20 digits>`  | the entry's fields, `previousHash`, `hash`            |
+ *
+ * Global secondary index `byStatus` (keys only): `gsi1pk` = `STATUS#<status>`, `gsi1sk` = `<createdAt>#<id>`.
+ * `DYNAMO_LEDGER_TABLE` below is the definition, for `ensureTable` and for the CloudFormation template.
+ *
+ * Why each write holds:
+ * - **One request per reference.** Filing reads the reference item, looks for the same request among those
+ *   already filed under it (the caller's `isSame`), and otherwise writes, in ONE TransactWriteItems, the
+ *   request (if absent), the reference item (conditional on the revision it read) and the audit entry. Two
+ *   instances filing the same reference at once: one transaction wins, the other's condition fails, it reads
+ *   again, finds the winner's request and returns it (created: false).
+ * - **The audit chain never forks.** Every transaction that writes an entry also updates the head item on the
+ *   condition that its hash is still the one the new entry links to (absent for the first entry). Two writers
+ *   computing the same next entry: one commits, the other re-reads the head and links after it.
+ * - **The state machine.** A transition reads the request, checks the move (`ERASURE_TRANSITIONS`: terminal
+ *   states never move), and writes on the condition that the request's revision is still the one read; a
+ *   concurrent move makes it fail with `ledger-conflict` rather than apply twice.
+ * - **The suppression lookup** is one strongly consistent Query on `ERASED#<context>`: one item per request
+ *   filing pseudonyms in that context, so the cost grows with requests in the context, not with the table.
+ *
+ * Limits: a request's item (subjects as JSON) and each erased-pseudonyms item stay under DynamoDB's 400 KB
+ * (1,000 subjects with three key versions of ~80-character pseudonyms: ~250 KB); a filing writes 4 items plus
+ * one per context (transactions take 100). The audit chain is one partition (writes per filing or move, not
+ * per pseudonymize call).
+ *
+ * Throttling (and 5xx, network errors) are retried with the project's backoff (api/retry/backoff.ts), the SDK's
+ * own retries being off so the schedule is in one place; past the last attempt the call fails with
+ * `ledger-unavailable`. Counters (`revision`, `seq`) are handled as decimal strings and BigInt, never through a
+ * JS number that could round them.
+ */
+import {
+  BatchGetItemCommand,
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  QueryCommand,
+  TransactWriteItemsCommand,
+  UpdateItemCommand,
+  type AttributeValue,
+  type CreateTableCommandInput,
+  type TransactWriteItem,
+} from '@aws-sdk/client-dynamodb';
+import { LedgerError, PlatformError } from '../errors.ts';
+import { retry, sleep as realSleep, type Sleep } from '../retry/backoff.ts';
+import {
+  auditHash,
+  GENESIS_HASH,
+  type AuditEntry,
+  type AuditInput,
+  type ErasureLedger,
+  type ErasureRequest,
+  type ErasureStatus,
+  type NewErasureRequest,
+  type StatusChange,
+  type TableProgress,
+  ERASURE_STATUSES,
+} from './ledger.ts';
+
+/** Moves a request may make. `verified` and `failed` are final; `running` -> `received` is a retry. */
+export const ERASURE_TRANSITIONS: Readonly<Record<ErasureStatus, readonly ErasureStatus[]>> = {
+  received: ['received', 'running'],
+  running: ['running', 'received', 'verified', 'failed'],
+  verified: [],
+  failed: [],
+};
+
+/** The table's key schema and index, for `ensureTable` and for infrastructure templates to copy. */
+export const DYNAMO_LEDGER_TABLE: Omit<CreateTableCommandInput, 'TableName'> = {
+  AttributeDefinitions: [
+    { AttributeName: 'pk', AttributeType: 'S' },
+    { AttributeName: 'sk', AttributeType: 'S' },
+    { AttributeName: 'gsi1pk', AttributeType: 'S' },
+    { AttributeName: 'gsi1sk', AttributeType: 'S' },
+  ],
+  KeySchema: [
+    { AttributeName: 'pk', KeyType: 'HASH' },
+    { AttributeName: 'sk', KeyType: 'RANGE' },
+  ],
+  GlobalSecondaryIndexes: [
+    {
+      IndexName: 'byStatus',
+      KeySchema: [
+        { AttributeName: 'gsi1pk', KeyType: 'HASH' },
+        { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
+      ],
+      Projection: { ProjectionType: 'KEYS_ONLY' },
+    },
+  ],
+  BillingMode: 'PAY_PER_REQUEST',
+};
+
+export interface DynamoLedgerOptions {
+  readonly table: string;
+  readonly region: string;
+  /** A local endpoint (moto); unset on AWS. */
+  readonly endpoint?: string | undefined;
+  /** A client to use instead of one built from region and endpoint (tests add middleware to it). */
+  readonly client?: DynamoDBClient;
+  /** Throttling retries: attempts in all, and the backoff between them. */
+  readonly retry?: { readonly maxAttempts?: number; readonly baseDelayMs?: number; readonly maxDelayMs?: number; readonly sleep?: Sleep };
+}
+
+type Item = Record<string, AttributeValue>;
+
+const AUDIT_HEAD_KEY: Item = { pk: { S: 'AUDIT' }, sk: { S: 'HEAD' } };
+/** Transactions lost to another writer (reference or audit head moved) are redone this often at most. */
+const MAX_CONFLICT_ROUNDS = 50;
+const THROTTLING = new Set(['ThrottlingException', 'ProvisionedThroughputExceededException', 'RequestLimitExceeded', 'ThrottlingError', 'ProvisionedThroughputExceeded']);
+
+/** A transaction that DynamoDB cancelled; `reasons[i]` is the code for the i-th item ('None' when it was not the cause). */
+class Cancelled extends Error {
+  constructor(readonly reasons: readonly string[]) {
+    super('transaction cancelled');
+  }
+}
+
+export class DynamoErasureLedger implements ErasureLedger {
+  readonly description: string;
+  private readonly client: DynamoDBClient;
+  private readonly table: string;
+  private readonly retryOptions: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number; sleep: Sleep };
+
+  constructor(options: DynamoLedgerOptions) {
+    this.table = options.table;
+    this.description = `DynamoDB ledger table ${options.table}`;
+    // maxAttempts 1: the SDK does not retry on its own; `call` does, with the project's backoff.
+    this.client = options.client ?? new DynamoDBClient({ region: options.region, endpoint: options.endpoint, maxAttempts: 1 });
+    this.retryOptions = {
+      maxAttempts: options.retry?.maxAttempts ?? 6,
+      baseDelayMs: options.retry?.baseDelayMs ?? 50,
+      maxDelayMs: options.retry?.maxDelayMs ?? 2000,
+      sleep: options.retry?.sleep ?? realSleep,
+    };
+  }
+
+  async create(request: NewErasureRequest, audit: AuditInput, isSame?: (existing: ErasureRequest) => boolean): Promise<{ request: ErasureRequest; created: boolean }> {
+    const referenceKey: Item = { pk: { S: `REFERENCE#${request.reference}` }, sk: { S: 'REFERENCE' } };
+    for (let round = 1; ; round++) {
+      const reference = await this.getItem(referenceKey);
+      const filedIds = (reference?.requestIds?.L ?? []).map((v) => v.S ?? '');
+      if (isSame && filedIds.length > 0) {
+        const filed = (await this.getRequests(filedIds)).sort(byCreation);
+        const existing = filed.find(isSame);
+        if (existing) return { request: existing, created: false };
+      }
+      const now = new Date().toISOString();
+      const created: ErasureRequest = { ...request, status: 'received', attempts: 0, createdAt: now, updatedAt: now };
+      const items: TransactWriteItem[] = [
+        { Put: { TableName: this.table, Item: { ...requestKey(request.id), ...toItem(created, '1') }, ConditionExpression: 'attribute_not_exists(pk)' } },
+        reference
+          ? {
+              Update: {
+                TableName: this.table,
+                Key: referenceKey,
+                UpdateExpression: 'SET requestIds = list_append(requestIds, :id), revision = :next',
+                ConditionExpression: 'revision = :seen',
+                ExpressionAttributeValues: { ':id': { L: [{ S: request.id }] }, ':seen': numberAttribute(reference, 'revision'), ':next': { N: increment(numberText(reference, 'revision')) } },
+              },
+            }
+          : { Put: { TableName: this.table, Item: { ...referenceKey, requestIds: { L: [{ S: request.id }] }, revision: { N: '1' } }, ConditionExpression: 'attribute_not_exists(pk)' } },
+        ...erasedItems(request).map((item): TransactWriteItem => ({ Put: { TableName: this.table, Item: item } })),
+        ...(await this.auditItems(audit, now)),
+      ];
+      try {
+        await this.transact(items);
+        return { request: created, created: true };
+      } catch (error) {
+        if (!(error instanceof Cancelled)) throw error;
+        if (error.reasons[0] === 'ConditionalCheckFailed') throw new LedgerError('an erasure request with this id already exists', 'ledger-conflict');
+        // The reference or the audit head moved under us: read again (the other filing may be the same request).
+        await this.conflictPause(round);
+      }
+    }
+  }
+
+  async get(id: string): Promise<ErasureRequest | undefined> {
+    const item = await this.getItem(requestKey(id));
+    return item ? fromItem(item) : undefined;
+  }
+
+  async list(status?: ErasureStatus): Promise<ErasureRequest[]> {
+    const statuses = status ? [status] : ERASURE_STATUSES;
+    const ids: string[] = [];
+    for (const wanted of statuses) {
+      let start: Item | undefined;
+      do {
+        const page = await this.call(() =>
+          this.client.send(
+            new QueryCommand({
+              TableName: this.table,
+              IndexName: 'byStatus',
+              KeyConditionExpression: 'gsi1pk = :status',
+              ExpressionAttributeValues: { ':status': { S: `STATUS#${wanted}` } },
+              ExclusiveStartKey: start,
+            }),
+          ),
+        );
+        for (const item of page.Items ?? []) ids.push(stringOf(item, 'pk').slice('REQUEST#'.length));
+        start = page.LastEvaluatedKey;
+      } while (start);
+    }
+    // The index is eventually consistent: the items themselves are read strongly and a request that has
+    // moved on since is left out (it shows up under its new state at the next call).
+    const requests = await this.getRequests(ids);
+    return requests.filter((r) => statuses.includes(r.status)).sort(byCreation);
+  }
+
+  async transition(id: string, change: StatusChange, audit: AuditInput): Promise<ErasureRequest> {
+    for (let round = 1; ; round++) {
+      const item = await this.getItem(requestKey(id));
+      if (!item) throw new PlatformError('not-found', 'no erasure request with this id');
+      const current = fromItem(item);
+      if (!ERASURE_TRANSITIONS[current.status].includes(change.status)) {
+        throw new LedgerError(`an erasure request cannot move from ${current.status} to ${change.status}`, 'ledger-conflict');
+      }
+      const now = new Date().toISOString();
+      const next: ErasureRequest = {
+        ...current,
+        status: change.status,
+        attempts: change.attempts ?? current.attempts,
+        tables: change.tables ?? current.tables,
+        runId: change.runId ?? current.runId,
+        error: change.error,
+        certificate: change.certificate === undefined ? current.certificate : change.certificate,
+        updatedAt: now,
+      };
+      const revision = numberText(item, 'revision');
+      const items: TransactWriteItem[] = [
+        {
+          Put: {
+            TableName: this.table,
+            Item: { ...requestKey(id), ...toItem(next, increment(revision)) },
+            ConditionExpression: 'revision = :seen',
+            ExpressionAttributeValues: { ':seen': { N: revision } },
+          },
+        },
+        ...(await this.auditItems(audit, now)),
+      ];
+      try {
+        await this.transact(items);
+        return next;
+      } catch (error) {
+        if (!(error instanceof Cancelled)) throw error;
+        if (error.reasons[0] === 'ConditionalCheckFailed') throw new LedgerError('the erasure request was changed by another writer meanwhile', 'ledger-conflict');
+        await this.conflictPause(round); // only the audit head moved: link after the new head
+      }
+    }
+  }
+
+  async updateTables(id: string, tables: readonly TableProgress[]): Promise<void> {
+    try {
+      await this.call(() =>
+        this.client.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key: requestKey(id),
+            UpdateExpression: 'SET #tables = :tables, updatedAt = :now',
+            // Progress belongs to a running request: a late report never overwrites a final state's tables.
+            ConditionExpression: '#status = :running',
+            ExpressionAttributeNames: { '#tables': 'tables', '#status': 'status' },
+            ExpressionAttributeValues: { ':tables': { S: JSON.stringify(tables) }, ':now': { S: new Date().toISOString() }, ':running': { S: 'running' } },
+          }),
+        ),
+      );
+    } catch (error) {
+      if (errorName(error) !== 'ConditionalCheckFailedException') throw error;
+    }
+  }
+
+  async erasedPseudonyms(context: string): Promise<ReadonlySet<string>> {
+    const erased = new Set<string>();
+    let start: Item | undefined;
+    do {
+      const page = await this.call(() =>
+        this.client.send(
+          new QueryCommand({
+            TableName: this.table,
+            KeyConditionExpression: 'pk = :context',
+            ExpressionAttributeValues: { ':context': { S: `ERASED#${context}` } },
+            ProjectionExpression: 'pseudonyms',
+            ConsistentRead: true,
+            ExclusiveStartKey: start,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) for (const pseudonym of item.pseudonyms?.SS ?? []) erased.add(pseudonym);
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return erased;
+  }
+
+  async auditEntries(): Promise<AuditEntry[]> {
+    const entries: AuditEntry[] = [];
+    let start: Item | undefined;
+    do {
+      const page = await this.call(() =>
+        this.client.send(
+          new QueryCommand({
+            TableName: this.table,
+            KeyConditionExpression: 'pk = :audit AND begins_with(sk, :entry)',
+            ExpressionAttributeValues: { ':audit': { S: 'AUDIT' }, ':entry': { S: 'ENTRY#' } },
+            ConsistentRead: true,
+            ExclusiveStartKey: start,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) {
+        entries.push({
+          seq: safeNumber(numberText(item, 'seq')),
+          at: stringOf(item, 'at'),
+          actor: stringOf(item, 'actor'),
+          action: stringOf(item, 'action'),
+          requestId: item.requestId?.S,
+          outcome: stringOf(item, 'outcome'),
+          previousHash: stringOf(item, 'previousHash'),
+          hash: stringOf(item, 'hash'),
+        });
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return entries;
+  }
+
+  close(): Promise<void> {
+    this.client.destroy();
+    return Promise.resolve();
+  }
+
+  /** The head update and the entry: the head's condition is what keeps two writers from forking the chain. */
+  private async auditItems(input: AuditInput, at: string): Promise<TransactWriteItem[]> {
+    const head = await this.getItem(AUDIT_HEAD_KEY);
+    const previousSeq = head ? numberText(head, 'seq') : '0';
+    const previousHash = head ? stringOf(head, 'hash') : GENESIS_HASH;
+    const seqText = increment(previousSeq);
+    const entry = { seq: safeNumber(seqText), at, actor: input.actor, action: input.action, requestId: input.requestId, outcome: input.outcome };
+    const hash = auditHash(previousHash, entry);
+    const entryItem: Item = {
+      pk: { S: 'AUDIT' },
+      sk: { S: `ENTRY#${seqText.padStart(20, '0')}` },
+      seq: { N: seqText },
+      at: { S: at },
+      actor: { S: input.actor },
+      action: { S: input.action },
+      outcome: { S: input.outcome },
+      previousHash: { S: previousHash },
+      hash: { S: hash },
+      ...(input.requestId === undefined ? {} : { requestId: { S: input.requestId } }),
+    };
+    return [
+      {
+        Put: {
+          TableName: this.table,
+          Item: { ...AUDIT_HEAD_KEY, seq: { N: seqText }, hash: { S: hash } },
+          ConditionExpression: head ? '#hash = :previous' : 'attribute_not_exists(pk)',
+          ...(head ? { ExpressionAttributeNames: { '#hash': 'hash' }, ExpressionAttributeValues: { ':previous': { S: previousHash } } } : {}),
+        },
+      },
+      { Put: { TableName: this.table, Item: entryItem, ConditionExpression: 'attribute_not_exists(pk)' } },
+    ];
+  }
+
+  private async getItem(key: Item): Promise<Item | undefined> {
+    const answer = await this.call(() => this.client.send(new GetItemCommand({ TableName: this.table, Key: key, ConsistentRead: true })));
+    return answer.Item;
+  }
+
+  private async getRequests(ids: readonly string[]): Promise<ErasureRequest[]> {
+    const found: ErasureRequest[] = [];
+    for (let i = 0; i < ids.length; i += 100) {
+      let keys: Item[] = [...new Set(ids.slice(i, i + 100))].map(requestKey);
+      for (let round = 1; keys.length > 0; round++) {
+        const answer = await this.call(() => this.client.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true } } })));
+        for (const item of answer.Responses?.[this.table] ?? []) found.push(fromItem(item));
+        keys = answer.UnprocessedKeys?.[this.table]?.Keys ?? [];
+        if (keys.length > 0) {
+          if (round >= this.retryOptions.maxAttempts) throw new LedgerError('the erasure ledger is throttling reads; gave up after retries');
+          await this.retryOptions.sleep(this.retryOptions.baseDelayMs * 2 ** (round - 1));
+        }
+      }
+    }
+    return found;
+  }
+
+  private async transact(items: TransactWriteItem[]): Promise<void> {
+    try {
+      await this.call(() => this.client.send(new TransactWriteItemsCommand({ TransactItems: items })));
+    } catch (error) {
+      if (errorName(error) === 'TransactionCanceledException') {
+        const reasons = cancellationReasons(error);
+        // A cancellation for throttling or a conflicting transaction was retried by `call`; these lost a condition.
+        throw new Cancelled(reasons);
+      }
+      throw error;
+    }
+  }
+
+  /** Another writer won this round: wait a little (jittered, growing) before reading again, or give up. */
+  private async conflictPause(round: number): Promise<void> {
+    if (round >= MAX_CONFLICT_ROUNDS) throw new LedgerError('the erasure ledger is too busy: the write kept losing to other writers');
+    await this.retryOptions.sleep(Math.random() * Math.min(200, 5 * 2 ** Math.min(round, 10)));
+  }
+
+  /** One DynamoDB call, retried while DynamoDB throttles (or fails transiently); then `ledger-unavailable`. */
+  private async call<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await retry(operation, { ...this.retryOptions, isRetryable: isTransient });
+    } catch (error) {
+      const name = errorName(error);
+      if (name === 'ConditionalCheckFailedException' || (name === 'TransactionCanceledException' && !isTransient(error))) throw error;
+      if (isTransient(error)) throw new LedgerError(`the erasure ledger's DynamoDB table is not answering (${name}) after ${this.retryOptions.maxAttempts} attempts`);
+      if (name === 'ResourceNotFoundException') throw new LedgerError("the erasure ledger's DynamoDB table does not exist");
+      // Only the error's name: DynamoDB's messages can quote key values.
+      throw new LedgerError(`the erasure ledger's DynamoDB call failed (${name})`);
+    }
+  }
+}
+
+/** Creates the table if it is missing and waits until it is active (local and development use; AWS uses the template). */
+export async function ensureTable(options: { readonly table: string; readonly region: string; readonly endpoint?: string | undefined }): Promise<void> {
+  const client = new DynamoDBClient({ region: options.region, endpoint: options.endpoint });
+  try {
+    try {
+      await client.send(new CreateTableCommand({ TableName: options.table, ...DYNAMO_LEDGER_TABLE }));
+    } catch (error) {
+      if (errorName(error) !== 'ResourceInUseException') throw new LedgerError(`the erasure ledger's DynamoDB table cannot be created (${errorName(error)})`);
+    }
+    for (let round = 1; ; round++) {
+      const description = await client.send(new DescribeTableCommand({ TableName: options.table }));
+      if (description.Table?.TableStatus === 'ACTIVE') return;
+      if (round >= 60) throw new LedgerError("the erasure ledger's DynamoDB table did not become active");
+      await realSleep(Math.min(1000, 50 * 2 ** round));
+    }
+  } finally {
+    client.destroy();
+  }
+}
+
+function requestKey(id: string): Item {
+  return { pk: { S: `REQUEST#${id}` }, sk: { S: 'REQUEST' } };
+}
+
+function toItem(request: ErasureRequest, revision: string): Item {
+  const optional = (name: string, value: string | undefined): Item => (value === undefined ? {} : { [name]: { S: value } });
+  return {
+    id: { S: request.id },
+    reference: { S: request.reference },
+    reason: { S: request.reason },
+    filedBy: { S: request.filedBy },
+    status: { S: request.status },
+    attempts: { N: String(request.attempts) },
+    createdAt: { S: request.createdAt },
+    updatedAt: { S: request.updatedAt },
+    subjects: { S: JSON.stringify(request.subjects) },
+    tables: { S: JSON.stringify(request.tables) },
+    revision: { N: revision },
+    gsi1pk: { S: `STATUS#${request.status}` },
+    gsi1sk: { S: `${request.createdAt}#${request.id}` },
+    ...optional('runId', request.runId),
+    ...optional('error', request.error),
+    ...optional('certificate', request.certificate === undefined ? undefined : JSON.stringify(request.certificate)),
+  };
+}
+
+function fromItem(item: Item): ErasureRequest {
+  const certificate = item.certificate?.S;
+  return {
+    id: stringOf(item, 'id'),
+    reference: stringOf(item, 'reference'),
+    reason: stringOf(item, 'reason') as ErasureRequest['reason'],
+    filedBy: stringOf(item, 'filedBy'),
+    status: stringOf(item, 'status') as ErasureStatus,
+    attempts: safeNumber(numberText(item, 'attempts')),
+    createdAt: stringOf(item, 'createdAt'),
+    updatedAt: stringOf(item, 'updatedAt'),
+    subjects: JSON.parse(stringOf(item, 'subjects')) as ErasureRequest['subjects'],
+    tables: JSON.parse(stringOf(item, 'tables')) as ErasureRequest['tables'],
+    runId: item.runId?.S,
+    error: item.error?.S,
+    certificate: certificate === undefined ? undefined : (JSON.parse(certificate) as unknown),
+  };
+}
+
+/** One item per context the request names, holding all its pseudonyms there (a set: duplicates merge). */
+function erasedItems(request: NewErasureRequest): Item[] {
+  const byContext = new Map<string, Set<string>>();
+  for (const subject of request.subjects) {
+    let set = byContext.get(subject.context);
+    if (!set) byContext.set(subject.context, (set = new Set()));
+    for (const pseudonym of subject.pseudonyms) set.add(pseudonym);
+  }
+  return [...byContext]
+    .filter(([, pseudonyms]) => pseudonyms.size > 0)
+    .map(([context, pseudonyms]) => ({ pk: { S: `ERASED#${context}` }, sk: { S: `REQUEST#${request.id}` }, pseudonyms: { SS: [...pseudonyms] } }));
+}
+
+function byCreation(a: ErasureRequest, b: ErasureRequest): number {
+  return a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+function stringOf(item: Item, name: string): string {
+  const value = item[name]?.S;
+  if (value === undefined) throw new LedgerError(`an erasure ledger item lacks its ${name} attribute`);
+  return value;
+}
+
+function numberText(item: Item, name: string): string {
+  const value = item[name]?.N;
+  if (value === undefined || !/^\d+$/.test(value)) throw new LedgerError(`an erasure ledger item lacks a whole number in ${name}`);
+  return value;
+}
+
+function numberAttribute(item: Item, name: string): AttributeValue {
+  return { N: numberText(item, name) };
+}
+
+/** n + 1 on decimal text, exact at any size. */
+function increment(decimal: string): string {
+  return (BigInt(decimal) + 1n).toString();
+}
+
+/** For the interface's number fields (attempts, seq): refuses a value a JS number would round. */
+function safeNumber(decimal: string): number {
+  const value = Number(decimal);
+  if (!Number.isSafeInteger(value)) throw new LedgerError('an erasure ledger counter is beyond 2^53 and cannot be shown exactly');
+  return value;
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : 'unknown error';
+}
+
+function cancellationReasons(error: unknown): string[] {
+  if (typeof error !== 'object' || error === null || !('CancellationReasons' in error) || !Array.isArray(error.CancellationReasons)) return [];
+  return error.CancellationReasons.map((reason: unknown) => (typeof reason === 'object' && reason !== null && 'Code' in reason && typeof reason.Code === 'string' ? reason.Code : 'None'));
+}
+
+/** Throttling, a conflicting transaction, a 5xx or a dropped connection: worth another attempt. */
+function isTransient(error: unknown): boolean {
+  const name = errorName(error);
+  if (THROTTLING.has(name) || name === 'TransactionConflictException' || name === 'InternalServerError' || name === 'ServiceUnavailable') return true;
+  if (name === 'TransactionCanceledException') return cancellationReasons(error).some((code) => THROTTLING.has(code) || code === 'TransactionConflict');
+  if (typeof error !== 'object' || error === null) return false;
+  if (name === 'TimeoutError' || ('code' in error && typeof error.code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(error.code))) return true;
+  const metadata = '$metadata' in error && typeof error.$metadata === 'object' && error.$metadata !== null ? error.$metadata : undefined;
+  const status = metadata && 'httpStatusCode' in metadata ? metadata.httpStatusCode : undefined;
+  return typeof status === 'number' && status >= 500;
+}
