@@ -26,6 +26,8 @@ export type ErrorCode =
   | 'keyring-unavailable'
   | 'directory-unavailable'
   | 'ledger-unavailable'
+  /** The service could not start because its configuration is invalid (a Lambda answers this until redeployed). */
+  | 'config-invalid'
   | 'internal'
   // not for HTTP: start-up, CLI and programming errors
   | 'invalid-config'
@@ -62,6 +64,11 @@ export class ConfigError extends PlatformError {
   }
 }
 
+
+  /** The setting at fault, when the message starts with its name (`PSEUDO_PORT: …`): safe to log, unlike the rest. */
+  get key(): string | undefined {
+    return /^([A-Z][A-Z0-9_]*):/.exec(this.message)?.[1];
+  }
 export class KeyringError extends PlatformError {
   constructor(message: string, code: 'keyring-error' | 'keyring-unavailable' = 'keyring-error') {
     super(code, message);

@@ -1,6 +1,54 @@
-/** `npm start`: run the Express server on the configuration from the environment. */
+/**
+ * `npm start` (dist/server.mjs): the process around the Express transport. Loads the config,
+ * bootstraps the embedded defaults, and serves on PSEUDO_HOST:PSEUDO_PORT with PSEUDO_WORKERS
+ * processes (node:cluster), one of which runs the erasure worker; stops gracefully on SIGTERM/SIGINT.
+ */
+import cluster from 'node:cluster';
+import { bootstrapLocal } from './bootstrap.ts';
+import { loadConfig } from './config/config.ts';
 import { errorMessage } from './errors.ts';
-import { main } from './server.ts';
+import { createLogger } from './observability/logger.ts';
+import { startServer } from './server.ts';
+
+/** Config, bootstrap, workers, signals. */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger(config.logLevel);
+  if (cluster.isPrimary) await bootstrapLocal(config, logger);
+  if (cluster.isPrimary && config.workers > 1) {
+    let erasureWorkerId = cluster.fork({ PSEUDO_ERASURE_WORKER_PROCESS: 'true' }).id;
+    for (let i = 1; i < config.workers; i++) cluster.fork();
+    let stopping = false;
+    cluster.on('exit', (worker, code) => {
+      if (stopping) return;
+      logger.error({ workerPid: worker.process.pid, code }, 'worker exited; starting a new one');
+      if (worker.id === erasureWorkerId) erasureWorkerId = cluster.fork({ PSEUDO_ERASURE_WORKER_PROCESS: 'true' }).id;
+      else cluster.fork();
+    });
+    const stop = (): void => {
+      stopping = true;
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGTERM');
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    logger.info({ workers: config.workers, host: config.host, port: config.port }, 'started workers');
+    return;
+  }
+  // One process runs the erasure worker: the only one, or the worker the primary forked for it.
+  const running = await startServer(config, { logger, erasureWorker: cluster.isPrimary || process.env.PSEUDO_ERASURE_WORKER_PROCESS === 'true' });
+  logger.info({ url: running.url, keyring: config.keyring.provider, ready: running.service.ready }, 'listening');
+  const stop = (signal: string): void => {
+    logger.info({ signal }, 'stopping: draining in-flight requests');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    running.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
 
 main().catch((error: unknown) => {
   // Start-up errors are our own typed errors that name the setting; print the message only.

@@ -1,23 +1,17 @@
 /**
  * The Express transport: reads the body as bytes (up to the configured limit), hands the request
- * to the service core and writes back what it answers. No rule lives here.
- *
- * Run directly (npm start) it loads the config, bootstraps the embedded defaults, and serves on
- * PSEUDO_HOST:PSEUDO_PORT with PSEUDO_WORKERS processes (node:cluster), stopping gracefully on
- * SIGTERM/SIGINT.
+ * to the service core and writes back what it answers. No rule lives here. The process around it
+ * (workers, signals) is api/main.ts.
  */
-import cluster from 'node:cluster';
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { bootstrapLocal } from './bootstrap.ts';
-import { loadConfig, type Config } from './config/config.ts';
+import type { Config } from './config/config.ts';
 import { RequestError } from './errors.ts';
 import { recordRequest } from './http/handler.ts';
 import { problemResponse } from './http/problem.ts';
 import type { CoreRequest, CoreResponse } from './http/types.ts';
-import { createLogger } from './observability/logger.ts';
 import { PseudonymizationService, type ServiceOptions } from './service.ts';
 
 function toCoreRequest(request: Request): CoreRequest {
@@ -95,44 +89,4 @@ export async function startServer(config: Config, options: ServiceOptions = {}):
       service.close();
     },
   };
-}
-
-/** The process entry (api/main.ts): config, bootstrap, workers, signals. */
-export async function main(): Promise<void> {
-  const config = loadConfig();
-  const logger = createLogger(config.logLevel);
-  if (cluster.isPrimary) await bootstrapLocal(config, logger);
-  if (cluster.isPrimary && config.workers > 1) {
-    let erasureWorkerId = cluster.fork({ PSEUDO_ERASURE_WORKER_PROCESS: 'true' }).id;
-    for (let i = 1; i < config.workers; i++) cluster.fork();
-    let stopping = false;
-    cluster.on('exit', (worker, code) => {
-      if (stopping) return;
-      logger.error({ workerPid: worker.process.pid, code }, 'worker exited; starting a new one');
-      if (worker.id === erasureWorkerId) erasureWorkerId = cluster.fork({ PSEUDO_ERASURE_WORKER_PROCESS: 'true' }).id;
-      else cluster.fork();
-    });
-    const stop = (): void => {
-      stopping = true;
-      for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGTERM');
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-    logger.info({ workers: config.workers, host: config.host, port: config.port }, 'started workers');
-    return;
-  }
-  // One process runs the erasure worker: the only one, or the worker the primary forked for it.
-  const running = await startServer(config, { logger, erasureWorker: cluster.isPrimary || process.env.PSEUDO_ERASURE_WORKER_PROCESS === 'true' });
-  logger.info({ url: running.url, keyring: config.keyring.provider, ready: running.service.ready }, 'listening');
-  const stop = (signal: string): void => {
-    logger.info({ signal }, 'stopping: draining in-flight requests');
-    const force = setTimeout(() => process.exit(1), 10_000);
-    force.unref();
-    running.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
 }

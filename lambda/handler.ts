@@ -5,12 +5,15 @@
  *   handler         either, told apart by the event's `version` field
  *
  * The service (config, policies, keyring unwrapped with KMS) is built once per cold start, in the
- * init phase; a warm invocation only translates the event and calls `handle`. If the keyring
- * cannot load, invocations answer 503 and the next one tries again. Events are never logged.
+ * init phase; a warm invocation only translates the event and calls `handle`. Loading the module
+ * never throws, whatever the configuration: a start that fails is logged (error class and code, the
+ * setting's name, never values), answered with a 503 problem naming the cause (`config-invalid`,
+ * `keyring-unavailable`, `ledger-unavailable`), and tried again on the next invocation. Events are
+ * never logged.
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { loadConfig } from '../api/config/config.ts';
-import { KeyringError } from '../api/errors.ts';
+import { ConfigError, PlatformError } from '../api/errors.ts';
 import { problemResponse } from '../api/http/problem.ts';
 import type { CoreRequest, CoreResponse } from '../api/http/types.ts';
 import { PseudonymizationService } from '../api/service.ts';
@@ -19,11 +22,31 @@ let servicePromise: Promise<PseudonymizationService> | undefined;
 
 /** The service of this execution environment; a failed start is retried on the next invocation. */
 export function service(): Promise<PseudonymizationService> {
-  servicePromise ??= PseudonymizationService.start(loadConfig()).catch((error: unknown) => {
+  // Async all the way: loadConfig throws synchronously, and that must reject, not throw at module load.
+  servicePromise ??= (async () => PseudonymizationService.start(loadConfig()))().catch((error: unknown) => {
     servicePromise = undefined;
     throw error;
   });
   return servicePromise;
+}
+
+/** One JSON line on stderr (CloudWatch): what failed, by class and code, never a value or a path. */
+function logStartFailure(error: unknown): void {
+  const line = {
+    level: 'error',
+    msg: 'the service could not start',
+    errorClass: error instanceof Error ? error.name : typeof error,
+    code: error instanceof PlatformError ? error.code : undefined,
+    key: error instanceof ConfigError ? error.key : undefined,
+  };
+  console.error(JSON.stringify(line));
+}
+
+/** The problem a failed start answers with, naming its real cause; the detail says where to look, not what was wrong. */
+export function startFailure(error: unknown): PlatformError {
+  if (error instanceof ConfigError) return new PlatformError('config-invalid', `the service configuration is not valid${error.key ? ` (${error.key})` : ''}: see the function log`);
+  if (error instanceof PlatformError && error.code === 'ledger-unavailable') return new PlatformError('ledger-unavailable', 'the erasure ledger could not be opened: see the function log');
+  return new PlatformError('keyring-unavailable', 'the service could not start: see the function log');
 }
 
 function lowerCaseHeaders(headers: Record<string, string | undefined> | null | undefined): Record<string, string | undefined> {
@@ -71,8 +94,9 @@ async function respond(request: CoreRequest): Promise<CoreResponse> {
   let running: PseudonymizationService;
   try {
     running = await service();
-  } catch {
-    return problemResponse(new KeyringError('the service could not start', 'keyring-unavailable'), 'cold-start');
+  } catch (error) {
+    logStartFailure(error);
+    return problemResponse(startFailure(error), 'cold-start');
   }
   return running.handle(request);
 }
@@ -91,5 +115,6 @@ export async function handler(event: APIGatewayProxyEvent | APIGatewayProxyEvent
   return 'version' in event && event.version === '2.0' ? httpApiHandler(event as APIGatewayProxyEventV2) : restApiHandler(event as APIGatewayProxyEvent);
 }
 
-// Start in the init phase of a cold start (it gets the boosted CPU); errors surface on the first invocation.
+// Start in the init phase of a cold start (it gets the boosted CPU); a failure is logged and answered
+// by the first invocation, which tries again.
 if (process.env.AWS_LAMBDA_FUNCTION_NAME) void service().catch(() => undefined);

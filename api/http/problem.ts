@@ -23,6 +23,7 @@ const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
   'directory-unavailable': { status: 503, title: 'The directory is not available' },
   'keyring-unavailable': { status: 503, title: 'Keys are not available' },
   'ledger-unavailable': { status: 503, title: 'The erasure ledger is not available' },
+  'config-invalid': { status: 503, title: 'The service configuration is not valid' },
   internal: { status: 500, title: 'Internal error' },
   'invalid-config': { status: 500, title: 'Internal error' },
   'keyring-error': { status: 500, title: 'Internal error' },

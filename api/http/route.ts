@@ -1,0 +1,143 @@
+/**
+ * What a route declares, and `defineRoute`, which turns a declaration into the form the core runs.
+ *
+ * A declaration states method, path, role (or public), where the context an API key may be scoped to
+ * comes from, the query and body schemas (zod), the large strings-or-nulls array checked in one pass
+ * instead of by zod, and the response schema. The core (handler.ts) does authenticate → authorize →
+ * read JSON → validate → context scope → items, in that order, before the handler, which receives
+ * typed data only. api/openapi.json is checked against these declarations (test/api/openapi.test.ts).
+ */
+import { z } from 'zod';
+import type { Principal, Role } from '../auth/roles.ts';
+import type { Nullable } from '../engine/engine.ts';
+import type { PseudonymizationService } from '../service.ts';
+import type { CoreRequest, CoreResponse } from './types.ts';
+import { readJson, stringsOrNulls, validator } from './validation.ts';
+
+/** What a handler gets: checked input and the request's own facts. */
+export interface RouteInput<Body, Query> {
+  readonly service: PseudonymizationService;
+  readonly request: CoreRequest;
+  readonly requestId: string;
+  /** Path parameters of a templated route, e.g. {id}. */
+  readonly params: Readonly<Record<string, string>>;
+  /** Who called; undefined on public routes. */
+  readonly principal: Principal | undefined;
+  readonly body: Body;
+  readonly query: Query;
+  /** The checked strings-or-nulls array of a batch route (empty elsewhere), and the field it came in. */
+  readonly items: Nullable<string>[];
+  readonly itemsField: string;
+  /** The context the route works on, when it has one (already checked against the caller's scope). */
+  readonly contextName: string | undefined;
+  /** For a public route that establishes who the caller is (sign-in): names them in the log line. */
+  identify(principal: Principal): void;
+}
+
+export interface RouteDeclaration<Body, Query> {
+  readonly method: 'GET' | 'POST';
+  readonly path: string;
+  /** The role the caller must hold, or `public`. */
+  readonly role: Role | 'public';
+  /**
+   * Where the context comes from that an API key's context scope applies to: the body's `context`
+   * field, or the configured compatibility context. Absent: the route works on no context.
+   */
+  readonly scope?: 'body-context' | 'compat-context';
+  /** Checked after authorization and before the body is read: a feature that is not configured answers here (404). */
+  readonly requires?: (service: PseudonymizationService) => Promise<void> | void;
+  /** Query parameters; unknown ones are ignored. Checked before the body. */
+  readonly query?: z.ZodType<Query>;
+  readonly body?: {
+    /** The body as documented. */
+    readonly schema: z.ZodType<Body>;
+    /**
+     * Fields holding the one large array of strings-or-nulls (the first present one is used, else the
+     * first named). zod per item costs more than the encryption: zod takes them as they are, and a
+     * one-pass check runs after the context scope, with the PSEUDO_MAX_VALUES limit.
+     */
+    readonly items?: readonly string[];
+  };
+  /** The 2xx body, where it is cheap to state; the OpenAPI test compares it with the document. */
+  readonly response?: z.ZodType;
+  /** Reidentify routes write an audit entry for every outcome, denials included. */
+  readonly audited?: boolean;
+  readonly handler: (input: RouteInput<Body, Query>) => Promise<CoreResponse> | CoreResponse;
+}
+
+/** The core's view of a route: its declaration without the types, and a way to run it. */
+export interface Route {
+  readonly method: 'GET' | 'POST';
+  readonly path: string;
+  readonly role: Role | 'public';
+  readonly scope: 'body-context' | 'compat-context' | undefined;
+  readonly audited: boolean;
+  readonly requires: ((service: PseudonymizationService) => Promise<void> | void) | undefined;
+  readonly querySchema: z.ZodType | undefined;
+  readonly bodySchema: z.ZodType | undefined;
+  readonly itemFields: readonly string[];
+  readonly responseSchema: z.ZodType | undefined;
+  /** Reads and checks the query and body, then returns the context to scope-check and the rest of the run. */
+  accept(request: CoreRequest, service: PseudonymizationService): Accepted;
+}
+
+export interface Accepted {
+  readonly contextName: string | undefined;
+  /** The one-pass item check; returns how many values the request carries. */
+  checkItems(): number;
+  run(facts: Omit<RouteInput<never, never>, 'body' | 'query' | 'items' | 'itemsField' | 'contextName'>): Promise<CoreResponse>;
+}
+
+/** The schema zod runs: the documented one with the item fields taken as they are (checked in one pass later). */
+function withUncheckedItems<S extends z.core.$ZodType>(schema: S, fields: readonly string[]): z.core.$ZodType {
+  if (fields.length === 0) return schema;
+  if (schema instanceof z.ZodObject) {
+    const present = fields.filter((field) => field in schema.shape);
+    return schema.extend(Object.fromEntries(present.map((field) => [field, z.unknown()])));
+  }
+  // A union keeps its own message (clone keeps the definition, options swapped).
+  if (schema instanceof z.ZodUnion) return schema.clone({ ...schema.def, options: schema.options.map((option) => withUncheckedItems(option, fields)) });
+  return schema;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function defineRoute<Body = undefined, Query = undefined>(declaration: RouteDeclaration<Body, Query>): Route {
+  const itemFields = declaration.body?.items ?? [];
+  const checkQuery = declaration.query ? validator(declaration.query, 'query') : undefined;
+  const checkBody = declaration.body ? validator(withUncheckedItems(declaration.body.schema, itemFields), 'body') : undefined;
+  return {
+    method: declaration.method,
+    path: declaration.path,
+    role: declaration.role,
+    scope: declaration.scope,
+    audited: declaration.audited ?? false,
+    requires: declaration.requires,
+    querySchema: declaration.query,
+    bodySchema: declaration.body?.schema,
+    itemFields,
+    responseSchema: declaration.response,
+    accept(request, service) {
+      const query = checkQuery ? checkQuery(request.query) : undefined;
+      const raw: unknown = checkBody ? checkBody(readJson(request, service.config.limits.maxBodyBytes)) : undefined;
+      let contextName: string | undefined;
+      if (declaration.scope === 'compat-context') contextName = service.config.compatContext;
+      else if (declaration.scope === 'body-context' && isObject(raw) && typeof raw.context === 'string') contextName = raw.context;
+      const itemsField = (isObject(raw) ? itemFields.find((field) => field in raw) : undefined) ?? itemFields[0] ?? '';
+      let items: Nullable<string>[] = [];
+      return {
+        contextName,
+        checkItems() {
+          if (itemFields.length > 0) items = stringsOrNulls(isObject(raw) ? raw[itemsField] : undefined, itemsField, service.config.limits.maxValues);
+          return items.length;
+        },
+        async run(facts) {
+          // The zod schema checked everything but the item fields, which checkItems has just checked.
+          return declaration.handler({ ...facts, body: raw as Body, query: query as Query, items, itemsField, contextName });
+        },
+      };
+    },
+  };
+}

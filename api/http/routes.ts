@@ -1,0 +1,202 @@
+/**
+ * The route table: the one place a route is declared. Each entry states method, path, role, where
+ * the context scope of an API key applies, its query and body schemas and, where cheap, the response
+ * schema; the core (handler.ts) checks all of that before the handler runs. The handlers only call
+ * the service and shape the answer. test/api/openapi.test.ts holds api/openapi.json to this table.
+ */
+import { z } from 'zod';
+import { signIn } from '../auth/signIn.ts';
+import { ROLES } from '../auth/roles.ts';
+import { AuthError, DirectoryError, PlatformError, RequestError, ThrottledError } from '../errors.ts';
+import { ERASURE_STATUSES, LEGAL_GROUNDS } from '../erasure/ledger.ts';
+import { MAX_SUBJECTS_PER_REQUEST, viewOf, type ErasureFiling } from '../erasure/requests.ts';
+import type { PseudonymizationService } from '../service.ts';
+import { defineRoute, type Route } from './route.ts';
+import type { CoreResponse } from './types.ts';
+
+const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' };
+
+function json(status: number, body: unknown): CoreResponse {
+  return { status, headers: { ...JSON_HEADERS }, body: JSON.stringify(body) };
+}
+
+/** Contexts outside the policy file would let callers mint label values: count them as "other". */
+function countValues(service: PseudonymizationService, operation: 'pseudonymize' | 'reidentify', contextName: string, count: number): void {
+  service.metrics.values.inc({ operation, context: service.policies.isKnown(contextName) ? contextName : 'other' }, count);
+}
+
+function erasureOf(service: PseudonymizationService): NonNullable<PseudonymizationService['erasure']> {
+  if (!service.erasure) throw new RequestError('not-found', 'erasure is not configured (PSEUDO_ERASURE_REGISTRY_FILE)');
+  return service.erasure;
+}
+
+/** The directory, or 404 when sign-in is not configured; a directory whose settings cannot be read is a 503. */
+async function directoryOf(service: PseudonymizationService) {
+  const directory = await service.peopleDirectory().catch((error: unknown) => {
+    throw error instanceof PlatformError ? error : new DirectoryError('the directory settings could not be read');
+  });
+  if (!directory) throw new RequestError('not-found', 'sign-in with a directory identity is not configured (PSEUDO_LDAP_URL)');
+  return directory;
+}
+
+const nullableStrings = z.array(z.string().nullable());
+const keyVersion = z.number().int().positive();
+const itemError = z.object({ index: z.number().int().nonnegative(), reason: z.string() }).strict();
+
+/** `deterministic` on the compatibility route: the AWS sample's clients send True/False in any case, or 1/0. */
+const deterministicFlag = z
+  .string()
+  .toLowerCase()
+  .pipe(z.enum(['true', 'false', '1', '0'], { error: 'must be true or false' }))
+  .transform((flag) => flag === 'true' || flag === '1');
+
+const subjectSchema = z.union(
+  [
+    z.object({ context: z.string(), value: z.string() }).strict(),
+    z.object({ context: z.string(), pseudonym: z.string(), keyVersion: keyVersion.optional() }).strict(),
+  ],
+  { error: 'must be {context, value} or {context, pseudonym, keyVersion?}' },
+);
+
+const erasureFiling: z.ZodType<ErasureFiling> = z
+  .object({
+    reference: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}$/, 'a ticket reference of 1-64 letters, digits and . _ : / # -'),
+    reason: z.enum(LEGAL_GROUNDS, { error: `one of ${LEGAL_GROUNDS.join(', ')}` }),
+    subjects: z.array(subjectSchema, { error: (issue) => (issue.code === 'invalid_type' ? 'an array of {context, value} or {context, pseudonym}' : undefined) }).min(1).max(MAX_SUBJECTS_PER_REQUEST),
+  })
+  .strict();
+
+export const ROUTES: readonly Route[] = [
+  defineRoute({ method: 'GET', path: '/healthz', role: 'public', response: z.object({ status: z.literal('ok') }).strict(), handler: () => json(200, { status: 'ok' }) }),
+  defineRoute({
+    method: 'GET',
+    path: '/readyz',
+    role: 'public',
+    response: z.object({ status: z.literal('ready'), keyVersion }).strict(),
+    handler: ({ service }) => {
+      if (!service.ready) throw new PlatformError('keyring-unavailable', 'the keyring is not loaded yet');
+      return json(200, { status: 'ready', keyVersion: service.keyring.active().version });
+    },
+  }),
+  defineRoute({
+    method: 'GET',
+    path: '/metrics',
+    role: 'public',
+    handler: async ({ service }) => ({ status: 200, headers: { 'content-type': service.metrics.registry.contentType }, body: await service.metrics.registry.metrics() }),
+  }),
+  defineRoute({ method: 'GET', path: '/openapi.json', role: 'public', handler: ({ service }) => ({ status: 200, headers: { ...JSON_HEADERS }, body: service.openApiDocument }) }),
+  defineRoute({
+    method: 'POST',
+    path: '/v1/pseudonymize',
+    role: 'pseudonymize',
+    scope: 'body-context',
+    body: { schema: z.object({ context: z.string(), values: nullableStrings, deterministic: z.boolean().optional() }).strict(), items: ['values'] },
+    response: z.object({ pseudonyms: nullableStrings, keyVersion }).strict(),
+    handler: ({ service, body, items }) => {
+      const result = service.engine.pseudonymize(body.context, items, { deterministic: body.deterministic ?? true });
+      countValues(service, 'pseudonymize', body.context, items.length);
+      return json(200, result);
+    },
+  }),
+  defineRoute({
+    method: 'POST',
+    path: '/v1/reidentify',
+    role: 'reidentify',
+    scope: 'body-context',
+    audited: true,
+    body: { schema: z.object({ context: z.string(), pseudonyms: nullableStrings, keyVersion: keyVersion.optional() }).strict(), items: ['pseudonyms'] },
+    response: z.object({ values: nullableStrings, errors: z.array(itemError) }).strict(),
+    handler: ({ service, body, items }) => {
+      const result = service.engine.reidentify(body.context, items, { keyVersion: body.keyVersion });
+      countValues(service, 'reidentify', body.context, items.length);
+      return json(200, result);
+    },
+  }),
+  defineRoute({
+    method: 'POST',
+    path: '/pseudonymization',
+    role: 'pseudonymize',
+    scope: 'compat-context',
+    query: z.object({ deterministic: deterministicFlag.optional() }),
+    body: { schema: z.object({ identifiers: nullableStrings }).strict(), items: ['identifiers'] },
+    response: z.object({ pseudonyms: nullableStrings }).strict(),
+    handler: ({ service, query, items }) => {
+      const compatContext = service.config.compatContext;
+      const { pseudonyms } = service.engine.pseudonymize(compatContext, items, { deterministic: query.deterministic ?? true });
+      countValues(service, 'pseudonymize', compatContext, items.length);
+      return json(200, { pseudonyms });
+    },
+  }),
+  defineRoute({
+    method: 'POST',
+    path: '/reidentification',
+    role: 'reidentify',
+    scope: 'compat-context',
+    audited: true,
+    // The AWS sample's client sends `reidentifications`; its documentation says `pseudonyms`. Accept either.
+    body: {
+      schema: z.union([z.object({ pseudonyms: nullableStrings }).strict(), z.object({ reidentifications: nullableStrings }).strict()], {
+        error: 'must be {"pseudonyms": [...]} or {"reidentifications": [...]}',
+      }),
+      items: ['pseudonyms', 'reidentifications'],
+    },
+    response: z.object({ identifiers: nullableStrings }).strict(),
+    handler: ({ service, items }) => {
+      const compatContext = service.config.compatContext;
+      const result = service.engine.reidentify(compatContext, items);
+      countValues(service, 'reidentify', compatContext, items.length);
+      // This response shape has no room for per-item errors, and a silent null would end up in a table.
+      if (result.errors.length > 0) {
+        throw new PlatformError('reidentification-failed', `${result.errors.length} pseudonym(s) could not be reidentified`, result.errors.slice(0, 20));
+      }
+      return json(200, { identifiers: result.values });
+    },
+  }),
+  defineRoute({
+    method: 'POST',
+    path: '/v1/login',
+    role: 'public',
+    requires: async (service) => void (await directoryOf(service)),
+    body: { schema: z.object({ username: z.string(), password: z.string() }).strict() },
+    response: z.object({ token: z.string(), tokenType: z.literal('Bearer'), expiresAt: z.string(), roles: z.array(z.enum(ROLES)) }).strict(),
+    handler: async ({ service, request, requestId, body, identify }) => {
+      const { throttle, sessions, audit, logger } = service;
+      const outcome = await signIn({ directory: await directoryOf(service), throttle, sessions, audit, logger }, { ...body, clientAddress: request.clientAddress, requestId });
+      if (outcome.kind === 'refused') {
+        if (outcome.reason === 'throttled') throw new ThrottledError(outcome.retryAfterSeconds);
+        if (outcome.reason === 'no-role') throw new AuthError('forbidden', 'your directory groups grant no role in this service');
+        throw new AuthError('unauthenticated', 'the user name or password is not correct');
+      }
+      identify({ kind: 'person', id: outcome.username, name: outcome.username, roles: new Set(outcome.roles), contexts: undefined });
+      return json(200, { token: outcome.session.token, tokenType: 'Bearer', expiresAt: outcome.session.expiresAt, roles: outcome.roles });
+    },
+  }),
+  defineRoute({
+    method: 'POST',
+    path: '/v1/erasure-requests',
+    role: 'privacy-officer',
+    requires: (service) => void erasureOf(service),
+    body: { schema: erasureFiling },
+    handler: async ({ service, principal, body }) => {
+      const { request, created } = await erasureOf(service).requests.file(principal!, body);
+      const response = json(created ? 202 : 200, viewOf(request));
+      response.headers.location = `/v1/erasure-requests/${request.id}`;
+      return response;
+    },
+  }),
+  defineRoute({
+    method: 'GET',
+    path: '/v1/erasure-requests',
+    role: 'privacy-officer',
+    requires: (service) => void erasureOf(service),
+    query: z.object({ status: z.enum(ERASURE_STATUSES).optional() }),
+    handler: async ({ service, query }) => json(200, { requests: (await erasureOf(service).requests.list(query.status)).map(viewOf) }),
+  }),
+  defineRoute({
+    method: 'GET',
+    path: '/v1/erasure-requests/{id}',
+    role: 'privacy-officer',
+    requires: (service) => void erasureOf(service),
+    handler: async ({ service, params }) => json(200, viewOf(await erasureOf(service).requests.get(params.id ?? ''))),
+  }),
+];
