@@ -89,14 +89,14 @@ export async function run(argv: readonly string[]): Promise<unknown> {
   if (area === 'audit' && action === 'verify') {
     const ledger = new SqliteErasureLedger(config.erasure.ledgerFile);
     try {
-      const entries = ledger.auditEntries();
+      const entries = await ledger.auditEntries();
       const verification = verifyAuditChain(entries);
       // The head hash is what to keep elsewhere (a ticket, a WORM bucket): it also exposes a cut-off tail.
       const result = { ledger: ledger.description, ...verification, headHash: entries.at(-1)?.hash ?? null };
       if (!verification.valid) throw new AuditChainBroken(JSON.stringify(result, null, 2));
       return result;
     } finally {
-      ledger.close();
+      await ledger.close();
     }
   }
   throw new UsageError(`unknown command: ${positionals.join(' ') || '(none)'}`);

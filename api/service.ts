@@ -87,7 +87,7 @@ export class PseudonymizationService {
       const registry = await TableRegistry.load(config.erasure.registryFile, policies, config.aws);
       const ledger = new SqliteErasureLedger(config.erasure.ledgerFile);
       service.erasure = { ledger, registry, requests: new ErasureRequests(ledger, service.engine, policies, registry) };
-      service.engine.setErasedPseudonyms((context) => ledger.erasedPseudonyms(context));
+      service.engine.setErasedPseudonyms((context) => ledger.erasedPseudonymsNow(context));
       if (options.erasureWorker) {
         const { erasure } = config;
         service.erasure.worker = new ErasureWorker(ledger, registry, service.engine, policies, erasureRunnerFor(erasure.runner), erasure, logger);
@@ -129,7 +129,7 @@ export class PseudonymizationService {
   close(): void {
     if (this.refreshTimer) clearInterval(this.refreshTimer);
     this.erasure?.worker?.stop();
-    this.erasure?.ledger.close();
+    void this.erasure?.ledger.close();
     this.keyring.close();
   }
 }

@@ -84,6 +84,11 @@ export interface AuditVerification {
   readonly brokenAt?: number;
 }
 
+/**
+ * Every method is asynchronous, so that a networked store (DynamoDB) implements the same interface. Callers on a
+ * request's hot path (reidentify withholding) do not await it per request: they read a cached set of erased
+ * pseudonyms (erasure/suppression.ts) that is refreshed from `erasedPseudonyms` within a bound.
+ */
 export interface ErasureLedger {
   readonly description: string;
   /**
@@ -91,18 +96,17 @@ export interface ErasureLedger {
    * which `isSame` holds is already there (checked inside the transaction, so two processes filing the same
    * thing at once still get one request).
    */
-  create(request: NewErasureRequest, audit: AuditInput, isSame?: (existing: ErasureRequest) => boolean): { request: ErasureRequest; created: boolean };
-  get(id: string): ErasureRequest | undefined;
-  list(status?: ErasureStatus): ErasureRequest[];
+  create(request: NewErasureRequest, audit: AuditInput, isSame?: (existing: ErasureRequest) => boolean): Promise<{ request: ErasureRequest; created: boolean }>;
+  get(id: string): Promise<ErasureRequest | undefined>;
+  list(status?: ErasureStatus): Promise<ErasureRequest[]>;
   /** Moves a request to a new state with its audit entry, in one transaction. */
-  transition(id: string, change: StatusChange, audit: AuditInput): ErasureRequest;
+  transition(id: string, change: StatusChange, audit: AuditInput): Promise<ErasureRequest>;
   /** Per-table progress of a running request (not a state change: no audit entry). */
-  updateTables(id: string, tables: readonly TableProgress[]): void;
+  updateTables(id: string, tables: readonly TableProgress[]): Promise<void>;
   /** Every pseudonym filed for erasure in a context (all requests, whatever their state). */
-  erasedPseudonyms(context: string): ReadonlySet<string>;
-  appendAudit(entry: AuditInput): AuditEntry;
-  auditEntries(): AuditEntry[];
-  close(): void;
+  erasedPseudonyms(context: string): Promise<ReadonlySet<string>>;
+  auditEntries(): Promise<AuditEntry[]>;
+  close(): Promise<void>;
 }
 
 export const GENESIS_HASH = '0'.repeat(64);

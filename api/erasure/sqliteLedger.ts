@@ -82,7 +82,8 @@ export class SqliteErasureLedger implements ErasureLedger {
     }
   }
 
-  create(request: NewErasureRequest, audit: AuditInput, isSame?: (existing: ErasureRequest) => boolean): { request: ErasureRequest; created: boolean } {
+  // The methods are async for the interface's sake; the work inside is synchronous (one local file).
+  async create(request: NewErasureRequest, audit: AuditInput, isSame?: (existing: ErasureRequest) => boolean): Promise<{ request: ErasureRequest; created: boolean }> {
     const now = new Date().toISOString();
     return this.transaction(() => {
       if (isSame) {
@@ -102,26 +103,30 @@ export class SqliteErasureLedger implements ErasureLedger {
       this.insertAudit(audit, now);
       // data_version only moves for other connections' commits: drop the cache for our own.
       this.cachedDataVersion = -1;
-      return { request: this.get(request.id)!, created: true };
+      return { request: this.read(request.id)!, created: true };
     });
   }
 
-  get(id: string): ErasureRequest | undefined {
+  async get(id: string): Promise<ErasureRequest | undefined> {
+    return this.read(id);
+  }
+
+  private read(id: string): ErasureRequest | undefined {
     const row = this.db.get('SELECT * FROM erasure_requests WHERE id = ?', [id]) as Row | null;
     return row ? toRequest(row) : undefined;
   }
 
-  list(status?: ErasureStatus): ErasureRequest[] {
+  async list(status?: ErasureStatus): Promise<ErasureRequest[]> {
     const rows = (status
       ? this.db.all('SELECT * FROM erasure_requests WHERE status = ? ORDER BY created_at, id', [status])
       : this.db.all('SELECT * FROM erasure_requests ORDER BY created_at, id')) as Row[];
     return rows.map(toRequest);
   }
 
-  transition(id: string, change: StatusChange, audit: AuditInput): ErasureRequest {
+  async transition(id: string, change: StatusChange, audit: AuditInput): Promise<ErasureRequest> {
     const now = new Date().toISOString();
     return this.transaction(() => {
-      const current = this.get(id);
+      const current = this.read(id);
       if (!current) throw new PlatformError('not-found', 'no erasure request with this id');
       this.db.run('UPDATE erasure_requests SET status = ?, attempts = ?, tables = ?, run_id = ?, error = ?, certificate = ?, updated_at = ? WHERE id = ?', [
         change.status,
@@ -134,15 +139,20 @@ export class SqliteErasureLedger implements ErasureLedger {
         id,
       ]);
       this.insertAudit(audit, now);
-      return this.get(id)!;
+      return this.read(id)!;
     });
   }
 
-  updateTables(id: string, tables: readonly TableProgress[]): void {
+  async updateTables(id: string, tables: readonly TableProgress[]): Promise<void> {
     this.transaction(() => this.db.run('UPDATE erasure_requests SET tables = ?, updated_at = ? WHERE id = ?', [JSON.stringify(tables), new Date().toISOString(), id]));
   }
 
-  erasedPseudonyms(context: string): ReadonlySet<string> {
+  async erasedPseudonyms(context: string): Promise<ReadonlySet<string>> {
+    return this.erasedPseudonymsNow(context);
+  }
+
+  /** The same, synchronously: for the composition root until reidentify reads through erasure/suppression.ts. */
+  erasedPseudonymsNow(context: string): ReadonlySet<string> {
     // data_version changes when another connection (another worker process) commits: reload then.
     const version = Number((this.db.get('PRAGMA data_version') as Row)['data_version']);
     if (version !== this.cachedDataVersion) {
@@ -158,11 +168,7 @@ export class SqliteErasureLedger implements ErasureLedger {
     return this.erasedCache.get(context) ?? new Set();
   }
 
-  appendAudit(entry: AuditInput): AuditEntry {
-    return this.transaction(() => this.insertAudit(entry, new Date().toISOString()));
-  }
-
-  auditEntries(): AuditEntry[] {
+  async auditEntries(): Promise<AuditEntry[]> {
     return (this.db.all('SELECT * FROM audit_log ORDER BY seq') as Row[]).map((row) => ({
       seq: Number(row['seq']),
       at: String(row['at']),
@@ -175,7 +181,7 @@ export class SqliteErasureLedger implements ErasureLedger {
     }));
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.db.isOpen) this.db.close();
   }
 

@@ -23,11 +23,11 @@ export interface WorkerOptions {
   readonly orphanGraceSeconds: number;
   /** A request sent back for another attempt waits this long, doubled at each attempt. */
   readonly retrySeconds: number;
-  /** Subjects per run at most; more wait for the next run. */
-  readonly maxSubjectsPerRun?: number;
 }
 
 const SERVICE = 'service';
+/** Subjects per run at most; more wait for the next run. */
+const MAX_SUBJECTS_PER_RUN = 1000;
 
 export class ErasureWorker {
   private timer: NodeJS.Timeout | undefined;
@@ -63,44 +63,49 @@ export class ErasureWorker {
   /** One round: resume interrupted runs, then start one for the received requests. Exposed for tests. */
   async runOnce(): Promise<void> {
     const interrupted = new Map<string, ErasureRequest[]>();
-    for (const request of this.ledger.list('running')) {
+    for (const request of await this.ledger.list('running')) {
       const runId = request.runId ?? `run-${randomUUID()}`;
       interrupted.set(runId, [...(interrupted.get(runId) ?? []), request]);
     }
     for (const [runId, requests] of interrupted) {
-      for (const request of requests) this.move(request, { status: 'running', runId }, { action: 'erasure.resumed', outcome: 'running' });
+      for (const request of requests) await this.move(request, { status: 'running', runId }, { action: 'erasure.resumed', outcome: 'running' });
       await this.execute(runId, requests);
     }
-    const limit = this.options.maxSubjectsPerRun ?? 1000;
     const batch: ErasureRequest[] = [];
     let subjects = 0;
     const now = Date.now();
-    for (const request of this.ledger.list('received')) {
+    for (const request of await this.ledger.list('received')) {
       // A failed attempt waits before the next (a young orphan holding a subject clears after the grace window).
       if (request.attempts > 0 && now - Date.parse(request.updatedAt) < this.options.retrySeconds * 1000 * 2 ** (request.attempts - 1)) continue;
-      if (batch.length > 0 && subjects + request.subjects.length > limit) break;
+      if (batch.length > 0 && subjects + request.subjects.length > MAX_SUBJECTS_PER_RUN) break;
       batch.push(request);
       subjects += request.subjects.length;
     }
     if (batch.length === 0) return;
     const runId = `run-${randomUUID()}`;
-    const started = batch.map((request) =>
-      this.move(request, { status: 'running', runId, attempts: request.attempts + 1, tables: request.tables.map((t) => ({ ...t, status: 'running' as const })) }, { action: 'erasure.started', outcome: 'running' }),
-    );
+    const started: ErasureRequest[] = [];
+    for (const request of batch) {
+      started.push(await this.move(request, { status: 'running', runId, attempts: request.attempts + 1, tables: request.tables.map((t) => ({ ...t, status: 'running' as const })) }, { action: 'erasure.started', outcome: 'running' }));
+    }
     await this.execute(runId, started);
   }
 
   private async execute(runId: string, requests: ErasureRequest[]): Promise<void> {
     let outcome: RunOutcome;
+    // Progress writes go one after another, and all land before the run's outcome is written over them.
+    let progressWrites = Promise.resolve();
     try {
-      outcome = await this.runner.run(this.order(runId, requests), (tables) => this.progress(requests, tables));
+      outcome = await this.runner.run(this.order(runId, requests), (tables) => {
+        progressWrites = progressWrites.then(() => this.progress(requests, tables));
+      });
     } catch (error) {
       outcome = { kind: 'crashed', reason: errorMessage(error) };
     }
+    await progressWrites;
     for (const request of requests) {
       if (outcome.kind === 'completed' && outcome.certificate.result === 'verified') {
         const tables = request.tables.map((t): TableProgress => ({ table: t.table, status: 'verified' }));
-        this.move(request, { status: 'verified', tables, certificate: outcome.certificate, error: undefined }, { action: 'erasure.verified', outcome: 'verified' });
+        await this.move(request, { status: 'verified', tables, certificate: outcome.certificate, error: undefined }, { action: 'erasure.verified', outcome: 'verified' });
         continue;
       }
       const reason = outcome.kind === 'crashed' ? outcome.reason : `verification failed for ${outcome.certificate.tables.filter((t) => t.verification.result !== 'passed').map((t) => t.table).join(', ')}`;
@@ -110,23 +115,28 @@ export class ErasureWorker {
       });
       const certificate = outcome.kind === 'completed' ? outcome.certificate : undefined;
       if (request.attempts < this.options.maxAttempts) {
-        this.move(request, { status: 'received', tables, error: reason, certificate }, { action: 'erasure.retry', outcome: 'received' });
+        await this.move(request, { status: 'received', tables, error: reason, certificate }, { action: 'erasure.retry', outcome: 'received' });
       } else {
-        this.move(request, { status: 'failed', tables, error: reason, certificate }, { action: 'erasure.failed', outcome: 'failed' });
+        await this.move(request, { status: 'failed', tables, error: reason, certificate }, { action: 'erasure.failed', outcome: 'failed' });
       }
       this.logger.warn({ requestId: request.id, runId, attempts: request.attempts, reason }, 'erasure run did not verify');
     }
   }
 
   /** Shows the job's per-table progress on each request of the run (its own tables only). */
-  private progress(requests: readonly ErasureRequest[], tables: readonly TableProgress[]): void {
+  private async progress(requests: readonly ErasureRequest[], tables: readonly TableProgress[]): Promise<void> {
     const byTable = new Map(tables.map((t) => [t.table, t]));
     for (const request of requests) {
-      this.ledger.updateTables(request.id, request.tables.map((t) => byTable.get(t.table) ?? t));
+      try {
+        await this.ledger.updateTables(request.id, request.tables.map((t) => byTable.get(t.table) ?? t));
+      } catch (error) {
+        // Progress is a view of the run, not its state: a write that fails is logged and the run goes on.
+        this.logger.warn({ requestId: request.id, error: errorMessage(error) }, 'erasure progress not recorded');
+      }
     }
   }
 
-  private move(request: ErasureRequest, change: Parameters<ErasureLedger['transition']>[1], audit: Omit<AuditInput, 'actor' | 'requestId'>): ErasureRequest {
+  private move(request: ErasureRequest, change: Parameters<ErasureLedger['transition']>[1], audit: Omit<AuditInput, 'actor' | 'requestId'>): Promise<ErasureRequest> {
     return this.ledger.transition(request.id, change, { actor: SERVICE, requestId: request.id, ...audit });
   }
 

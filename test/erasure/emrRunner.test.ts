@@ -123,7 +123,7 @@ describe('EMR erasure runner', () => {
     const ledger = new SqliteErasureLedger(join(folder, 'ledger.db'));
     const engine = engineOf(keyringOf([{ version: 1, state: 'active', root: new Uint8Array(64).fill(7) }]));
     const principal = { kind: 'api-key' as const, id: 'officer', name: 'officer', roles: new Set(['privacy-officer' as const]), contexts: undefined };
-    const { request } = new ErasureRequests(ledger, engine, TEST_POLICIES, registry).file(principal, { reference: 'DSR-1', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: 'sentinel@example.com' }] });
+    const { request } = await new ErasureRequests(ledger, engine, TEST_POLICIES, registry).file(principal, { reference: 'DSR-1', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: 'sentinel@example.com' }] });
     const worker = new ErasureWorker(ledger, registry, engine, TEST_POLICIES, runner(), { maxAttempts: 2, pollSeconds: 60, orphanGraceSeconds: 0, retrySeconds: 0 }, createLogger('silent'));
 
     for (let attempt = 1; attempt <= 2; attempt++) {
@@ -133,19 +133,19 @@ describe('EMR erasure runner', () => {
       while (pending.length === 0) pending = await steps();
       await moto.setStepState(pending[0]!.Id!, 'FAILED', { Reason: 'Container killed', Message: `attempt ${attempt}` });
       await round;
-      const now = ledger.get(request.id)!;
+      const now = (await ledger.get(request.id))!;
       expect(now).toMatchObject({ status: attempt < 2 ? 'received' : 'failed', attempts: attempt });
       expect(now.error).toContain(`FAILED: Container killed; attempt ${attempt}`);
     }
-    expect(ledger.auditEntries().map((e) => e.action)).toEqual(['erasure.filed', 'erasure.started', 'erasure.retry', 'erasure.started', 'erasure.failed']);
-    ledger.close();
+    expect((await ledger.auditEntries()).map((e) => e.action)).toEqual(['erasure.filed', 'erasure.started', 'erasure.retry', 'erasure.started', 'erasure.failed']);
+    await ledger.close();
   }, 60_000);
 
   it('waits before another attempt, longer after each', async () => {
     const folder = mkdtempSync(join(tmpdir(), 'emr-worker-'));
     const ledger = new SqliteErasureLedger(join(folder, 'ledger.db'));
-    const { request } = ledger.create({ id: 'er-wait', reference: 'DSR-2', reason: 'gdpr-art17-1a', filedBy: 'api-key:officer', subjects: [{ context: 'email', pseudonyms: ['s1.AAAA'] }], tables: [] }, { actor: 'api-key:officer', action: 'erasure.filed', outcome: 'received' });
-    ledger.transition(request.id, { status: 'received', attempts: 1, error: 'verification failed' }, { actor: 'service', action: 'erasure.retry', outcome: 'received' });
+    const { request } = await ledger.create({ id: 'er-wait', reference: 'DSR-2', reason: 'gdpr-art17-1a', filedBy: 'api-key:officer', subjects: [{ context: 'email', pseudonyms: ['s1.AAAA'] }], tables: [] }, { actor: 'api-key:officer', action: 'erasure.filed', outcome: 'received' });
+    await ledger.transition(request.id, { status: 'received', attempts: 1, error: 'verification failed' }, { actor: 'service', action: 'erasure.retry', outcome: 'received' });
     const runs: string[] = [];
     const counting = { description: 'counting', run: async (o: ErasureOrder) => (runs.push(o.runId), { kind: 'crashed' as const, reason: 'no' }) };
     const registry = new TableRegistry({ type: 'glue', name: 'glue', warehouse: 's3://lake/w' }, []);
@@ -155,6 +155,6 @@ describe('EMR erasure runner', () => {
     expect(runs).toHaveLength(0);
     await worker(0).runOnce();
     expect(runs).toHaveLength(1);
-    ledger.close();
+    await ledger.close();
   }, 60_000);
 });
