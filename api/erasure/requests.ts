@@ -7,28 +7,26 @@
  * idempotent: the same reference with subjects already filed under it returns the existing request.
  */
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
 import type { Principal } from '../auth/roles.ts';
 import type { PseudonymEngine } from '../engine/engine.ts';
 import { PlatformError, RequestError } from '../errors.ts';
 import type { PolicySet } from '../policy/policy.ts';
-import { ERASURE_STATUSES, LEGAL_GROUNDS, type ErasureLedger, type ErasureRequest, type ErasureStatus, type ErasureSubject } from './ledger.ts';
+import { ERASURE_STATUSES, type ErasureLedger, type ErasureRequest, type ErasureStatus, type ErasureSubject, type LegalGround } from './ledger.ts';
 import type { TableRegistry } from './registry.ts';
 
 export const MAX_SUBJECTS_PER_REQUEST = 1000;
 
-const subjectSchema = z.union([
-  z.object({ context: z.string(), value: z.string() }).strict(),
-  z.object({ context: z.string(), pseudonym: z.string(), keyVersion: z.number().int().positive().optional() }).strict(),
-]);
+/** A data subject as filed: an identifier in a context, or a pseudonym (with its key version for FPE). */
+export type ErasureSubjectReference =
+  | { readonly context: string; readonly value: string }
+  | { readonly context: string; readonly pseudonym: string; readonly keyVersion?: number | undefined };
 
-const bodySchema = z
-  .object({
-    reference: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}$/, 'reference: a ticket reference of 1-64 letters, digits and . _ : / # -'),
-    reason: z.enum(LEGAL_GROUNDS, { message: `reason: one of ${LEGAL_GROUNDS.join(', ')}` }),
-    subjects: z.array(subjectSchema, { message: 'subjects: an array of {context, value} or {context, pseudonym}' }).min(1, 'subjects: at least one').max(MAX_SUBJECTS_PER_REQUEST, `subjects: at most ${MAX_SUBJECTS_PER_REQUEST}`),
-  })
-  .strict();
+/** A filing as the HTTP route has validated it (its schema is declared in api/http/routes.ts). */
+export interface ErasureFiling {
+  readonly reference: string;
+  readonly reason: LegalGround;
+  readonly subjects: readonly ErasureSubjectReference[];
+}
 
 /** What the API shows of a request: counts and contexts of subjects, never their pseudonyms. */
 export interface ErasureRequestView {
@@ -74,14 +72,8 @@ export class ErasureRequests {
   ) {}
 
   /** Files a request, or returns the one already filed for these subjects under this reference. */
-  async file(principal: Principal, body: unknown): Promise<{ request: ErasureRequest; created: boolean }> {
-    const parsed = bodySchema.safeParse(body);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      const where = issue.path.length > 0 && !issue.message.includes(':') ? `${issue.path.join('.')}: ` : '';
-      throw new RequestError('validation-failed', `${where}${issue.message}`);
-    }
-    const { reference, reason, subjects: named } = parsed.data;
+  async file(principal: Principal, filing: ErasureFiling): Promise<{ request: ErasureRequest; created: boolean }> {
+    const { reference, reason, subjects: named } = filing;
     const subjects = named.map((subject, index) => this.resolve(subject, index));
     // The same request again: same reference, and every subject already filed under it (any key version).
     const isSame = (existing: ErasureRequest): boolean => {
@@ -107,7 +99,7 @@ export class ErasureRequests {
   }
 
   /** The subject's pseudonyms under every readable key version; 400s say which subject and why. */
-  private resolve(subject: z.infer<typeof subjectSchema>, index: number): ErasureSubject {
+  private resolve(subject: ErasureSubjectReference, index: number): ErasureSubject {
     const where = `subjects[${index}]`;
     const policy = this.policies.resolve(subject.context); // unknown-context: 400
     if ('value' in subject) {

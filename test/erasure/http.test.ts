@@ -96,6 +96,24 @@ describe('erasure requests over HTTP', () => {
     expect(answer.text).not.toContain('sentinel');
   });
 
+  it('never quotes caller input in a refusal: an unknown key, in the body or in a subject, is not named', async () => {
+    const key = 'jane.doe@example.com';
+    for (const body of [
+      { reference: 'T-3', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: JANE }], [key]: 1 },
+      { reference: 'T-3', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: JANE, [key]: 1 }] },
+      { reference: 'T-3', reason: key, subjects: [{ context: 'email', value: JANE }] },
+      { reference: key, reason: 'gdpr-art17-1a', subjects: [{ context: key, pseudonym: key }] },
+    ]) {
+      const answer = await file(body);
+      expect(answer.status).toBe(400);
+      expect((answer.json as { type: string }).type).toMatch(/validation-failed|unknown-context/);
+      expect(answer.text).not.toContain('jane');
+      expect(answer.text).not.toContain('sentinel');
+    }
+    const unknownKey = await file({ reference: 'T-3', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: JANE }], [key]: 1 });
+    expect((unknownKey.json as { detail: string }).detail).toBe('body: has fields this operation does not take');
+  });
+
   it('needs the privacy-officer role: 401 without a key, 403 with another role, 404 for an unknown id', async () => {
     const body = { reference: 'T-2', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: JANE }] };
     expect((await service.call('POST', '/v1/erasure-requests', { body })).status).toBe(401);
