@@ -62,7 +62,9 @@ const environmentSchema = z.object({
   PSEUDO_LOGIN_LOCK_SECONDS: integer(1, 86_400).default(300),
 
   PSEUDO_ERASURE_REGISTRY_FILE: z.string().min(1).optional(),
+  PSEUDO_ERASURE_LEDGER: z.enum(['sqlite', 'dynamodb']).default('sqlite'),
   PSEUDO_ERASURE_LEDGER_FILE: z.string().min(1).optional(),
+  PSEUDO_ERASURE_LEDGER_TABLE: z.string().regex(/^[A-Za-z0-9_.-]{3,255}$/, 'must be a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)').optional(),
   PSEUDO_ERASURE_RUNNER: z.enum(['local', 'emr']).default('local'),
   PSEUDO_ERASURE_PYTHON: z.string().min(1).default('.venv/bin/python'),
   PSEUDO_ERASURE_SPARK_MASTER: z.string().min(1).default('local[2]'),
@@ -126,10 +128,17 @@ export type ErasureRunnerConfig =
       readonly endpoint: string | undefined;
     };
 
+/** Where the erasure ledger lives: a SQLite file (one server) or a DynamoDB table (shared by every process and Lambda instance). */
+export type ErasureLedgerConfig =
+  | { readonly store: 'sqlite'; readonly file: string }
+  | { readonly store: 'dynamodb'; readonly table: string; readonly region: string; readonly endpoint: string | undefined };
+
 export interface ErasureConfig {
   /** The table registry (JSON); erasure is off without one. */
   readonly registryFile: string | undefined;
+  /** The SQLite ledger's file (also where the audit CLI looks when the store is SQLite). */
   readonly ledgerFile: string;
+  readonly ledger: ErasureLedgerConfig;
   readonly runner: ErasureRunnerConfig;
   readonly maxAttempts: number;
   readonly pollSeconds: number;
@@ -175,7 +184,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
   }
   const env = parsed.data;
   const dataDir = resolve(env.PSEUDO_DATA_DIR);
-  type Conditional = 'PSEUDO_KEYRING_SECRET_ID' | 'PSEUDO_KMS_KEY_ID' | 'PSEUDO_API_KEYS_SECRET_ID' | 'PSEUDO_ERASURE_EMR_CLUSTER_ID' | 'PSEUDO_ERASURE_EMR_JOB_URI' | 'PSEUDO_ERASURE_EMR_WORK_URI';
+  type Conditional = 'PSEUDO_KEYRING_SECRET_ID' | 'PSEUDO_KMS_KEY_ID' | 'PSEUDO_API_KEYS_SECRET_ID' | 'PSEUDO_ERASURE_EMR_CLUSTER_ID' | 'PSEUDO_ERASURE_EMR_JOB_URI' | 'PSEUDO_ERASURE_EMR_WORK_URI' | 'PSEUDO_ERASURE_LEDGER_TABLE';
   const require = (name: Conditional, because: string): string => {
     const value = env[name];
     if (!value) throw new ConfigError(`${name}: required when ${because}`);
@@ -213,9 +222,17 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
   };
 
   const requireEmr = (name: Conditional): string => require(name, 'PSEUDO_ERASURE_RUNNER=emr');
+  const ledgerFile = resolve(env.PSEUDO_ERASURE_LEDGER_FILE ?? `${dataDir}/erasure-ledger.db`);
+  if (env.PSEUDO_ERASURE_LEDGER === 'dynamodb' && env.PSEUDO_ERASURE_LEDGER_FILE) throw new ConfigError('PSEUDO_ERASURE_LEDGER_FILE: only for PSEUDO_ERASURE_LEDGER=sqlite');
+  if (env.PSEUDO_ERASURE_LEDGER === 'sqlite' && env.PSEUDO_ERASURE_LEDGER_TABLE) throw new ConfigError('PSEUDO_ERASURE_LEDGER_TABLE: only for PSEUDO_ERASURE_LEDGER=dynamodb');
+  const ledger: ErasureLedgerConfig =
+    env.PSEUDO_ERASURE_LEDGER === 'sqlite'
+      ? { store: 'sqlite', file: ledgerFile }
+      : { store: 'dynamodb', table: require('PSEUDO_ERASURE_LEDGER_TABLE', 'PSEUDO_ERASURE_LEDGER=dynamodb'), region: env.AWS_REGION, endpoint: env.PSEUDO_AWS_ENDPOINT };
   const erasure: ErasureConfig = {
     registryFile: env.PSEUDO_ERASURE_REGISTRY_FILE ? resolve(env.PSEUDO_ERASURE_REGISTRY_FILE) : undefined,
-    ledgerFile: resolve(env.PSEUDO_ERASURE_LEDGER_FILE ?? `${dataDir}/erasure-ledger.db`),
+    ledgerFile,
+    ledger,
     runner:
       env.PSEUDO_ERASURE_RUNNER === 'local'
         ? { kind: 'local', python: resolve(env.PSEUDO_ERASURE_PYTHON), sparkMaster: env.PSEUDO_ERASURE_SPARK_MASTER, workDir: resolve(`${dataDir}/erasure-runs`) }

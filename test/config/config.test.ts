@@ -21,9 +21,24 @@ describe('configuration from the environment', () => {
     [{ PSEUDO_KEYRING: 'aws', PSEUDO_KEYRING_SECRET_ID: 's' }, 'PSEUDO_KMS_KEY_ID: required when PSEUDO_KEYRING=aws'],
     [{ PSEUDO_API_KEYS: 'aws' }, 'PSEUDO_API_KEYS_SECRET_ID: required'],
     [{ PSEUDO_AWS_ENDPOINT: 'not a url' }, 'PSEUDO_AWS_ENDPOINT'],
+    [{ PSEUDO_ERASURE_LEDGER: 'postgres' }, 'PSEUDO_ERASURE_LEDGER'],
+    [{ PSEUDO_ERASURE_LEDGER: 'dynamodb' }, 'PSEUDO_ERASURE_LEDGER_TABLE: required when PSEUDO_ERASURE_LEDGER=dynamodb'],
+    [{ PSEUDO_ERASURE_LEDGER: 'dynamodb', PSEUDO_ERASURE_LEDGER_TABLE: 'a b' }, 'PSEUDO_ERASURE_LEDGER_TABLE: must be a DynamoDB table name'],
+    [{ PSEUDO_ERASURE_LEDGER: 'dynamodb', PSEUDO_ERASURE_LEDGER_TABLE: 'ledger', PSEUDO_ERASURE_LEDGER_FILE: 'x.db' }, 'PSEUDO_ERASURE_LEDGER_FILE: only for PSEUDO_ERASURE_LEDGER=sqlite'],
+    [{ PSEUDO_ERASURE_LEDGER_TABLE: 'ledger' }, 'PSEUDO_ERASURE_LEDGER_TABLE: only for PSEUDO_ERASURE_LEDGER=dynamodb'],
   ])('fails fast and names the variable: %o', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('keeps the erasure ledger in SQLite unless DynamoDB is chosen, with the AWS region and endpoint', () => {
+    expect(loadConfig({ PSEUDO_DATA_DIR: '/tmp/d' }).erasure.ledger).toEqual({ store: 'sqlite', file: '/tmp/d/erasure-ledger.db' });
+    expect(loadConfig({ PSEUDO_ERASURE_LEDGER: 'dynamodb', PSEUDO_ERASURE_LEDGER_TABLE: 'pseudo-erasure', AWS_REGION: 'eu-central-1', PSEUDO_AWS_ENDPOINT: 'http://127.0.0.1:5000' }).erasure.ledger).toEqual({
+      store: 'dynamodb',
+      table: 'pseudo-erasure',
+      region: 'eu-central-1',
+      endpoint: 'http://127.0.0.1:5000',
+    });
   });
 
   it('never puts a value into the error message', () => {
