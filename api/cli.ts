@@ -5,31 +5,32 @@
  *   keys create | rotate | list | destroy --version N
  *   apikeys create --name NAME --roles pseudonymize[,reidentify,...] [--contexts vin,email] [--out FILE]
  *   apikeys list | revoke --id ID
- *   audit verify     the erasure ledger's hash-chained audit log; exit 1 when a link does not hold
+ *   audit list | export | verify [--head HASH]   the erasure ledger's hash-chained audit log (audit/auditCommand.ts)
  *
- * Output is JSON on stdout. A new API key's secret is written only to a 0600 file; stdout gets
- * its id and the file's path.
+ * Output is JSON on stdout (audit list prints a table, audit export JSON lines). A new API key's secret
+ * is written only to a 0600 file; stdout gets its id and the file's path.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiKeyRegistry, ROLES, type Role } from './auth/apiKeys.ts';
 import { loadConfig } from './config/config.ts';
-import { errorMessage } from './errors.ts';
+import { ConfigError, errorMessage } from './errors.ts';
 import { keyringManagerFor } from './keyring/fromConfig.ts';
 import { apiKeyDocumentsFor } from './auth/fromConfig.ts';
 import { PrivateFile } from './storage/documents.ts';
-import { verifyAuditChain } from './erasure/ledger.ts';
+import { runAuditCommand } from './audit/auditCommand.ts';
+import type { ErasureLedger } from './erasure/ledger.ts';
 import { SqliteErasureLedger } from './erasure/sqliteLedger.ts';
 
 const USAGE = `usage:
   keys create | rotate | list | destroy --version N
   apikeys create --name NAME --roles ROLE[,ROLE] [--contexts C[,C]] [--out FILE]
   apikeys list | revoke --id ID
-  audit verify
+  audit list | export | verify [--head HASH]   (audit --help: filters, examples)
 roles: ${ROLES.join(', ')}`;
 
 class UsageError extends Error {}
-class AuditChainBroken extends Error {}
 
 function list(value: string | undefined): string[] {
   return (value ?? '')
@@ -86,27 +87,37 @@ export async function run(argv: readonly string[]): Promise<unknown> {
       return { registry: registry.description, created: record, secretFile: out };
     }
   }
-  if (area === 'audit' && action === 'verify') {
-    const ledger = new SqliteErasureLedger(config.erasure.ledgerFile);
-    try {
-      const entries = await ledger.auditEntries();
-      const verification = verifyAuditChain(entries);
-      // The head hash is what to keep elsewhere (a ticket, a WORM bucket): it also exposes a cut-off tail.
-      const result = { ledger: ledger.description, ...verification, headHash: entries.at(-1)?.hash ?? null };
-      if (!verification.valid) throw new AuditChainBroken(JSON.stringify(result, null, 2));
-      return result;
-    } finally {
-      await ledger.close();
-    }
-  }
   throw new UsageError(`unknown command: ${positionals.join(' ') || '(none)'}`);
 }
 
-run(process.argv.slice(2)).then(
-  (result) => process.stdout.write(JSON.stringify(result, null, 2) + '\n'),
-  (error: unknown) => {
-    process.stderr.write(`${errorMessage(error)}\n`);
-    if (error instanceof UsageError) process.stderr.write(`${USAGE}\n`);
-    process.exit(error instanceof UsageError ? 2 : 1);
-  },
-);
+/** The ledger the environment configures, for reading: a path that holds none is a configuration error, not a new empty ledger. */
+function openConfiguredLedger(): ErasureLedger {
+  const { ledgerFile } = loadConfig().erasure;
+  if (!existsSync(ledgerFile)) throw new ConfigError(`PSEUDO_ERASURE_LEDGER_FILE: there is no ledger at ${ledgerFile}`);
+  return new SqliteErasureLedger(ledgerFile);
+}
+
+const argv = process.argv.slice(2);
+if (argv[0] === 'audit') {
+  // The audit commands print tables and JSON lines and set their own exit status (0, 1 broken chain, 2 usage).
+  runAuditCommand(argv.slice(1), { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) }, openConfiguredLedger).then(
+    (status) => {
+      process.exitCode = status;
+    },
+    (error: unknown) => {
+      process.stderr.write(`${errorMessage(error)}\n`);
+      process.exitCode = 1;
+    },
+  );
+} else if (argv.includes('--help') || argv.includes('-h')) {
+  process.stdout.write(`${USAGE}\n`);
+} else {
+  run(argv).then(
+    (result) => process.stdout.write(JSON.stringify(result, null, 2) + '\n'),
+    (error: unknown) => {
+      process.stderr.write(`${errorMessage(error)}\n`);
+      if (error instanceof UsageError) process.stderr.write(`${USAGE}\n`);
+      process.exit(error instanceof UsageError ? 2 : 1);
+    },
+  );
+}
