@@ -11,6 +11,7 @@ import { LogStreamAuditLog, type AuditLog } from './audit/auditLog.ts';
 import type { Config } from './config/config.ts';
 import { PseudonymEngine } from './engine/engine.ts';
 import { SqliteErasureLedger } from './erasure/sqliteLedger.ts';
+import { DynamoErasureLedger } from './erasure/dynamoLedger.ts';
 import type { ErasureLedger } from './erasure/ledger.ts';
 import { ErasureRequests } from './erasure/requests.ts';
 import { erasureRunnerFor } from './erasure/fromConfig.ts';
@@ -85,7 +86,14 @@ export class PseudonymizationService {
     const service = new PseudonymizationService(config, logger, policies, JSON.stringify(openApiDocument));
     if (config.erasure.registryFile) {
       const registry = await TableRegistry.load(config.erasure.registryFile, policies, config.aws);
-      const ledger = new SqliteErasureLedger(config.erasure.ledgerFile);
+      const store = config.erasure.ledger;
+      const ledger = store.store === 'dynamodb' ? new DynamoErasureLedger(store) : new SqliteErasureLedger(store.file);
+      // Withholding reads the erased set synchronously; only the SQLite store can answer that way until the
+      // cached suppression lookup (which any store can feed) is wired: refuse rather than withhold nothing.
+      if (!(ledger instanceof SqliteErasureLedger)) {
+        await ledger.close();
+        throw new ConfigError('PSEUDO_ERASURE_LEDGER: dynamodb needs the cached suppression lookup, which this build does not have yet');
+      }
       service.erasure = { ledger, registry, requests: new ErasureRequests(ledger, service.engine, policies, registry) };
       service.engine.setErasedPseudonyms((context) => ledger.erasedPseudonymsNow(context));
       if (options.erasureWorker) {
