@@ -3,27 +3,28 @@ key at fault (JobConfigError, exit 2), before anything starts."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from spark_udfs import ClientConfig
 from spark_udfs.jobs.config import (
     IDENTIFIER,
     JobConfigError,
+    Section,
     check_partitioning,
     check_table_name,
-    get_field,
     parse_api,
     parse_catalog,
-    section_of,
 )
 from spark_udfs.jobs.session import CatalogConfig
 
-from .records import FIELD_TYPES, DeadLetterConfig, DeclaredSchema
+from .records import FIELD_TYPES, DeadLetterConfig, DeclaredSchema, FieldType
 
 Connector = Literal["python", "aws-kinesis"]
 Position = Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"]
+POSITIONS: tuple[Position, ...] = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 
 
 @dataclass(frozen=True)
@@ -56,103 +57,41 @@ class StreamJobConfig:
     master: str | None = None
 
 
-def parse_config(raw: dict[str, Any]) -> StreamJobConfig:
+def parse_config(raw: Mapping[str, object]) -> StreamJobConfig:
     """Validates the job configuration, naming the key at fault."""
-    source_raw = section_of(raw, "source")
-    stream = get_field(source_raw, "streamName", str, "source")
-    if not stream:
-        raise JobConfigError("source.streamName: required")
-    region = get_field(source_raw, "region", str, "source")
-    if not region:
-        raise JobConfigError("source.region: required")
-    positions: dict[str, Position] = {
-        "TRIM_HORIZON": "TRIM_HORIZON",
-        "LATEST": "LATEST",
-        "AT_TIMESTAMP": "AT_TIMESTAMP",
-    }
-    position = positions.get(str(get_field(source_raw, "startingPosition", str, "source", "TRIM_HORIZON")).upper())
-    if position is None:
-        raise JobConfigError("source.startingPosition: must be TRIM_HORIZON, LATEST or AT_TIMESTAMP")
-    timestamp = get_field(source_raw, "startingTimestamp", str, "source")
-    if position == "AT_TIMESTAMP":
-        try:
-            datetime.fromisoformat(timestamp or "")
-        except ValueError:
-            raise JobConfigError("source.startingTimestamp: AT_TIMESTAMP needs an ISO 8601 timestamp") from None
-    connector = get_field(source_raw, "connector", str, "source", "python")
-    if connector not in ("python", "aws-kinesis"):
-        raise JobConfigError("source.connector: must be python or aws-kinesis")
-    max_records = get_field(source_raw, "maxRecordsPerShard", int, "source", 100_000)
-    if max_records < 1:
-        raise JobConfigError("source.maxRecordsPerShard: must be at least 1")
-    source = SourceConfig(
-        stream, region, get_field(source_raw, "endpointUrl", str, "source"), position, timestamp, max_records, connector
-    )
-
-    schema_raw = section_of(raw, "schema")
-    fields = schema_raw.get("fields")
-    if not isinstance(fields, dict) or not fields:
-        raise JobConfigError('schema.fields: must map field names to types, e.g. {"vin": "string"}')
-    for name, kind in fields.items():
-        if not IDENTIFIER.match(name):
-            raise JobConfigError(f"schema.fields: {name!r} is not a plain identifier")
-        if kind not in FIELD_TYPES:
-            raise JobConfigError(f"schema.fields.{name}: must be one of {', '.join(FIELD_TYPES)}")
-        if name.startswith(("kinesis_", "dead_letter_")):
-            raise JobConfigError(
-                f"schema.fields.{name}: names starting with kinesis_ or dead_letter_ are the job's own columns"
-            )
-    required = get_field(schema_raw, "required", list, "schema", [])
-    for name in required:
-        if name not in fields:
-            raise JobConfigError(f"schema.required: {name!r} is not a declared field")
-    schema = DeclaredSchema(dict(fields), frozenset(required))
-
-    columns = raw.get("columns")
-    if (
-        not isinstance(columns, dict)
-        or not columns
-        or not all(isinstance(k, str) and isinstance(v, str) for k, v in columns.items())
-    ):
-        raise JobConfigError('columns: must map field names to contexts, e.g. {"vin": "vin"}')
+    config = Section(raw)
+    source = parse_source(config.section("source"))
+    schema = parse_schema(config.section("schema"))
+    columns = config.text_map("columns", 'must map field names to contexts, e.g. {"vin": "vin"}')
     for name in columns:
-        if fields.get(name) != "string":
+        if schema.fields.get(name) != "string":
             raise JobConfigError(f"columns.{name}: must be a declared string field")
 
-    catalog = parse_catalog(section_of(raw, "catalog"))
-    table_raw = section_of(raw, "table")
-    table = check_table_name(
-        get_field(table_raw, "name", str, "table", f"{catalog.name}.streaming.events"), catalog, "table.name"
-    )
-    partition_by = check_partitioning(
-        get_field(table_raw, "partitionBy", list, "table", []), columns, "table.partitionBy"
-    )
-    dead_raw = section_of(raw, "deadLetter")
-    dead_table = check_table_name(
-        get_field(dead_raw, "table", str, "deadLetter", f"{table}_dead_letter"), catalog, "deadLetter.table"
-    )
+    catalog = parse_catalog(config.section("catalog").values)
+    table_section = config.section("table")
+    table = check_table_name(table_section.text("name", f"{catalog.name}.streaming.events"), catalog, "table.name")
+    partition_by = check_partitioning(table_section.values.get("partitionBy", []), columns, "table.partitionBy")
+    dead_section = config.section("deadLetter")
+    dead_table = check_table_name(dead_section.text("table", f"{table}_dead_letter"), catalog, "deadLetter.table")
     if dead_table == table:
         raise JobConfigError("deadLetter.table: must differ from table.name")
-    chunk_bytes = get_field(dead_raw, "chunkBytes", int, "deadLetter", 768)
+    chunk_bytes = dead_section.integer("chunkBytes", 768)
     if not 3 <= chunk_bytes <= 49_152 or chunk_bytes % 3:
         raise JobConfigError(
             "deadLetter.chunkBytes: must be a multiple of 3 between 3 and 49152 "
             "(base64 of it must fit the API's value limit)"
         )
-    dead_letter = DeadLetterConfig(get_field(dead_raw, "context", str, "deadLetter", "dead_letter"), chunk_bytes)
+    dead_letter = DeadLetterConfig(dead_section.text("context", "dead_letter"), chunk_bytes)
 
-    checkpoint = get_field(raw, "checkpointLocation", str, "")
-    if not checkpoint:
-        raise JobConfigError("checkpointLocation: required (a folder, or an s3:// prefix on EMR)")
-    trigger = float(get_field(raw, "triggerSeconds", (int, float), "", 10))
+    checkpoint = config.required_text("checkpointLocation", "a folder, or an s3:// prefix on EMR")
+    trigger = config.number("triggerSeconds", 10.0)
     if not 0.1 <= trigger <= 3600:
         raise JobConfigError("triggerSeconds: must be between 0.1 and 3600")
-    query_name = get_field(raw, "queryName", str, "", "stream-consumer")
     return StreamJobConfig(
         source=source,
         schema=schema,
-        columns=dict(columns),
-        api=parse_api(section_of(raw, "api")),
+        columns=columns,
+        api=parse_api(config.section("api").values),
         table=table,
         dead_letter_table=dead_table,
         checkpoint_location=checkpoint,
@@ -160,6 +99,53 @@ def parse_config(raw: dict[str, Any]) -> StreamJobConfig:
         dead_letter=dead_letter,
         partition_by=partition_by,
         trigger_seconds=trigger,
-        query_name=query_name,
-        master=get_field(raw, "master", str, ""),
+        query_name=config.text("queryName", "stream-consumer"),
+        master=config.optional_text("master"),
     )
+
+
+def parse_source(section: Section) -> SourceConfig:
+    stream = section.required_text("streamName")
+    region = section.required_text("region")
+    positions: dict[str, Position] = {name: name for name in POSITIONS}
+    position = positions.get(section.text("startingPosition", "TRIM_HORIZON").upper())
+    if position is None:
+        raise JobConfigError("source.startingPosition: must be TRIM_HORIZON, LATEST or AT_TIMESTAMP")
+    timestamp = section.optional_text("startingTimestamp")
+    if position == "AT_TIMESTAMP":
+        try:
+            datetime.fromisoformat(timestamp or "")
+        except ValueError:
+            raise JobConfigError("source.startingTimestamp: AT_TIMESTAMP needs an ISO 8601 timestamp") from None
+    connectors: dict[str, Connector] = {"python": "python", "aws-kinesis": "aws-kinesis"}
+    connector = connectors.get(section.text("connector", "python"))
+    if connector is None:
+        raise JobConfigError("source.connector: must be python or aws-kinesis")
+    max_records = section.integer("maxRecordsPerShard", 100_000)
+    if max_records < 1:
+        raise JobConfigError("source.maxRecordsPerShard: must be at least 1")
+    endpoint = section.optional_text("endpointUrl")
+    return SourceConfig(stream, region, endpoint, position, timestamp, max_records, connector)
+
+
+def parse_schema(section: Section) -> DeclaredSchema:
+    declared = section.values.get("fields")
+    if not isinstance(declared, dict) or not declared:
+        raise JobConfigError('schema.fields: must map field names to types, e.g. {"vin": "string"}')
+    field_types: dict[object, FieldType] = {kind: kind for kind in FIELD_TYPES}
+    fields: dict[str, FieldType] = {}
+    for name, kind in declared.items():
+        if not isinstance(name, str) or not IDENTIFIER.match(name):
+            raise JobConfigError(f"schema.fields: {name!r} is not a plain identifier")
+        if kind not in field_types:
+            raise JobConfigError(f"schema.fields.{name}: must be one of {', '.join(FIELD_TYPES)}")
+        if name.startswith(("kinesis_", "dead_letter_")):
+            raise JobConfigError(
+                f"schema.fields.{name}: names starting with kinesis_ or dead_letter_ are the job's own columns"
+            )
+        fields[name] = field_types[kind]
+    required = section.text_list("required")
+    for name in required:
+        if name not in fields:
+            raise JobConfigError(f"schema.required: {name!r} is not a declared field")
+    return DeclaredSchema(fields, frozenset(required))

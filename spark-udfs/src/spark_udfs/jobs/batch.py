@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,13 +26,12 @@ from ..iceberg import ensure_table_properties, sql_properties
 from .config import (
     IDENTIFIER,
     JobConfigError,
+    Section,
     check_partitioning,
     check_table_name,
-    get_field,
     parse_api,
     parse_catalog,
     read_json,
-    section_of,
 )
 from .failures import root_cause
 from .session import CatalogConfig
@@ -57,49 +57,42 @@ class JobConfig:
     master: str | None = None
 
 
-def parse_config(raw: dict[str, Any]) -> JobConfig:
+def parse_config(raw: Mapping[str, object]) -> JobConfig:
     """Validates the job configuration, naming the key at fault."""
-    source = raw.get("input") or {}
-    path = get_field(source, "path", str, "input")
-    if not path:
-        raise JobConfigError("input.path: required")
-    fmt = get_field(source, "format", str, "input", "parquet")
-    if fmt not in ("parquet", "csv"):
+    config = Section(raw)
+    source = config.section("input")
+    path = source.required_text("path")
+    formats: dict[str, Literal["parquet", "csv"]] = {"parquet": "parquet", "csv": "csv"}
+    input_format = formats.get(source.text("format", "parquet"))
+    if input_format is None:
         raise JobConfigError("input.format: must be parquet or csv")
-    columns = raw.get("columns")
-    if (
-        not isinstance(columns, dict)
-        or not columns
-        or not all(isinstance(k, str) and isinstance(v, str) for k, v in columns.items())
-    ):
-        raise JobConfigError('columns: must map column names to contexts, e.g. {"vin": "vin"}')
-    client = parse_api(section_of(raw, "api"))
-    catalog = parse_catalog(section_of(raw, "catalog"))
-    table_raw = raw.get("table") or {}
-    table = TableConfig(
-        name=get_field(table_raw, "name", str, "table", f"{catalog.name}.analytics.pseudonymized"),
-        partition_by=check_partitioning(
-            get_field(table_raw, "partitionBy", list, "table", []), columns, "table.partitionBy"
-        ),
-        sort_by=tuple(get_field(table_raw, "sortBy", list, "table", [])),
-        target_file_size_bytes=get_field(table_raw, "targetFileSizeBytes", int, "table"),
-        object_storage=bool(get_field(table_raw, "objectStorage", bool, "table", False)),
-    )
-    check_table_name(table.name, catalog, "table.name")
-    for column in table.sort_by:
-        if not isinstance(column, str) or not IDENTIFIER.match(column):
-            raise JobConfigError("table.sortBy: each item must be a column name")
+    columns = config.text_map("columns", 'must map column names to contexts, e.g. {"vin": "vin"}')
     for column in columns:
         if not IDENTIFIER.match(column):
             raise JobConfigError("columns: column names must be plain identifiers")
+    client = parse_api(config.section("api").values)
+    catalog = parse_catalog(config.section("catalog").values)
+    table_section = config.section("table")
+    table = TableConfig(
+        name=check_table_name(
+            table_section.text("name", f"{catalog.name}.analytics.pseudonymized"), catalog, "table.name"
+        ),
+        partition_by=check_partitioning(table_section.values.get("partitionBy", []), columns, "table.partitionBy"),
+        sort_by=tuple(table_section.text_list("sortBy", "each item must be a column name")),
+        target_file_size_bytes=table_section.optional_integer("targetFileSizeBytes"),
+        object_storage=table_section.flag("objectStorage", False),
+    )
+    for column in table.sort_by:
+        if not IDENTIFIER.match(column):
+            raise JobConfigError("table.sortBy: each item must be a column name")
     return JobConfig(
         input_path=path,
-        input_format=fmt,
-        columns=dict(columns),
+        input_format=input_format,
+        columns=columns,
         api=client,
         catalog=catalog,
         table=table,
-        master=raw.get("master"),
+        master=config.optional_text("master"),
     )
 
 

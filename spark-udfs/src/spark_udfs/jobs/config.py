@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 from ..client import ApiKeySource, ClientConfig
 from ..contracts import common_pattern
@@ -44,6 +44,77 @@ def get_field(section: dict[str, Any], key: str, kind: type | tuple[type, ...], 
     return value
 
 
+class Section:
+    """A JSON object of a configuration, read through typed getters: each value comes out with its type or the
+    getter raises JobConfigError naming the key (`api.batchSize: must be of type int`). Null counts as missing."""
+
+    def __init__(self, values: Mapping[str, object], path: str = "") -> None:
+        self.values = values
+        self.path = path
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def _typed(self, name: str, kind: type | tuple[type, ...], kind_name: str) -> object:
+        value = self.values.get(name)
+        # bool is an int in Python: a true/false where a number belongs is still a mistake.
+        if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
+            raise JobConfigError(f"{self.key(name)}: must be of type {kind_name}")
+        return value
+
+    def section(self, name: str) -> Section:
+        value = self.values.get(name)
+        if value is None:
+            return Section({}, self.key(name))
+        if not isinstance(value, dict):
+            raise JobConfigError(f"{self.key(name)}: must be an object")
+        return Section(value, self.key(name))
+
+    def optional_text(self, name: str) -> str | None:
+        value = self._typed(name, str, "str")
+        return value if isinstance(value, str) else None
+
+    def text(self, name: str, default: str) -> str:
+        value = self.optional_text(name)
+        return default if value is None else value
+
+    def required_text(self, name: str, hint: str = "") -> str:
+        value = self.optional_text(name)
+        if not value:
+            raise JobConfigError(f"{self.key(name)}: required{f' ({hint})' if hint else ''}")
+        return value
+
+    def optional_integer(self, name: str) -> int | None:
+        value = self._typed(name, int, "int")
+        return value if isinstance(value, int) else None
+
+    def integer(self, name: str, default: int) -> int:
+        value = self.optional_integer(name)
+        return default if value is None else value
+
+    def number(self, name: str, default: float) -> float:
+        value = self._typed(name, (int, float), "int or float")
+        return float(value) if isinstance(value, (int, float)) else default
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self._typed(name, bool, "bool")
+        return value if isinstance(value, bool) else default
+
+    def text_list(self, name: str, rule: str = "must be a list of strings") -> list[str]:
+        value = self._typed(name, list, "list")
+        items = value if isinstance(value, list) else []
+        if not all(isinstance(item, str) for item in items):
+            raise JobConfigError(f"{self.key(name)}: {rule}")
+        return [str(item) for item in items]
+
+    def text_map(self, name: str, rule: str) -> dict[str, str]:
+        """A non-empty object of strings to strings; `rule` says what it should hold when it does not."""
+        value = self.values.get(name)
+        if not isinstance(value, dict) or not value or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise JobConfigError(f"{self.key(name)}: {rule}")
+        return {str(k): str(v) for k, v in value.items()}
+
+
 def section_of(raw: dict[str, Any], key: str) -> dict[str, Any]:
     value = raw.get(key) or {}
     if not isinstance(value, dict):
@@ -51,41 +122,42 @@ def section_of(raw: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def parse_api(api: dict[str, Any]) -> ClientConfig:
-    url = get_field(api, "url", str, "api")
-    if not url:
-        raise JobConfigError("api.url: required")
+def parse_api(api_raw: Mapping[str, object]) -> ClientConfig:
+    api = Section(api_raw, "api")
+    url = api.required_text("url")
     key = ApiKeySource(
-        env=get_field(api, "apiKeyEnv", str, "api", "PSEUDO_API_KEY"),
-        file=get_field(api, "apiKeyFile", str, "api"),
-        secret_id=get_field(api, "apiKeySecretId", str, "api"),
-        region=get_field(api, "region", str, "api"),
+        env=api.text("apiKeyEnv", "PSEUDO_API_KEY"),
+        file=api.optional_text("apiKeyFile"),
+        secret_id=api.optional_text("apiKeySecretId"),
+        region=api.optional_text("region"),
     )
     try:
         return ClientConfig(
             url=url.rstrip("/"),
             api_key=key,
-            batch_size=get_field(api, "batchSize", int, "api", 5000),
-            concurrency=get_field(api, "concurrency", int, "api", 4),
-            timeout_seconds=float(get_field(api, "timeoutSeconds", (int, float), "api", 30.0)),
-            max_retries=get_field(api, "maxRetries", int, "api", 8),
+            batch_size=api.integer("batchSize", 5000),
+            concurrency=api.integer("concurrency", 4),
+            timeout_seconds=api.number("timeoutSeconds", 30.0),
+            max_retries=api.integer("maxRetries", 8),
         )
     except ValueError as error:
         raise JobConfigError(f"api: {error}") from None
 
 
-def parse_catalog(catalog_raw: dict[str, Any]) -> CatalogConfig:
-    catalog_type = get_field(catalog_raw, "type", str, "catalog", "jdbc")
-    if catalog_type not in ("jdbc", "glue"):
+def parse_catalog(catalog_raw: Mapping[str, object]) -> CatalogConfig:
+    section = Section(catalog_raw, "catalog")
+    catalog_types: dict[str, Literal["jdbc", "glue"]] = {"jdbc": "jdbc", "glue": "glue"}
+    catalog_type = catalog_types.get(section.text("type", "jdbc"))
+    if catalog_type is None:
         raise JobConfigError("catalog.type: must be jdbc or glue")
     defaults = CatalogConfig()
     catalog = CatalogConfig(
-        name=get_field(catalog_raw, "name", str, "catalog", "local"),
+        name=section.text("name", "local"),
         type=catalog_type,
-        uri=get_field(catalog_raw, "uri", str, "catalog", defaults.uri),
-        warehouse=get_field(catalog_raw, "warehouse", str, "catalog", defaults.warehouse),
+        uri=section.text("uri", defaults.uri),
+        warehouse=section.text("warehouse", defaults.warehouse),
         # The jars folder is checked when the session starts (build_session), before Spark does any work.
-        jars=get_field(catalog_raw, "jars", str, "catalog"),
+        jars=section.optional_text("jars"),
     )
     if catalog.type == "glue" and not catalog.warehouse.startswith("s3://"):
         raise JobConfigError("catalog.warehouse: the glue catalog needs an s3:// warehouse")
