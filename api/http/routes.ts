@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { signIn } from '../auth/signIn.ts';
 import { ROLES } from '../auth/roles.ts';
+import type { ReidentifyFailure } from '../engine/engine.ts';
 import { AuthError, DirectoryError, PlatformError, RequestError, ThrottledError } from '../errors.ts';
 import { ERASURE_STATUSES, LEGAL_GROUNDS } from '../erasure/ledger.ts';
 import { MAX_SUBJECTS_PER_REQUEST, viewOf, type ErasureFiling } from '../erasure/requests.ts';
@@ -41,7 +42,8 @@ async function directoryOf(service: PseudonymizationService) {
 
 const nullableStrings = z.array(z.string().nullable());
 const keyVersion = z.number().int().positive();
-const itemError = z.object({ index: z.number().int().nonnegative(), reason: z.string() }).strict();
+const REIDENTIFY_FAILURES = ['malformed', 'unknown-key-version', 'key-destroyed', 'authentication-failed', 'irreversible', 'erased'] as const satisfies readonly ReidentifyFailure[];
+const itemError = z.object({ index: z.number().int().nonnegative(), reason: z.enum(REIDENTIFY_FAILURES) }).strict();
 
 /** `deterministic` on the compatibility route: the AWS sample's clients send True/False in any case, or 1/0. */
 const deterministicFlag = z
