@@ -21,6 +21,7 @@ import { apiKeyDocumentsFor } from './auth/fromConfig.ts';
 import { PrivateFile } from './storage/documents.ts';
 import { runAuditCommand } from './audit/auditCommand.ts';
 import type { ErasureLedger } from './erasure/ledger.ts';
+import { DynamoErasureLedger } from './erasure/dynamoLedger.ts';
 import { SqliteErasureLedger } from './erasure/sqliteLedger.ts';
 
 const USAGE = `usage:
@@ -90,11 +91,12 @@ export async function run(argv: readonly string[]): Promise<unknown> {
   throw new UsageError(`unknown command: ${positionals.join(' ') || '(none)'}`);
 }
 
-/** The ledger the environment configures, for reading: a path that holds none is a configuration error, not a new empty ledger. */
+/** The ledger the environment configures, for reading: a SQLite path that holds none is a configuration error, not a new empty ledger. */
 function openConfiguredLedger(): ErasureLedger {
-  const { ledgerFile } = loadConfig().erasure;
-  if (!existsSync(ledgerFile)) throw new ConfigError(`PSEUDO_ERASURE_LEDGER_FILE: there is no ledger at ${ledgerFile}`);
-  return new SqliteErasureLedger(ledgerFile);
+  const { ledger } = loadConfig().erasure;
+  if (ledger.store === 'dynamodb') return new DynamoErasureLedger(ledger);
+  if (!existsSync(ledger.file)) throw new ConfigError(`PSEUDO_ERASURE_LEDGER_FILE: there is no ledger at ${ledger.file}`);
+  return new SqliteErasureLedger(ledger.file);
 }
 
 const argv = process.argv.slice(2);
