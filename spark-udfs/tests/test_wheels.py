@@ -83,6 +83,7 @@ def test_the_wheels_hold_no_test_code(wheels: dict[str, Path]) -> None:
         for name in names:
             parts = name.split("/")
             assert parts[-1] not in TEST_CODE_NAMES, f"{wheel.name} holds {name}"
+            assert not name.endswith(".ts"), f"{wheel.name} holds {name} (the producer is not part of the package)"
             assert not TEST_CODE_FOLDERS & set(parts[:-1]), f"{wheel.name} holds {name}"
 
 
