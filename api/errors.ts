@@ -32,7 +32,9 @@ export type ErrorCode =
   // not for HTTP: start-up, CLI and programming errors
   | 'invalid-config'
   | 'keyring-error'
-  | 'crypto-input';
+  | 'crypto-input'
+  /** A document from the Python jobs (erasure certificate, progress) or to them does not match contracts/. */
+  | 'contract-violation';
 
 export class PlatformError extends Error {
   readonly code: ErrorCode;

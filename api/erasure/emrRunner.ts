@@ -11,7 +11,8 @@ import { AddJobFlowStepsCommand, DescribeStepCommand, EMRClient, ListStepsComman
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { ConfigError } from '../errors.ts';
 import { backoffDelayMs, sleep } from '../retry/backoff.ts';
-import { parseProgress, type ErasureCertificate, type ErasureOrder, type ErasureRunner, type ProgressListener, type RunOutcome } from './runner.ts';
+import { parseContract } from '../contracts/contracts.ts';
+import { outcomeOfCertificate, parseProgress, type ErasureOrder, type ErasureRunner, type ProgressListener, type RunOutcome } from './runner.ts';
 
 export interface EmrRunnerConfig {
   readonly clusterId: string;
@@ -49,13 +50,13 @@ export class EmrErasureRunner implements ErasureRunner {
     const folder = `${this.config.workUri}/${order.runId}`;
     const certificateUri = `${folder}/certificate.json`;
     const progressUri = `${folder}/progress.json`;
-    const finished = await this.certificate(certificateUri);
-    if (finished) return { kind: 'completed', certificate: finished };
+    const finished = await this.text(certificateUri);
+    if (finished !== undefined) return outcomeOfCertificate(finished, order);
     const stepName = `erasure-${order.runId}`;
     let stepId = await this.findStep(stepName);
     if (!stepId) {
       const orderUri = `${folder}/order.json`;
-      await this.s3.send(new PutObjectCommand({ ...location(orderUri), Body: JSON.stringify(order), ContentType: 'application/json', ServerSideEncryption: 'aws:kms' }));
+      await this.s3.send(new PutObjectCommand({ ...location(orderUri), Body: JSON.stringify(parseContract('erasure-order', order)), ContentType: 'application/json', ServerSideEncryption: 'aws:kms' }));
       const added = await this.emr.send(
         new AddJobFlowStepsCommand({
           JobFlowId: this.config.clusterId,
@@ -87,8 +88,8 @@ export class EmrErasureRunner implements ErasureRunner {
       const state = step?.Status?.State;
       if (state && ENDED.has(state)) {
         if (state === 'COMPLETED') {
-          const certificate = await this.certificate(certificateUri);
-          return certificate ? { kind: 'completed', certificate } : { kind: 'crashed', reason: `EMR step ${stepId} completed without a certificate at ${certificateUri}` };
+          const certificate = await this.text(certificateUri);
+          return certificate !== undefined ? outcomeOfCertificate(certificate, order) : { kind: 'crashed', reason: `EMR step ${stepId} completed without a certificate at ${certificateUri}` };
         }
         const failure = step?.Status?.FailureDetails;
         const details = [failure?.Reason, failure?.Message, failure?.LogFile ? `log: ${failure.LogFile}` : undefined].filter(Boolean).join('; ');
@@ -107,17 +108,6 @@ export class EmrErasureRunner implements ErasureRunner {
       marker = page.Marker;
     } while (marker);
     return undefined;
-  }
-
-  private async certificate(uri: string): Promise<ErasureCertificate | undefined> {
-    const text = await this.text(uri);
-    if (text === undefined) return undefined;
-    try {
-      const parsed = JSON.parse(text) as ErasureCertificate;
-      return parsed.result === 'verified' || parsed.result === 'failed' ? parsed : undefined;
-    } catch {
-      return undefined;
-    }
   }
 
   /** An S3 object's text, or undefined when there is none yet. */

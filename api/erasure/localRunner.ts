@@ -9,7 +9,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseProgress, type ErasureCertificate, type ErasureOrder, type ErasureRunner, type ProgressListener, type RunOutcome } from './runner.ts';
+import { parseContract } from '../contracts/contracts.ts';
+import { outcomeOfCertificate, parseProgress, type ErasureOrder, type ErasureRunner, type ProgressListener, type RunOutcome } from './runner.ts';
 
 export interface LocalRunnerOptions {
   readonly python: string;
@@ -32,15 +33,15 @@ export class LocalErasureRunner implements ErasureRunner {
     const watch = watchProgress(progressFile, onProgress);
     mkdirSync(folder, { recursive: true, mode: 0o700 });
     const finished = readCertificate(certificateFile);
-    if (finished) return watch.stop({ kind: 'completed', certificate: finished });
+    if (finished !== undefined) return watch.stop(outcomeOfCertificate(finished, order));
     const previous = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : undefined;
     if (previous !== undefined && isAlive(previous)) {
       await waitForExit(previous);
       const certificate = readCertificate(certificateFile);
-      return watch.stop(certificate ? { kind: 'completed', certificate } : { kind: 'crashed', reason: 'the job started before the restart ended without a certificate' });
+      return watch.stop(certificate !== undefined ? outcomeOfCertificate(certificate, order) : { kind: 'crashed', reason: 'the job started before the restart ended without a certificate' });
     }
     const orderFile = join(folder, 'order.json');
-    writeFileSync(orderFile, JSON.stringify(order), { mode: 0o600 });
+    writeFileSync(orderFile, JSON.stringify(parseContract('erasure-order', order)), { mode: 0o600 });
     const log = openSync(join(folder, 'job.log'), 'a', 0o600);
     const child = spawn(this.options.python, ['-m', 'spark_udfs.erasure.job', '--order', orderFile, '--certificate', certificateFile, '--progress', progressFile, '--master', this.options.sparkMaster], {
       stdio: ['ignore', log, log],
@@ -53,7 +54,7 @@ export class LocalErasureRunner implements ErasureRunner {
       child.on('error', () => resolve(null));
     });
     const certificate = readCertificate(certificateFile);
-    if (certificate) return watch.stop({ kind: 'completed', certificate });
+    if (certificate !== undefined) return watch.stop(outcomeOfCertificate(certificate, order));
     return watch.stop({ kind: 'crashed', reason: code === null ? `the job could not be started (${this.options.python})` : `the job exited with code ${code} without a certificate (see ${join(folder, 'job.log')})` });
   }
 }
@@ -85,12 +86,12 @@ function watchProgress(file: string, onProgress: ProgressListener | undefined): 
   };
 }
 
-function readCertificate(file: string): ErasureCertificate | undefined {
+/** The certificate's text, or undefined when there is none yet (the job writes it whole, at the end). */
+function readCertificate(file: string): string | undefined {
   try {
-    const parsed = JSON.parse(readFileSync(file, 'utf8')) as ErasureCertificate;
-    return parsed.result === 'verified' || parsed.result === 'failed' ? parsed : undefined;
+    return readFileSync(file, 'utf8');
   } catch {
-    return undefined; // not written yet (the job writes it atomically at the end)
+    return undefined;
   }
 }
 

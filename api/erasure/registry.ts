@@ -12,10 +12,12 @@ import { resolve } from 'node:path';
 import { openSqlite } from './_sqlite.ts';
 import { EntityNotFoundException, GetTableCommand, GlueClient } from '@aws-sdk/client-glue';
 import { z } from 'zod';
+import { IDENTIFIER_PATTERN, TABLE_NAME_PATTERN } from '../contracts/contracts.ts';
 import { ConfigError } from '../errors.ts';
 import type { PolicySet } from '../policy/policy.ts';
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// The table-name and identifier rules are the contract's (contracts/common.schema.json): the Python jobs apply the same.
+const IDENTIFIER = IDENTIFIER_PATTERN;
 
 const registrySchema = z
   .object({
@@ -27,7 +29,7 @@ const registrySchema = z
       .array(
         z
           .object({
-            name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){2}$/, 'must be <catalog>.<namespace>.<table>'),
+            name: z.string().regex(TABLE_NAME_PATTERN, 'must be <catalog>.<namespace>.<table>'),
             columns: z.record(z.string().regex(IDENTIFIER, 'column names are plain identifiers'), z.string().min(1)).refine((c) => Object.keys(c).length > 0, 'name at least one column'),
           })
           .strict(),

@@ -5,25 +5,11 @@
  * everything else (order, certificate, process or step) is found from it.
  */
 
+import { checkContract, ContractError, parseContractJson, type ErasureCertificate, type ErasureOrder } from '../contracts/contracts.ts';
 import type { TableProgress } from './ledger.ts';
 
-/** The job's input: pseudonyms only, never identifiers. Matches parse_order in the job. */
-export interface ErasureOrder {
-  readonly runId: string;
-  readonly requestIds: readonly string[];
-  readonly subjects: readonly { readonly context: string; readonly pseudonyms: readonly string[] }[];
-  readonly tables: readonly { readonly name: string; readonly columns: Readonly<Record<string, string>> }[];
-  readonly catalog: Readonly<Record<string, string>>;
-  readonly orphanGraceSeconds: number;
-  readonly refs: 'drop' | 'move-tags';
-}
-
-export interface ErasureCertificate {
-  readonly result: 'verified' | 'failed';
-  readonly runId: string;
-  readonly tables: readonly { readonly table: string; readonly verification: { readonly result: string } }[];
-  readonly [field: string]: unknown;
-}
+/** The order, certificate and progress are the contracts in contracts/ (checked by api/contracts/contracts.ts). */
+export type { ErasureCertificate, ErasureOrder } from '../contracts/contracts.ts';
 
 export type RunOutcome =
   | { readonly kind: 'completed'; readonly certificate: ErasureCertificate }
@@ -39,16 +25,35 @@ export interface ErasureRunner {
   run(order: ErasureOrder, onProgress?: ProgressListener): Promise<RunOutcome>;
 }
 
-/** Progress JSON as the job writes it, or undefined when it is not (yet) readable. */
-export function parseProgress(text: string | undefined): TableProgress[] | undefined {
+/**
+ * Progress JSON as the job writes it, checked against contracts/erasure-progress.schema.json, or undefined when
+ * there is none yet or it does not match (progress is only shown; the certificate decides the outcome).
+ */
+export function parseProgress(text: string | undefined): readonly TableProgress[] | undefined {
   if (!text) return undefined;
+  let parsed: unknown;
   try {
-    const parsed = JSON.parse(text) as unknown;
-    if (!Array.isArray(parsed)) return undefined;
-    return parsed.filter(
-      (t): t is TableProgress => typeof t === 'object' && t !== null && typeof (t as TableProgress).table === 'string' && ['pending', 'running', 'verified', 'failed'].includes((t as TableProgress).status),
-    );
+    parsed = JSON.parse(text);
   } catch {
     return undefined;
   }
+  const checked = checkContract('erasure-progress', parsed);
+  return checked.ok ? checked.value : undefined;
+}
+
+/**
+ * The run's outcome from the certificate text the job wrote (whole, at the end): completed when it matches
+ * contracts/erasure-certificate.schema.json and is this run's, otherwise crashed with the reason, which names
+ * the field at fault (e.g. a snapshot id that is not an exact integer string) and never a value.
+ */
+export function outcomeOfCertificate(text: string, order: ErasureOrder): RunOutcome {
+  let certificate: ErasureCertificate;
+  try {
+    certificate = parseContractJson('erasure-certificate', text);
+  } catch (error) {
+    if (error instanceof ContractError) return { kind: 'crashed', reason: `the job's certificate does not match the contract: ${error.message}` };
+    throw error;
+  }
+  if (certificate.runId !== order.runId) return { kind: 'crashed', reason: "the job's certificate is of another run" };
+  return { kind: 'completed', certificate };
 }

@@ -28,6 +28,7 @@ const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
   'invalid-config': { status: 500, title: 'Internal error' },
   'keyring-error': { status: 500, title: 'Internal error' },
   'crypto-input': { status: 500, title: 'Internal error' },
+  'contract-violation': { status: 500, title: 'Internal error' },
 };
 
 export const PROBLEM_TYPE_PREFIX = 'urn:pseudonymization:problem:';

@@ -11,6 +11,7 @@ import { EMRClient, ListStepsCommand, RunJobFlowCommand } from '@aws-sdk/client-
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmrErasureRunner } from '../../api/erasure/emrRunner.ts';
+import goldenCertificate from '../../contracts/golden/erasure-certificate/valid-verified.json' with { type: 'json' };
 import type { ErasureOrder } from '../../api/erasure/runner.ts';
 import { SqliteErasureLedger } from '../../api/erasure/sqliteLedger.ts';
 import { ErasureRequests } from '../../api/erasure/requests.ts';
@@ -58,7 +59,8 @@ async function stepCount(): Promise<number> {
   return ((await emr.send(new ListStepsCommand({ ClusterId: clusterId }))).Steps ?? []).length;
 }
 
-const certificate = (runId: string) => JSON.stringify({ result: 'verified', runId, tables: [{ table: 'glue.crm.customers', verification: { result: 'passed' } }] });
+/** What the job writes: the golden certificate of contracts/ for this run. */
+const certificate = (runId: string) => JSON.stringify({ ...goldenCertificate, runId });
 
 describe('EMR erasure runner', () => {
   it('puts the order in S3, adds a spark-submit step, polls until COMPLETED, and returns the certificate', async () => {
@@ -112,6 +114,13 @@ describe('EMR erasure runner', () => {
     expect((await second).kind).toBe('completed');
     expect((await runner().run(order('run-again'))).kind).toBe('completed'); // finished: no step at all
     expect(await stepCount()).toBe(before);
+  });
+
+  it('refuses a certificate whose snapshot id is not an exact integer string, naming the field', async () => {
+    const rounded = certificate('run-rounded').replace('"snapshotBefore":"9130679734744880546"', '"snapshotBefore":9130679734744880546');
+    expect(rounded).not.toBe(certificate('run-rounded'));
+    await s3.send(new PutObjectCommand({ Bucket: 'erasure', Key: 'runs/run-rounded/certificate.json', Body: rounded }));
+    expect(await runner().run(order('run-rounded'))).toEqual({ kind: 'crashed', reason: "the job's certificate does not match the contract: erasure-certificate: $.tables[0].snapshotBefore: has the wrong type" });
   });
 
   it('puts the failure reason into the request, which the worker retries and then marks failed', async () => {

@@ -84,7 +84,11 @@ def validate(contract: ContractName, document: object) -> None:
     if error is None:
         return
     # A field name inside a record (column names, marker ids) would be part of the path; they are ours, not a subject's.
-    raise ContractError(contract, _path(error.absolute_path), _REASONS.get(str(error.validator), f"fails {error.validator}"))
+    reason = _REASONS.get(str(error.validator), f"fails {error.validator}")
+    if error.validator == "required" and isinstance(error.instance, dict):
+        # The missing field's name comes from the schema, not from the document: safe to say.
+        reason += ": " + ", ".join(str(name) for name in error.validator_value if name not in error.instance)
+    raise ContractError(contract, _path(error.absolute_path), reason)
 
 
 def common_pattern(definition: str) -> str:
