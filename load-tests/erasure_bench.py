@@ -96,10 +96,11 @@ def main() -> None:
                     str(count),
                     f"{ROWS:,}",
                     str(SNAPSHOTS),
-                    f"{report['rowsDeleted']:,}",
+                    # 64-bit values travel as decimal strings (contracts/erasure-certificate.schema.json)
+                    f"{int(report['rowsDeleted']):,}",
                     str(report["filesDeletedByExpiry"].get("deleted_data_files_count", 0)),
-                    f"{verification['filesScanned']:,}",
-                    f"{verification['bytesScanned'] / 1e6:,.0f}",
+                    f"{int(verification['filesScanned']):,}",
+                    f"{int(verification['bytesScanned']) / 1e6:,.0f}",
                     verification["result"],
                     f"{seconds:.1f}",
                 ]

@@ -45,6 +45,11 @@ def key(data_dir: Path, role: str) -> str:
     return Path(json.loads(out.stdout)["secretFile"]).read_text().strip()
 
 
+def current_snapshot(spark: SparkSession, table: str) -> int:
+    """The table's current snapshot id from the Iceberg catalog (a Java long, exact in Python)."""
+    return int(spark.sql(f"SELECT snapshot_id FROM {table}.history WHERE is_current_ancestor ORDER BY made_current_at DESC LIMIT 1").collect()[0][0])
+
+
 def wait_for(url: str, officer: str, request_id: str, status: str, timeout: float, seen: set[str] | None = None) -> dict[str, Any]:
     """Polls the request until it has `status`; adds every per-table status observed on the way to `seen`."""
     deadline = time.monotonic() + timeout
@@ -74,6 +79,7 @@ def test_a_filed_request_is_erased_verified_and_certified_exactly_once_through_a
     spark.sql(f"CREATE TABLE {table} (id bigint, email string) USING iceberg TBLPROPERTIES ('format-version'='2', 'write.parquet.compression-codec'='uncompressed')")
     for batch in range(20):
         spark.createDataFrame([(batch * 100 + k, pseudonyms[emails[(batch * 10 + k) % 200]]) for k in range(50)], "id bigint, email string").writeTo(table).append()
+    snapshot_before = current_snapshot(spark, table)
     registry = tmp_path / "registry.json"
     registry.write_text(json.dumps({"catalog": {"type": "jdbc", "name": "local", "uri": warehouse.uri, "warehouse": warehouse.warehouse}, "tables": [{"name": table, "columns": {"email": "email"}}]}))
     environment = {
@@ -101,6 +107,13 @@ def test_a_filed_request_is_erased_verified_and_certified_exactly_once_through_a
 
     certificate = done["certificate"]
     assert certificate["result"] == "verified" and certificate["requestIds"] == [request_id]
+    # Exact certificates: the served snapshot ids are the catalog's, every digit (64-bit ids as decimal strings;
+    # through a JavaScript number 9130679734744880546 was served as 9130679734744880000).
+    spark.sql(f"REFRESH TABLE {table}")
+    report = certificate["tables"][0]
+    assert report["snapshotBefore"] == str(snapshot_before), "the snapshot the job started from, as the catalog had it"
+    assert report["snapshotAfter"] == str(current_snapshot(spark, table)), "the table's current snapshot, as the catalog has it"
+    assert all(isinstance(report[k], str) for k in ("rowsDeleted", "orphanFilesDeleted")) and isinstance(report["verification"]["bytesScanned"], str)
     assert done["tables"] == [{"table": table, "status": "verified"}]
     assert "running" in table_states, "per-table progress is shown while the job runs"
     assert answer == {"values": [None, emails[8]], "errors": [{"index": 0, "reason": "erased"}]}

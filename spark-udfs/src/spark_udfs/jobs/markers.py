@@ -19,12 +19,13 @@ import re
 
 from pyspark.sql import DataFrame, SparkSession
 
+from .. import contracts
 from ..iceberg import set_table_properties, table_properties
 
 QUERY_ID_PROPERTY = "stream-consumer.query-id"
 BATCH_ID_PROPERTY = "stream-consumer.batch-id"
 COMMITTED_PROPERTY_PREFIX = "stream-consumer.committed."
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_UUID = re.compile(contracts.common_pattern("uuid"))
 
 
 def _check_query_id(query_id: str) -> str:
@@ -49,12 +50,13 @@ def append_once(rows: DataFrame, table: str, query_id: str, batch_id: int) -> bo
     """Appends `rows` with this batch's marker unless the table already has it; True when it appended."""
     if already_committed(rows.sparkSession, table, query_id, batch_id):
         return False
-    (
-        rows.writeTo(table)
-        .option(f"snapshot-property.{QUERY_ID_PROPERTY}", query_id)
-        .option(f"snapshot-property.{BATCH_ID_PROPERTY}", str(batch_id))
-        .append()
-    )
+    # The marker's shape is a contract (contracts/stream-marker.schema.json): the erasure job folds it and reports it.
+    marker = {QUERY_ID_PROPERTY: query_id, BATCH_ID_PROPERTY: str(batch_id)}
+    contracts.validate("stream-marker", marker)
+    writer = rows.writeTo(table)
+    for key, value in marker.items():
+        writer = writer.option(f"snapshot-property.{key}", value)
+    writer.append()
     return True
 
 
