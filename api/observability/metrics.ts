@@ -1,12 +1,90 @@
 /**
  * Prometheus metrics on a registry of the service's own. Labels are route templates, methods,
- * statuses, operations and configured context names: never values or anything a caller chose.
+ * statuses, operations, configured context and table names, request states and run outcomes: never
+ * values, pseudonyms, request ids or anything a caller chose.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { ERASURE_STATUSES, type ErasureLedger, type ErasureStatus } from '../erasure/ledger.ts';
 
 export interface MetricSources {
   cache(): { hits: number; misses: number; entries: number };
   keyring(): { loaded: boolean; activeVersion: number | undefined };
+  /** The erasure ledger when erasure is configured: requests by state and the oldest open one are read from it per scrape. */
+  erasureLedger?(): Pick<ErasureLedger, 'list'> | undefined;
+}
+
+/** How one erasure run ended: its certificate verified, it certified a failed verification, or it left no certificate. */
+export type ErasureRunOutcome = 'verified' | 'unverified' | 'crashed';
+
+/** What the erasure worker reports about its runs (the ledger-derived gauges are in ServiceMetrics). */
+export class ErasureMetrics {
+  private readonly runs: Counter;
+  private readonly failures: Counter<'outcome'>;
+  private readonly duration: Histogram;
+  private readonly rowsDeleted: Counter<'table'>;
+
+  constructor(registers: Registry[]) {
+    this.runs = new Counter({ name: 'pseudo_erasure_runs_total', help: 'Erasure runs finished, whatever their outcome', registers });
+    this.failures = new Counter({
+      name: 'pseudo_erasure_run_failures_total',
+      help: 'Erasure runs that did not verify: outcome "unverified" (the certificate says a table still holds a subject) or "crashed" (no certificate)',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: 'pseudo_erasure_run_duration_seconds',
+      help: 'Time from a run started (or resumed) to its outcome',
+      // Spark jobs: from a minute on a small local table to hours on EMR.
+      buckets: [10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14_400, 28_800],
+      registers,
+    });
+    this.rowsDeleted = new Counter({ name: 'pseudo_erasure_rows_deleted_total', help: 'Rows deleted by erasure runs, by registered table', labelNames: ['table'], registers });
+  }
+
+  /** `rowsDeleted` by registered table name, from the certificate (empty when there is none). */
+  recordRun(outcome: ErasureRunOutcome, seconds: number, rowsDeleted: ReadonlyMap<string, number>): void {
+    this.runs.inc();
+    if (outcome !== 'verified') this.failures.inc({ outcome });
+    this.duration.observe(seconds);
+    for (const [table, rows] of rowsDeleted) this.rowsDeleted.inc({ table }, rows);
+  }
+}
+
+interface ErasureSnapshot {
+  readonly byState: Readonly<Record<ErasureStatus, number>>;
+  /** createdAt of the oldest request still received or running, in ms */
+  readonly oldestOpenMs: number | undefined;
+}
+
+/** Requests by state from the ledger. Both ledger gauges read it in one scrape, so one read serves both (for a second). */
+function erasureSnapshots(source: () => Pick<ErasureLedger, 'list'> | undefined): () => Promise<ErasureSnapshot | undefined> {
+  let last: { readonly at: number; readonly snapshot: Promise<ErasureSnapshot | undefined> } | undefined;
+  const read = async (): Promise<ErasureSnapshot | undefined> => {
+    const ledger = source();
+    if (!ledger) return undefined;
+    try {
+      const byState: Record<ErasureStatus, number> = { received: 0, running: 0, verified: 0, failed: 0 };
+      let oldestOpenMs: number | undefined;
+      for (const status of ERASURE_STATUSES) {
+        const requests = await ledger.list(status);
+        byState[status] = requests.length;
+        if (status !== 'received' && status !== 'running') continue;
+        for (const request of requests) {
+          const created = Date.parse(request.createdAt);
+          if (oldestOpenMs === undefined || created < oldestOpenMs) oldestOpenMs = created;
+        }
+      }
+      return { byState, oldestOpenMs };
+    } catch {
+      // A ledger that cannot answer leaves these gauges out of this scrape rather than failing /metrics.
+      return undefined;
+    }
+  };
+  return () => {
+    const now = Date.now();
+    if (!last || now - last.at > 1000) last = { at: now, snapshot: read() };
+    return last.snapshot;
+  };
 }
 
 export class ServiceMetrics {
@@ -15,6 +93,7 @@ export class ServiceMetrics {
   readonly duration: Histogram<'route' | 'method'>;
   readonly values: Counter<'operation' | 'context'>;
   readonly keyringRefreshFailures: Counter;
+  readonly erasure: ErasureMetrics;
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
@@ -43,5 +122,28 @@ export class ServiceMetrics {
     new Gauge({ name: 'pseudo_cache_entries', help: 'Entries in the pseudonymize cache', registers, collect() { this.set(sources.cache().entries); } });
     new Gauge({ name: 'pseudo_keyring_loaded', help: '1 when an active key version is loaded', registers, collect() { this.set(sources.keyring().loaded ? 1 : 0); } });
     new Gauge({ name: 'pseudo_keyring_active_version', help: 'The active key version', registers, collect() { this.set(sources.keyring().activeVersion ?? 0); } });
+    this.erasure = new ErasureMetrics(registers);
+    const erasureSnapshot = erasureSnapshots(() => sources.erasureLedger?.());
+    new Gauge({
+      name: 'pseudo_erasure_requests',
+      help: 'Erasure requests in the ledger by state (received, running, verified, failed)',
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        const snapshot = await erasureSnapshot();
+        if (!snapshot) return;
+        for (const state of ERASURE_STATUSES) this.set({ state }, snapshot.byState[state]);
+      },
+    });
+    new Gauge({
+      name: 'pseudo_erasure_oldest_open_request_age_seconds',
+      help: 'Age of the oldest erasure request not yet verified or failed (GDPR Art. 12(3): one month to act); 0 when none is open',
+      registers,
+      async collect() {
+        const snapshot = await erasureSnapshot();
+        if (!snapshot) return;
+        this.set(snapshot.oldestOpenMs === undefined ? 0 : Math.max(0, (Date.now() - snapshot.oldestOpenMs) / 1000));
+      },
+    });
   }
 }
