@@ -67,7 +67,8 @@ async function audited(service: PseudonymizationService, request: CoreRequest, r
     actor: facts.principal ? { kind: facts.principal.kind, id: facts.principal.id } : { kind: 'anonymous' as const },
     requestId,
     clientAddress: request.clientAddress,
-    context: facts.contextName,
+    // A context outside the policy file is whatever the caller typed (an identifier, possibly): "other", as in the metrics.
+    context: facts.contextName === undefined || service.policies.isKnown(facts.contextName) ? facts.contextName : 'other',
     count: facts.valueCount,
   });
   try {
