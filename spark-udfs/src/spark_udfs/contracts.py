@@ -25,12 +25,14 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 
+from .errors import ValueFreeError
+
 ContractName = Literal["erasure-order", "erasure-progress", "erasure-certificate", "stream-marker"]
 CONTRACTS: tuple[ContractName, ...] = ("erasure-order", "erasure-progress", "erasure-certificate", "stream-marker")
 SCHEMA_FILES: tuple[str, ...] = ("common.schema.json", *(f"{name}.schema.json" for name in CONTRACTS))
 
 
-class ContractError(ValueError):
+class ContractError(ValueFreeError, ValueError):
     """A document does not match its contract; the message names the document and the field, not the value."""
 
     def __init__(self, contract: str, path: str, reason: str) -> None:
