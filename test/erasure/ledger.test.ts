@@ -1,13 +1,90 @@
-/** The erasure ledger contract, run against every store (today: SQLite on a file). */
+/**
+ * The erasure ledger contract, run against every store: SQLite on a file, and DynamoDB on moto's server (a table
+ * per test). Then what only one store can show: SQLite's stale lock; DynamoDB's state machine under concurrent
+ * writers (made deterministic by holding one client's transaction until the other's has landed) and its
+ * throttling retries (ThrottlingException injected by a client middleware in front of the real endpoint).
+ */
 import { mkdirSync, mkdtempSync, utimesSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DeleteItemCommand, DynamoDBClient, ThrottlingException, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import sqlite from 'node-sqlite3-wasm';
-import { describe, expect, it } from 'vitest';
-import { verifyAuditChain, type ErasureLedger, type NewErasureRequest } from '../../api/erasure/ledger.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoErasureLedger, ensureTable } from '../../api/erasure/dynamoLedger.ts';
+import { verifyAuditChain, type AuditInput, type ErasureLedger, type NewErasureRequest } from '../../api/erasure/ledger.ts';
 import { SqliteErasureLedger } from '../../api/erasure/sqliteLedger.ts';
+import { LedgerError } from '../../api/errors.ts';
+import { startMoto, TEST_REGION, type Moto } from '../support/moto.ts';
 
-const STORES: { name: string; open: (file: string) => ErasureLedger }[] = [{ name: 'sqlite', open: (file) => new SqliteErasureLedger(file) }];
+let moto: Moto | undefined;
+let tables = 0;
+
+beforeAll(async () => {
+  moto = await startMoto();
+});
+afterAll(async () => {
+  await moto?.stop();
+});
+
+const endpoint = (): string => {
+  if (!moto) throw new Error('moto did not start');
+  return moto.endpoint;
+};
+
+/** A client as the ledger builds it (no SDK retries), to which a test can add middleware. */
+const dynamoClient = (): DynamoDBClient => new DynamoDBClient({ region: TEST_REGION, endpoint: endpoint(), maxAttempts: 1 });
+
+/** A store under test: where a fresh ledger lives (a file, a table), how to open it, how an attacker edits its audit log. */
+interface Store {
+  readonly name: string;
+  fresh(): Promise<string>;
+  open(location: string): ErasureLedger;
+  changeOutcome(location: string, seq: number, outcome: string): Promise<void>;
+  removeEntry(location: string, seq: number): Promise<void>;
+}
+
+const entryKey = (seq: number) => ({ pk: { S: 'AUDIT' }, sk: { S: `ENTRY#${String(seq).padStart(20, '0')}` } });
+
+const STORES: Store[] = [
+  {
+    name: 'sqlite',
+    fresh: () => Promise.resolve(join(mkdtempSync(join(tmpdir(), 'ledger-')), 'erasure.db')),
+    open: (file) => new SqliteErasureLedger(file),
+    changeOutcome: (file, seq, outcome) => {
+      const raw = new sqlite.Database(file);
+      raw.run('UPDATE audit_log SET outcome = ? WHERE seq = ?', [outcome, seq]);
+      raw.close();
+      return Promise.resolve();
+    },
+    removeEntry: (file, seq) => {
+      const raw = new sqlite.Database(file);
+      raw.run('DELETE FROM audit_log WHERE seq = ?', [seq]);
+      raw.close();
+      return Promise.resolve();
+    },
+  },
+  {
+    name: 'dynamodb (moto)',
+    fresh: async () => {
+      const table = `erasure-ledger-${++tables}`;
+      await ensureTable({ table, region: TEST_REGION, endpoint: endpoint() });
+      return table;
+    },
+    open: (table) => new DynamoErasureLedger({ table, region: TEST_REGION, endpoint: endpoint() }),
+    changeOutcome: async (table, seq, outcome) => {
+      const client = dynamoClient();
+      await client.send(
+        new UpdateItemCommand({ TableName: table, Key: entryKey(seq), UpdateExpression: 'SET outcome = :o', ExpressionAttributeValues: { ':o': { S: outcome } } }),
+      );
+      client.destroy();
+    },
+    removeEntry: async (table, seq) => {
+      const client = dynamoClient();
+      await client.send(new DeleteItemCommand({ TableName: table, Key: entryKey(seq) }));
+      client.destroy();
+    },
+  },
+];
 
 function request(id: string, reference = 'TICKET-1'): NewErasureRequest {
   return {
@@ -20,22 +97,23 @@ function request(id: string, reference = 'TICKET-1'): NewErasureRequest {
   };
 }
 
-const audit = (requestId: string, action = 'erasure.filed') => ({ actor: 'person:olivia', action, requestId, outcome: 'received' });
+const audit = (requestId: string, action = 'erasure.filed'): AuditInput => ({ actor: 'person:olivia', action, requestId, outcome: 'received' });
 
-describe.each(STORES)('erasure ledger: $name', ({ open }) => {
-  const fresh = (): { ledger: ErasureLedger; file: string } => {
-    const file = join(mkdtempSync(join(tmpdir(), 'ledger-')), 'erasure.db');
-    return { ledger: open(file), file };
+describe.each(STORES)('erasure ledger: $name', (store) => {
+  const fresh = async (): Promise<{ ledger: ErasureLedger; location: string }> => {
+    const location = await store.fresh();
+    return { ledger: store.open(location), location };
   };
 
   it('stores a request with its subjects and audit entry, and keeps them across a reopen', async () => {
-    const { ledger, file } = fresh();
+    const { ledger, location } = await fresh();
     const { request: created, created: isNew } = await ledger.create(request('er-1'), audit('er-1'));
     expect(isNew).toBe(true);
     expect(created).toMatchObject({ id: 'er-1', status: 'received', attempts: 0, reference: 'TICKET-1', reason: 'gdpr-art17-1a' });
     await ledger.close();
-    const again = open(file);
+    const again = store.open(location);
     expect(await again.get('er-1')).toEqual(created);
+    expect(await again.get('er-none')).toBeUndefined();
     expect(await again.auditEntries()).toHaveLength(1);
     expect([...(await again.erasedPseudonyms('email'))].sort()).toEqual(['s1.AAAA', 's2.BBBB']);
     expect((await again.erasedPseudonyms('vin')).size).toBe(0);
@@ -43,12 +121,13 @@ describe.each(STORES)('erasure ledger: $name', ({ open }) => {
   });
 
   it('moves a request through its states with an audit entry each, and lists by state', async () => {
-    const { ledger } = fresh();
+    const { ledger } = await fresh();
     await ledger.create(request('er-1'), audit('er-1'));
     await ledger.create(request('er-2', 'TICKET-2'), audit('er-2'));
     await ledger.transition('er-1', { status: 'running', attempts: 1, runId: 'run-1' }, audit('er-1', 'erasure.started'));
     const done = await ledger.transition('er-1', { status: 'verified', certificate: { result: 'verified' }, tables: [{ table: 'local.crm.customers', status: 'verified' }] }, audit('er-1', 'erasure.verified'));
     expect(done).toMatchObject({ status: 'verified', attempts: 1, runId: 'run-1', certificate: { result: 'verified' } });
+    expect(await ledger.get('er-1')).toEqual(done);
     expect((await ledger.list('received')).map((r) => r.id)).toEqual(['er-2']);
     expect((await ledger.list('verified')).map((r) => r.id)).toEqual(['er-1']);
     expect(await ledger.list()).toHaveLength(2);
@@ -57,9 +136,30 @@ describe.each(STORES)('erasure ledger: $name', ({ open }) => {
     await ledger.close();
   });
 
+  it('keeps a 64-bit snapshot id in a certificate exactly as it was given', async () => {
+    const { ledger, location } = await fresh();
+    await ledger.create(request('er-1'), audit('er-1'));
+    await ledger.transition('er-1', { status: 'running', attempts: 1 }, audit('er-1', 'erasure.started'));
+    await ledger.transition('er-1', { status: 'verified', certificate: { snapshotBefore: '9130679734744880546' } }, audit('er-1', 'erasure.verified'));
+    const reader = store.open(location);
+    expect((await reader.get('er-1'))?.certificate).toEqual({ snapshotBefore: '9130679734744880546' });
+    await reader.close();
+    await ledger.close();
+  });
+
+  it('shows per-table progress of a running request', async () => {
+    const { ledger } = await fresh();
+    await ledger.create(request('er-1'), audit('er-1'));
+    await ledger.transition('er-1', { status: 'running', attempts: 1 }, audit('er-1', 'erasure.started'));
+    await ledger.updateTables('er-1', [{ table: 'local.crm.customers', status: 'running', detail: 'deleting' }]);
+    expect((await ledger.get('er-1'))?.tables).toEqual([{ table: 'local.crm.customers', status: 'running', detail: 'deleting' }]);
+    expect(await ledger.auditEntries()).toHaveLength(2);
+    await ledger.close();
+  });
+
   it('returns the request already filed when the caller says it is the same, inside the transaction', async () => {
-    const { ledger, file } = fresh();
-    const other = open(file); // another process
+    const { ledger, location } = await fresh();
+    const other = store.open(location); // another process
     const first = await other.create(request('er-1'), audit('er-1'), () => true);
     const second = await ledger.create(request('er-2'), audit('er-2'), (existing) => existing.subjects[0]!.pseudonyms.includes('s1.AAAA'));
     const third = await ledger.create(request('er-3', 'TICKET-2'), audit('er-3'), () => true); // another reference: new
@@ -71,8 +171,51 @@ describe.each(STORES)('erasure ledger: $name', ({ open }) => {
     await ledger.close();
   });
 
+  it('files a second request under a reference when the caller says it is not the same', async () => {
+    const { ledger } = await fresh();
+    await ledger.create(request('er-1'), audit('er-1'), () => false);
+    const second = await ledger.create(request('er-2'), audit('er-2'), () => false);
+    expect(second.created).toBe(true);
+    expect((await ledger.list()).map((r) => r.id).sort()).toEqual(['er-1', 'er-2']);
+    await ledger.close();
+  });
+
+  it('ends with one request when two instances file the same reference at once', async () => {
+    const { ledger, location } = await fresh();
+    const other = store.open(location);
+    for (let round = 1; round <= 5; round++) {
+      const [a, b] = await Promise.all([
+        ledger.create(request(`er-a${round}`, `DSR-${round}`), audit(`er-a${round}`), () => true),
+        other.create(request(`er-b${round}`, `DSR-${round}`), audit(`er-b${round}`), () => true),
+      ]);
+      expect([a.created, b.created].filter(Boolean)).toHaveLength(1);
+      expect(a.request.id).toBe(b.request.id);
+    }
+    expect(await ledger.list()).toHaveLength(5);
+    expect(verifyAuditChain(await ledger.auditEntries())).toEqual({ entries: 5, valid: true });
+    await other.close();
+    await ledger.close();
+  });
+
+  it('keeps one unbroken audit chain when two writers append at once', async () => {
+    const { ledger, location } = await fresh();
+    const other = store.open(location);
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) => {
+        const writer = i % 2 === 0 ? ledger : other;
+        return writer.create(request(`er-${i}`, `T-${i}`), audit(`er-${i}`));
+      }),
+    );
+    await Promise.all([ledger.transition('er-0', { status: 'running' }, audit('er-0', 'erasure.started')), other.transition('er-1', { status: 'running' }, audit('er-1', 'erasure.started'))]);
+    const entries = await other.auditEntries();
+    expect(verifyAuditChain(entries)).toEqual({ entries: 10, valid: true });
+    expect(entries.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    await other.close();
+    await ledger.close();
+  });
+
   it('commits nothing of a failed create, audit entry included', async () => {
-    const { ledger } = fresh();
+    const { ledger } = await fresh();
     await ledger.create(request('er-1'), audit('er-1'));
     await expect(ledger.create(request('er-1'), audit('er-1'))).rejects.toThrow();
     expect(await ledger.auditEntries()).toHaveLength(1);
@@ -80,7 +223,7 @@ describe.each(STORES)('erasure ledger: $name', ({ open }) => {
   });
 
   it('sees a subject filed through itself at once, after its set was already read', async () => {
-    const { ledger } = fresh();
+    const { ledger } = await fresh();
     await ledger.create(request('er-1'), audit('er-1'));
     expect((await ledger.erasedPseudonyms('email')).has('s1.AAAA')).toBe(true);
     await ledger.create({ ...request('er-2', 'T-2'), subjects: [{ context: 'email', pseudonyms: ['s1.CCCC'] }] }, audit('er-2'));
@@ -89,9 +232,9 @@ describe.each(STORES)('erasure ledger: $name', ({ open }) => {
   });
 
   it('sees pseudonyms another process filed', async () => {
-    const { ledger, file } = fresh();
+    const { ledger, location } = await fresh();
     expect((await ledger.erasedPseudonyms('email')).size).toBe(0);
-    const other = open(file);
+    const other = store.open(location);
     await other.create(request('er-9'), audit('er-9'));
     await other.close();
     expect((await ledger.erasedPseudonyms('email')).has('s1.AAAA')).toBe(true);
@@ -99,29 +242,25 @@ describe.each(STORES)('erasure ledger: $name', ({ open }) => {
   });
 
   it('keeps a hash chain that verifies, and names the first entry that was changed or removed', async () => {
-    const { ledger, file } = fresh();
+    const { ledger, location } = await fresh();
     for (let i = 1; i <= 5; i++) await ledger.create(request(`er-${i}`, `T-${i}`), audit(`er-${i}`));
     expect(verifyAuditChain(await ledger.auditEntries())).toEqual({ entries: 5, valid: true });
     await ledger.close();
 
-    const raw = new sqlite.Database(file);
-    raw.run("UPDATE audit_log SET outcome = 'failed' WHERE seq = 3");
-    raw.close();
-    const tampered = open(file);
+    await store.changeOutcome(location, 3, 'failed');
+    const tampered = store.open(location);
     expect(verifyAuditChain(await tampered.auditEntries())).toEqual({ entries: 5, valid: false, brokenAt: 3 });
     await tampered.close();
 
-    const raw2 = new sqlite.Database(file);
-    raw2.run("UPDATE audit_log SET outcome = 'received' WHERE seq = 3");
-    raw2.run('DELETE FROM audit_log WHERE seq = 2');
-    raw2.close();
-    const cut = open(file);
+    await store.changeOutcome(location, 3, 'received');
+    await store.removeEntry(location, 2);
+    const cut = store.open(location);
     expect(verifyAuditChain(await cut.auditEntries())).toMatchObject({ valid: false, brokenAt: 3 });
     await cut.close();
   });
 });
 
-describe('SQLite ledger', async () => {
+describe('SQLite ledger', () => {
   it('removes a lock a killed process left behind, and only an old one', async () => {
     const folder = mkdtempSync(join(tmpdir(), 'ledger-'));
     const file = join(folder, 'erasure.db');
@@ -132,6 +271,171 @@ describe('SQLite ledger', async () => {
     const ledger = new SqliteErasureLedger(file);
     expect(existsSync(`${file}.lock`)).toBe(false);
     await ledger.create(request('er-1'), audit('er-1'));
+    await ledger.close();
+  });
+});
+
+describe('DynamoDB ledger', () => {
+  const freshTable = async (): Promise<string> => {
+    const table = `erasure-ledger-${++tables}`;
+    await ensureTable({ table, region: TEST_REGION, endpoint: endpoint() });
+    return table;
+  };
+
+  /**
+   * A client whose next TransactWriteItems waits until `release` is called, after saying it got there: lets a
+   * test put another writer's whole transaction between this writer's reads and its write.
+   */
+  const heldClient = (): { client: DynamoDBClient; reachedWrite: Promise<void>; release: () => void } => {
+    const client = dynamoClient();
+    let reached!: () => void;
+    let release!: () => void;
+    const reachedWrite = new Promise<void>((resolve) => (reached = resolve));
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let held = false;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'TransactWriteItemsCommand' && !held) {
+          held = true;
+          reached();
+          await released;
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'holdFirstTransaction' },
+    );
+    return { client, reachedWrite, release };
+  };
+
+  it('never moves a request out of a final state', async () => {
+    const ledger = new DynamoErasureLedger({ table: await freshTable(), region: TEST_REGION, endpoint: endpoint() });
+    await ledger.create(request('er-1'), audit('er-1'));
+    await expect(ledger.transition('er-1', { status: 'verified' }, audit('er-1', 'erasure.verified'))).rejects.toMatchObject({ code: 'ledger-conflict' });
+    await ledger.transition('er-1', { status: 'running', attempts: 1 }, audit('er-1', 'erasure.started'));
+    await ledger.transition('er-1', { status: 'verified' }, audit('er-1', 'erasure.verified'));
+    for (const status of ['running', 'received', 'failed', 'verified'] as const) {
+      await expect(ledger.transition('er-1', { status }, audit('er-1', 'erasure.again'))).rejects.toThrow(LedgerError);
+    }
+    expect((await ledger.auditEntries()).map((e) => e.action)).toEqual(['erasure.filed', 'erasure.started', 'erasure.verified']);
+    await ledger.close();
+  });
+
+  it('refuses a move that another instance made first, with ledger-conflict and no audit entry', async () => {
+    const table = await freshTable();
+    const first = new DynamoErasureLedger({ table, region: TEST_REGION, endpoint: endpoint() });
+    await first.create(request('er-1'), audit('er-1'));
+    const held = heldClient();
+    const second = new DynamoErasureLedger({ table, region: TEST_REGION, client: held.client });
+    const late = second.transition('er-1', { status: 'running', attempts: 1, runId: 'run-b' }, audit('er-1', 'erasure.started'));
+    await held.reachedWrite; // the second has read the request as received
+    await first.transition('er-1', { status: 'running', attempts: 1, runId: 'run-a' }, audit('er-1', 'erasure.started'));
+    held.release();
+    await expect(late).rejects.toMatchObject({ name: 'LedgerError', code: 'ledger-conflict' });
+    expect(await first.get('er-1')).toMatchObject({ status: 'running', attempts: 1, runId: 'run-a' });
+    const entries = await first.auditEntries();
+    expect(entries.map((e) => e.action)).toEqual(['erasure.filed', 'erasure.started']);
+    expect(verifyAuditChain(entries).valid).toBe(true);
+    await second.close();
+    await first.close();
+  });
+
+  it('links an entry after the head another writer moved meanwhile, instead of forking the chain', async () => {
+    const table = await freshTable();
+    const first = new DynamoErasureLedger({ table, region: TEST_REGION, endpoint: endpoint() });
+    await first.create(request('er-0', 'T-0'), audit('er-0'));
+    const held = heldClient();
+    const second = new DynamoErasureLedger({ table, region: TEST_REGION, client: held.client });
+    const late = second.create(request('er-2', 'T-2'), audit('er-2'));
+    await held.reachedWrite; // the second computed its entry after entry 1
+    await first.create(request('er-1', 'T-1'), audit('er-1')); // entry 2 takes that place
+    held.release();
+    expect((await late).created).toBe(true);
+    const entries = await first.auditEntries();
+    expect(entries.map((e) => e.requestId)).toEqual(['er-0', 'er-1', 'er-2']);
+    expect(verifyAuditChain(entries)).toEqual({ entries: 3, valid: true });
+    await second.close();
+    await first.close();
+  });
+
+  it('returns the request another instance filed under the same reference while this one was writing', async () => {
+    const table = await freshTable();
+    const first = new DynamoErasureLedger({ table, region: TEST_REGION, endpoint: endpoint() });
+    const held = heldClient();
+    const second = new DynamoErasureLedger({ table, region: TEST_REGION, client: held.client });
+    const late = second.create(request('er-b', 'DSR-1'), audit('er-b'), () => true);
+    await held.reachedWrite; // the second found nothing under DSR-1
+    const won = await first.create(request('er-a', 'DSR-1'), audit('er-a'), () => true);
+    held.release();
+    const lost = await late;
+    expect([won.created, lost.created]).toEqual([true, false]);
+    expect(lost.request.id).toBe('er-a');
+    expect((await first.list()).map((r) => r.id)).toEqual(['er-a']);
+    expect(await first.auditEntries()).toHaveLength(1);
+    expect([...(await first.erasedPseudonyms('email'))].sort()).toEqual(['s1.AAAA', 's2.BBBB']);
+    await second.close();
+    await first.close();
+  });
+
+  describe('throttling', () => {
+    /** Records the waits the ledger asks for instead of waiting (no test waits on the clock). */
+    const recordingSleep = (waits: number[]) => (ms: number): Promise<void> => {
+      waits.push(ms);
+      return Promise.resolve();
+    };
+
+    /** A client that answers the next `count` calls with ThrottlingException, as DynamoDB does under load. */
+    const throttledClient = (count: number): DynamoDBClient => {
+      const client = dynamoClient();
+      let left = count;
+      client.middlewareStack.add(
+        (next) => async (args) => {
+          if (left > 0) {
+            left--;
+            throw new ThrottlingException({ message: 'Rate of requests exceeds the allowed throughput.', $metadata: { httpStatusCode: 400 } });
+          }
+          return next(args);
+        },
+        { step: 'initialize', name: 'injectThrottling' },
+      );
+      return client;
+    };
+
+    it('retries with growing waits and then answers', async () => {
+      const table = await freshTable();
+      await new DynamoErasureLedger({ table, region: TEST_REGION, endpoint: endpoint() }).create(request('er-1'), audit('er-1'));
+      const waits: number[] = [];
+      const ledger = new DynamoErasureLedger({
+        table,
+        region: TEST_REGION,
+        client: throttledClient(3),
+        retry: { maxAttempts: 6, baseDelayMs: 100, maxDelayMs: 10_000, sleep: recordingSleep(waits) },
+      });
+      expect([...(await ledger.erasedPseudonyms('email'))].sort()).toEqual(['s1.AAAA', 's2.BBBB']);
+      expect(waits).toHaveLength(3);
+      // full jitter: each wait is at most its ceiling, 100 ms doubled at each retry
+      waits.forEach((ms, i) => {
+        expect(ms).toBeLessThanOrEqual(100 * 2 ** i);
+      });
+      await ledger.close();
+    });
+
+    it('gives up after its attempts with ledger-unavailable, never an empty answer', async () => {
+      const table = await freshTable();
+      await new DynamoErasureLedger({ table, region: TEST_REGION, endpoint: endpoint() }).create(request('er-1'), audit('er-1'));
+      const waits: number[] = [];
+      const ledger = new DynamoErasureLedger({ table, region: TEST_REGION, client: throttledClient(1000), retry: { maxAttempts: 4, sleep: recordingSleep(waits) } });
+      const failure = ledger.erasedPseudonyms('email');
+      await expect(failure).rejects.toThrow(LedgerError);
+      await expect(failure).rejects.toMatchObject({ code: 'ledger-unavailable' });
+      expect(waits).toHaveLength(3);
+      await expect(ledger.create(request('er-2', 'T-2'), audit('er-2'))).rejects.toMatchObject({ code: 'ledger-unavailable' });
+      await ledger.close();
+    });
+  });
+
+  it('says ledger-unavailable when its table does not exist', async () => {
+    const ledger = new DynamoErasureLedger({ table: 'no-such-ledger', region: TEST_REGION, endpoint: endpoint() });
+    await expect(ledger.list()).rejects.toMatchObject({ code: 'ledger-unavailable', message: "the erasure ledger's DynamoDB table does not exist" });
     await ledger.close();
   });
 });
