@@ -1,6 +1,7 @@
 """The erasure job: remove data subjects from every registered Iceberg table, history included, and prove it.
 
-    spark-submit spark-udfs/src/spark_udfs/erasure/job.py --order order.json --certificate certificate.json [--progress progress.json]
+    spark-submit spark-udfs/src/spark_udfs/erasure/job.py --order order.json --certificate certificate.json \
+        [--progress progress.json]
     erase-subjects --order order.json --certificate certificate.json      (the package's console script)
 
 The order (written by the service's erasure runner; it holds pseudonyms, never identifiers):
@@ -35,14 +36,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from .. import contracts
+from ..iceberg import set_table_properties, write_text_whole
 from ..jobs.config import IDENTIFIER, JobConfigError, check_table_name, get_field, parse_catalog, read_json, section_of
-from ..iceberg import write_text_whole
 from ..jobs.session import CatalogConfig, SessionConfigError
 from ..retry import Backoff, retry
 from .scan import scan_table_files
@@ -113,7 +114,9 @@ def parse_order(raw: dict[str, Any]) -> ErasureOrder:
             raise JobConfigError(f"{where}: must be an object")
         name = check_table_name(get_field(item, "name", str, where, ""), catalog, f"{where}.name")
         columns = get_field(item, "columns", dict, where, {})
-        if not columns or not all(isinstance(c, str) and IDENTIFIER.match(c) and isinstance(x, str) for c, x in columns.items()):
+        if not columns or not all(
+            isinstance(c, str) and IDENTIFIER.match(c) and isinstance(x, str) for c, x in columns.items()
+        ):
             raise JobConfigError(f"{where}.columns: must map column names to contexts")
         tables.append(RegisteredTable(name, dict(columns)))
     if not tables:
@@ -124,7 +127,9 @@ def parse_order(raw: dict[str, Any]) -> ErasureOrder:
     grace = get_field(raw, "orphanGraceSeconds", int, "", 3600)
     if grace < 0:
         raise JobConfigError("orphanGraceSeconds: must be 0 or more")
-    return ErasureOrder(run_id, tuple(str(r) for r in request_ids), tuple(subjects), tuple(tables), catalog, grace, refs)
+    return ErasureOrder(
+        run_id, tuple(str(r) for r in request_ids), tuple(subjects), tuple(tables), catalog, grace, refs
+    )
 
 
 def _sql_string(value: str) -> str:
@@ -152,11 +157,13 @@ def _condition(table: RegisteredTable, subjects: tuple[Subject, ...]) -> str | N
 
 
 def _now_sql() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def _current_snapshot(spark: Any, table: str) -> int | None:
-    rows = spark.sql(f"SELECT snapshot_id FROM {table}.history WHERE is_current_ancestor ORDER BY made_current_at DESC LIMIT 1").collect()
+    rows = spark.sql(
+        f"SELECT snapshot_id FROM {table}.history WHERE is_current_ancestor ORDER BY made_current_at DESC LIMIT 1"
+    ).collect()
     return int(rows[0][0]) if rows else None
 
 
@@ -167,7 +174,10 @@ COMMIT_CONFLICT_BACKOFF = Backoff(base_seconds=0.5, max_seconds=10.0)
 def _is_commit_conflict(error: Exception) -> bool:
     # Py4J wraps Iceberg's exceptions: only their text tells a conflict from another failure.
     text = str(error)
-    return any(marker in text for marker in ("ValidationException", "CommitFailedException", "Found conflicting files", "conflicting"))
+    return any(
+        marker in text
+        for marker in ("ValidationException", "CommitFailedException", "Found conflicting files", "conflicting")
+    )
 
 
 def _retry_on_conflict(action: Callable[[], T], attempts: int, report: dict[str, Any]) -> T:
@@ -176,7 +186,9 @@ def _retry_on_conflict(action: Callable[[], T], attempts: int, report: dict[str,
     def count(_error: Exception, _attempt: int) -> None:
         report["commitConflictsRetried"] = report.get("commitConflictsRetried", 0) + 1
 
-    return retry(action, attempts=attempts, backoff=COMMIT_CONFLICT_BACKOFF, retryable=_is_commit_conflict, on_retry=count)
+    return retry(
+        action, attempts=attempts, backoff=COMMIT_CONFLICT_BACKOFF, retryable=_is_commit_conflict, on_retry=count
+    )
 
 
 def erase_table(spark: Any, order: ErasureOrder, table: RegisteredTable, started_ms: int) -> dict[str, Any]:
@@ -188,53 +200,92 @@ def erase_table(spark: Any, order: ErasureOrder, table: RegisteredTable, started
     condition = _condition(table, order.subjects)
     pseudonyms = sorted({p for s in order.subjects if s.context in table.columns.values() for p in s.pseudonyms})
     # Snapshot ids and counts are Java longs: the certificate carries them as decimal strings (contracts.int64).
-    report: dict[str, Any] = {"table": name, "snapshotBefore": contracts.int64(_current_snapshot(spark, name)), "startedAt": datetime.now(timezone.utc).isoformat(), "commitConflictsRetried": 0}
+    report: dict[str, Any] = {
+        "table": name,
+        "snapshotBefore": contracts.int64(_current_snapshot(spark, name)),
+        "startedAt": datetime.now(UTC).isoformat(),
+        "commitConflictsRetried": 0,
+    }
     others = f"NOT ({condition})" if condition else "true"
     other_rows_before = int(spark.sql(f"SELECT count(*) FROM {name} WHERE {others}").collect()[0][0])
     report["otherRowsBefore"] = contracts.count(other_rows_before)
 
     # Copy-on-write for this job's DELETE, and only the current metadata.json kept from now on.
-    spark.sql(
-        f"ALTER TABLE {name} SET TBLPROPERTIES ('write.delete.mode'='copy-on-write', 'write.metadata.delete-after-commit.enabled'='true', 'write.metadata.previous-versions-max'='1')"
+    set_table_properties(
+        spark,
+        name,
+        {
+            "write.delete.mode": "copy-on-write",
+            "write.metadata.delete-after-commit.enabled": "true",
+            "write.metadata.previous-versions-max": "1",
+        },
     )
     deleted = 0
     if condition:
         deleted = spark.sql(f"SELECT count(*) FROM {name} WHERE {condition}").collect()[0][0]
         if deleted:
-            _retry_on_conflict(lambda: spark.sql(f"DELETE FROM {name} WHERE {condition}"), order.max_commit_attempts, report)
+            _retry_on_conflict(
+                lambda: spark.sql(f"DELETE FROM {name} WHERE {condition}"), order.max_commit_attempts, report
+            )
     report["rowsDeleted"] = contracts.count(deleted)
 
     rewrite = _retry_on_conflict(
         # Only files with deletes (their masked rows are still in them); no size-based compaction of the rest.
         lambda: spark.sql(
-            f"CALL {catalog}.system.rewrite_data_files(table => '{short}', options => map('delete-file-threshold', '1', 'remove-dangling-deletes', 'true', "
+            f"CALL {catalog}.system.rewrite_data_files(table => '{short}', options => map("
+            "'delete-file-threshold', '1', 'remove-dangling-deletes', 'true', "
             "'min-file-size-bytes', '0', 'max-file-size-bytes', '1099511627776'))"
         ).collect(),
         order.max_commit_attempts,
         report,
     )[0]
     report["dataFilesRewritten"] = contracts.count(rewrite["rewritten_data_files_count"])
-    report["deleteFilesRemoved"] = contracts.count(rewrite["removed_delete_files_count"]) if "removed_delete_files_count" in rewrite else None
-    dangling = spark.sql(f"CALL {catalog}.system.rewrite_position_delete_files(table => '{short}', options => map('rewrite-all', 'true'))").collect()
-    report["positionDeleteFilesRewritten"] = contracts.count(dangling[0]["rewritten_delete_files_count"] if dangling else 0)
+    report["deleteFilesRemoved"] = (
+        contracts.count(rewrite["removed_delete_files_count"]) if "removed_delete_files_count" in rewrite else None
+    )
+    dangling = spark.sql(
+        f"CALL {catalog}.system.rewrite_position_delete_files(table => '{short}', "
+        "options => map('rewrite-all', 'true'))"
+    ).collect()
+    report["positionDeleteFilesRewritten"] = contracts.count(
+        dangling[0]["rewritten_delete_files_count"] if dangling else 0
+    )
 
     refs = []
     for ref in spark.sql(f"SELECT name, type, snapshot_id FROM {name}.refs WHERE name <> 'main'").collect():
         kind = str(ref["type"]).upper()
         spark.sql(f"ALTER TABLE {name} DROP {kind} `{ref['name']}`")
-        refs.append({"name": ref["name"], "type": kind.lower(), "snapshotId": contracts.int64(int(ref["snapshot_id"])), "action": "dropped"})
+        refs.append(
+            {
+                "name": ref["name"],
+                "type": kind.lower(),
+                "snapshotId": contracts.int64(int(ref["snapshot_id"])),
+                "action": "dropped",
+            }
+        )
     report["refs"] = refs
 
-    report["streamMarkersFolded"] = {query: contracts.count(batch) for query, batch in fold_markers(spark, name).items()}
+    report["streamMarkersFolded"] = {
+        query: contracts.count(batch) for query, batch in fold_markers(spark, name).items()
+    }
     cutoff = _now_sql()
-    expired = spark.sql(f"CALL {catalog}.system.expire_snapshots(table => '{short}', older_than => TIMESTAMP '{cutoff}', retain_last => 1)").collect()[0].asDict()
+    expired = (
+        spark.sql(
+            f"CALL {catalog}.system.expire_snapshots(table => '{short}', "
+            f"older_than => TIMESTAMP '{cutoff}', retain_last => 1)"
+        )
+        .collect()[0]
+        .asDict()
+    )
     report["filesDeletedByExpiry"] = {key: contracts.count(value) for key, value in expired.items()}
 
-    report["orphanFilesDeleted"] = contracts.count(_remove_orphans(spark, name, started_ms - order.orphan_grace_seconds * 1000))
+    report["orphanFilesDeleted"] = contracts.count(
+        _remove_orphans(spark, name, started_ms - order.orphan_grace_seconds * 1000)
+    )
     report["previousMetadataFilesDeleted"] = contracts.count(_remove_previous_metadata(spark, name))
     report["snapshotAfter"] = contracts.int64(_current_snapshot(spark, name))
     report["verification"] = verify_table(spark, name, condition, pseudonyms, other_rows_before)
-    report["finishedAt"] = datetime.now(timezone.utc).isoformat()
+    report["finishedAt"] = datetime.now(UTC).isoformat()
     return report
 
 
@@ -242,7 +293,12 @@ def _remove_orphans(spark: Any, name: str, older_than_ms: int) -> int:
     """Iceberg's DeleteOrphanFiles action (the procedure refuses a cutoff under 24 hours); returns the count."""
     jvm = spark._jvm
     table = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, name)
-    result = jvm.org.apache.iceberg.spark.actions.SparkActions.get(spark._jsparkSession).deleteOrphanFiles(table).olderThan(older_than_ms).execute()
+    result = (
+        jvm.org.apache.iceberg.spark.actions.SparkActions.get(spark._jsparkSession)
+        .deleteOrphanFiles(table)
+        .olderThan(older_than_ms)
+        .execute()
+    )
     return sum(1 for _ in result.orphanFileLocations())
 
 
@@ -260,19 +316,26 @@ def _remove_previous_metadata(spark: Any, name: str) -> int:
     return deleted
 
 
-def verify_table(spark: Any, name: str, condition: str | None, pseudonyms: list[str], other_rows_before: int) -> dict[str, Any]:
+def verify_table(
+    spark: Any, name: str, condition: str | None, pseudonyms: list[str], other_rows_before: int
+) -> dict[str, Any]:
     described = {row["col_name"]: row["data_type"] for row in spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()}
     scan = scan_table_files(str(described["Location"]), pseudonyms)
     snapshots = [int(row[0]) for row in spark.sql(f"SELECT snapshot_id FROM {name}.snapshots").collect()]
     time_travel_rows = 0
     if condition:
         for snapshot in snapshots:
-            time_travel_rows += spark.sql(f"SELECT count(*) FROM {name} VERSION AS OF {snapshot} WHERE {condition}").collect()[0][0]
+            time_travel_rows += spark.sql(
+                f"SELECT count(*) FROM {name} VERSION AS OF {snapshot} WHERE {condition}"
+            ).collect()[0][0]
     others = f"NOT ({condition})" if condition else "true"
     other_rows_after = spark.sql(f"SELECT count(*) FROM {name} WHERE {others}").collect()[0][0]
     passed = not scan.matches and time_travel_rows == 0 and other_rows_after >= other_rows_before
     return {
-        "method": "every file under the table location searched raw and decoded (Parquet values, Avro records incl. 16-character bound prefixes, JSON text); time travel to every remaining snapshot; count of the other rows",
+        "method": (
+            "every file under the table location searched raw and decoded (Parquet values, Avro records incl. "
+            "16-character bound prefixes, JSON text); time travel to every remaining snapshot; count of the other rows"
+        ),
         "filesScanned": contracts.count(scan.files),
         "bytesScanned": contracts.count(scan.bytes),
         "filesWithMatches": sorted(scan.matches),
@@ -287,7 +350,7 @@ def verify_table(spark: Any, name: str, condition: str | None, pseudonyms: list[
 def run(order: ErasureOrder, progress: str | None = None) -> dict[str, Any]:
     from ..jobs.session import build_session
 
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     started_ms = int(started.timestamp() * 1000)
     spark = build_session(order.catalog, app_name=f"erasure-{order.run_id}", master=order.master)
     spark.sparkContext.setLogLevel("ERROR")
@@ -311,7 +374,7 @@ def run(order: ErasureOrder, progress: str | None = None) -> dict[str, Any]:
         "subjects": len(order.subjects),
         "pseudonymsSearched": sum(len(s.pseudonyms) for s in order.subjects),
         "startedAt": started.isoformat(),
-        "finishedAt": datetime.now(timezone.utc).isoformat(),
+        "finishedAt": datetime.now(UTC).isoformat(),
         "tables": tables,
         "result": "verified" if verified else "failed",
     }
@@ -329,7 +392,9 @@ def _report_progress(path: str | None, states: dict[str, str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Erase data subjects from registered Iceberg tables, history included, and certify it")
+    parser = argparse.ArgumentParser(
+        description="Erase data subjects from registered Iceberg tables, history included, and certify it"
+    )
     parser.add_argument("--order", required=True, help="the erasure order (JSON)")
     parser.add_argument("--certificate", required=True, help="where to write the certificate (JSON)")
     parser.add_argument("--progress", help="where to keep per-table progress (JSON) while the job runs")

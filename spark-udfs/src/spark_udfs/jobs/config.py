@@ -27,7 +27,7 @@ def read_json(path: str) -> dict[str, Any]:
     """A JSON object from a local file or an s3:// object (on EMR, configurations and orders live in S3)."""
     try:
         parsed: Any = json.loads(read_text(path))
-    except Exception:  # noqa: BLE001 - missing file, S3 error, bad JSON: one message, no content quoted
+    except Exception:
         raise JobConfigError(f"cannot read {path} as JSON") from None
     if not isinstance(parsed, dict):
         raise JobConfigError(f"{path}: must hold a JSON object")
@@ -110,7 +110,11 @@ class Section:
     def text_map(self, name: str, rule: str) -> dict[str, str]:
         """A non-empty object of strings to strings; `rule` says what it should hold when it does not."""
         value = self.values.get(name)
-        if not isinstance(value, dict) or not value or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        if (
+            not isinstance(value, dict)
+            or not value
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        ):
             raise JobConfigError(f"{self.key(name)}: {rule}")
         return {str(k): str(v) for k, v in value.items()}
 
@@ -178,8 +182,11 @@ def check_partitioning(expressions: object, pseudonymized: Iterable[str], key: s
     for expression in expressions:
         match = PARTITION.match(expression) if isinstance(expression, str) else None
         if match is None:
-            raise JobConfigError(f"{key}: each item must be a column or years/months/days/hours(col), bucket(n, col), truncate(n, col)")
+            raise JobConfigError(
+                f"{key}: each item must be a column or years/months/days/hours(col), bucket(n, col), truncate(n, col)"
+            )
         if next(g for g in match.groups() if g) in refused:
-            raise JobConfigError(f"{key}: do not partition by a pseudonymized column (its values would become file paths)")
+            raise JobConfigError(
+                f"{key}: do not partition by a pseudonymized column (its values would become file paths)"
+            )
     return tuple(expressions)
-

@@ -41,7 +41,8 @@ def already_committed(spark: SparkSession, table: str, query_id: str, batch_id: 
     if folded is not None and int(folded) >= batch_id:
         return True
     found = spark.sql(
-        f"SELECT 1 FROM {table}.snapshots WHERE summary['{QUERY_ID_PROPERTY}'] = '{query_id}' AND summary['{BATCH_ID_PROPERTY}'] = '{int(batch_id)}' LIMIT 1"
+        f"SELECT 1 FROM {table}.snapshots WHERE summary['{QUERY_ID_PROPERTY}'] = '{query_id}' "
+        f"AND summary['{BATCH_ID_PROPERTY}'] = '{int(batch_id)}' LIMIT 1"
     ).collect()
     return bool(found)
 
@@ -64,7 +65,8 @@ def fold_markers(spark: SparkSession, table: str) -> dict[str, int]:
     """Copies the highest batch id of every query found in the snapshots into table properties, so the markers
     survive snapshot expiry. Returns {query id: batch id}. Call it before expiring snapshots."""
     rows = spark.sql(
-        f"SELECT summary['{QUERY_ID_PROPERTY}'] AS query_id, max(CAST(summary['{BATCH_ID_PROPERTY}'] AS BIGINT)) AS batch_id "
+        f"SELECT summary['{QUERY_ID_PROPERTY}'] AS query_id, "
+        f"max(CAST(summary['{BATCH_ID_PROPERTY}'] AS BIGINT)) AS batch_id "
         f"FROM {table}.snapshots WHERE summary['{QUERY_ID_PROPERTY}'] IS NOT NULL GROUP BY 1"
     ).collect()
     properties = table_properties(spark, table)
@@ -73,5 +75,7 @@ def fold_markers(spark: SparkSession, table: str) -> dict[str, int]:
         query = _check_query_id(str(row["query_id"]))
         # Never lower a watermark folded earlier (its snapshots may be gone already).
         folded[query] = max(int(row["batch_id"]), int(properties.get(COMMITTED_PROPERTY_PREFIX + query, -1)))
-    set_table_properties(spark, table, {COMMITTED_PROPERTY_PREFIX + query: str(batch) for query, batch in folded.items()})
+    set_table_properties(
+        spark, table, {COMMITTED_PROPERTY_PREFIX + query: str(batch) for query, batch in folded.items()}
+    )
     return folded
