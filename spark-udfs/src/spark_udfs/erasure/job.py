@@ -36,14 +36,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from .. import contracts
 from ..iceberg import set_table_properties, write_text_whole
-from ..jobs.config import IDENTIFIER, JobConfigError, check_table_name, get_field, parse_catalog, read_json, section_of
+from ..jobs.config import IDENTIFIER, JobConfigError, Section, check_table_name, parse_catalog, read_json
 from ..jobs.session import CatalogConfig, SessionConfigError
 from ..retry import Backoff, retry
 from .scan import scan_table_files
@@ -81,55 +81,42 @@ class ErasureOrder:
     max_commit_attempts: int = 5
 
 
-def parse_order(raw: dict[str, Any]) -> ErasureOrder:
+def parse_order(raw: Mapping[str, object]) -> ErasureOrder:
     # The contract shared with the service (contracts/erasure-order.schema.json) first; the checks below add what
     # a schema cannot say (the tables are in the order's catalog).
     try:
         contracts.validate("erasure-order", raw)
     except contracts.ContractError as error:
         raise JobConfigError(f"{error.path}: {error.reason}") from None
-    run_id = get_field(raw, "runId", str, "")
-    if not run_id:
-        raise JobConfigError("runId: required")
-    request_ids = get_field(raw, "requestIds", list, "", [])
-    subjects_raw = get_field(raw, "subjects", list, "", [])
-    if not subjects_raw:
-        raise JobConfigError("subjects: at least one")
+    order = Section(raw)
+    run_id = order.required_text("runId")
+    request_ids = order.text_list("requestIds")
     subjects = []
-    for index, item in enumerate(subjects_raw):
-        where = f"subjects[{index}]"
-        if not isinstance(item, dict):
-            raise JobConfigError(f"{where}: must be an object")
-        context = get_field(item, "context", str, where)
-        pseudonyms = get_field(item, "pseudonyms", list, where, [])
+    for subject in order.objects("subjects"):
+        context = subject.optional_text("context")
+        pseudonyms = subject.text_list("pseudonyms")
         if not context or not pseudonyms:
-            raise JobConfigError(f"{where}: needs a context and at least one pseudonym")
+            raise JobConfigError(f"{subject.path}: needs a context and at least one pseudonym")
         # Any string: FPE pseudonyms of a custom alphabet may hold any character; _sql_string escapes them all.
         subjects.append(Subject(context, tuple(pseudonyms)))
-    catalog = parse_catalog(section_of(raw, "catalog"))
+    if not subjects:
+        raise JobConfigError("subjects: at least one")
+    catalog = parse_catalog(order.section("catalog").values)
     tables = []
-    for index, item in enumerate(get_field(raw, "tables", list, "", [])):
-        where = f"tables[{index}]"
-        if not isinstance(item, dict):
-            raise JobConfigError(f"{where}: must be an object")
-        name = check_table_name(get_field(item, "name", str, where, ""), catalog, f"{where}.name")
-        columns = get_field(item, "columns", dict, where, {})
-        if not columns or not all(
-            isinstance(c, str) and IDENTIFIER.match(c) and isinstance(x, str) for c, x in columns.items()
-        ):
-            raise JobConfigError(f"{where}.columns: must map column names to contexts")
-        tables.append(RegisteredTable(name, dict(columns)))
+    for table in order.objects("tables"):
+        name = check_table_name(table.text("name", ""), catalog, table.key("name"))
+        columns = table.text_map("columns", "must map column names to contexts")
+        if not all(IDENTIFIER.match(column) for column in columns):
+            raise JobConfigError(f"{table.key('columns')}: must map column names to contexts")
+        tables.append(RegisteredTable(name, columns))
     if not tables:
         raise JobConfigError("tables: at least one registered table")
-    refs = get_field(raw, "refs", str, "", "drop")
-    if refs != "drop":
+    if order.text("refs", "drop") != "drop":
         raise JobConfigError("refs: must be drop")
-    grace = get_field(raw, "orphanGraceSeconds", int, "", 3600)
+    grace = order.integer("orphanGraceSeconds", 3600)
     if grace < 0:
         raise JobConfigError("orphanGraceSeconds: must be 0 or more")
-    return ErasureOrder(
-        run_id, tuple(str(r) for r in request_ids), tuple(subjects), tuple(tables), catalog, grace, refs
-    )
+    return ErasureOrder(run_id, tuple(request_ids), tuple(subjects), tuple(tables), catalog, grace, "drop")
 
 
 def _sql_string(value: str) -> str:

@@ -34,16 +34,6 @@ def read_json(path: str) -> dict[str, Any]:
     return parsed
 
 
-def get_field(section: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any = None) -> Any:
-    """`section[key]` (or the default) when it has the expected type; otherwise an error naming `where.key`."""
-    value = section.get(key, default)
-    # bool is an int in Python: a true/false where a number belongs is still a mistake.
-    if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise JobConfigError(f"{where + '.' if where else ''}{key}: must be of type {names}")
-    return value
-
-
 class Section:
     """A JSON object of a configuration, read through typed getters: each value comes out with its type or the
     getter raises JobConfigError naming the key (`api.batchSize: must be of type int`). Null counts as missing."""
@@ -107,6 +97,16 @@ class Section:
             raise JobConfigError(f"{self.key(name)}: {rule}")
         return [str(item) for item in items]
 
+    def objects(self, name: str) -> list[Section]:
+        """A list of objects, each read as a Section named `name[index]`."""
+        value = self._typed(name, list, "list")
+        sections = []
+        for index, item in enumerate(value if isinstance(value, list) else []):
+            if not isinstance(item, dict):
+                raise JobConfigError(f"{self.key(name)}[{index}]: must be an object")
+            sections.append(Section(item, f"{self.key(name)}[{index}]"))
+        return sections
+
     def text_map(self, name: str, rule: str) -> dict[str, str]:
         """A non-empty object of strings to strings; `rule` says what it should hold when it does not."""
         value = self.values.get(name)
@@ -117,13 +117,6 @@ class Section:
         ):
             raise JobConfigError(f"{self.key(name)}: {rule}")
         return {str(k): str(v) for k, v in value.items()}
-
-
-def section_of(raw: dict[str, Any], key: str) -> dict[str, Any]:
-    value = raw.get(key) or {}
-    if not isinstance(value, dict):
-        raise JobConfigError(f"{key}: must be an object")
-    return value
 
 
 def parse_api(api_raw: Mapping[str, object]) -> ClientConfig:
