@@ -16,6 +16,7 @@ import type { ErasureLedger } from './erasure/ledger.ts';
 import { ErasureRequests } from './erasure/requests.ts';
 import { erasureRunnerFor } from './erasure/fromConfig.ts';
 import { ErasureWorker } from './erasure/worker.ts';
+import { engineOperations, ErasureSuppression, type PseudonymOperations } from './erasure/suppression.ts';
 import { TableRegistry } from './erasure/registry.ts';
 import { ConfigError, errorMessage } from './errors.ts';
 import { createRequestHandler } from './http/handler.ts';
@@ -38,6 +39,8 @@ export interface ServiceOptions {
 export class PseudonymizationService {
   readonly keyring = new Keyring();
   readonly engine: PseudonymEngine;
+  /** What the routes pseudonymize and reidentify with: the engine, behind erasure suppression when erasure is on. */
+  pseudonyms: PseudonymOperations;
   readonly metrics: ServiceMetrics;
   readonly authenticator: ApiKeyAuthenticator;
   readonly openApiDocument: string;
@@ -46,7 +49,7 @@ export class PseudonymizationService {
   readonly throttle: LoginThrottle;
   readonly audit: AuditLog;
   /** Right to be forgotten; undefined when no table registry is configured. */
-  erasure: { readonly ledger: ErasureLedger; readonly registry: TableRegistry; readonly requests: ErasureRequests; worker?: ErasureWorker } | undefined;
+  erasure: { readonly ledger: ErasureLedger; readonly registry: TableRegistry; readonly requests: ErasureRequests; readonly suppression: ErasureSuppression; worker?: ErasureWorker } | undefined;
   private directory: Promise<LdapDirectory> | undefined;
   private readonly keyringManager: KeyringManager;
   private refreshTimer: NodeJS.Timeout | undefined;
@@ -59,6 +62,7 @@ export class PseudonymizationService {
   ) {
     this.keyringManager = keyringManagerFor(config.keyring);
     this.engine = new PseudonymEngine(this.keyring, policies, { cacheEntries: config.cacheEntries, maxValueBytes: config.limits.maxValueBytes });
+    this.pseudonyms = engineOperations(this.engine);
     const registry = new ApiKeyRegistry(apiKeyDocumentsFor(config.apiKeys));
     this.authenticator = new ApiKeyAuthenticator(registry, config.apiKeys.refreshSeconds * 1000, (error) =>
       logger.warn({ registry: registry.description, error: errorMessage(error) }, 'API key registry refresh failed; keeping the registry already loaded'),
@@ -88,17 +92,13 @@ export class PseudonymizationService {
       const registry = await TableRegistry.load(config.erasure.registryFile, policies, config.aws);
       const store = config.erasure.ledger;
       const ledger = store.store === 'dynamodb' ? new DynamoErasureLedger(store) : new SqliteErasureLedger(store.file);
-      // Withholding reads the erased set synchronously; only the SQLite store can answer that way until the
-      // cached suppression lookup (which any store can feed) is wired: refuse rather than withhold nothing.
-      if (!(ledger instanceof SqliteErasureLedger)) {
-        await ledger.close();
-        throw new ConfigError('PSEUDO_ERASURE_LEDGER: dynamodb needs the cached suppression lookup, which this build does not have yet');
-      }
-      service.erasure = { ledger, registry, requests: new ErasureRequests(ledger, service.engine, policies, registry) };
-      service.engine.setErasedPseudonyms((context) => ledger.erasedPseudonymsNow(context));
+      // Withholding and the ingestion check read a cached set of erased pseudonyms, at most cacheSeconds old.
+      const suppression = new ErasureSuppression(ledger, service.engine, service.keyring, { cacheSeconds: config.erasure.cacheSeconds });
+      service.erasure = { ledger, registry, suppression, requests: new ErasureRequests(ledger, suppression, policies, registry) };
+      service.pseudonyms = suppression;
       if (options.erasureWorker) {
         const { erasure } = config;
-        service.erasure.worker = new ErasureWorker(ledger, registry, service.engine, policies, erasureRunnerFor(erasure.runner), erasure, logger);
+        service.erasure.worker = new ErasureWorker(ledger, registry, suppression, policies, erasureRunnerFor(erasure.runner), erasure, logger);
       }
     }
     await service.refreshKeyring();

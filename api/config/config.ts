@@ -72,6 +72,7 @@ const environmentSchema = z.object({
   PSEUDO_ERASURE_POLL_SECONDS: integer(1, 3600).default(5),
   PSEUDO_ERASURE_ORPHAN_GRACE_SECONDS: integer(0, 604_800).default(3600),
   PSEUDO_ERASURE_RETRY_SECONDS: integer(0, 86_400).default(900),
+  PSEUDO_ERASURE_CACHE_SECONDS: integer(0, 300).default(5),
   PSEUDO_ERASURE_EMR_CLUSTER_ID: z.string().regex(/^j-[A-Z0-9]{1,64}$/, 'must be an EMR cluster id (j-…)').optional(),
   PSEUDO_ERASURE_EMR_JOB_URI: z.string().regex(/^s3:\/\/[^/]+\/.+\.py$/, 'must be s3://bucket/…/job.py').optional(),
   PSEUDO_ERASURE_EMR_WORK_URI: z.string().regex(/^s3:\/\/[^/]+(\/.*)?$/, 'must be s3://bucket[/prefix]').optional(),
@@ -144,6 +145,8 @@ export interface ErasureConfig {
   readonly pollSeconds: number;
   readonly orphanGraceSeconds: number;
   readonly retrySeconds: number;
+  /** The oldest the in-memory set of erased pseudonyms may be when it answers a request (erasure/suppression.ts). */
+  readonly cacheSeconds: number;
 }
 
 export interface PeopleConfig {
@@ -248,6 +251,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     pollSeconds: env.PSEUDO_ERASURE_POLL_SECONDS,
     orphanGraceSeconds: env.PSEUDO_ERASURE_ORPHAN_GRACE_SECONDS,
     retrySeconds: env.PSEUDO_ERASURE_RETRY_SECONDS,
+    cacheSeconds: env.PSEUDO_ERASURE_CACHE_SECONDS,
   };
 
   return {

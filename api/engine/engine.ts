@@ -57,12 +57,8 @@ const MODE_DETERMINISTIC = 's';
 const MODE_RANDOMIZED = 'r';
 const MODE_HASH = 'h';
 
-/** The erased subjects' pseudonyms of a context (every version filed), or undefined when there are none. */
-export type ErasedPseudonyms = (context: string) => ReadonlySet<string> | undefined;
-
 export class PseudonymEngine {
   private readonly cache: LRUCache<string, string> | undefined;
-  private erased: ErasedPseudonyms | undefined;
   private cacheGeneration = -1;
   cacheHits = 0;
   cacheMisses = 0;
@@ -121,8 +117,8 @@ export class PseudonymEngine {
     return { pseudonyms, keyVersion: key.version };
   }
 
-  /** `includeErased` is for the erasure core only, which must resolve a subject to erase it; never for callers. */
-  reidentify(context: string, pseudonyms: readonly Nullable<string>[], options: { keyVersion?: number | undefined; includeErased?: boolean } = {}): ReidentifyResult {
+  /** Decrypts by the context's policy. Erased subjects are withheld outside the engine (erasure/suppression.ts). */
+  reidentify(context: string, pseudonyms: readonly Nullable<string>[], options: { keyVersion?: number | undefined } = {}): ReidentifyResult {
     const policy = this.policies.resolve(context);
     const values: Nullable<string>[] = new Array<Nullable<string>>(pseudonyms.length).fill(null);
     const errors: ReidentifyResult['errors'] = [];
@@ -131,24 +127,19 @@ export class PseudonymEngine {
     } else {
       this.tokenReidentify(context, pseudonyms, values, errors);
     }
-    if (!options.includeErased) this.withholdErased(context, values, errors);
     errors.sort((a, b) => a.index - b.index);
     return { values, errors };
   }
 
-  /** Reidentify answers `erased` for the subjects this lookup names (the erasure ledger provides it). */
-  setErasedPseudonyms(lookup: ErasedPseudonyms): void {
-    this.erased = lookup;
-  }
-
   /**
-   * The deterministic pseudonyms of each value under every readable key version (oldest first): what an
-   * erasure must look for, since data written before a rotation carries the older versions' pseudonyms.
+   * The deterministic pseudonyms (as `pseudonymize` would give them, uncached) of each value under each of the
+   * given key versions, in that order: one array per value. The values are checked as `pseudonymize` does,
+   * unless they come out of `reidentify` (`check: false`): a policy tightened since must not refuse those.
    */
-  pseudonymsInEveryVersion(context: string, values: readonly string[]): string[][] {
+  pseudonymsUnder(keys: readonly KeyVersion[], context: string, values: readonly string[], options: { check: boolean } = { check: true }): string[][] {
     const policy = this.policies.resolve(context);
-    this.validateValues(values, policy);
-    const perVersion = this.keyring.readable().map((key) => this.deterministic(key, context, policy, [...values]));
+    if (options.check) this.validateValues(values, policy);
+    const perVersion = keys.map((key) => this.deterministic(key, context, policy, [...values]));
     return values.map((_, i) => perVersion.map((pseudonyms) => pseudonyms[i]!));
   }
 
@@ -156,27 +147,6 @@ export class PseudonymEngine {
     if (policy.transform === 'hash') return this.hash(key, context, values);
     if (policy.transform === 'fpe') return values.map((v) => key.ff1(context, policy.alphabet).encrypt(v));
     return this.sivEncrypt(key, context, values, true);
-  }
-
-  /**
-   * A value whose pseudonym under any readable version was filed for erasure is withheld, whatever token
-   * (deterministic, randomized, any version) was presented. Costs one encryption per version and value, only
-   * for contexts that have erasures.
-   */
-  private withholdErased(context: string, values: Nullable<string>[], errors: ReidentifyResult['errors']): void {
-    const erased = this.erased?.(context);
-    if (!erased || erased.size === 0) return;
-    const indexes = values.flatMap((value, i) => (value === null ? [] : [i]));
-    if (indexes.length === 0) return;
-    const candidates = indexes.map((i) => values[i]!);
-    const policy = this.policies.resolve(context);
-    const perVersion = this.keyring.readable().map((key) => this.deterministic(key, context, policy, candidates));
-    indexes.forEach((index, k) => {
-      if (perVersion.some((pseudonyms) => erased.has(pseudonyms[k]!))) {
-        values[index] = null;
-        errors.push({ index, reason: 'erased' });
-      }
-    });
   }
 
   private validateValues(values: readonly Nullable<string>[], policy: ContextPolicy): void {

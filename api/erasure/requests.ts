@@ -8,11 +8,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../auth/roles.ts';
-import type { PseudonymEngine } from '../engine/engine.ts';
 import { PlatformError, RequestError } from '../errors.ts';
 import type { PolicySet } from '../policy/policy.ts';
 import { ERASURE_STATUSES, type ErasureLedger, type ErasureRequest, type ErasureStatus, type ErasureSubject, type LegalGround } from './ledger.ts';
 import type { TableRegistry } from './registry.ts';
+import type { ErasureSuppression } from './suppression.ts';
 
 export const MAX_SUBJECTS_PER_REQUEST = 1000;
 
@@ -66,7 +66,7 @@ export function actorOf(principal: Principal): string {
 export class ErasureRequests {
   constructor(
     private readonly ledger: ErasureLedger,
-    private readonly engine: PseudonymEngine,
+    private readonly suppression: ErasureSuppression,
     private readonly policies: PolicySet,
     private readonly registry: TableRegistry,
   ) {}
@@ -82,7 +82,9 @@ export class ErasureRequests {
     };
     const id = `er-${randomUUID()}`;
     const tables = this.registry.tablesFor(subjects.map((s) => s.context)).map((t) => ({ table: t.name, status: 'pending' as const }));
-    return this.ledger.create({ id, reference, reason, filedBy: actorOf(principal), subjects, tables }, { actor: actorOf(principal), action: 'erasure.filed', requestId: id, outcome: 'received' }, isSame);
+    const filed = await this.ledger.create({ id, reference, reason, filedBy: actorOf(principal), subjects, tables }, { actor: actorOf(principal), action: 'erasure.filed', requestId: id, outcome: 'received' }, isSame);
+    this.suppression.noteFiled(subjects); // withheld by this process at once, not after the next ledger read
+    return filed;
   }
 
   async get(id: string): Promise<ErasureRequest> {
@@ -106,7 +108,7 @@ export class ErasureRequests {
       if (subject.value.length === 0) throw new RequestError('validation-failed', `${where}.value: must not be empty`);
       return { context: subject.context, pseudonyms: this.everyVersion(subject.context, subject.value, where) };
     }
-    const answer = this.engine.reidentify(subject.context, [subject.pseudonym], { keyVersion: subject.keyVersion, includeErased: true });
+    const answer = this.suppression.resolveForErasure(subject.context, [subject.pseudonym], subject.keyVersion);
     const failure = answer.errors[0]?.reason;
     if (failure === 'irreversible') return { context: subject.context, pseudonyms: [subject.pseudonym] }; // a hash token: itself is all there is
     if (failure !== undefined || answer.values[0] == null) {
@@ -119,7 +121,7 @@ export class ErasureRequests {
 
   private everyVersion(context: string, value: string, where: string): string[] {
     try {
-      return this.engine.pseudonymsInEveryVersion(context, [value])[0]!;
+      return this.suppression.pseudonymsInEveryVersion(context, [value])[0]!;
     } catch (error) {
       if (error instanceof RequestError) throw new RequestError('validation-failed', `${where}.value: ${error.details?.[0]?.reason ?? 'cannot be pseudonymized in this context'}`);
       throw error;

@@ -148,11 +148,6 @@ export class SqliteErasureLedger implements ErasureLedger {
   }
 
   async erasedPseudonyms(context: string): Promise<ReadonlySet<string>> {
-    return this.erasedPseudonymsNow(context);
-  }
-
-  /** The same, synchronously: for the composition root until reidentify reads through erasure/suppression.ts. */
-  erasedPseudonymsNow(context: string): ReadonlySet<string> {
     // data_version changes when another connection (another worker process) commits: reload then.
     const version = Number((this.db.get('PRAGMA data_version') as Row)['data_version']);
     if (version !== this.cachedDataVersion) {

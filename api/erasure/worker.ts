@@ -9,13 +9,13 @@
  * created since filing has its own pseudonyms), from one stored pseudonym resolved in memory.
  */
 import { randomUUID } from 'node:crypto';
-import type { PseudonymEngine } from '../engine/engine.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { PolicySet } from '../policy/policy.ts';
 import type { AuditInput, ErasureLedger, ErasureRequest, TableProgress } from './ledger.ts';
 import type { TableRegistry } from './registry.ts';
 import type { ErasureOrder, ErasureRunner, RunOutcome } from './runner.ts';
+import type { ErasureSuppression } from './suppression.ts';
 
 export interface WorkerOptions {
   readonly maxAttempts: number;
@@ -36,7 +36,7 @@ export class ErasureWorker {
   constructor(
     private readonly ledger: ErasureLedger,
     private readonly registry: TableRegistry,
-    private readonly engine: PseudonymEngine,
+    private readonly suppression: ErasureSuppression,
     private readonly policies: PolicySet,
     private readonly runner: ErasureRunner,
     private readonly options: WorkerOptions,
@@ -158,9 +158,9 @@ export class ErasureWorker {
 
   private withCurrentVersions(context: string, filed: readonly string[]): string[] {
     if (this.policies.resolve(context).transform !== 'deterministic') return [...filed]; // hash tokens and FPE cannot be re-derived here
-    const answer = this.engine.reidentify(context, filed, { includeErased: true });
+    const answer = this.suppression.resolveForErasure(context, filed);
     const value = answer.values.find((v): v is string => typeof v === 'string');
     if (value === undefined) return [...filed]; // every version it was filed under is destroyed: its data is unreadable anyway
-    return [...new Set([...filed, ...this.engine.pseudonymsInEveryVersion(context, [value])[0]!])];
+    return [...new Set([...filed, ...this.suppression.pseudonymsInEveryVersion(context, [value])[0]!])];
   }
 }

@@ -108,8 +108,8 @@ export const ROUTES: readonly Route[] = [
     audited: true,
     body: { schema: z.object({ context: z.string(), pseudonyms: nullableStrings, keyVersion: keyVersion.optional() }).strict(), items: ['pseudonyms'] },
     response: z.object({ values: nullableStrings, errors: z.array(itemError) }).strict(),
-    handler: ({ service, body, items }) => {
-      const result = service.engine.reidentify(body.context, items, { keyVersion: body.keyVersion });
+    handler: async ({ service, body, items }) => {
+      const result = await service.pseudonyms.reidentify(body.context, items, { keyVersion: body.keyVersion });
       countValues(service, 'reidentify', body.context, items.length);
       return json(200, result);
     },
@@ -143,9 +143,9 @@ export const ROUTES: readonly Route[] = [
       items: ['pseudonyms', 'reidentifications'],
     },
     response: z.object({ identifiers: nullableStrings }).strict(),
-    handler: ({ service, items }) => {
+    handler: async ({ service, items }) => {
       const compatContext = service.config.compatContext;
-      const result = service.engine.reidentify(compatContext, items);
+      const result = await service.pseudonyms.reidentify(compatContext, items);
       countValues(service, 'reidentify', compatContext, items.length);
       // This response shape has no room for per-item errors, and a silent null would end up in a table.
       if (result.errors.length > 0) {

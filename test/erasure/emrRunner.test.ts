@@ -17,6 +17,7 @@ import { SqliteErasureLedger } from '../../api/erasure/sqliteLedger.ts';
 import { ErasureRequests } from '../../api/erasure/requests.ts';
 import { TableRegistry } from '../../api/erasure/registry.ts';
 import { ErasureWorker } from '../../api/erasure/worker.ts';
+import { ErasureSuppression } from '../../api/erasure/suppression.ts';
 import { createLogger } from '../../api/observability/logger.ts';
 import { writeLocalCatalog } from '../support/catalog.ts';
 import { engineOf, keyringOf, TEST_POLICIES } from '../support/engine.ts';
@@ -130,10 +131,11 @@ describe('EMR erasure runner', () => {
     writeFileSync(registryFile, JSON.stringify({ catalog: { type: 'jdbc', ...catalog }, tables: [{ name: 'local.crm.customers', columns: { email: 'email' } }] }));
     const registry = await TableRegistry.load(registryFile, TEST_POLICIES);
     const ledger = new SqliteErasureLedger(join(folder, 'ledger.db'));
-    const engine = engineOf(keyringOf([{ version: 1, state: 'active', root: new Uint8Array(64).fill(7) }]));
+    const keyring = keyringOf([{ version: 1, state: 'active', root: new Uint8Array(64).fill(7) }]);
+    const suppression = new ErasureSuppression(ledger, engineOf(keyring), keyring, { cacheSeconds: 5 });
     const principal = { kind: 'api-key' as const, id: 'officer', name: 'officer', roles: new Set(['privacy-officer' as const]), contexts: undefined };
-    const { request } = await new ErasureRequests(ledger, engine, TEST_POLICIES, registry).file(principal, { reference: 'DSR-1', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: 'sentinel@example.com' }] });
-    const worker = new ErasureWorker(ledger, registry, engine, TEST_POLICIES, runner(), { maxAttempts: 2, pollSeconds: 60, orphanGraceSeconds: 0, retrySeconds: 0 }, createLogger('silent'));
+    const { request } = await new ErasureRequests(ledger, suppression, TEST_POLICIES, registry).file(principal, { reference: 'DSR-1', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: 'sentinel@example.com' }] });
+    const worker = new ErasureWorker(ledger, registry, suppression, TEST_POLICIES, runner(), { maxAttempts: 2, pollSeconds: 60, orphanGraceSeconds: 0, retrySeconds: 0 }, createLogger('silent'));
 
     for (let attempt = 1; attempt <= 2; attempt++) {
       const round = worker.runOnce();
@@ -158,8 +160,9 @@ describe('EMR erasure runner', () => {
     const runs: string[] = [];
     const counting = { description: 'counting', run: async (o: ErasureOrder) => (runs.push(o.runId), { kind: 'crashed' as const, reason: 'no' }) };
     const registry = new TableRegistry({ type: 'glue', name: 'glue', warehouse: 's3://lake/w' }, []);
-    const engine = engineOf(keyringOf([{ version: 1, state: 'active', root: new Uint8Array(64).fill(7) }]));
-    const worker = (retrySeconds: number) => new ErasureWorker(ledger, registry, engine, TEST_POLICIES, counting, { maxAttempts: 3, pollSeconds: 60, orphanGraceSeconds: 0, retrySeconds }, createLogger('silent'));
+    const keyring = keyringOf([{ version: 1, state: 'active', root: new Uint8Array(64).fill(7) }]);
+    const suppression = new ErasureSuppression(ledger, engineOf(keyring), keyring, { cacheSeconds: 5 });
+    const worker = (retrySeconds: number) => new ErasureWorker(ledger, registry, suppression, TEST_POLICIES, counting, { maxAttempts: 3, pollSeconds: 60, orphanGraceSeconds: 0, retrySeconds }, createLogger('silent'));
     await worker(3600).runOnce();
     expect(runs).toHaveLength(0);
     await worker(0).runOnce();

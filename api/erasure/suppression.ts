@@ -1,0 +1,173 @@
+/**
+ * Erasure at the service's edge: the composition root (service.ts) puts this between the routes and the
+ * engine, which knows policies, keys and formats but nothing of ledgers.
+ *
+ * - Reidentify withholds a subject filed for erasure (per item `erased`), whatever token is presented:
+ *   deterministic or randomized, under any key version. The decrypted value's deterministic pseudonyms under
+ *   every readable version are looked up in the context's set of erased pseudonyms.
+ * - Pseudonymize does not hand out a usable pseudonym for such a subject: its index is reported instead.
+ * - Filing and the worker get a subject's pseudonyms under every readable key version from here.
+ *
+ * The set of erased pseudonyms of each context is held in memory and read from the (asynchronous, possibly
+ * remote) ledger at most every `cacheSeconds` (PSEUDO_ERASURE_CACHE_SECONDS): requests never wait for the
+ * ledger while the set is fresh. After half the bound it is refreshed in the background; past the bound a
+ * request waits for the refresh, and when the ledger cannot be read it fails with `ledger-unavailable` (503):
+ * an answer is never given from a set older than the bound. A filing through this process is in the set at once.
+ */
+import type { Nullable, PseudonymEngine, PseudonymizeResult, ReidentifyResult } from '../engine/engine.ts';
+import { PlatformError } from '../errors.ts';
+import type { Keyring } from '../keyring/keyring.ts';
+import type { ErasureLedger, ErasureSubject } from './ledger.ts';
+
+/** Pseudonymize with the indexes of values withheld because their subject's erasure was filed (null in `pseudonyms`). */
+export interface SuppressedPseudonymizeResult extends PseudonymizeResult {
+  readonly erased: number[];
+}
+
+/** What the routes call: the engine alone, or behind erasure suppression. */
+export interface PseudonymOperations {
+  pseudonymize(context: string, values: readonly Nullable<string>[], options: { deterministic: boolean }): Promise<SuppressedPseudonymizeResult>;
+  reidentify(context: string, pseudonyms: readonly Nullable<string>[], options?: { keyVersion?: number | undefined }): Promise<ReidentifyResult>;
+}
+
+/** Without erasure configured: the engine as it is. */
+export function engineOperations(engine: PseudonymEngine): PseudonymOperations {
+  return {
+    pseudonymize: async (context, values, options) => ({ ...engine.pseudonymize(context, values, options), erased: [] }),
+    reidentify: async (context, pseudonyms, options) => engine.reidentify(context, pseudonyms, options),
+  };
+}
+
+export interface SuppressionOptions {
+  /** The oldest a context's set of erased pseudonyms may be when it answers a request, in seconds (0: read it every time). */
+  readonly cacheSeconds: number;
+  /** Milliseconds now; tests move the clock. */
+  readonly now?: () => number;
+}
+
+interface CachedSet {
+  readonly pseudonyms: Set<string>;
+  readonly loadedAt: number;
+}
+
+export class ErasureSuppression implements PseudonymOperations {
+  private readonly cache = new Map<string, CachedSet>();
+  private readonly loading = new Map<string, Promise<CachedSet>>();
+  /** Pseudonyms filed through this process, kept in the set across refreshes (a read may predate the filing). */
+  private readonly filedHere = new Map<string, Set<string>>();
+  private readonly now: () => number;
+  /** Ledger reads that failed (background refreshes included), for the metrics. */
+  refreshFailures = 0;
+
+  constructor(
+    private readonly ledger: ErasureLedger,
+    private readonly engine: PseudonymEngine,
+    private readonly keyring: Keyring,
+    private readonly options: SuppressionOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * The deterministic pseudonyms of each value under every readable key version (oldest first): what an
+   * erasure must look for, since data written before a rotation carries the older versions' pseudonyms.
+   */
+  pseudonymsInEveryVersion(context: string, values: readonly string[]): string[][] {
+    return this.engine.pseudonymsUnder(this.keyring.readable(), context, values);
+  }
+
+  /** Reidentify without withholding: for the erasure core only, which must resolve a subject to erase it. */
+  resolveForErasure(context: string, pseudonyms: readonly string[], keyVersion?: number): ReidentifyResult {
+    return this.engine.reidentify(context, pseudonyms, { keyVersion });
+  }
+
+  /** A filing through this process: its subjects are withheld from now on, before the next ledger read. */
+  noteFiled(subjects: readonly ErasureSubject[]): void {
+    for (const subject of subjects) {
+      let here = this.filedHere.get(subject.context);
+      if (!here) this.filedHere.set(subject.context, (here = new Set()));
+      const cached = this.cache.get(subject.context);
+      for (const pseudonym of subject.pseudonyms) {
+        here.add(pseudonym);
+        cached?.pseudonyms.add(pseudonym);
+      }
+    }
+  }
+
+  async reidentify(context: string, pseudonyms: readonly Nullable<string>[], options: { keyVersion?: number | undefined } = {}): Promise<ReidentifyResult> {
+    const erased = await this.erasedPseudonyms(context);
+    const result = this.engine.reidentify(context, pseudonyms, options);
+    if (erased.size === 0) return result;
+    const indexes = result.values.flatMap((value, i) => (value === null ? [] : [i]));
+    const withheld = this.erasedAmong(context, erased, indexes.map((i) => result.values[i]!));
+    if (withheld.length === 0) return result;
+    const values = [...result.values];
+    const errors = [...result.errors];
+    for (const k of withheld) {
+      values[indexes[k]!] = null;
+      errors.push({ index: indexes[k]!, reason: 'erased' });
+    }
+    errors.sort((a, b) => a.index - b.index);
+    return { values, errors };
+  }
+
+  async pseudonymize(context: string, values: readonly Nullable<string>[], options: { deterministic: boolean }): Promise<SuppressedPseudonymizeResult> {
+    const erased = await this.erasedPseudonyms(context);
+    const result = this.engine.pseudonymize(context, values, options);
+    if (erased.size === 0) return { ...result, erased: [] };
+    const indexes = values.flatMap((value, i) => (value === null ? [] : [i]));
+    const withheld = this.erasedAmong(context, erased, indexes.map((i) => values[i]!)).map((k) => indexes[k]!);
+    if (withheld.length === 0) return { ...result, erased: [] };
+    const pseudonyms = [...result.pseudonyms];
+    for (const index of withheld) pseudonyms[index] = null;
+    return { pseudonyms, keyVersion: result.keyVersion, erased: withheld };
+  }
+
+  /**
+   * Positions (into `values`) of the values whose deterministic pseudonym under some readable key version was
+   * filed for erasure: one set lookup per value and version, one encryption per value and version (batched).
+   */
+  private erasedAmong(context: string, erased: ReadonlySet<string>, values: readonly string[]): number[] {
+    if (values.length === 0) return [];
+    const perValue = this.engine.pseudonymsUnder(this.keyring.readable(), context, values, { check: false });
+    return perValue.flatMap((pseudonyms, k) => (pseudonyms.some((p) => erased.has(p)) ? [k] : []));
+  }
+
+  /** The context's set, from memory while fresh; otherwise read from the ledger (one read at a time per context). */
+  private async erasedPseudonyms(context: string): Promise<ReadonlySet<string>> {
+    const cached = this.cache.get(context);
+    const age = cached ? this.now() - cached.loadedAt : Number.POSITIVE_INFINITY;
+    const bound = this.options.cacheSeconds * 1000;
+    if (cached && age < bound) {
+      if (age >= bound / 2) this.load(context).catch(() => undefined); // refresh ahead; a failure counts, the bound still holds
+      return cached.pseudonyms;
+    }
+    try {
+      return (await this.load(context)).pseudonyms;
+    } catch {
+      throw new PlatformError('ledger-unavailable', 'the erasure ledger cannot be read, and erased subjects must be withheld');
+    }
+  }
+
+  private load(context: string): Promise<CachedSet> {
+    const running = this.loading.get(context);
+    if (running) return running;
+    const startedAt = this.now();
+    const loading = this.ledger
+      .erasedPseudonyms(context)
+      .then((fromLedger) => {
+        const pseudonyms = new Set(fromLedger);
+        for (const pseudonym of this.filedHere.get(context) ?? []) pseudonyms.add(pseudonym);
+        const entry = { pseudonyms, loadedAt: startedAt };
+        this.cache.set(context, entry);
+        return entry;
+      })
+      .catch((error: unknown) => {
+        this.refreshFailures++;
+        throw error;
+      })
+      .finally(() => this.loading.delete(context));
+    this.loading.set(context, loading);
+    return loading;
+  }
+}
