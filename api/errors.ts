@@ -64,13 +64,13 @@ export class ConfigError extends PlatformError {
   constructor(message: string) {
     super('invalid-config', message);
   }
-}
-
 
   /** The setting at fault, when the message starts with its name (`PSEUDO_PORT: …`): safe to log, unlike the rest. */
   get key(): string | undefined {
     return /^([A-Z][A-Z0-9_]*):/.exec(this.message)?.[1];
   }
+}
+
 export class KeyringError extends PlatformError {
   constructor(message: string, code: 'keyring-error' | 'keyring-unavailable' = 'keyring-error') {
     super(code, message);
