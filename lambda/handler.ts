@@ -14,7 +14,7 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { loadConfig } from '../api/config/config.ts';
 import { ConfigError, PlatformError } from '../api/errors.ts';
-import { problemResponse } from '../api/http/problem.ts';
+import { problemResponse, statusOf } from '../api/http/problem.ts';
 import type { CoreRequest, CoreResponse } from '../api/http/types.ts';
 import { PseudonymizationService } from '../api/service.ts';
 
@@ -43,10 +43,13 @@ function logStartFailure(error: unknown): void {
 }
 
 /** The problem a failed start answers with, naming its real cause; the detail says where to look, not what was wrong. */
-export function startFailure(error: unknown): PlatformError {
+export function startFailure(error: unknown): unknown {
   if (error instanceof ConfigError) return new PlatformError('config-invalid', `the service configuration is not valid${error.key ? ` (${error.key})` : ''}: see the function log`);
   if (error instanceof PlatformError && error.code === 'ledger-unavailable') return new PlatformError('ledger-unavailable', 'the erasure ledger could not be opened: see the function log');
-  return new PlatformError('keyring-unavailable', 'the service could not start: see the function log');
+  // keyring-unavailable and the other "a dependency is down" codes keep their own type.
+  if (error instanceof PlatformError && statusOf(error.code) === 503) return new PlatformError(error.code, 'the service could not start: see the function log');
+  // Anything else is our bug: a generic 500 without details (the log line has the class).
+  return error;
 }
 
 function lowerCaseHeaders(headers: Record<string, string | undefined> | null | undefined): Record<string, string | undefined> {

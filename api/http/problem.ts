@@ -33,6 +33,11 @@ const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
 
 export const PROBLEM_TYPE_PREFIX = 'urn:pseudonymization:problem:';
 
+/** The HTTP status an error code answers with. */
+export function statusOf(code: ErrorCode): number {
+  return PROBLEMS[code].status;
+}
+
 export function problemType(code: ErrorCode): string {
   return PROBLEM_TYPE_PREFIX + code;
 }

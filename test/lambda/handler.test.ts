@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ApiKeyRegistry } from '../../api/auth/apiKeys.ts';
 import { bootstrapLocal } from '../../api/bootstrap.ts';
 import { createLogger } from '../../api/observability/logger.ts';
@@ -195,5 +195,64 @@ describe('Lambda specifics', () => {
 
   it('loads the keyring once per cold start', async () => {
     expect(await handlers.service()).toBe(await handlers.service());
+  });
+});
+
+describe('a Lambda whose service cannot start', () => {
+  /**
+   * A fresh copy of the module, loaded as Lambda's init phase loads it (AWS_LAMBDA_FUNCTION_NAME set,
+   * so the start begins at import), with these settings; stderr lines captured.
+   */
+  async function coldStart(settings: Record<string, string>): Promise<{ module: typeof import('../../lambda/handler.ts'); errors: string[]; restore: () => void }> {
+    const saved = { ...process.env };
+    Object.assign(process.env, { AWS_LAMBDA_FUNCTION_NAME: 'pseudonymization-test' }, settings);
+    const errors: string[] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((...parts: unknown[]) => void errors.push(parts.map(String).join(' ')));
+    vi.resetModules();
+    const module = await import('../../lambda/handler.ts');
+    return {
+      module,
+      errors,
+      restore: () => {
+        spy.mockRestore();
+        for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
+        Object.assign(process.env, saved);
+      },
+    };
+  }
+
+  it('loads without throwing, answers 503 config-invalid, and logs the setting by name, never its value', async () => {
+    const { module, errors, restore } = await coldStart({ PSEUDO_PORT: 'eighty-7f3a-sentinel' });
+    try {
+      const answer = await module.httpApiHandler(httpEvent({ method: 'POST', path: '/v1/pseudonymize', headers: json({ 'x-api-key': keys.pseudonymize }), body: '{"context":"vin","values":["x"]}' }));
+      expect(answer.statusCode).toBe(503);
+      const problem = JSON.parse(answer.body!) as { type: string; detail: string };
+      expect(problem.type).toBe('urn:pseudonymization:problem:config-invalid');
+      expect(problem.detail).toContain('PSEUDO_PORT');
+      expect(answer.body).not.toContain('sentinel');
+      assertMatchesOpenApi('POST', '/v1/pseudonymize', 503, String(answer.headers!['content-type']), problem);
+      const logged = errors.map((line) => JSON.parse(line) as { errorClass: string; code: string; key: string });
+      expect(logged.length).toBeGreaterThanOrEqual(1);
+      expect(logged[0]).toMatchObject({ errorClass: 'ConfigError', code: 'invalid-config', key: 'PSEUDO_PORT' });
+      expect(errors.join('\n')).not.toContain('sentinel');
+      expect(errors.join('\n')).not.toContain('eighty');
+    } finally {
+      restore();
+    }
+  });
+
+  it('answers 503 ledger-unavailable when the erasure ledger cannot be opened', async () => {
+    const notALedger = join(dataDir, 'not-a-ledger.db');
+    writeFileSync(notALedger, 'this is not an SQLite database, but it is long enough to be read as one and refused'.repeat(20));
+    const { module, errors, restore } = await coldStart({ PSEUDO_ERASURE_LEDGER_FILE: notALedger });
+    try {
+      const answer = await module.restApiHandler(restEvent({ method: 'GET', path: '/readyz' }));
+      expect(answer.statusCode).toBe(503);
+      expect((JSON.parse(answer.body) as { type: string }).type).toBe('urn:pseudonymization:problem:ledger-unavailable');
+      expect(errors.some((line) => line.includes('"code":"ledger-unavailable"'))).toBe(true);
+      expect(errors.join('\n')).not.toContain(dataDir);
+    } finally {
+      restore();
+    }
   });
 });
