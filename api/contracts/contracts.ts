@@ -184,7 +184,7 @@ function describe(name: ContractName, errors: readonly ErrorObject[] | null | un
   if (!first) return new ContractError(name, '$', 'does not match');
   const reason = REASONS[first.keyword] ?? `fails ${first.keyword}`;
   // The missing field's name comes from the schema, not from the document: safe to say.
-  const missing = first.keyword === 'required' && typeof first.params['missingProperty'] === 'string' ? `: ${first.params['missingProperty']}` : '';
+  const missing = first.keyword === 'required' && typeof first.params.missingProperty === 'string' ? `: ${first.params.missingProperty}` : '';
   return new ContractError(name, jsonPath(first.instancePath), reason + missing);
 }
 

@@ -17,7 +17,9 @@ CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
 
 
 def golden(kind: str) -> list[tuple[ContractName, Path]]:
-    return [(name, path) for name in CONTRACTS for path in sorted((CONTRACTS_DIR / "golden" / name).glob(f"{kind}-*.json"))]
+    return [
+        (name, path) for name in CONTRACTS for path in sorted((CONTRACTS_DIR / "golden" / name).glob(f"{kind}-*.json"))
+    ]
 
 
 def test_every_contract_has_valid_and_invalid_golden_documents() -> None:
@@ -65,18 +67,28 @@ def test_a_snapshot_id_above_2_to_the_53_is_refused_as_a_number_and_kept_exactly
 
 
 def test_the_job_reads_the_golden_orders_including_fpe_pseudonyms_of_a_custom_alphabet() -> None:
-    order = parse_order(json.loads((CONTRACTS_DIR / "golden" / "erasure-order" / "valid-glue-fpe-custom-alphabet.json").read_text(encoding="utf-8")))
+    order = parse_order(
+        json.loads(
+            (CONTRACTS_DIR / "golden" / "erasure-order" / "valid-glue-fpe-custom-alphabet.json").read_text(
+                encoding="utf-8"
+            )
+        )
+    )
     assert order.subjects[0].pseudonyms == ("x') OR true --", "ab\\'c d", "ÄÖÜ€ßé")
     assert order.tables[0].name == "glue.crm.accounts"
 
 
 def test_the_job_refuses_an_order_the_contract_refuses_naming_the_field() -> None:
-    raw = json.loads((CONTRACTS_DIR / "golden" / "erasure-order" / "invalid-two-part-table-name.json").read_text(encoding="utf-8"))
+    raw = json.loads(
+        (CONTRACTS_DIR / "golden" / "erasure-order" / "invalid-two-part-table-name.json").read_text(encoding="utf-8")
+    )
     with pytest.raises(JobConfigError, match=r"\$\.tables\[0\]\.name"):
         parse_order(raw)
 
 
-@pytest.mark.parametrize("pseudonym", ["x') OR true --", "a\\'b", "back\\slash", "new\nline", "ÄÖÜ€", "😀emoji", "s1.AbC-_09"])
+@pytest.mark.parametrize(
+    "pseudonym", ["x') OR true --", "a\\'b", "back\\slash", "new\nline", "ÄÖÜ€", "😀emoji", "s1.AbC-_09"]
+)
 def test_a_pseudonym_goes_into_sql_as_one_literal_whatever_its_characters(pseudonym: str) -> None:
     literal = _sql_string(pseudonym)
     body = literal[1:-1]

@@ -50,7 +50,9 @@ def schema_text(file_name: str) -> str:
 @cache
 def _validators() -> dict[str, Draft202012Validator]:
     schemas: dict[str, Any] = {name: json.loads(schema_text(name)) for name in SCHEMA_FILES}
-    registry: Registry[Any] = Registry().with_resources((schema["$id"], Resource.from_contents(schema)) for schema in schemas.values())
+    registry: Registry[Any] = Registry().with_resources(
+        (schema["$id"], Resource.from_contents(schema)) for schema in schemas.values()
+    )
     return {name: Draft202012Validator(schemas[f"{name}.schema.json"], registry=registry) for name in CONTRACTS}
 
 
