@@ -54,11 +54,12 @@ describe('the OpenAPI document', () => {
       expect(schemaDifferences(jsonSchema(route.bodySchema), documented)).toEqual([]);
     });
 
-    it.runIf(route.responseSchema !== undefined)('documents the same response schema', () => {
+    it('documents a success response, with the same schema where the route declares one', () => {
       const responses = op.responses as Record<string, unknown>;
       const success = Object.keys(responses).filter((status) => status.startsWith('2'));
       expect(success.length).toBeGreaterThan(0);
-      for (const status of success) expect(schemaDifferences(jsonSchema(route.responseSchema!), jsonContent(responses[status]), `${status} response`)).toEqual([]);
+      if (!route.responseSchema) return; // metrics (text), this document, erasure requests: not declared in the table
+      for (const status of success) expect(schemaDifferences(jsonSchema(route.responseSchema), jsonContent(responses[status]), `${status} response`)).toEqual([]);
     });
   });
 
