@@ -2,11 +2,8 @@
  * The pseudonymization engine: turns batches of identifiers of one context into pseudonyms and
  * back, by the context's policy, with the keyring's versions.
  *
- * Pseudonym text (README "Pseudonym format"): `<mode><keyVersion>.<base64url payload>`
- *   s  deterministic AES-SIV, payload V || C
- *   r  randomized AES-SIV (a random 16-byte nonce as the last associated-data component), payload nonce || V || C
- *   h  keyed hash, payload HMAC-SHA256, irreversible
- * FF1 (`fpe`) pseudonyms keep the identifier's length and alphabet, so they cannot carry the
+ * Pseudonym text is built and parsed in pseudonymFormat.ts (deterministic AES-SIV, randomized AES-SIV with
+ * a random 16-byte nonce as the last associated-data component, keyed hash). FF1 (`fpe`) pseudonyms keep the identifier's length and alphabet, so they cannot carry the
  * version: pseudonymize reports it, and reidentify takes it (default: the active version).
  *
  * Only pseudonymize results of deterministic transforms are cached (identifier -> pseudonym).
@@ -19,7 +16,8 @@ import type { Keyring, KeyVersion } from '../keyring/keyring.ts';
 import type { ContextPolicy, PolicySet } from '../policy/policy.ts';
 import { BLOCK, packByteArrays, packedItem, type PackedBytes } from './_blocks.ts';
 import { fpeRejectReason } from './ff1.ts';
-import { asBuffer, base64UrlDecodedLength, isCanonicalBase64Url, packUtf8 } from './_text.ts';
+import { asBuffer, packUtf8 } from './_text.ts';
+import { parsePseudonym, pseudonymFormatter, pseudonymPayload, type ParsedPseudonym } from './pseudonymFormat.ts';
 
 export type Nullable<T> = T | null;
 
@@ -53,9 +51,6 @@ export interface ReidentifyResult {
 
 /** At most this many item problems are reported for one request. */
 const MAX_REPORTED_PROBLEMS = 20;
-const MODE_DETERMINISTIC = 's';
-const MODE_RANDOMIZED = 'r';
-const MODE_HASH = 'h';
 
 export class PseudonymEngine {
   private readonly cache: LRUCache<string, string> | undefined;
@@ -176,28 +171,26 @@ export class PseudonymEngine {
     if (deterministic) {
       const encrypted = key.siv.encryptBatch(header, packed);
       const bytes = asBuffer(encrypted.data);
-      const prefix = `${MODE_DETERMINISTIC}${key.version}.`;
-      for (let i = 0; i < values.length; i++) {
-        out[i] = prefix + bytes.toString('base64url', encrypted.offsets[i]!, encrypted.offsets[i + 1]!);
-      }
+      const format = pseudonymFormatter('deterministic', key.version);
+      for (let i = 0; i < values.length; i++) out[i] = format(bytes, encrypted.offsets[i]!, encrypted.offsets[i + 1]!);
       return out;
     }
     const nonces = randomBytes(values.length * BLOCK);
     const encrypted = key.siv.encryptBatch(key.siv.headerStatesWithNonces(header, nonces), packed);
-    const prefix = `${MODE_RANDOMIZED}${key.version}.`;
+    const format = pseudonymFormatter('randomized', key.version);
     const item = Buffer.allocUnsafe(BLOCK + maxItemLength(encrypted));
     for (let i = 0; i < values.length; i++) {
       nonces.copy(item, 0, i * BLOCK, (i + 1) * BLOCK);
       const body = packedItem(encrypted, i);
       item.set(body, BLOCK);
-      out[i] = prefix + item.toString('base64url', 0, BLOCK + body.length);
+      out[i] = format(item, 0, BLOCK + body.length);
     }
     return out;
   }
 
   private hash(key: KeyVersion, context: string, values: string[]): string[] {
-    const prefix = `${MODE_HASH}${key.version}.`;
-    return values.map((value) => prefix + key.hmac(context, Buffer.from(value, 'utf8')).toString('base64url'));
+    const format = pseudonymFormatter('hash', key.version);
+    return values.map((value) => format(key.hmac(context, Buffer.from(value, 'utf8'))));
   }
 
   private fpeReidentify(
@@ -221,30 +214,30 @@ export class PseudonymEngine {
 
   /** Groups tokens by mode and key version, then decrypts each group as one batch. */
   private tokenReidentify(context: string, pseudonyms: readonly Nullable<string>[], values: Nullable<string>[], errors: ReidentifyResult['errors']): void {
-    const groups = new Map<string, { mode: string; version: number; indexes: number[]; payloadStarts: number[] }>();
+    const groups = new Map<string, { mode: ParsedPseudonym['mode']; version: number; indexes: number[]; parsed: ParsedPseudonym[] }>();
     for (let i = 0; i < pseudonyms.length; i++) {
       const pseudonym = pseudonyms[i];
       if (pseudonym === null || pseudonym === undefined) continue;
-      const header = typeof pseudonym === 'string' ? parseHeader(pseudonym) : undefined;
-      if (!header || !isCanonicalBase64Url(pseudonym, header.payloadStart)) {
+      const parsed = typeof pseudonym === 'string' ? parsePseudonym(pseudonym) : undefined;
+      if (!parsed) {
         errors.push({ index: i, reason: 'malformed' });
         continue;
       }
-      const groupKey = `${header.mode}${header.version}`;
+      const groupKey = `${parsed.mode}${parsed.version}`;
       let group = groups.get(groupKey);
-      if (!group) groups.set(groupKey, (group = { mode: header.mode, version: header.version, indexes: [], payloadStarts: [] }));
+      if (!group) groups.set(groupKey, (group = { mode: parsed.mode, version: parsed.version, indexes: [], parsed: [] }));
       group.indexes.push(i);
-      group.payloadStarts.push(header.payloadStart);
+      group.parsed.push(parsed);
     }
     for (const group of groups.values()) {
       const lookup = this.keyring.lookup(group.version);
       const failAll = (reason: ReidentifyFailure): void => {
         for (const index of group.indexes) errors.push({ index, reason });
       };
-      if (group.mode === MODE_HASH) failAll('irreversible');
+      if (group.mode === 'hash') failAll('irreversible');
       else if (lookup.kind === 'unknown') failAll('unknown-key-version');
       else if (lookup.kind === 'destroyed') failAll('key-destroyed');
-      else this.sivDecryptGroup(lookup.key, context, group.mode === MODE_RANDOMIZED, group.indexes, group.payloadStarts, pseudonyms, values, errors);
+      else this.sivDecryptGroup(lookup.key, context, group.mode === 'randomized', group.indexes, group.parsed, pseudonyms, values, errors);
     }
   }
 
@@ -253,7 +246,7 @@ export class PseudonymEngine {
     context: string,
     randomized: boolean,
     indexes: number[],
-    payloadStarts: number[],
+    parsed: ParsedPseudonym[],
     pseudonyms: readonly Nullable<string>[],
     values: Nullable<string>[],
     errors: ReidentifyResult['errors'],
@@ -264,13 +257,13 @@ export class PseudonymEngine {
     const decoded: Uint8Array[] = [];
     for (let k = 0; k < indexes.length; k++) {
       const text = pseudonyms[indexes[k]!]!;
-      const length = base64UrlDecodedLength(text.length - payloadStarts[k]!);
+      const length = parsed[k]!.payloadLength;
       if (length < minimum || length > maximum) {
         errors.push({ index: indexes[k]!, reason: 'malformed' });
         continue;
       }
       accepted.push(indexes[k]!);
-      decoded.push(Buffer.from(text.slice(payloadStarts[k]!), 'base64url'));
+      decoded.push(pseudonymPayload(text, parsed[k]!));
     }
     if (accepted.length === 0) return;
     const header = key.headerState(context);
@@ -304,20 +297,4 @@ function maxItemLength(packed: PackedBytes): number {
   let max = 0;
   for (let i = 0; i + 1 < packed.offsets.length; i++) max = Math.max(max, packed.offsets[i + 1]! - packed.offsets[i]!);
   return max;
-}
-
-/** Parses `<mode><version>.`; returns where the payload starts. */
-function parseHeader(text: string): { mode: string; version: number; payloadStart: number } | undefined {
-  const mode = text[0];
-  if (mode !== MODE_DETERMINISTIC && mode !== MODE_RANDOMIZED && mode !== MODE_HASH) return undefined;
-  let version = 0;
-  let i = 1;
-  for (; i < text.length && i <= 10; i++) {
-    const code = text.charCodeAt(i);
-    if (code === 46 /* . */) break;
-    if (code < 48 || code > 57) return undefined;
-    version = version * 10 + (code - 48);
-  }
-  if (i === 1 || text.charCodeAt(i) !== 46 || version < 1 || version > 2 ** 31 - 1 || text[1] === '0') return undefined;
-  return { mode, version, payloadStart: i + 1 };
 }
