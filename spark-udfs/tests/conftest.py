@@ -14,14 +14,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "test" / "python"))
 
-import pytest  # noqa: E402
-import requests  # noqa: E402
-from pyspark.sql import SparkSession  # noqa: E402
-from test_support.servers import moto_server, started_api  # noqa: E402
-from test_support.spark import prepare_environment  # noqa: E402
+import pytest
+import requests
+from pyspark.sql import SparkSession
 
-from spark_udfs import ApiKeySource, ClientConfig  # noqa: E402
-from spark_udfs.jobs.session import CatalogConfig, build_session  # noqa: E402
+from spark_udfs import ApiKeySource, ClientConfig
+from spark_udfs.jobs.session import CatalogConfig, build_session
+from test_support.servers import moto_server, started_api
+from test_support.spark import prepare_environment
 
 prepare_environment()
 

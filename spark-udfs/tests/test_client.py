@@ -30,7 +30,9 @@ def test_chunks_concurrently_and_keeps_order(api: Api) -> None:
 def test_recovers_from_errors_throttling_and_dropped_connections(api: Api) -> None:
     with FaultProxy(api.url, errors=0.2, throttles=0.1, drops=0.1) as proxy:
         waits: list[float] = []
-        client = PseudonymizationClient(api.client(url=proxy.url, batch_size=50, concurrency=2, backoff_base_seconds=0.001), sleep=waits.append)
+        client = PseudonymizationClient(
+            api.client(url=proxy.url, batch_size=50, concurrency=2, backoff_base_seconds=0.001), sleep=waits.append
+        )
         assert client.pseudonymize("vin", VINS) == PseudonymizationClient(api.client()).pseudonymize("vin", VINS)
         assert client.stats.retries > 0
         assert proxy.counts["503"] and proxy.counts["429"] and proxy.counts["dropped"]
@@ -43,7 +45,10 @@ def test_honours_retry_after_and_backs_off_exponentially(api: Api) -> None:
     assert _retry_after_seconds("soon") is None
     with FaultProxy(api.url, fail_all_posts=True) as proxy:
         waits: list[float] = []
-        client = PseudonymizationClient(api.client(url=proxy.url, max_retries=5, backoff_base_seconds=1.0, backoff_max_seconds=8.0), sleep=waits.append)
+        client = PseudonymizationClient(
+            api.client(url=proxy.url, max_retries=5, backoff_base_seconds=1.0, backoff_max_seconds=8.0),
+            sleep=waits.append,
+        )
         with pytest.raises(PseudonymizationError) as failure:
             client.pseudonymize("vin", ["SENTINEL-VIN-123"])
         assert "gave up after 6 attempts" in str(failure.value)
@@ -93,14 +98,23 @@ def test_config_refuses_impossible_settings() -> None:
 def test_reads_the_key_once_from_secrets_manager(api: Api, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
 
-    for name, value in {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}.items():
+    for name, value in {
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }.items():
         monkeypatch.setenv(name, value)
     with open(api.pseudonymize_key_file, encoding="utf-8") as handle:
         key = handle.read().strip()
     secrets = boto3.client("secretsmanager", region_name="eu-west-1")
     secrets.create_secret(Name="spark/api-key", SecretString=json.dumps({"api_key_value": key}))
-    client = PseudonymizationClient(ClientConfig(url=api.url, api_key=ApiKeySource(env=None, secret_id="spark/api-key", region="eu-west-1")))
+    client = PseudonymizationClient(
+        ClientConfig(url=api.url, api_key=ApiKeySource(env=None, secret_id="spark/api-key", region="eu-west-1"))
+    )
     assert len(client.pseudonymize("vin", ["A", "B"])) == 2
     # Rotating the secret does not reach a running client: it was read once, not per request.
-    secrets.put_secret_value(SecretId="spark/api-key", SecretString=json.dumps({"api_key_value": "pk_000000000000_" + "A" * 43}))
+    secrets.put_secret_value(
+        SecretId="spark/api-key", SecretString=json.dumps({"api_key_value": "pk_000000000000_" + "A" * 43})
+    )
     assert len(client.pseudonymize("vin", ["C"])) == 1

@@ -33,7 +33,7 @@ def history(spark: SparkSession, api: Api, warehouse: CatalogConfig) -> tuple[st
     """A table of 25 appends, MOR deletes and an update, a tag and a branch; returns (name, email -> pseudonym)."""
     name = f"local.crm.customers_{uuid.uuid4().hex[:8]}"
     mails = emails(CUSTOMERS)
-    pseudonyms = dict(zip(mails, _pseudonymize(api, mails)))
+    pseudonyms = dict(zip(mails, _pseudonymize(api, mails), strict=True))
     spark.sql(
         f"CREATE TABLE {name} (id bigint, email string, note string) USING iceberg TBLPROPERTIES ("
         "'format-version'='2', 'write.delete.mode'='merge-on-read', 'write.update.mode'='merge-on-read', "
@@ -41,17 +41,26 @@ def history(spark: SparkSession, api: Api, warehouse: CatalogConfig) -> tuple[st
         "'write.parquet.compression-codec'='uncompressed')"
     )
     for snapshot in range(25):
-        rows = [(snapshot * 1000 + k, pseudonyms[mails[(snapshot * 16 + k) % CUSTOMERS]], f"note {snapshot}") for k in range(40)]
+        rows = [
+            (snapshot * 1000 + k, pseudonyms[mails[(snapshot * 16 + k) % CUSTOMERS]], f"note {snapshot}")
+            for k in range(40)
+        ]
         spark.createDataFrame(rows, "id bigint, email string, note string").writeTo(name).append()
         if snapshot == 3:
             spark.sql(f"ALTER TABLE {name} CREATE TAG `audit_2026` AS OF VERSION {_current(spark, name)}")
     spark.sql(f"DELETE FROM {name} WHERE id % 7 = 0")  # merge-on-read: position delete files
     spark.sql(f"UPDATE {name} SET note = 'updated' WHERE id % 11 = 0")
     spark.sql(f"ALTER TABLE {name} CREATE BRANCH `experiment`")
-    spark.createDataFrame([(99_999, pseudonyms[mails[0]], "branch only")], "id bigint, email string, note string").writeTo(f"{name}.branch_experiment").append()
+    spark.createDataFrame(
+        [(99_999, pseudonyms[mails[0]], "branch only")], "id bigint, email string, note string"
+    ).writeTo(f"{name}.branch_experiment").append()
     # An orphan: a data file a failed write left behind, never committed, holding a subject.
     location = _location(spark, name)
-    pq.write_table(pa.table({"id": [1], "email": [pseudonyms[mails[0]]], "note": ["orphan"]}), os.path.join(location, "data", "orphan-from-failed-write.parquet"), compression="none")
+    pq.write_table(
+        pa.table({"id": [1], "email": [pseudonyms[mails[0]]], "note": ["orphan"]}),
+        os.path.join(location, "data", "orphan-from-failed-write.parquet"),
+        compression="none",
+    )
     assert spark.sql(f"SELECT count(*) FROM {name}.snapshots").collect()[0][0] >= 20
     return name, pseudonyms
 
@@ -63,7 +72,11 @@ def _pseudonymize(api: Api, values: list[str]) -> list[str]:
 
 
 def _current(spark: SparkSession, name: str) -> int:
-    return int(spark.sql(f"SELECT snapshot_id FROM {name}.history WHERE is_current_ancestor ORDER BY made_current_at DESC LIMIT 1").collect()[0][0])
+    return int(
+        spark.sql(
+            f"SELECT snapshot_id FROM {name}.history WHERE is_current_ancestor ORDER BY made_current_at DESC LIMIT 1"
+        ).collect()[0][0]
+    )
 
 
 def _location(spark: SparkSession, name: str) -> str:
@@ -93,7 +106,17 @@ def run_job(order: dict[str, Any], folder: Path) -> tuple[int, dict[str, Any], s
     order_file, certificate_file = folder / "order.json", folder / "certificate.json"
     order_file.write_text(json.dumps(order))
     done = subprocess.run(
-        [sys.executable, "-m", "spark_udfs.erasure.job", "--order", str(order_file), "--certificate", str(certificate_file), "--master", "local[2]"],
+        [
+            sys.executable,
+            "-m",
+            "spark_udfs.erasure.job",
+            "--order",
+            str(order_file),
+            "--certificate",
+            str(certificate_file),
+            "--master",
+            "local[2]",
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -115,7 +138,9 @@ def order_for(name: str, warehouse: CatalogConfig, subjects: list[str]) -> dict[
 
 
 @pytest.mark.parametrize("count", [1, 50])
-def test_erases_subjects_from_the_table_and_its_whole_history(spark: SparkSession, warehouse: CatalogConfig, history: tuple[str, dict[str, str]], tmp_path: Path, count: int) -> None:
+def test_erases_subjects_from_the_table_and_its_whole_history(
+    spark: SparkSession, warehouse: CatalogConfig, history: tuple[str, dict[str, str]], tmp_path: Path, count: int
+) -> None:
     name, pseudonyms = history
     subjects = [pseudonyms[mail] for mail in emails(count)]
     location = _location(spark, name)
@@ -132,8 +157,12 @@ def test_erases_subjects_from_the_table_and_its_whole_history(spark: SparkSessio
     spark.sql(f"REFRESH TABLE {name}")
     snapshots = [int(r[0]) for r in spark.sql(f"SELECT snapshot_id FROM {name}.snapshots").collect()]
     assert len(snapshots) == 1
+    listed = ", ".join(repr(s) for s in subjects)
     for snapshot in snapshots:
-        assert spark.sql(f"SELECT count(*) FROM {name} VERSION AS OF {snapshot} WHERE email IN ({', '.join(repr(s) for s in subjects)})").collect()[0][0] == 0
+        assert (
+            spark.sql(f"SELECT count(*) FROM {name} VERSION AS OF {snapshot} WHERE email IN ({listed})").collect()[0][0]
+            == 0
+        )
     after = {row["id"] for row in spark.table(name).select("id").collect()}
     assert after == before, "every other row is still there, and only those"
     assert [r["name"] for r in spark.sql(f"SELECT name FROM {name}.refs").collect()] == ["main"]
@@ -146,7 +175,10 @@ def test_erases_subjects_from_the_table_and_its_whole_history(spark: SparkSessio
     # 64-bit values travel as decimal strings (contracts/erasure-certificate.schema.json)
     assert int(report["rowsDeleted"]) > 0 and report["snapshotBefore"] != report["snapshotAfter"]
     assert int(report["dataFilesRewritten"]) > 0, "files whose merge-on-read deletes mask rows are rewritten"
-    assert {(r["name"], r["type"], r["action"]) for r in report["refs"]} == {("audit_2026", "tag", "dropped"), ("experiment", "branch", "dropped")}
+    assert {(r["name"], r["type"], r["action"]) for r in report["refs"]} == {
+        ("audit_2026", "tag", "dropped"),
+        ("experiment", "branch", "dropped"),
+    }
     assert int(report["orphanFilesDeleted"]) >= 1
     assert "sentinel" not in json.dumps(certificate) and not any(s in json.dumps(certificate) for s in subjects)
 

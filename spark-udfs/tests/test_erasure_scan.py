@@ -26,10 +26,20 @@ SUBJECT, OTHER = PSEUDONYMS[1234], PSEUDONYMS[0]
 def files() -> dict[str, bytes]:
     zstd, plain = io.BytesIO(), io.BytesIO()
     # Like Iceberg's own files: zstd pages, no statistics for the identifier column.
-    pq.write_table(pa.table({"id": list(range(2000)), "email": PSEUDONYMS}), zstd, compression="zstd", write_statistics=False, use_dictionary=False)
+    pq.write_table(
+        pa.table({"id": list(range(2000)), "email": PSEUDONYMS}),
+        zstd,
+        compression="zstd",
+        write_statistics=False,
+        use_dictionary=False,
+    )
     pq.write_table(pa.table({"id": [3], "email": [OTHER]}), plain, compression="none")
     manifest = io.BytesIO()
-    schema = {"type": "record", "name": "entry", "fields": [{"name": "path", "type": "string"}, {"name": "upper", "type": "bytes"}]}
+    schema = {
+        "type": "record",
+        "name": "entry",
+        "fields": [{"name": "path", "type": "string"}, {"name": "upper", "type": "bytes"}],
+    }
     fastavro.writer(manifest, schema, [{"path": "data/a.parquet", "upper": SUBJECT[:16].encode()}], codec="deflate")
     return {
         "data/compressed.parquet": zstd.getvalue(),
@@ -63,5 +73,7 @@ def test_searches_every_object_under_an_s3_location(moto_endpoint: str, monkeypa
     s3.create_bucket(Bucket="lake", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     for name, content in files().items():
         s3.put_object(Bucket="lake", Key=f"warehouse/crm/customers/{name}", Body=content)
-    s3.put_object(Bucket="lake", Key="warehouse/crm/customers_other/data/x.parquet", Body=files()["data/compressed.parquet"])
+    s3.put_object(
+        Bucket="lake", Key="warehouse/crm/customers_other/data/x.parquet", Body=files()["data/compressed.parquet"]
+    )
     check(scan_table_files("s3://lake/warehouse/crm/customers", [SUBJECT]))

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 from pyspark.sql import SparkSession
 
@@ -29,7 +28,19 @@ from test_support.servers import free_port, wait_until_up
 @contextmanager
 def service(data_dir: Path, environment: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
-    process = subprocess.Popen(["node", "dist/server.mjs"], cwd=ROOT, env={**os.environ, "PSEUDO_DATA_DIR": str(data_dir), "PSEUDO_PORT": str(port), "PSEUDO_LOG_LEVEL": "warn", **environment}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        ["node", "dist/server.mjs"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "PSEUDO_DATA_DIR": str(data_dir),
+            "PSEUDO_PORT": str(port),
+            "PSEUDO_LOG_LEVEL": "warn",
+            **environment,
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url + "/healthz", "the API server")
@@ -41,20 +52,46 @@ def service(data_dir: Path, environment: dict[str, str]) -> Iterator[tuple[str, 
 
 
 def key(data_dir: Path, role: str) -> str:
-    out = subprocess.run(["node", "dist/cli.mjs", "apikeys", "create", "--name", f"e2e-{role}", "--roles", role, "--out", str(data_dir / f"{role}.key")], cwd=ROOT, env={**os.environ, "PSEUDO_DATA_DIR": str(data_dir)}, check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            "node",
+            "dist/cli.mjs",
+            "apikeys",
+            "create",
+            "--name",
+            f"e2e-{role}",
+            "--roles",
+            role,
+            "--out",
+            str(data_dir / f"{role}.key"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PSEUDO_DATA_DIR": str(data_dir)},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return Path(json.loads(out.stdout)["secretFile"]).read_text().strip()
 
 
 def current_snapshot(spark: SparkSession, table: str) -> int:
     """The table's current snapshot id from the Iceberg catalog (a Java long, exact in Python)."""
-    return int(spark.sql(f"SELECT snapshot_id FROM {table}.history WHERE is_current_ancestor ORDER BY made_current_at DESC LIMIT 1").collect()[0][0])
+    return int(
+        spark.sql(
+            f"SELECT snapshot_id FROM {table}.history WHERE is_current_ancestor ORDER BY made_current_at DESC LIMIT 1"
+        ).collect()[0][0]
+    )
 
 
-def wait_for(url: str, officer: str, request_id: str, status: str, timeout: float, seen: set[str] | None = None) -> dict[str, Any]:
+def wait_for(
+    url: str, officer: str, request_id: str, status: str, timeout: float, seen: set[str] | None = None
+) -> dict[str, Any]:
     """Polls the request until it has `status`; adds every per-table status observed on the way to `seen`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        answer: dict[str, Any] = requests.get(f"{url}/v1/erasure-requests/{request_id}", headers={"x-api-key": officer}, timeout=10).json()
+        answer: dict[str, Any] = requests.get(
+            f"{url}/v1/erasure-requests/{request_id}", headers={"x-api-key": officer}, timeout=10
+        ).json()
         if seen is not None:
             seen.update(t["status"] for t in answer["tables"])
         if answer["status"] == status:
@@ -63,7 +100,9 @@ def wait_for(url: str, officer: str, request_id: str, status: str, timeout: floa
     raise AssertionError(f"request not {status} within {timeout} s: {answer}")
 
 
-def test_a_filed_request_is_erased_verified_and_certified_exactly_once_through_a_service_kill(spark: SparkSession, warehouse: CatalogConfig, tmp_path: Path) -> None:
+def test_a_filed_request_is_erased_verified_and_certified_exactly_once_through_a_service_kill(
+    spark: SparkSession, warehouse: CatalogConfig, tmp_path: Path
+) -> None:
     data_dir = tmp_path / "service"
     data_dir.mkdir()
     table = f"local.crm.people_{uuid.uuid4().hex[:8]}"
@@ -71,17 +110,32 @@ def test_a_filed_request_is_erased_verified_and_certified_exactly_once_through_a
 
     # First start (no registry yet): the keyring the table's pseudonyms come from.
     with service(data_dir, {}) as (url, _):
-        pseudonymizer = key(data_dir, "pseudonymize")
+        key(data_dir, "pseudonymize")  # written to pseudonymize.key, read by the client below
         officer = key(data_dir, "privacy-officer")
         steward = key(data_dir, "reidentify")
-        client = PseudonymizationClient(ClientConfig(url=url, api_key=ApiKeySource(env=None, file=str(data_dir / "pseudonymize.key"))))
-        pseudonyms = dict(zip(emails, client.pseudonymize("email", emails)))
-    spark.sql(f"CREATE TABLE {table} (id bigint, email string) USING iceberg TBLPROPERTIES ('format-version'='2', 'write.parquet.compression-codec'='uncompressed')")
+        client = PseudonymizationClient(
+            ClientConfig(url=url, api_key=ApiKeySource(env=None, file=str(data_dir / "pseudonymize.key")))
+        )
+        pseudonyms = dict(zip(emails, client.pseudonymize("email", emails), strict=True))
+    spark.sql(
+        f"CREATE TABLE {table} (id bigint, email string) USING iceberg "
+        "TBLPROPERTIES ('format-version'='2', 'write.parquet.compression-codec'='uncompressed')"
+    )
     for batch in range(20):
-        spark.createDataFrame([(batch * 100 + k, pseudonyms[emails[(batch * 10 + k) % 200]]) for k in range(50)], "id bigint, email string").writeTo(table).append()
+        spark.createDataFrame(
+            [(batch * 100 + k, pseudonyms[emails[(batch * 10 + k) % 200]]) for k in range(50)],
+            "id bigint, email string",
+        ).writeTo(table).append()
     snapshot_before = current_snapshot(spark, table)
     registry = tmp_path / "registry.json"
-    registry.write_text(json.dumps({"catalog": {"type": "jdbc", "name": "local", "uri": warehouse.uri, "warehouse": warehouse.warehouse}, "tables": [{"name": table, "columns": {"email": "email"}}]}))
+    registry.write_text(
+        json.dumps(
+            {
+                "catalog": {"type": "jdbc", "name": "local", "uri": warehouse.uri, "warehouse": warehouse.warehouse},
+                "tables": [{"name": table, "columns": {"email": "email"}}],
+            }
+        )
+    )
     environment = {
         "PSEUDO_ERASURE_REGISTRY_FILE": str(registry),
         "PSEUDO_ERASURE_PYTHON": str(ROOT / ".venv" / "bin" / "python"),
@@ -92,7 +146,16 @@ def test_a_filed_request_is_erased_verified_and_certified_exactly_once_through_a
     subject = emails[7]
 
     with service(data_dir, environment) as (url, process):
-        filed = requests.post(f"{url}/v1/erasure-requests", headers={"x-api-key": officer}, json={"reference": "DSR-77", "reason": "gdpr-art17-1a", "subjects": [{"context": "email", "value": subject}]}, timeout=10)
+        filed = requests.post(
+            f"{url}/v1/erasure-requests",
+            headers={"x-api-key": officer},
+            json={
+                "reference": "DSR-77",
+                "reason": "gdpr-art17-1a",
+                "subjects": [{"context": "email", "value": subject}],
+            },
+            timeout=10,
+        )
         assert filed.status_code == 202, filed.text
         request_id = filed.json()["id"]
         wait_for(url, officer, request_id, "running", 30)
@@ -103,7 +166,12 @@ def test_a_filed_request_is_erased_verified_and_certified_exactly_once_through_a
     with service(data_dir, environment) as (url, _):
         table_states: set[str] = set()
         done = wait_for(url, officer, request_id, "verified", 420, table_states)
-        answer = requests.post(f"{url}/v1/reidentify", headers={"x-api-key": steward}, json={"context": "email", "pseudonyms": [pseudonyms[subject], pseudonyms[emails[8]]]}, timeout=10).json()
+        answer = requests.post(
+            f"{url}/v1/reidentify",
+            headers={"x-api-key": steward},
+            json={"context": "email", "pseudonyms": [pseudonyms[subject], pseudonyms[emails[8]]]},
+            timeout=10,
+        ).json()
 
     certificate = done["certificate"]
     assert certificate["result"] == "verified" and certificate["requestIds"] == [request_id]
@@ -112,23 +180,41 @@ def test_a_filed_request_is_erased_verified_and_certified_exactly_once_through_a
     spark.sql(f"REFRESH TABLE {table}")
     report = certificate["tables"][0]
     assert report["snapshotBefore"] == str(snapshot_before), "the snapshot the job started from, as the catalog had it"
-    assert report["snapshotAfter"] == str(current_snapshot(spark, table)), "the table's current snapshot, as the catalog has it"
-    assert all(isinstance(report[k], str) for k in ("rowsDeleted", "orphanFilesDeleted")) and isinstance(report["verification"]["bytesScanned"], str)
+    assert report["snapshotAfter"] == str(current_snapshot(spark, table)), (
+        "the table's current snapshot, as the catalog has it"
+    )
+    assert all(isinstance(report[k], str) for k in ("rowsDeleted", "orphanFilesDeleted")) and isinstance(
+        report["verification"]["bytesScanned"], str
+    )
     assert done["tables"] == [{"table": table, "status": "verified"}]
     assert "running" in table_states, "per-table progress is shown while the job runs"
     assert answer == {"values": [None, emails[8]], "errors": [{"index": 0, "reason": "erased"}]}
     spark.sql(f"REFRESH TABLE {table}")
     assert spark.sql(f"SELECT count(*) FROM {table} WHERE email = '{pseudonyms[subject]}'").collect()[0][0] == 0
     assert spark.sql(f"SELECT count(*) FROM {table}").collect()[0][0] == 1000 - 5
-    location = spark.sql(f"DESCRIBE TABLE EXTENDED {table}").where("col_name = 'Location'").collect()[0]["data_type"].removeprefix("file:")
+    location = (
+        spark.sql(f"DESCRIBE TABLE EXTENDED {table}")
+        .where("col_name = 'Location'")
+        .collect()[0]["data_type"]
+        .removeprefix("file:")
+    )
     for path in Path(location).rglob("*"):
         assert not (path.is_file() and pseudonyms[subject].encode() in path.read_bytes()), path.name
 
     ledger = sqlite3.connect(data_dir / "erasure-ledger.db")
-    actions = [row[0] for row in ledger.execute("SELECT action FROM audit_log WHERE request_id = ? ORDER BY seq", (request_id,))]
+    actions = [
+        row[0]
+        for row in ledger.execute("SELECT action FROM audit_log WHERE request_id = ? ORDER BY seq", (request_id,))
+    ]
     ledger.close()
     assert actions[0] == "erasure.filed" and actions[1] == "erasure.started" and "erasure.resumed" in actions
     assert actions.count("erasure.verified") == 1 and actions[-1] == "erasure.verified"
     assert b"sentinel" not in (data_dir / "erasure-ledger.db").read_bytes()
-    verify = subprocess.run(["node", "dist/cli.mjs", "audit", "verify"], cwd=ROOT, env={**os.environ, "PSEUDO_DATA_DIR": str(data_dir)}, capture_output=True, text=True)
+    verify = subprocess.run(
+        ["node", "dist/cli.mjs", "audit", "verify"],
+        cwd=ROOT,
+        env={**os.environ, "PSEUDO_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+    )
     assert verify.returncode == 0 and json.loads(verify.stdout)["valid"] is True

@@ -9,7 +9,10 @@ from spark_udfs import SparkMetrics, pseudonymize, pseudonymize_rows, reidentify
 
 from .conftest import Api
 
-ROWS = [(i % 50, None if i % 97 == 0 else f"VIN{i % 300:014d}", f"2026-01-{1 + i % 28:02d}T10:00:00", f"note {i}") for i in range(5000)]
+ROWS = [
+    (i % 50, None if i % 97 == 0 else f"VIN{i % 300:014d}", f"2026-01-{1 + i % 28:02d}T10:00:00", f"note {i}")
+    for i in range(5000)
+]
 SCHEMA = "dept_id int, vin string, example_ts string, note string"
 
 
@@ -21,8 +24,10 @@ def test_replaces_only_the_named_columns_keeping_rows_and_nulls(spark: SparkSess
     rows = sorted(out.collect(), key=lambda r: r.note)
     source = sorted(df.collect(), key=lambda r: r.note)
     assert len(rows) == len(source) == 5000
-    expected = dict(zip(*[[f"VIN{i:014d}" for i in range(300)], api.call("/v1/pseudonymize", {"context": "vin", "values": [f"VIN{i:014d}" for i in range(300)]})["pseudonyms"]]))  # type: ignore[arg-type]
-    for before, after in zip(source, rows):
+    vins = [f"VIN{i:014d}" for i in range(300)]
+    answer = api.call("/v1/pseudonymize", {"context": "vin", "values": vins})["pseudonyms"]
+    expected = dict(zip(vins, answer, strict=True))  # type: ignore[arg-type]
+    for before, after in zip(source, rows, strict=True):
         assert (after.dept_id, after.example_ts, after.note) == (before.dept_id, before.example_ts, before.note)
         assert after.vin == (None if before.vin is None else expected[before.vin])
     assert metrics.rows.value == 5000

@@ -12,18 +12,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "test" / "python"))
 
-import boto3  # noqa: E402
-import pytest  # noqa: E402
-from pyspark.sql import SparkSession  # noqa: E402
-from test_support.servers import ApiServer, moto_server, started_api  # noqa: E402
-from test_support.spark import prepare_environment  # noqa: E402
+import boto3
+import pytest
+from pyspark.sql import SparkSession
 
-from spark_udfs.jobs.session import CatalogConfig, build_session  # noqa: E402
-from stream_consumer.kinesis import KinesisDataSource  # noqa: E402
+from spark_udfs.jobs.session import CatalogConfig, build_session
+from stream_consumer.kinesis import KinesisDataSource
+from test_support.servers import ApiServer, moto_server, started_api
+from test_support.spark import prepare_environment
 
 prepare_environment()
 # Spark's Python workers inherit the JVM's environment: credentials must be set before Spark starts.
-for _name, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}.items():
+for _name, _value in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+}.items():
     os.environ.setdefault(_name, _value)
 
 
@@ -53,7 +57,11 @@ def catalog(tmp_path: Path) -> CatalogConfig:
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:
     folder = tempfile.mkdtemp(prefix="stream-consumer-")
-    session = build_session(CatalogConfig(uri=f"{folder}/catalog.db", warehouse=f"{folder}/warehouse"), app_name="stream-consumer-tests", master="local[2]")
+    session = build_session(
+        CatalogConfig(uri=f"{folder}/catalog.db", warehouse=f"{folder}/warehouse"),
+        app_name="stream-consumer-tests",
+        master="local[2]",
+    )
     session.sparkContext.setLogLevel("ERROR")
     session.dataSource.register(KinesisDataSource)
     try:

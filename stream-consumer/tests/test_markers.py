@@ -26,11 +26,21 @@ def test_folded_markers_survive_the_expiry_of_their_snapshots(spark: SparkSessio
     spark.sql("CREATE TABLE local.sink.expired (n bigint) USING iceberg")
     query = str(uuid.uuid4())
     for batch in range(3):
-        append_once(spark.range(batch * 10, batch * 10 + 10).withColumnRenamed("id", "n"), "local.sink.expired", query, batch)
+        append_once(
+            spark.range(batch * 10, batch * 10 + 10).withColumnRenamed("id", "n"), "local.sink.expired", query, batch
+        )
     assert fold_markers(spark, "local.sink.expired") == {query: 2}
     spark.sql("DELETE FROM local.sink.expired WHERE n = 0")  # another writer's snapshot becomes the current one
-    spark.sql("CALL local.system.expire_snapshots(table => 'sink.expired', older_than => TIMESTAMP '2999-01-01 00:00:00', retain_last => 1)")
-    assert spark.sql("SELECT count(*) FROM local.sink.expired.snapshots WHERE summary['stream-consumer.query-id'] IS NOT NULL").collect()[0][0] == 0
+    spark.sql(
+        "CALL local.system.expire_snapshots(table => 'sink.expired', "
+        "older_than => TIMESTAMP '2999-01-01 00:00:00', retain_last => 1)"
+    )
+    assert (
+        spark.sql(
+            "SELECT count(*) FROM local.sink.expired.snapshots WHERE summary['stream-consumer.query-id'] IS NOT NULL"
+        ).collect()[0][0]
+        == 0
+    )
     assert already_committed(spark, "local.sink.expired", query, 2)
     assert not already_committed(spark, "local.sink.expired", query, 3)
     # Folding again after the expiry keeps the watermark instead of dropping it.

@@ -27,10 +27,9 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-from collections.abc import Callable
 
 from moto.dynamodb.models import DynamoDBBackend
 from moto.emr.models import Step, emr_backends
@@ -71,7 +70,15 @@ def _status_with_failure(self: Any) -> dict[str, Any]:
 
 
 _dynamodb_lock = threading.RLock()
-_DYNAMODB_ITEM_OPERATIONS = ("get_item", "put_item", "update_item", "delete_item", "query", "scan", "transact_write_items")
+_DYNAMODB_ITEM_OPERATIONS = (
+    "get_item",
+    "put_item",
+    "update_item",
+    "delete_item",
+    "query",
+    "scan",
+    "transact_write_items",
+)
 
 
 def _serialized(operation: Callable[..., Any]) -> Callable[..., Any]:
@@ -85,10 +92,11 @@ def _serialized(operation: Callable[..., Any]) -> Callable[..., Any]:
 def patch() -> None:
     for name in _DYNAMODB_ITEM_OPERATIONS:
         setattr(DynamoDBBackend, name, _serialized(getattr(DynamoDBBackend, name)))
-    setattr(Shard, "get_max_sequence_number", _max_sequence_number)
-    setattr(Shard, "get_min_sequence_number", _min_sequence_number)
-    setattr(Shard, "get_records", _get_records)
-    setattr(Step, "status", property(_status_with_failure))
+    # setattr: replacing methods of moto's classes, which a typed assignment may not do.
+    setattr(Shard, "get_max_sequence_number", _max_sequence_number)  # noqa: B010
+    setattr(Shard, "get_min_sequence_number", _min_sequence_number)  # noqa: B010
+    setattr(Shard, "get_records", _get_records)  # noqa: B010
+    setattr(Step, "status", property(_status_with_failure))  # noqa: B010
 
 
 def _find_step(step_id: str) -> Any:

@@ -55,16 +55,42 @@ class ApiServer:
 
 
 @contextmanager
-def api_server(roles: tuple[str, ...] = ("pseudonymize",), environment: Mapping[str, str] | None = None) -> Iterator[ApiServer]:
+def api_server(
+    roles: tuple[str, ...] = ("pseudonymize",), environment: Mapping[str, str] | None = None
+) -> Iterator[ApiServer]:
     """Starts the built API (run `npm run build` first) with its own data folder and one API key per role."""
     data_dir = tempfile.mkdtemp(prefix="pseudo-api-")
     env = {**os.environ, "PSEUDO_DATA_DIR": data_dir, "PSEUDO_LOG_LEVEL": "warn", **(environment or {})}
     key_files = {}
     for role in roles:
-        out = subprocess.run(["node", "dist/cli.mjs", "apikeys", "create", "--name", f"test-{role}", "--roles", role, "--out", f"{data_dir}/{role}.key"], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            [
+                "node",
+                "dist/cli.mjs",
+                "apikeys",
+                "create",
+                "--name",
+                f"test-{role}",
+                "--roles",
+                role,
+                "--out",
+                f"{data_dir}/{role}.key",
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         key_files[role] = json.loads(out.stdout)["secretFile"]
     port = free_port()
-    server = subprocess.Popen(["node", "dist/server.mjs"], cwd=ROOT, env={**env, "PSEUDO_PORT": str(port)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["node", "dist/server.mjs"],
+        cwd=ROOT,
+        env={**env, "PSEUDO_PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url + "/readyz", "the API server")
@@ -82,7 +108,9 @@ def api_server(roles: tuple[str, ...] = ("pseudonymize",), environment: Mapping[
 def started_api(roles: tuple[str, ...] = ("pseudonymize", "reidentify")) -> Iterator[ApiServer]:
     """The API as the Python suites use it: built once if dist/ is missing, with the test policies."""
     if not (ROOT / "dist" / "server.mjs").exists():
-        subprocess.run([str(ROOT / "node_modules" / ".bin" / "tsx"), "scripts/build.ts"], cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [str(ROOT / "node_modules" / ".bin" / "tsx"), "scripts/build.ts"], cwd=ROOT, check=True, capture_output=True
+        )
     with api_server(roles, {"PSEUDO_POLICY_FILE": str(ROOT / "test" / "fixtures" / "policies.json")}) as server:
         yield server
 
@@ -111,7 +139,16 @@ def moto_server(environment: Mapping[str, str] | None = None) -> Iterator[str]:
 class FaultProxy:
     """Forwards to the API; answers a share of POSTs with 503, 429 (Retry-After: 0) or a dropped connection."""
 
-    def __init__(self, upstream: str, *, errors: float = 0.0, throttles: float = 0.0, drops: float = 0.0, fail_all_posts: bool = False, seed: int = 7) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        errors: float = 0.0,
+        throttles: float = 0.0,
+        drops: float = 0.0,
+        fail_all_posts: bool = False,
+        seed: int = 7,
+    ) -> None:
         self.upstream = upstream
         self.rates = (drops, errors, throttles)
         self.fail_all_posts = fail_all_posts
@@ -135,19 +172,30 @@ class FaultProxy:
                 drops, errors, throttles = proxy.rates
                 if proxy.fail_all_posts or drops <= roll < drops + errors:
                     proxy._count("503")
-                    self._relay(503, "application/problem+json", b'{"type":"urn:test:unavailable","title":"injected","status":503}')
+                    self._relay(
+                        503,
+                        "application/problem+json",
+                        b'{"type":"urn:test:unavailable","title":"injected","status":503}',
+                    )
                 elif roll < drops:
                     proxy._count("dropped")
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                 elif roll < drops + errors + throttles:
                     proxy._count("429")
-                    self._relay(429, "application/problem+json", b'{"type":"urn:test:throttled","title":"injected","status":429}', {"retry-after": "0"})
+                    self._relay(
+                        429,
+                        "application/problem+json",
+                        b'{"type":"urn:test:throttled","title":"injected","status":429}',
+                        {"retry-after": "0"},
+                    )
                 else:
                     proxy._count("forwarded")
                     headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "x-api-key")}
                     answer = requests.post(proxy.upstream + self.path, data=body, headers=headers, timeout=30)
-                    self._relay(answer.status_code, answer.headers.get("content-type", "application/json"), answer.content)
+                    self._relay(
+                        answer.status_code, answer.headers.get("content-type", "application/json"), answer.content
+                    )
 
             def _relay(self, status: int, content_type: str, body: bytes, extra: dict[str, str] | None = None) -> None:
                 self.send_response(status)

@@ -4,6 +4,7 @@ records into a stream, and read the tables with pyiceberg (no Spark session in t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -42,7 +43,10 @@ class StreamJob:
             start_new_session=True,  # its own process group: the JVM is killed with it
             env={**os.environ, "PYSPARK_PYTHON": sys.executable},
         )
-        self._readers = [threading.Thread(target=self._read_stdout, daemon=True), threading.Thread(target=self._read_stderr, daemon=True)]
+        self._readers = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
         for reader in self._readers:
             reader.start()
         return self
@@ -50,10 +54,8 @@ class StreamJob:
     def _read_stdout(self) -> None:
         assert self.process is not None and self.process.stdout is not None
         for line in self.process.stdout:
-            try:
+            with contextlib.suppress(json.JSONDecodeError):  # Spark's own console output
                 self.events.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass  # Spark's own console output
 
     def _read_stderr(self) -> None:
         assert self.process is not None and self.process.stderr is not None
@@ -67,7 +69,9 @@ class StreamJob:
         deadline = time.monotonic() + timeout
         while not condition():
             if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"the job exited ({self.process.returncode}) while waiting for {what}: {self.stderr[-2000:]}")
+                raise AssertionError(
+                    f"the job exited ({self.process.returncode}) while waiting for {what}: {self.stderr[-2000:]}"
+                )
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what}; stderr: {self.stderr[-2000:]}")
             time.sleep(0.1)
@@ -114,7 +118,9 @@ def read_table(catalog: CatalogConfig, table: str) -> pa.Table:
         return pa.table({})
 
 
-def put_records(kinesis: Any, stream: str, records: Iterable[bytes], partition_key: Callable[[int], str] = lambda i: f"key-{i % 64}") -> int:
+def put_records(
+    kinesis: Any, stream: str, records: Iterable[bytes], partition_key: Callable[[int], str] = lambda i: f"key-{i % 64}"
+) -> int:
     """PutRecords in batches of 500; fails on any per-record failure (moto has none). Returns the count."""
     batch: list[dict[str, Any]] = []
     sent = 0
