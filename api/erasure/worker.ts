@@ -7,10 +7,18 @@
  *
  * Just before a run, each subject's pseudonyms are recomputed under the key versions readable now (a version
  * created since filing has its own pseudonyms), from one stored pseudonym resolved in memory.
+ *
+ * Observable: each run logs its start, every table's outcome, the verification and the certificate's id (the
+ * run id), and feeds the erasure metrics; log lines and labels carry run and request ids and registered table
+ * names, never subjects, values or pseudonyms. A table's progress within a run only moves forward
+ * (pending → running → verified | failed): the job reports the tables it has not reached as pending, and a job
+ * re-run after a restart starts its report from scratch; neither may undo what the request already shows.
  */
 import { randomUUID } from 'node:crypto';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { ErasureMetrics, ErasureRunOutcome } from '../observability/metrics.ts';
+import { backoffDelayMs } from '../retry/backoff.ts';
 import type { PolicySet } from '../policy/policy.ts';
 import type { AuditInput, ErasureLedger, ErasureRequest, TableProgress } from './ledger.ts';
 import type { TableRegistry } from './registry.ts';
@@ -21,9 +29,14 @@ export interface WorkerOptions {
   readonly maxAttempts: number;
   readonly pollSeconds: number;
   readonly orphanGraceSeconds: number;
-  /** A request sent back for another attempt waits this long, doubled at each attempt. */
+  /** A request sent back for another attempt waits this long, doubled at each attempt (at most a day). */
   readonly retrySeconds: number;
 }
+
+/** Where a table's status stands in a run; a report never lowers it. */
+const PROGRESS_RANK: Readonly<Record<TableProgress['status'], number>> = { pending: 0, running: 1, verified: 2, failed: 2 };
+/** Waits between attempts stop doubling at a day: GDPR's month has to hold over every attempt. */
+const MAX_RETRY_WAIT_MS = 86_400_000;
 
 const SERVICE = 'service';
 /** Subjects per run at most; more wait for the next run. */
@@ -41,14 +54,19 @@ export class ErasureWorker {
     private readonly runner: ErasureRunner,
     private readonly options: WorkerOptions,
     private readonly logger: Logger,
+    private readonly metrics?: ErasureMetrics,
   ) {}
 
   start(): void {
     const tick = (): void => {
       if (this.current) return;
       this.current = this.runOnce()
-        .catch((error: unknown) => this.logger.error({ error: errorMessage(error) }, 'erasure worker tick failed'))
-        .finally(() => (this.current = undefined));
+        .catch((error: unknown) => {
+          this.logger.error({ error: errorMessage(error) }, 'erasure worker tick failed');
+        })
+        .finally(() => {
+          this.current = undefined;
+        });
     };
     tick();
     this.timer = setInterval(tick, this.options.pollSeconds * 1000);
@@ -69,14 +87,15 @@ export class ErasureWorker {
     }
     for (const [runId, requests] of interrupted) {
       for (const request of requests) await this.move(request, { status: 'running', runId }, { action: 'erasure.resumed', outcome: 'running' });
-      await this.execute(runId, requests);
+      await this.execute(runId, requests, true);
     }
     const batch: ErasureRequest[] = [];
     let subjects = 0;
     const now = Date.now();
     for (const request of await this.ledger.list('received')) {
       // A failed attempt waits before the next (a young orphan holding a subject clears after the grace window).
-      if (request.attempts > 0 && now - Date.parse(request.updatedAt) < this.options.retrySeconds * 1000 * 2 ** (request.attempts - 1)) continue;
+      const wait = backoffDelayMs(request.attempts, { baseDelayMs: this.options.retrySeconds * 1000, maxDelayMs: MAX_RETRY_WAIT_MS, jitter: 'none' });
+      if (request.attempts > 0 && now - Date.parse(request.updatedAt) < wait) continue;
       if (batch.length > 0 && subjects + request.subjects.length > MAX_SUBJECTS_PER_RUN) break;
       batch.push(request);
       subjects += request.subjects.length;
@@ -85,27 +104,39 @@ export class ErasureWorker {
     const runId = `run-${randomUUID()}`;
     const started: ErasureRequest[] = [];
     for (const request of batch) {
-      started.push(await this.move(request, { status: 'running', runId, attempts: request.attempts + 1, tables: request.tables.map((t) => ({ ...t, status: 'running' as const })) }, { action: 'erasure.started', outcome: 'running' }));
+      // Every table waits for the job to reach it (the job reports each one as it goes).
+      const tables = request.tables.map((t): TableProgress => ({ table: t.table, status: 'pending' }));
+      started.push(await this.move(request, { status: 'running', runId, attempts: request.attempts + 1, tables }, { action: 'erasure.started', outcome: 'running' }));
     }
-    await this.execute(runId, started);
+    await this.execute(runId, started, false);
   }
 
-  private async execute(runId: string, requests: ErasureRequest[]): Promise<void> {
+  private async execute(runId: string, requests: ErasureRequest[], resumed: boolean): Promise<void> {
+    const startedAt = Date.now();
     let outcome: RunOutcome;
+    // What each request shows now; progress reports only move it forward.
+    const shown = new Map(requests.map((r) => [r.id, r.tables]));
     // Progress writes go one after another, and all land before the run's outcome is written over them.
     let progressWrites = Promise.resolve();
     try {
-      outcome = await this.runner.run(this.order(runId, requests), (tables) => {
-        progressWrites = progressWrites.then(() => this.progress(requests, tables));
+      const order = this.order(runId, requests);
+      this.logger.info(
+        { runId, resumed, requestIds: requests.map((r) => r.id), subjects: order.subjects.length, tables: order.tables.map((t) => t.name), runner: this.runner.description },
+        resumed ? 'erasure run resumed' : 'erasure run started',
+      );
+      outcome = await this.runner.run(order, (tables) => {
+        progressWrites = progressWrites.then(() => this.progress(requests, tables, shown));
       });
     } catch (error) {
       outcome = { kind: 'crashed', reason: errorMessage(error) };
     }
     await progressWrites;
+    this.report(runId, outcome, (Date.now() - startedAt) / 1000);
     for (const request of requests) {
       if (outcome.kind === 'completed' && outcome.certificate.result === 'verified') {
         const tables = request.tables.map((t): TableProgress => ({ table: t.table, status: 'verified' }));
         await this.move(request, { status: 'verified', tables, certificate: outcome.certificate, error: undefined }, { action: 'erasure.verified', outcome: 'verified' });
+        this.logger.info({ requestId: request.id, runId, certificateId: outcome.certificate.runId }, 'erasure request verified');
         continue;
       }
       const reason = outcome.kind === 'crashed' ? outcome.reason : `verification failed for ${outcome.certificate.tables.filter((t) => t.verification.result !== 'passed').map((t) => t.table).join(', ')}`;
@@ -123,12 +154,44 @@ export class ErasureWorker {
     }
   }
 
-  /** Shows the job's per-table progress on each request of the run (its own tables only). */
-  private async progress(requests: readonly ErasureRequest[], tables: readonly TableProgress[]): Promise<void> {
+  /** Logs the run's outcome, table by table, and counts it in the metrics. */
+  private report(runId: string, outcome: RunOutcome, seconds: number): void {
+    const rowsDeleted = new Map<string, number>();
+    if (outcome.kind === 'crashed') {
+      this.logger.error({ runId, seconds, reason: outcome.reason }, 'erasure run ended without a certificate');
+    } else {
+      const { certificate } = outcome;
+      for (const table of certificate.tables) {
+        // Counts travel as decimal strings (64-bit); a row count fits a metric's double.
+        rowsDeleted.set(table.table, Number(table.rowsDeleted));
+        this.logger.info(
+          { runId, table: table.table, verification: table.verification.result, rowsDeleted: table.rowsDeleted, dataFilesRewritten: table.dataFilesRewritten, filesScanned: table.verification.filesScanned, snapshotBefore: table.snapshotBefore, snapshotAfter: table.snapshotAfter },
+          'erasure table done',
+        );
+      }
+      const verified = certificate.result === 'verified';
+      this.logger[verified ? 'info' : 'warn']({ runId, seconds, verification: certificate.result, certificateId: certificate.runId, tables: certificate.tables.length }, verified ? 'erasure run verified' : 'erasure run verification failed');
+    }
+    const kind: ErasureRunOutcome = outcome.kind === 'crashed' ? 'crashed' : outcome.certificate.result === 'verified' ? 'verified' : 'unverified';
+    this.metrics?.recordRun(kind, seconds, rowsDeleted);
+  }
+
+  /**
+   * Shows the job's per-table progress on each request of the run (its own tables only), never lowering a
+   * table's status: a table the request shows as running or done stays so when a (re-run) job reports it pending.
+   */
+  private async progress(requests: readonly ErasureRequest[], tables: readonly TableProgress[], shown: Map<string, readonly TableProgress[]>): Promise<void> {
     const byTable = new Map(tables.map((t) => [t.table, t]));
     for (const request of requests) {
+      const current = shown.get(request.id) ?? request.tables;
+      const next = current.map((t) => {
+        const reported = byTable.get(t.table);
+        return reported && (PROGRESS_RANK[reported.status] > PROGRESS_RANK[t.status] || reported.status === t.status) ? reported : t;
+      });
+      if (next.every((t, i) => t === current[i] || sameProgress(t, current[i]))) continue;
       try {
-        await this.ledger.updateTables(request.id, request.tables.map((t) => byTable.get(t.table) ?? t));
+        await this.ledger.updateTables(request.id, next);
+        shown.set(request.id, next);
       } catch (error) {
         // Progress is a view of the run, not its state: a write that fails is logged and the run goes on.
         this.logger.warn({ requestId: request.id, error: errorMessage(error) }, 'erasure progress not recorded');
@@ -163,4 +226,8 @@ export class ErasureWorker {
     if (value === undefined) return [...filed]; // every version it was filed under is destroyed: its data is unreadable anyway
     return [...new Set([...filed, ...this.suppression.pseudonymsInEveryVersion(context, [value])[0]!])];
   }
+}
+
+function sameProgress(a: TableProgress, b: TableProgress | undefined): boolean {
+  return a.table === b?.table && a.status === b.status && a.detail === b.detail;
 }

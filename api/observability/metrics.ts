@@ -56,9 +56,9 @@ interface ErasureSnapshot {
   readonly oldestOpenMs: number | undefined;
 }
 
-/** Requests by state from the ledger. Both ledger gauges read it in one scrape, so one read serves both (for a second). */
+/** Requests by state from the ledger. Both ledger gauges collect at once in a scrape, so the read in flight serves both. */
 function erasureSnapshots(source: () => Pick<ErasureLedger, 'list'> | undefined): () => Promise<ErasureSnapshot | undefined> {
-  let last: { readonly at: number; readonly snapshot: Promise<ErasureSnapshot | undefined> } | undefined;
+  let inFlight: Promise<ErasureSnapshot | undefined> | undefined;
   const read = async (): Promise<ErasureSnapshot | undefined> => {
     const ledger = source();
     if (!ledger) return undefined;
@@ -81,9 +81,10 @@ function erasureSnapshots(source: () => Pick<ErasureLedger, 'list'> | undefined)
     }
   };
   return () => {
-    const now = Date.now();
-    if (!last || now - last.at > 1000) last = { at: now, snapshot: read() };
-    return last.snapshot;
+    inFlight ??= read().finally(() => {
+      inFlight = undefined;
+    });
+    return inFlight;
   };
 }
 
