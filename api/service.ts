@@ -74,6 +74,7 @@ export class PseudonymizationService {
     this.metrics = new ServiceMetrics({
       cache: () => ({ hits: this.engine.cacheHits, misses: this.engine.cacheMisses, entries: this.engine.cacheSize }),
       keyring: () => ({ loaded: this.keyring.loaded, activeVersion: this.keyring.loaded ? this.keyring.active().version : undefined }),
+      erasureLedger: () => this.erasure?.ledger,
     });
     this.handle = createRequestHandler(this);
   }
@@ -98,7 +99,7 @@ export class PseudonymizationService {
       service.pseudonyms = suppression;
       if (options.erasureWorker) {
         const { erasure } = config;
-        service.erasure.worker = new ErasureWorker(ledger, registry, suppression, policies, erasureRunnerFor(erasure.runner), erasure, logger);
+        service.erasure.worker = new ErasureWorker(ledger, registry, suppression, policies, erasureRunnerFor(erasure.runner), erasure, logger, service.metrics.erasure);
       }
     }
     await service.refreshKeyring();
