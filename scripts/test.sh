@@ -1,26 +1,66 @@
 #!/usr/bin/env bash
 # `npm test`: set-up, type-check (TypeScript sources and tests, Python package with mypy --strict),
-# the vitest suite, then the Python suites (spark-udfs: local Spark + Iceberg against the real API;
+# the vitest suite and the Python suites (spark-udfs: local Spark + Iceberg against the real API;
 # stream-consumer: the Kinesis source against moto).
-# Ends with one plain line "tests: N passed, N failed, N skipped" over both suites.
+# The suites run in two lanes side by side (see below); each one's output is printed when it ends, and a table
+# of durations comes before the last line, one plain line "tests: N passed, N failed, N skipped" over all suites.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
+run_started=$SECONDS
 echo "type-checking (tsc --noEmit, mypy --strict)"
 npx tsc -p . || exit 1
 (cd spark-udfs && ../.venv/bin/mypy) || exit 1
 (cd stream-consumer && ../.venv/bin/mypy) || exit 1
+.venv/bin/mypy --config-file test/python/mypy.ini || exit 1
+(cd test/python && ../../.venv/bin/ruff check . && ../../.venv/bin/ruff format --check .) || exit 1
 vitest_report=.cache/vitest-report.json
 pytest_reports=(.cache/pytest-spark-udfs.xml .cache/pytest-stream-consumer.xml)
-rm -f "$vitest_report" "${pytest_reports[@]}"
-npx vitest run --reporter=default --reporter=json --outputFile.json="$vitest_report" "$@"
-code=$?
-# Two invocations: each package has its own tests/ package and conftest.
-for package in spark-udfs stream-consumer; do
-  .venv/bin/python -m pytest "$package/tests" -q -p no:cacheprovider --junitxml=".cache/pytest-$package.xml"
-  pytest_code=$?
-  [ $pytest_code -ne 0 ] && code=$pytest_code
-done
+logs=.cache/test-logs
+timings=$logs/durations.tsv
+rm -rf "$vitest_report" "${pytest_reports[@]}" "$logs"
+mkdir -p "$logs"
+# One build of dist/ before the suites start side by side: vitest's global set-up would otherwise rewrite it
+# while the Python suites start the API from it.
+node_modules/.bin/tsx scripts/build.ts > /dev/null || exit 1
+export PSEUDO_TEST_DIST_BUILT=1
+printf '%s\t%s\t%s\n' "type-checks, lint, build" $((SECONDS - run_started)) 0 >> "$timings"
+
+# Runs one suite into its own log, then prints the log (one at a time: suites end while others run) and
+# records the duration. Returns the suite's exit code.
+suite() {
+  local name=$1 started=$SECONDS code log="$logs/${1// /-}.log"
+  shift
+  "$@" > "$log" 2>&1
+  code=$?
+  flock "$logs/.print" sh -c 'echo "=== $1: $2 s, exit $3"; cat "$4"' _ "$name" $((SECONDS - started)) "$code" "$log"
+  printf '%s\t%s\t%s\n' "$name" $((SECONDS - started)) "$code" >> "$timings"
+  return "$code"
+}
+
+# Two lanes for two cores, each about a third of the work: vitest then spark-udfs in one, stream-consumer in
+# the other. At most two Spark drivers run at once (the streaming suite mostly waits on triggers and on its
+# job processes). Two pytest invocations: each package has its own tests/ package and conftest.
+# Each suite's temporary files (tables, checkpoints, job logs) in a folder of its own, kept until its next run.
+pytest_suite() {
+  suite "pytest $1" .venv/bin/python -m pytest "$1/tests" -q -p no:cacheprovider --junitxml=".cache/pytest-$1.xml" \
+    --basetemp="${TMPDIR:-/tmp}/pytest-$1"
+}
+echo "running the suites in two lanes: vitest then spark-udfs, and stream-consumer (logs in $logs/)"
+(
+  suite vitest npx vitest run --reporter=default --reporter=json --outputFile.json="$vitest_report" "$@"
+  first=$?
+  pytest_suite spark-udfs && exit $first
+) &
+first_lane=$!
+pytest_suite stream-consumer &
+second_lane=$!
+code=0
+wait $first_lane || code=1
+wait $second_lane || code=1
+printf '%s\t%s\t%s\n' "total (wall clock)" $((SECONDS - run_started)) "$code" >> "$timings"
+echo
+awk -F '\t' '{ printf "%-26s %6d s  %s\n", $1, $2, ($3 == 0 ? "ok" : "FAILED") }' "$timings"
 node -e '
   const fs = require("fs");
   let passed = 0, failed = 0, skipped = 0;
