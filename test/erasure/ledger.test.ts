@@ -4,7 +4,7 @@
  * writers (made deterministic by holding one client's transaction until the other's has landed) and its
  * throttling retries (ThrottlingException injected by a client middleware in front of the real endpoint).
  */
-import { mkdirSync, mkdtempSync, utimesSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, utimesSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteItemCommand, DynamoDBClient, ThrottlingException, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
@@ -14,7 +14,9 @@ import { DynamoErasureLedger, ensureTable } from '../../api/erasure/dynamoLedger
 import { verifyAuditChain, type AuditInput, type ErasureLedger, type NewErasureRequest } from '../../api/erasure/ledger.ts';
 import { SqliteErasureLedger } from '../../api/erasure/sqliteLedger.ts';
 import { LedgerError } from '../../api/errors.ts';
+import { writeLocalCatalog } from '../support/catalog.ts';
 import { startMoto, TEST_REGION, type Moto } from '../support/moto.ts';
+import { startTestService } from '../support/service.ts';
 
 let moto: Moto | undefined;
 let tables = 0;
@@ -437,5 +439,43 @@ describe('DynamoDB ledger', () => {
     const ledger = new DynamoErasureLedger({ table: 'no-such-ledger', region: TEST_REGION, endpoint: endpoint() });
     await expect(ledger.list()).rejects.toMatchObject({ code: 'ledger-unavailable', message: "the erasure ledger's DynamoDB table does not exist" });
     await ledger.close();
+  });
+});
+
+describe('the service on the DynamoDB store', () => {
+  it('files over HTTP into the table and withholds the subject from reidentify', async () => {
+    const table = `erasure-ledger-${++tables}`;
+    await ensureTable({ table, region: TEST_REGION, endpoint: endpoint() });
+    const folder = mkdtempSync(join(tmpdir(), 'registry-'));
+    const catalog = writeLocalCatalog(folder, [{ namespace: 'crm', name: 'customers', columns: { id: 'long', email: 'string' } }]);
+    const registry = join(folder, 'registry.json');
+    writeFileSync(registry, JSON.stringify({ catalog: { type: 'jdbc', name: 'local', ...catalog }, tables: [{ name: 'local.crm.customers', columns: { email: 'email' } }] }));
+    const service = await startTestService({
+      PSEUDO_ERASURE_REGISTRY_FILE: registry,
+      PSEUDO_ERASURE_LEDGER: 'dynamodb',
+      PSEUDO_ERASURE_LEDGER_TABLE: table,
+      PSEUDO_AWS_ENDPOINT: endpoint(),
+      AWS_REGION: TEST_REGION,
+    });
+    try {
+      const officer = await service.createKey('officer', ['privacy-officer']);
+      const values = ['sentinel.jane@example.com', 'sentinel.kept@example.com'];
+      const { pseudonyms } = (await service.call('POST', '/v1/pseudonymize', { apiKey: service.keys.pseudonymize, body: { context: 'email', values } })).json as { pseudonyms: string[] };
+      const filed = await service.call('POST', '/v1/erasure-requests', { apiKey: officer, body: { reference: 'DSR-1', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: values[0] }] } });
+      expect(filed.status).toBe(202);
+      const id = (filed.json as { id: string }).id;
+      expect((await service.call('GET', `/v1/erasure-requests/${id}`, { apiKey: officer })).json).toMatchObject({ id, status: 'received' });
+      const answer = await service.call('POST', '/v1/reidentify', { apiKey: service.keys.reidentify, body: { context: 'email', pseudonyms } });
+      expect(answer.json).toEqual({ values: [null, values[1]], errors: [{ index: 0, reason: 'erased' }] });
+
+      // What another instance reads from the table: the request, its pseudonyms, one audit entry.
+      const reader = new DynamoErasureLedger({ table, region: TEST_REGION, endpoint: endpoint() });
+      expect((await reader.list()).map((r) => r.id)).toEqual([id]);
+      expect((await reader.erasedPseudonyms('email')).has(pseudonyms[0]!)).toBe(true);
+      expect(verifyAuditChain(await reader.auditEntries())).toEqual({ entries: 1, valid: true });
+      await reader.close();
+    } finally {
+      await service.close();
+    }
   });
 });
