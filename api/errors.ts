@@ -24,6 +24,10 @@ export type ErrorCode =
   | 'ledger-conflict'
   // the platform's state (5xx)
   | 'keyring-unavailable'
+  /** The API key registry cannot be read or is damaged: no caller can be authenticated. */
+  | 'api-keys-unavailable'
+  /** A secret document store (local file, Secrets Manager) outside the keyring and the API key registry. */
+  | 'store-unavailable'
   | 'directory-unavailable'
   | 'ledger-unavailable'
   /** The service could not start because its configuration is invalid (a Lambda answers this until redeployed). */
@@ -74,6 +78,23 @@ export class ConfigError extends PlatformError {
 export class KeyringError extends PlatformError {
   constructor(message: string, code: 'keyring-error' | 'keyring-unavailable' = 'keyring-error') {
     super(code, message);
+  }
+}
+
+/** The API key registry cannot be read or does not have the expected shape (503): not the keyring. */
+export class ApiKeyRegistryError extends PlatformError {
+  constructor(message: string) {
+    super('api-keys-unavailable', message);
+  }
+}
+
+/**
+ * A secret document (local 0600 file, Secrets Manager secret) cannot be read or written (503). The keyring
+ * and the API key registry turn it into their own error, so the answer names what failed.
+ */
+export class DocumentStoreError extends PlatformError {
+  constructor(message: string) {
+    super('store-unavailable', message);
   }
 }
 

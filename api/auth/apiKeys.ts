@@ -8,7 +8,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { AuthError, KeyringError, RequestError } from '../errors.ts';
+import { ApiKeyRegistryError, AuthError, DocumentStoreError, RequestError } from '../errors.ts';
 import type { TextDocumentStore } from '../storage/documents.ts';
 
 import { ROLES, type Principal, type Role } from './roles.ts';
@@ -44,21 +44,30 @@ export class ApiKeyRegistry {
   }
 
   async read(): Promise<ApiKeyRecord[]> {
-    const text = await this.documents.read();
+    const text = await this.readText();
     if (text === undefined) return [];
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch {
-      throw new KeyringError(`the API key registry at ${this.description} is not valid JSON`, 'keyring-unavailable');
+      throw new ApiKeyRegistryError(`the API key registry at ${this.description} is not valid JSON`);
     }
     const parsed = documentSchema.safeParse(json);
-    if (!parsed.success) throw new KeyringError(`the API key registry at ${this.description} does not have the expected shape`, 'keyring-unavailable');
+    if (!parsed.success) throw new ApiKeyRegistryError(`the API key registry at ${this.description} does not have the expected shape`);
     return parsed.data.keys;
   }
 
+  /** The store's failure named as the registry's: the answer says what could not be read. */
+  private async readText(): Promise<string | undefined> {
+    try {
+      return await this.documents.read();
+    } catch (error) {
+      throw error instanceof DocumentStoreError ? new ApiKeyRegistryError(`the API key registry: ${error.message}`) : error;
+    }
+  }
+
   async exists(): Promise<boolean> {
-    return (await this.documents.read()) !== undefined;
+    return (await this.readText()) !== undefined;
   }
 
   /** Creates a key and returns it. The secret exists only in the return value: store it, it is not kept. */

@@ -22,6 +22,8 @@ const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
   'ledger-conflict': { status: 409, title: 'The erasure request was changed by another writer' },
   'directory-unavailable': { status: 503, title: 'The directory is not available' },
   'keyring-unavailable': { status: 503, title: 'Keys are not available' },
+  'api-keys-unavailable': { status: 503, title: 'API keys cannot be checked' },
+  'store-unavailable': { status: 503, title: 'A secret store is not available' },
   'ledger-unavailable': { status: 503, title: 'The erasure ledger is not available' },
   'config-invalid': { status: 503, title: 'The service configuration is not valid' },
   internal: { status: 500, title: 'Internal error' },

@@ -6,7 +6,7 @@
  */
 import { DecryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { KeyringError } from '../errors.ts';
-import { awsClientConfig, awsFailure, type AwsEndpointOptions } from '../storage/documents.ts';
+import { awsClientConfig, awsFailureMessage, type AwsEndpointOptions } from '../storage/documents.ts';
 import type { KeyringEntry, KeyWrapper } from '../types/keyring.ts';
 import { KEY_MATERIAL_BYTES } from './manager.ts';
 
@@ -32,7 +32,7 @@ export class KmsWrappedKeys implements KeyWrapper {
       plaintext = response.Plaintext;
       wrapped = response.CiphertextBlob;
     } catch (error) {
-      throw awsFailure(`KMS GenerateDataKey with key ${this.kmsKeyId} failed`, error);
+      throw new KeyringError(awsFailureMessage(`KMS GenerateDataKey with key ${this.kmsKeyId} failed`, error), 'keyring-unavailable');
     }
     if (!plaintext || !wrapped) throw new KeyringError('KMS GenerateDataKey returned no key', 'keyring-unavailable');
     const material = new Uint8Array(plaintext);
@@ -52,7 +52,7 @@ export class KmsWrappedKeys implements KeyWrapper {
       );
       plaintext = response.Plaintext;
     } catch (error) {
-      throw awsFailure(`KMS Decrypt of key version ${entry.version} failed`, error);
+      throw new KeyringError(awsFailureMessage(`KMS Decrypt of key version ${entry.version} failed`, error), 'keyring-unavailable');
     }
     if (!plaintext) throw new KeyringError(`KMS Decrypt of key version ${entry.version} returned no key`, 'keyring-unavailable');
     this.unwrapped.set(wrapped, new Uint8Array(plaintext));

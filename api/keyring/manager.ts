@@ -6,7 +6,7 @@
  * its pseudonyms can never be reidentified again). Version numbers are never reused.
  */
 import { z } from 'zod';
-import { KeyringError } from '../errors.ts';
+import { DocumentStoreError, KeyringError } from '../errors.ts';
 import type { TextDocumentStore } from '../storage/documents.ts';
 import type { KeyringDocument, KeyVersionInfo, KeyVersionMaterial, KeyWrapper } from '../types/keyring.ts';
 
@@ -24,7 +24,16 @@ export class KeyringManager {
   }
 
   async exists(): Promise<boolean> {
-    return (await this.documents.read()) !== undefined;
+    return (await this.readText()) !== undefined;
+  }
+
+  /** The store's failure named as the keyring's: the answer says what could not be read. */
+  private async readText(): Promise<string | undefined> {
+    try {
+      return await this.documents.read();
+    } catch (error) {
+      throw error instanceof DocumentStoreError ? new KeyringError(`the keyring: ${error.message}`, 'keyring-unavailable') : error;
+    }
   }
 
   /** Creates the keyring with version 1 active. Refuses when one exists, so keys are never overwritten. */
@@ -101,11 +110,15 @@ export class KeyringManager {
   }
 
   private async save(document: KeyringDocument): Promise<void> {
-    await this.documents.write(JSON.stringify(document, null, 2) + '\n');
+    try {
+      await this.documents.write(JSON.stringify(document, null, 2) + '\n');
+    } catch (error) {
+      throw error instanceof DocumentStoreError ? new KeyringError(`the keyring: ${error.message}`, 'keyring-unavailable') : error;
+    }
   }
 
   private async require(): Promise<KeyringDocument> {
-    const text = await this.documents.read();
+    const text = await this.readText();
     if (text === undefined) throw new KeyringError(`no keyring at ${this.description}: create one first`, 'keyring-unavailable');
     return parseKeyringDocument(text, this.description);
   }

@@ -11,7 +11,7 @@ import {
   ResourceNotFoundException,
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
-import { KeyringError } from '../errors.ts';
+import { DocumentStoreError } from '../errors.ts';
 
 export interface TextDocumentStore {
   /** Says where the document is, for logs and errors; holds no secret. */
@@ -31,10 +31,13 @@ export function awsClientConfig(options: AwsEndpointOptions): { region: string; 
   return { region: options.region, ...(options.endpoint ? { endpoint: options.endpoint } : {}), maxAttempts: 5 };
 }
 
-/** AWS error messages can quote request data: report the operation and the error type only. */
-export function awsFailure(what: string, error: unknown): KeyringError {
-  if (error instanceof KeyringError) return error;
-  return new KeyringError(`${what}: ${error instanceof Error ? error.name : 'unknown error'}`, 'keyring-unavailable');
+/** AWS error messages can quote request data: a failure is described by the operation and the error type only. */
+export function awsFailureMessage(what: string, error: unknown): string {
+  return `${what}: ${error instanceof Error ? error.name : 'unknown error'}`;
+}
+
+function storeFailure(what: string, error: unknown): DocumentStoreError {
+  return error instanceof DocumentStoreError ? error : new DocumentStoreError(awsFailureMessage(what, error));
 }
 
 /** A file with mode 0600 in a folder with mode 0700, replaced atomically (temporary file, fsync, rename). */
@@ -51,10 +54,10 @@ export class PrivateFile implements TextDocumentStore {
       mode = (await stat(this.path)).mode;
     } catch (error) {
       if (typeof error === 'object' && error !== null && 'code' in error && error.code === 'ENOENT') return undefined;
-      throw new KeyringError(`cannot read ${this.description}`, 'keyring-unavailable');
+      throw new DocumentStoreError(`cannot read ${this.description}`);
     }
     if ((mode & 0o077) !== 0) {
-      throw new KeyringError(`${this.description} is readable by other users: run chmod 600 on it`, 'keyring-unavailable');
+      throw new DocumentStoreError(`${this.description} is readable by other users: run chmod 600 on it`);
     }
     return readFile(this.path, 'utf8');
   }
@@ -97,11 +100,11 @@ export class SecretsManagerSecret implements TextDocumentStore {
   async read(): Promise<string | undefined> {
     try {
       const response = await this.client.send(new GetSecretValueCommand({ SecretId: this.options.secretId }));
-      if (response.SecretString === undefined) throw new KeyringError(`${this.description} has no string value`);
+      if (response.SecretString === undefined) throw new DocumentStoreError(`${this.description} has no string value`);
       return response.SecretString;
     } catch (error) {
       if (error instanceof ResourceNotFoundException) return undefined;
-      throw awsFailure(`cannot read ${this.description}`, error);
+      throw storeFailure(`cannot read ${this.description}`, error);
     }
   }
 
@@ -110,7 +113,7 @@ export class SecretsManagerSecret implements TextDocumentStore {
       await this.client.send(new PutSecretValueCommand({ SecretId: this.options.secretId, SecretString: text }));
       return;
     } catch (error) {
-      if (!(error instanceof ResourceNotFoundException)) throw awsFailure(`cannot write ${this.description}`, error);
+      if (!(error instanceof ResourceNotFoundException)) throw storeFailure(`cannot write ${this.description}`, error);
     }
     try {
       await this.client.send(
@@ -122,7 +125,7 @@ export class SecretsManagerSecret implements TextDocumentStore {
         }),
       );
     } catch (error) {
-      throw awsFailure(`cannot create ${this.description}`, error);
+      throw storeFailure(`cannot create ${this.description}`, error);
     }
   }
 }
