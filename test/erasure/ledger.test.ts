@@ -13,8 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoErasureLedger, ensureTable } from '../../api/erasure/dynamoLedger.ts';
 import { verifyAuditChain, type AuditInput, type ErasureLedger, type NewErasureRequest } from '../../api/erasure/ledger.ts';
 import { SqliteErasureLedger } from '../../api/erasure/sqliteLedger.ts';
+import { ErasureSuppression } from '../../api/erasure/suppression.ts';
 import { LedgerError } from '../../api/errors.ts';
 import { writeLocalCatalog } from '../support/catalog.ts';
+import { engineOf, keyringOf } from '../support/engine.ts';
 import { startMoto, TEST_REGION, type Moto } from '../support/moto.ts';
 import { startTestService } from '../support/service.ts';
 
@@ -431,6 +433,19 @@ describe('DynamoDB ledger', () => {
       await expect(failure).rejects.toMatchObject({ code: 'ledger-unavailable' });
       expect(waits).toHaveLength(3);
       await expect(ledger.create(request('er-2', 'T-2'), audit('er-2'))).rejects.toMatchObject({ code: 'ledger-unavailable' });
+      await ledger.close();
+    });
+
+    it('makes a pseudonymize call fail with ledger-unavailable rather than hand out an unchecked pseudonym', async () => {
+      const table = await freshTable();
+      const keyring = keyringOf([{ version: 1, state: 'active', root: new Uint8Array(64).fill(7) }]);
+      const engine = engineOf(keyring);
+      const [filed] = engine.pseudonymsUnder(keyring.readable(), 'email', ['sentinel.jane@example.com']);
+      await new DynamoErasureLedger({ table, region: TEST_REGION, endpoint: endpoint() }).create({ ...request('er-1'), subjects: [{ context: 'email', pseudonyms: filed! }] }, audit('er-1'));
+      const ledger = new DynamoErasureLedger({ table, region: TEST_REGION, client: throttledClient(1000), retry: { maxAttempts: 3, sleep: recordingSleep([]) } });
+      const suppression = new ErasureSuppression(ledger, engine, keyring, { cacheSeconds: 5 });
+      await expect(suppression.pseudonymize('email', ['sentinel.jane@example.com'], { deterministic: true })).rejects.toMatchObject({ code: 'ledger-unavailable' });
+      await expect(suppression.reidentify('email', filed!)).rejects.toMatchObject({ code: 'ledger-unavailable' });
       await ledger.close();
     });
   });
