@@ -1,8 +1,9 @@
 /**
  * A real local AWS endpoint: moto's server from the project venv (scripts/setup.sh), on a free
- * 127.0.0.1 port, with KMS, Secrets Manager, S3 and EMR answering over HTTP like AWS does. Started through
+ * 127.0.0.1 port, with KMS, Secrets Manager, S3, EMR and DynamoDB answering over HTTP like AWS does. Started through
  * test/python/test_support/local_moto.py (the Python tests' launcher too), whose control port lets a test set an EMR step's
- * state: moto records steps but never runs them.
+ * state: moto records steps but never runs them. The launcher also makes moto's DynamoDB item operations atomic,
+ * as DynamoDB's are, so concurrency tests of the erasure ledger do not race inside moto.
  */
 import { existsSync } from 'node:fs';
 import { delimiter, resolve } from 'node:path';
