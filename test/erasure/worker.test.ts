@@ -6,7 +6,7 @@
  * write): what is tested is the worker between a runner and the real SQLite ledger. The runners themselves run
  * against Spark (spark-udfs/tests/test_erasure_service.py) and moto's EMR (emrRunner.test.ts).
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
@@ -21,7 +21,9 @@ import { ErasureWorker } from '../../api/erasure/worker.ts';
 import { createLogger } from '../../api/observability/logger.ts';
 import { ServiceMetrics } from '../../api/observability/metrics.ts';
 import goldenCertificate from '../../contracts/golden/erasure-certificate/valid-verified.json' with { type: 'json' };
+import { writeLocalCatalog } from '../support/catalog.ts';
 import { engineOf, keyringOf, TEST_POLICIES } from '../support/engine.ts';
+import { startTestService } from '../support/service.ts';
 
 const CUSTOMERS = 'glue.crm.customers';
 const ORDERS = 'glue.crm.orders';
@@ -245,5 +247,30 @@ describe('erasure metrics', () => {
     const requestIds = (await s.ledger.list()).map((r) => r.id);
     for (const secret of [SUBJECT, ...(await s.pseudonyms()), ...requestIds]) expect(erasureLines.join('\n')).not.toContain(secret);
     await s.ledger.close();
+  });
+});
+
+describe('/metrics of a service with erasure on', () => {
+  it('serves the requests by state and the oldest open request, with no subject, pseudonym or request id in it', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'erasure-metrics-'));
+    const catalog = writeLocalCatalog(folder, [{ namespace: 'crm', name: 'customers', columns: { id: 'long', email: 'string' } }]);
+    const registryFile = join(folder, 'registry.json');
+    writeFileSync(registryFile, JSON.stringify({ catalog: { type: 'jdbc', name: 'local', ...catalog }, tables: [{ name: 'local.crm.customers', columns: { email: 'email' } }] }));
+    // No worker here: the request stays received.
+    const service = await startTestService({ PSEUDO_ERASURE_REGISTRY_FILE: registryFile });
+    try {
+      const officer = await service.createKey('officer', ['privacy-officer']);
+      const filed = await service.call('POST', '/v1/erasure-requests', { apiKey: officer, body: { reference: 'DSR-M', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: SUBJECT }] } });
+      expect(filed.status).toBe(202);
+      const text = (await service.call('GET', '/metrics')).text;
+      expect(text).toMatch(/^pseudo_erasure_requests\{state="received"\} 1$/m);
+      expect(text).toMatch(/^pseudo_erasure_requests\{state="verified"\} 0$/m);
+      expect(text).toMatch(/^pseudo_erasure_oldest_open_request_age_seconds \d/m);
+      expect(text).toMatch(/^pseudo_erasure_runs_total 0$/m);
+      expect(text).not.toContain(SUBJECT);
+      expect(text).not.toContain((filed.json as { id: string }).id);
+    } finally {
+      await service.close();
+    }
   });
 });
