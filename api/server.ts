@@ -46,8 +46,12 @@ export function createApp(service: PseudonymizationService): express.Express {
   app.set('query parser', 'simple');
   app.use(express.raw({ type: () => true, limit: service.config.limits.maxBodyBytes }));
   app.use((request: Request, response: Response, next: NextFunction) => {
-    service.handle(toCoreRequest(request)).then((core) => send(response, core), next);
+    service.handle(toCoreRequest(request)).then((core) => {
+      send(response, core);
+    }, next);
   });
+  // Express tells error middleware apart by its four parameters, so the unused `_next` must stay.
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   app.use((error: unknown, _request: Request, response: Response, _next: NextFunction) => {
     const requestId = randomUUID();
     const core = problemResponse(bodyErrorToProblem(error), requestId);
@@ -83,7 +87,9 @@ export async function startServer(config: Config, options: ServiceOptions = {}):
     url: `http://${config.host}:${port}`,
     close: async () => {
       await new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        server.close(() => {
+          resolve();
+        });
         server.closeIdleConnections();
       });
       service.close();

@@ -115,7 +115,7 @@ export async function httpApiHandler(event: APIGatewayProxyEventV2): Promise<API
 }
 
 export async function handler(event: APIGatewayProxyEvent | APIGatewayProxyEventV2): Promise<APIGatewayProxyResult | APIGatewayProxyStructuredResultV2> {
-  return 'version' in event && event.version === '2.0' ? httpApiHandler(event as APIGatewayProxyEventV2) : restApiHandler(event as APIGatewayProxyEvent);
+  return 'version' in event && event.version === '2.0' ? httpApiHandler(event) : restApiHandler(event as APIGatewayProxyEvent);
 }
 
 // Start in the init phase of a cold start (it gets the boosted CPU); a failure is logged and answered

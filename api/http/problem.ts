@@ -47,7 +47,7 @@ export function problemType(code: ErrorCode): string {
 export function problemResponse(error: unknown, requestId: string): CoreResponse {
   const known = error instanceof PlatformError ? error : undefined;
   let code: ErrorCode = known?.code ?? 'internal';
-  let { status, title } = PROBLEMS[code];
+  const { status, title } = PROBLEMS[code];
   if (status === 500) code = 'internal';
   const body: Record<string, unknown> = { type: problemType(code), title, status };
   if (known && status !== 500) body.detail = known.message;

@@ -31,7 +31,7 @@ export interface RouteInput<Body, Query> {
   /** The context the route works on, when it has one (already checked against the caller's scope). */
   readonly contextName: string | undefined;
   /** For a public route that establishes who the caller is (sign-in): names them in the log line. */
-  identify(principal: Principal): void;
+  readonly identify: (principal: Principal) => void;
 }
 
 export interface RouteDeclaration<Body, Query> {
@@ -89,7 +89,7 @@ export interface Accepted {
 }
 
 /** The schema zod runs: the documented one with the item fields taken as they are (checked in one pass later). */
-function withUncheckedItems<S extends z.core.$ZodType>(schema: S, fields: readonly string[]): z.core.$ZodType {
+function withUncheckedItems(schema: z.core.$ZodType, fields: readonly string[]): z.core.$ZodType {
   if (fields.length === 0) return schema;
   if (schema instanceof z.ZodObject) {
     const present = fields.filter((field) => field in schema.shape);

@@ -64,7 +64,10 @@ const erasureFiling: z.ZodType<ErasureFiling> = z
   .object({
     reference: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}$/, 'a ticket reference of 1-64 letters, digits and . _ : / # -'),
     reason: z.enum(LEGAL_GROUNDS, { error: `one of ${LEGAL_GROUNDS.join(', ')}` }),
-    subjects: z.array(subjectSchema, { error: (issue) => (issue.code === 'invalid_type' ? 'an array of {context, value} or {context, pseudonym}' : undefined) }).min(1).max(MAX_SUBJECTS_PER_REQUEST),
+    subjects: z
+      .array(subjectSchema, { error: 'an array of {context, value} or {context, pseudonym}' })
+      .min(1, { error: 'at least one item' })
+      .max(MAX_SUBJECTS_PER_REQUEST, { error: `at most ${MAX_SUBJECTS_PER_REQUEST} items` }),
   })
   .strict();
 
@@ -158,12 +161,17 @@ export const ROUTES: readonly Route[] = [
     method: 'POST',
     path: '/v1/login',
     role: 'public',
-    requires: async (service) => void (await directoryOf(service)),
+    requires: async (service) => {
+      await directoryOf(service);
+    },
     body: { schema: z.object({ username: z.string(), password: z.string() }).strict() },
     response: z.object({ token: z.string(), tokenType: z.literal('Bearer'), expiresAt: z.string(), roles: z.array(z.enum(ROLES)) }).strict(),
     handler: async ({ service, request, requestId, body, identify }) => {
-      const { throttle, sessions, audit, logger } = service;
-      const outcome = await signIn({ directory: await directoryOf(service), throttle, sessions, audit, logger }, { ...body, clientAddress: request.clientAddress, requestId });
+      const directory = await directoryOf(service);
+      const outcome = await signIn(
+        { directory, throttle: service.throttle, sessions: service.sessions, audit: service.audit, logger: service.logger },
+        { username: body.username, password: body.password, clientAddress: request.clientAddress, requestId },
+      );
       if (outcome.kind === 'refused') {
         if (outcome.reason === 'throttled') throw new ThrottledError(outcome.retryAfterSeconds);
         if (outcome.reason === 'no-role') throw new AuthError('forbidden', 'your directory groups grant no role in this service');

@@ -62,7 +62,8 @@ export function declaredKeys(schema: z.core.$ZodType): ReadonlySet<string> {
   const visit = (node: unknown): void => {
     if (Array.isArray(node)) node.forEach(visit);
     else if (node && typeof node === 'object') {
-      for (const [name, value] of Object.entries(node)) {
+      const entries: [string, unknown][] = Object.entries(node);
+      for (const [name, value] of entries) {
         if (name === 'properties' && value && typeof value === 'object') for (const key of Object.keys(value)) keys.add(key);
         visit(value);
       }

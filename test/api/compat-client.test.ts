@@ -9,7 +9,7 @@ beforeAll(async () => {
   api = await startTestService();
 });
 afterAll(async () => {
-  await api?.close();
+  await api.close();
 });
 
 describe('existing PySpark consumers of the AWS sample service', () => {

@@ -9,13 +9,13 @@ beforeAll(async () => {
   api = await startTestService();
 });
 afterAll(async () => {
-  await api?.close();
+  await api.close();
 });
 
 const VINS = ['1HGCM82633A004352', 'WVWZZZ1JZXW000001', 'JH4KA7561PC008269'];
-type Pseudonymized = { pseudonyms: (string | null)[]; keyVersion: number };
-type Reidentified = { values: (string | null)[]; errors: { index: number; reason: string }[] };
-type Problem = { type: string; status: number; detail?: string; errors?: { index: number; reason: string }[] };
+interface Pseudonymized { pseudonyms: (string | null)[]; keyVersion: number }
+interface Reidentified { values: (string | null)[]; errors: { index: number; reason: string }[] }
+interface Problem { type: string; status: number; detail?: string; errors?: { index: number; reason: string }[] }
 
 describe('pseudonymize and reidentify', () => {
   it('returns pseudonyms in input order with nulls kept, and reidentifies them for a steward', async () => {
@@ -72,7 +72,7 @@ describe('authentication and roles', () => {
       api.call('POST', '/v1/pseudonymize', { body, apiKey: api.keys.vinOnly }),
     ]);
     expect(statuses.map((r) => r.status)).toEqual([401, 401, 401, 403, 403, 200]);
-    expect(statuses[0]!.headers.get('www-authenticate')).toContain('x-api-key');
+    expect(statuses[0].headers.get('www-authenticate')).toContain('x-api-key');
   });
 
   it('accepts a new key within a second and stops accepting it within the refresh period once revoked', async () => {

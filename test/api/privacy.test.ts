@@ -26,8 +26,8 @@ beforeAll(async () => {
   api = await startTestService({ PSEUDO_LOG_LEVEL: 'trace', PSEUDO_ERASURE_REGISTRY_FILE: registryFile, ...directory.env });
 });
 afterAll(async () => {
-  await api?.close();
-  await directory?.stop();
+  await api.close();
+  await directory.stop();
 });
 
 const SENTINEL_VIN = 'SENTINELVIN7F3A9Q';
@@ -63,7 +63,7 @@ describe('no identifier, pseudonym or API key reaches logs, metrics or errors', 
     await send('POST', '/v1/reidentify', { apiKey: pseudonymize, body: { context: 'vin', pseudonyms: [vinPseudonym] } });
     await send('POST', '/v1/pseudonymize', { apiKey: vinOnly, body: { context: 'email', values: [SENTINEL_EMAIL] } });
     await send('POST', '/v1/pseudonymize', { apiKey: pseudonymize, rawBody: `{"context":"vin","values":["${SENTINEL_VIN}"`, contentType: 'application/json' });
-    await send('POST', '/v1/pseudonymize', { apiKey: pseudonymize, rawBody: `${SENTINEL_EMAIL}`, contentType: 'text/plain' });
+    await send('POST', '/v1/pseudonymize', { apiKey: pseudonymize, rawBody: SENTINEL_EMAIL, contentType: 'text/plain' });
     await send('POST', '/v1/pseudonymize', { apiKey: pseudonymize, body: { context: 'vin', values: [SENTINEL_VIN + 'x'.repeat(2000)] } });
     await send('POST', '/v1/pseudonymize', { apiKey: pseudonymize, body: { context: 'account_number', values: [SENTINEL_VIN] } });
     await send('POST', '/v1/pseudonymize', { apiKey: pseudonymize, body: { context: SENTINEL_EMAIL, values: [SENTINEL_VIN] } });

@@ -16,7 +16,7 @@ import { call } from '../support/service.ts';
 
 const run = promisify(execFile);
 const work = mkdtempSync(join(tmpdir(), 'process-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+afterAll(() => { rmSync(work, { recursive: true, force: true }); });
 
 async function cli(env: Record<string, string>, ...args: string[]): Promise<unknown> {
   const { stdout } = await run('node', ['dist/cli.mjs', ...args], { env: { ...process.env, ...env } });
@@ -72,7 +72,7 @@ describe('node dist/server.mjs on the embedded defaults', () => {
   });
 
   it('refuses to start on a bad setting and names it', async () => {
-    const result = await run('node', ['dist/server.mjs'], { env: { ...process.env, PSEUDO_PORT: 'eighty' } }).catch((e: { code: number; stderr: string }) => e);
+    const result = await run('node', ['dist/server.mjs'], { env: { ...process.env, PSEUDO_PORT: 'eighty' } }).catch((error: unknown) => error as { code: number; stderr: string });
     expect('code' in result ? result.code : 0).toBe(1);
     expect('stderr' in result ? result.stderr : '').toContain('PSEUDO_PORT: must be a whole number');
   });
@@ -91,13 +91,13 @@ describe('the admin CLI', () => {
     expect(secret).toMatch(/^pk_[0-9a-f]{12}_/);
     const listed = JSON.stringify(await cli(env, 'apikeys', 'list'));
     expect(listed).not.toContain(secret.slice(16));
-    expect(await cli(env, 'apikeys', 'revoke', '--id', created.created.id)).toMatchObject({ revoked: { revokedAt: expect.any(String) } });
+    expect(await cli(env, 'apikeys', 'revoke', '--id', created.created.id)).toMatchObject({ revoked: { revokedAt: expect.any(String) as unknown } });
   });
 
   it('exits 2 with usage for a wrong command and 1 for a refused action', async () => {
-    const usage = await run('node', ['dist/cli.mjs', 'keys', 'shred'], { env: { ...process.env, ...env } }).catch((e: { code: number; stderr: string }) => e);
+    const usage = await run('node', ['dist/cli.mjs', 'keys', 'shred'], { env: { ...process.env, ...env } }).catch((error: unknown) => error as { code: number; stderr: string });
     expect('code' in usage && usage.code).toBe(2);
-    const refused = await run('node', ['dist/cli.mjs', 'keys', 'destroy', '--version', '2'], { env: { ...process.env, ...env } }).catch((e: { code: number; stderr: string }) => e);
+    const refused = await run('node', ['dist/cli.mjs', 'keys', 'destroy', '--version', '2'], { env: { ...process.env, ...env } }).catch((error: unknown) => error as { code: number; stderr: string });
     expect('code' in refused && refused.code).toBe(1);
     expect('stderr' in refused && refused.stderr).toContain('rotate first');
   });
@@ -109,7 +109,7 @@ describe('AWS providers end to end (moto: Secrets Manager + KMS over HTTP)', () 
     moto = await startMoto();
   });
   afterAll(async () => {
-    await moto?.stop();
+    await moto.stop();
   });
 
   it('serves with KMS-unwrapped keys and picks up rotation and destruction while running', async () => {

@@ -17,12 +17,12 @@ beforeAll(async () => {
   api = await startTestService({ ...directory.env, PSEUDO_LOGIN_MAX_FAILURES: '1000' });
 });
 afterAll(async () => {
-  await api?.close();
-  await directory?.stop();
+  await api.close();
+  await directory.stop();
 });
 
-type Problem = { type: string; detail?: string };
-type Session = { token: string; tokenType: string; expiresAt: string; roles: string[] };
+interface Problem { type: string; detail?: string }
+interface Session { token: string; tokenType: string; expiresAt: string; roles: string[] }
 
 async function signIn(service: TestService, username: string, password: string) {
   return service.call('POST', '/v1/login', { body: { username, password } });
@@ -201,7 +201,7 @@ describe('the bind password', () => {
     moto = await startMoto();
   });
   afterAll(async () => {
-    await moto?.stop();
+    await moto.stop();
   });
 
   it('comes from a file or from Secrets Manager (plain, JSON, or the EMR bind-credentials shape), read once', async () => {
@@ -213,7 +213,7 @@ describe('the bind password', () => {
     await secrets.send(new CreateSecretCommand({ Name: 'ldap/json', SecretString: JSON.stringify({ username: 'cn=pseudo-bind', password: BIND_PASSWORD }) }));
     // The shape EMR's LDAP integration reads: one pair, bind DN -> password.
     await secrets.send(new CreateSecretCommand({ Name: 'ldap/emr', SecretString: JSON.stringify({ [BIND_DN]: BIND_PASSWORD }) }));
-    const { PSEUDO_LDAP_BIND_PASSWORD: _inline, ...withoutPassword } = directory.env;
+    const withoutPassword = Object.fromEntries(Object.entries(directory.env).filter(([name]) => name !== 'PSEUDO_LDAP_BIND_PASSWORD'));
     const sources: Record<string, string>[] = [{ PSEUDO_LDAP_BIND_PASSWORD_FILE: file }, { ...moto.env, PSEUDO_LDAP_BIND_PASSWORD_SECRET_ID: 'ldap/plain' }, { ...moto.env, PSEUDO_LDAP_BIND_PASSWORD_SECRET_ID: 'ldap/json' }, { ...moto.env, PSEUDO_LDAP_BIND_PASSWORD_SECRET_ID: 'ldap/emr' }];
     for (const source of sources) {
       await withTestService({ ...withoutPassword, ...source }, async (service) => {

@@ -42,8 +42,8 @@ beforeAll(async () => {
   handlers = await import('../../lambda/handler.ts');
 });
 afterAll(async () => {
-  await server?.close();
-  (await handlers?.service())?.close();
+  await server.close();
+  (await handlers.service()).close();
   rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -103,7 +103,7 @@ const entryPoints: { name: string; invoke: (call: Call) => Promise<Answer> }[] =
   {
     name: 'Express over HTTP',
     invoke: async (call) => {
-      const query = call.query ? `?${new URLSearchParams(call.query)}` : '';
+      const query = call.query ? `?${new URLSearchParams(call.query).toString()}` : '';
       const res = await fetch(server.url + call.path + query, { method: call.method, headers: call.headers, body: call.body });
       return { status: res.status, headers: Object.fromEntries(res.headers.entries()), body: await res.text() };
     },
@@ -215,7 +215,7 @@ describe('a Lambda whose service cannot start', () => {
       errors,
       restore: () => {
         spy.mockRestore();
-        for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
+        for (const name of Object.keys(process.env)) if (!(name in saved)) Reflect.deleteProperty(process.env, name);
         Object.assign(process.env, saved);
       },
     };

@@ -21,13 +21,10 @@ function at(path: string[]): unknown {
 /** Throws unless the response is documented and its body matches. */
 export function assertMatchesOpenApi(method: string, path: string, status: number, contentType: string, body: unknown): void {
   let responsePath = ['paths', path, method.toLowerCase(), 'responses', String(status)];
-  let response = at(responsePath) as Json | undefined;
+  const response = at(responsePath) as Json | undefined;
   if (!response) throw new Error(`OpenAPI: ${method} ${path} does not document status ${status}`);
   const ref = response.$ref;
-  if (typeof ref === 'string') {
-    responsePath = ref.replace(/^#\//, '').split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
-    response = at(responsePath) as Json;
-  }
+  if (typeof ref === 'string') responsePath = ref.replace(/^#\//, '').split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   const mediaType = contentType.split(';')[0]!.trim();
   if (!at([...responsePath, 'content', mediaType, 'schema'])) {
     throw new Error(`OpenAPI: ${method} ${path} ${status} does not document content type ${mediaType}`);
@@ -66,7 +63,7 @@ export function schemaDifferences(expected: unknown, documented: unknown, where 
   const options = (node: Json): unknown[] | undefined => (node.anyOf ?? node.oneOf) as unknown[] | undefined;
   const [optionsA, optionsB] = [options(a), options(b)];
   if (optionsA || optionsB) {
-    if (!optionsA || !optionsB || optionsA.length !== optionsB.length) return [`${where}: union options differ`];
+    if (optionsA?.length !== optionsB?.length || !optionsA || !optionsB) return [`${where}: union options differ`];
     return optionsA.flatMap((option, i) => schemaDifferences(option, optionsB[i], `${where}|${i}`));
   }
   const types = (node: Json): string | undefined => (node.type === undefined ? undefined : [node.type].flat().map(String).sort().join(','));
