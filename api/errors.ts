@@ -19,6 +19,8 @@ export type ErrorCode =
   | 'not-found'
   | 'method-not-allowed'
   | 'reidentification-failed'
+  /** Values whose data subject's erasure was filed, on a route whose answer has no room to withhold them one by one. */
+  | 'subject-erased'
   | 'too-many-attempts'
   // another writer got there first (409)
   | 'ledger-conflict'

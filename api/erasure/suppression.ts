@@ -99,7 +99,7 @@ export class ErasureSuppression implements PseudonymOperations {
     const result = this.engine.reidentify(context, pseudonyms, options);
     if (erased.size === 0) return result;
     const indexes = result.values.flatMap((value, i) => (value === null ? [] : [i]));
-    const withheld = this.erasedAmong(context, erased, indexes.map((i) => result.values[i]!));
+    const withheld = [...this.erasedAmong(context, erased, indexes.map((i) => result.values[i]!))];
     if (withheld.length === 0) return result;
     const values = [...result.values];
     const errors = [...result.errors];
@@ -116,7 +116,11 @@ export class ErasureSuppression implements PseudonymOperations {
     const result = this.engine.pseudonymize(context, values, options);
     if (erased.size === 0) return { ...result, erased: [] };
     const indexes = values.flatMap((value, i) => (value === null ? [] : [i]));
-    const withheld = this.erasedAmong(context, erased, indexes.map((i) => values[i]!)).map((k) => indexes[k]!);
+    // A deterministic answer is itself the value's pseudonym under the active version: look it up as it is,
+    // and compute only the other readable versions' (a subject filed before a rotation has only those).
+    const active = options.deterministic ? result.keyVersion : undefined;
+    const computed = this.erasedAmong(context, erased, indexes.map((i) => values[i]!), active);
+    const withheld = indexes.filter((index, k) => computed.has(k) || (active !== undefined && erased.has(result.pseudonyms[index]!)));
     if (withheld.length === 0) return { ...result, erased: [] };
     const pseudonyms = [...result.pseudonyms];
     for (const index of withheld) pseudonyms[index] = null;
@@ -124,13 +128,15 @@ export class ErasureSuppression implements PseudonymOperations {
   }
 
   /**
-   * Positions (into `values`) of the values whose deterministic pseudonym under some readable key version was
-   * filed for erasure: one set lookup per value and version, one encryption per value and version (batched).
+   * Positions (into `values`) of the values whose deterministic pseudonym under some readable key version
+   * (but `skipVersion`, which the caller looks up itself) was filed for erasure: one encryption (batched) and
+   * one set lookup per value and version.
    */
-  private erasedAmong(context: string, erased: ReadonlySet<string>, values: readonly string[]): number[] {
-    if (values.length === 0) return [];
-    const perValue = this.engine.pseudonymsUnder(this.keyring.readable(), context, values, { check: false });
-    return perValue.flatMap((pseudonyms, k) => (pseudonyms.some((p) => erased.has(p)) ? [k] : []));
+  private erasedAmong(context: string, erased: ReadonlySet<string>, values: readonly string[], skipVersion?: number): Set<number> {
+    const keys = this.keyring.readable().filter((key) => key.version !== skipVersion);
+    if (values.length === 0 || keys.length === 0) return new Set();
+    const perValue = this.engine.pseudonymsUnder(keys, context, values, { check: false });
+    return new Set(perValue.flatMap((pseudonyms, k) => (pseudonyms.some((p) => erased.has(p)) ? [k] : [])));
   }
 
   /** The context's set, from memory while fresh; otherwise read from the ledger (one read at a time per context). */

@@ -18,6 +18,7 @@ const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
   'payload-too-large': { status: 413, title: 'The body is too large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported content type' },
   'reidentification-failed': { status: 422, title: 'Some pseudonyms could not be reidentified' },
+  'subject-erased': { status: 422, title: 'Some values belong to subjects whose erasure was filed' },
   'too-many-attempts': { status: 429, title: 'Too many failed sign-in attempts' },
   'ledger-conflict': { status: 409, title: 'The erasure request was changed by another writer' },
   'directory-unavailable': { status: 503, title: 'The directory is not available' },

@@ -96,11 +96,12 @@ export const ROUTES: readonly Route[] = [
     role: 'pseudonymize',
     scope: 'body-context',
     body: { schema: z.object({ context: z.string(), values: nullableStrings, deterministic: z.boolean().optional() }).strict(), items: ['values'] },
-    response: z.object({ pseudonyms: nullableStrings, keyVersion }).strict(),
-    handler: ({ service, body, items }) => {
-      const result = service.engine.pseudonymize(body.context, items, { deterministic: body.deterministic ?? true });
+    response: z.object({ pseudonyms: nullableStrings, keyVersion, erased: z.array(z.number().int().nonnegative()).optional() }).strict(),
+    handler: async ({ service, body, items }) => {
+      // A value whose subject's erasure was filed gets null, and its index is listed in `erased` (only when there are some).
+      const { pseudonyms, keyVersion: version, erased } = await service.pseudonyms.pseudonymize(body.context, items, { deterministic: body.deterministic ?? true });
       countValues(service, 'pseudonymize', body.context, items.length);
-      return json(200, result);
+      return json(200, erased.length > 0 ? { pseudonyms, keyVersion: version, erased } : { pseudonyms, keyVersion: version });
     },
   }),
   defineRoute({
@@ -125,10 +126,15 @@ export const ROUTES: readonly Route[] = [
     query: z.object({ deterministic: deterministicFlag.optional() }),
     body: { schema: z.object({ identifiers: nullableStrings }).strict(), items: ['identifiers'] },
     response: z.object({ pseudonyms: nullableStrings }).strict(),
-    handler: ({ service, query, items }) => {
+    handler: async ({ service, query, items }) => {
       const compatContext = service.config.compatContext;
-      const { pseudonyms } = service.engine.pseudonymize(compatContext, items, { deterministic: query.deterministic ?? true });
+      const { pseudonyms, erased } = await service.pseudonyms.pseudonymize(compatContext, items, { deterministic: query.deterministic ?? true });
       countValues(service, 'pseudonymize', compatContext, items.length);
+      // This response shape has no room to withhold items, and a null would be written as if the value were null:
+      // refuse the batch, naming indexes only, so an old caller cannot silently write an erased person back.
+      if (erased.length > 0) {
+        throw new PlatformError('subject-erased', `${erased.length} value(s) belong to subjects whose erasure was filed: remove them and send the batch again`, erased.map((index) => ({ index, reason: 'erased' })));
+      }
       return json(200, { pseudonyms });
     },
   }),

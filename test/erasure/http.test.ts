@@ -42,13 +42,14 @@ describe('erasure requests over HTTP', () => {
   afterAll(async () => service.close());
 
   it('files a request by identifier (202), and the same subject and reference again returns it (200), even by pseudonym', async () => {
+    // Taken before filing: once filed, pseudonymize no longer hands out Jane's pseudonym (test/erasure/ingestion.test.ts).
+    const pseudonym = ((await service.call('POST', '/v1/pseudonymize', { apiKey: service.keys.pseudonymize, body: { context: 'email', values: [JANE] } })).json as { pseudonyms: string[] }).pseudonyms[0]!;
     const first = await file({ reference: 'GDPR-2026-001', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: JANE }] });
     expect(first.status).toBe(202);
     const request = first.json as { id: string; status: string; subjects: unknown; tables: unknown };
     expect(request).toMatchObject({ status: 'received', reference: 'GDPR-2026-001', subjects: { count: 1, contexts: ['email'] }, tables: [{ table: 'local.crm.customers', status: 'pending' }] });
     expect(first.headers.get('location')).toBe(`/v1/erasure-requests/${request.id}`);
 
-    const pseudonym = ((await service.call('POST', '/v1/pseudonymize', { apiKey: service.keys.pseudonymize, body: { context: 'email', values: [JANE] } })).json as { pseudonyms: string[] }).pseudonyms[0]!;
     const again = await file({ reference: 'GDPR-2026-001', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', pseudonym }] });
     expect(again.status).toBe(200);
     expect((again.json as { id: string }).id).toBe(request.id);
@@ -63,9 +64,9 @@ describe('erasure requests over HTTP', () => {
   });
 
   it('answers reidentify with `erased` for a filed subject, under any token of theirs, and not for others', async () => {
-    await file({ reference: 'GDPR-2026-002', reason: 'gdpr-art17-1b', subjects: [{ context: 'email', value: JOHN }] });
     const deterministic = ((await service.call('POST', '/v1/pseudonymize', { apiKey: service.keys.pseudonymize, body: { context: 'email', values: [JOHN, 'sentinel.kept@example.com'] } })).json as { pseudonyms: string[] }).pseudonyms;
     const randomized = ((await service.call('POST', '/v1/pseudonymize', { apiKey: service.keys.pseudonymize, body: { context: 'email', values: [JOHN], deterministic: false } })).json as { pseudonyms: string[] }).pseudonyms;
+    await file({ reference: 'GDPR-2026-002', reason: 'gdpr-art17-1b', subjects: [{ context: 'email', value: JOHN }] });
     const answer = await service.call('POST', '/v1/reidentify', { apiKey: service.keys.reidentify, body: { context: 'email', pseudonyms: [deterministic[0], randomized[0], deterministic[1]] } });
     expect(answer.json).toEqual({ values: [null, null, 'sentinel.kept@example.com'], errors: [{ index: 0, reason: 'erased' }, { index: 1, reason: 'erased' }] });
   });

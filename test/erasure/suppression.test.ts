@@ -62,6 +62,21 @@ describe('erasure suppression', () => {
     await ledger.close();
   });
 
+  it('withholds from pseudonymize a subject filed under an older key version only, and counts nothing else', async () => {
+    const { oldEngine, ledger, suppression } = setUp();
+    const underVersion1 = oldEngine.pseudonymize('email', [JANE], { deterministic: true }).pseudonyms[0]!;
+    await ledger.create(filing('er-1', 'email', [underVersion1]), audit('er-1')); // filed before version 2 existed
+    for (const deterministic of [true, false]) {
+      const answer = await suppression.pseudonymize('email', [JOHN, JANE, null], { deterministic });
+      expect(answer.erased).toEqual([1]);
+      expect(answer.pseudonyms[1]).toBeNull();
+      expect(answer.pseudonyms[0]).toMatch(deterministic ? /^s2\./ : /^r2\./);
+    }
+    // A hash context holds its own pseudonyms: nothing filed there, nothing withheld.
+    expect((await suppression.pseudonymize('device_id', [JANE], { deterministic: true })).erased).toEqual([]);
+    await ledger.close();
+  });
+
   it('keeps per-item errors of the engine in order beside `erased`', async () => {
     const { engine, ledger, suppression } = setUp();
     const jane = engine.pseudonymize('email', [JANE], { deterministic: true }).pseudonyms[0]!;
