@@ -33,8 +33,15 @@ export interface PseudonymOperations {
 /** Without erasure configured: the engine as it is. */
 export function engineOperations(engine: PseudonymEngine): PseudonymOperations {
   return {
-    pseudonymize: async (context, values, options) => ({ ...engine.pseudonymize(context, values, options), erased: [] }),
-    reidentify: async (context, pseudonyms, options) => engine.reidentify(context, pseudonyms, options),
+    // A promise that rejects (not a synchronous throw) when the engine refuses, as the suppressing path does.
+    pseudonymize: (context, values, options) =>
+      new Promise((resolve) => {
+        resolve({ ...engine.pseudonymize(context, values, options), erased: [] });
+      }),
+    reidentify: (context, pseudonyms, options) =>
+      new Promise((resolve) => {
+        resolve(engine.reidentify(context, pseudonyms, options));
+      }),
   };
 }
 
