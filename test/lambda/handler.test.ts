@@ -203,9 +203,9 @@ describe('a Lambda whose service cannot start', () => {
    * A fresh copy of the module, loaded as Lambda's init phase loads it (AWS_LAMBDA_FUNCTION_NAME set,
    * so the start begins at import), with these settings; stderr lines captured.
    */
-  async function coldStart(settings: Record<string, string>): Promise<{ module: typeof import('../../lambda/handler.ts'); errors: string[]; restore: () => void }> {
+  async function coldStart(settings: Record<string, string>, initPhase = true): Promise<{ module: typeof import('../../lambda/handler.ts'); errors: string[]; restore: () => void }> {
     const saved = { ...process.env };
-    Object.assign(process.env, { AWS_LAMBDA_FUNCTION_NAME: 'pseudonymization-test' }, settings);
+    Object.assign(process.env, initPhase ? { AWS_LAMBDA_FUNCTION_NAME: 'pseudonymization-test' } : {}, settings);
     const errors: string[] = [];
     const spy = vi.spyOn(console, 'error').mockImplementation((...parts: unknown[]) => void errors.push(parts.map(String).join(' ')));
     vi.resetModules();
@@ -242,9 +242,11 @@ describe('a Lambda whose service cannot start', () => {
   });
 
   it('answers 503 ledger-unavailable when the erasure ledger cannot be opened', async () => {
+    // Outside the Lambda runtime (no AWS_LAMBDA_FUNCTION_NAME): there a SQLite ledger is refused as config-invalid
+    // before it is opened. The service then starts at the first invocation.
     const notALedger = join(dataDir, 'not-a-ledger.db');
     writeFileSync(notALedger, 'this is not an SQLite database, but it is long enough to be read as one and refused'.repeat(20));
-    const { module, errors, restore } = await coldStart({ PSEUDO_ERASURE_LEDGER_FILE: notALedger });
+    const { module, errors, restore } = await coldStart({ PSEUDO_ERASURE_LEDGER_FILE: notALedger }, false);
     try {
       const answer = await module.restApiHandler(restEvent({ method: 'GET', path: '/readyz' }));
       expect(answer.statusCode).toBe(503);
