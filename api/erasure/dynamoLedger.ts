@@ -58,6 +58,8 @@ import { LedgerError, PlatformError } from '../errors.ts';
 import { retry, sleep as realSleep, type Sleep } from '../retry/backoff.ts';
 import {
   auditHash,
+  checkExpected,
+  nextStepId,
   GENESIS_HASH,
   type AuditEntry,
   type AuditInput,
@@ -227,6 +229,7 @@ export class DynamoErasureLedger implements ErasureLedger {
       if (!ERASURE_TRANSITIONS[current.status].includes(change.status)) {
         throw new LedgerError(`an erasure request cannot move from ${current.status} to ${change.status}`, 'ledger-conflict');
       }
+      checkExpected(current, change);
       const now = new Date().toISOString();
       const next: ErasureRequest = {
         ...current,
@@ -234,6 +237,7 @@ export class DynamoErasureLedger implements ErasureLedger {
         attempts: change.attempts ?? current.attempts,
         tables: change.tables ?? current.tables,
         runId: change.runId ?? current.runId,
+        stepId: nextStepId(current, change),
         error: change.error,
         certificate: change.certificate === undefined ? current.certificate : change.certificate,
         updatedAt: now,
@@ -470,6 +474,7 @@ function toItem(request: ErasureRequest, revision: string): Item {
     gsi1pk: { S: `STATUS#${request.status}` },
     gsi1sk: { S: `${request.createdAt}#${request.id}` },
     ...optional('runId', request.runId),
+    ...optional('stepId', request.stepId),
     ...optional('error', request.error),
     ...optional('certificate', request.certificate === undefined ? undefined : JSON.stringify(request.certificate)),
   };
@@ -489,6 +494,7 @@ function fromItem(item: Item): ErasureRequest {
     subjects: JSON.parse(stringOf(item, 'subjects')) as ErasureRequest['subjects'],
     tables: JSON.parse(stringOf(item, 'tables')) as ErasureRequest['tables'],
     runId: item.runId?.S,
+    stepId: item.stepId?.S,
     error: item.error?.S,
     certificate: certificate === undefined ? undefined : (JSON.parse(certificate) as unknown),
   };

@@ -6,13 +6,16 @@
  *
  * Re-attaching after a restart: a certificate already in S3 is the outcome; a step named `erasure-<runId>`
  * already on the cluster (ListSteps) is polled; otherwise the order is submitted again.
+ *
+ * `run` waits (the server's worker); `submit` and `check` return at once, for the scheduled steps
+ * (erasure/steps.ts, lambda/erasureStep.ts) that keep the step id in the ledger between invocations.
  */
 import { AddJobFlowStepsCommand, DescribeStepCommand, EMRClient, ListStepsCommand, type StepState } from '@aws-sdk/client-emr';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { ConfigError } from '../errors.ts';
+import { ConfigError, PlatformError } from '../errors.ts';
 import { backoffDelayMs, sleep } from '../retry/backoff.ts';
 import { parseContract } from '../contracts/contracts.ts';
-import { outcomeOfCertificate, parseProgress, type ErasureOrder, type ErasureRunner, type ProgressListener, type RunOutcome } from './runner.ts';
+import { outcomeOfCertificate, parseProgress, type ErasureOrder, type ProgressListener, type RunCheck, type RunOutcome, type SteppedErasureRunner } from './runner.ts';
 
 export interface EmrRunnerConfig {
   readonly clusterId: string;
@@ -31,7 +34,7 @@ export interface PollOptions {
 
 const ENDED: ReadonlySet<StepState> = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'INTERRUPTED']);
 
-export class EmrErasureRunner implements ErasureRunner {
+export class EmrErasureRunner implements SteppedErasureRunner {
   readonly description: string;
   private readonly emr: EMRClient;
   private readonly s3: S3Client;
@@ -47,56 +50,75 @@ export class EmrErasureRunner implements ErasureRunner {
   }
 
   async run(order: ErasureOrder, onProgress?: ProgressListener): Promise<RunOutcome> {
-    const folder = `${this.config.workUri}/${order.runId}`;
-    const certificateUri = `${folder}/certificate.json`;
-    const progressUri = `${folder}/progress.json`;
-    const finished = await this.text(certificateUri);
+    const finished = await this.text(this.uris(order.runId).certificate);
     if (finished !== undefined) return outcomeOfCertificate(finished, order);
-    const stepName = `erasure-${order.runId}`;
-    let stepId = await this.findStep(stepName);
-    if (!stepId) {
-      const orderUri = `${folder}/order.json`;
-      await this.s3.send(new PutObjectCommand({ ...location(orderUri), Body: JSON.stringify(parseContract('erasure-order', order)), ContentType: 'application/json', ServerSideEncryption: 'aws:kms' }));
-      const added = await this.emr.send(
-        new AddJobFlowStepsCommand({
-          JobFlowId: this.config.clusterId,
-          Steps: [
-            {
-              Name: stepName,
-              ActionOnFailure: 'CONTINUE',
-              HadoopJarStep: { Jar: 'command-runner.jar', Args: ['spark-submit', '--deploy-mode', 'cluster', this.config.jobUri, '--order', orderUri, '--certificate', certificateUri, '--progress', progressUri] },
-            },
-          ],
-        }),
-      );
-      stepId = added.StepIds?.[0];
-      if (!stepId) return { kind: 'crashed', reason: 'AddJobFlowSteps returned no step id' };
-    }
+    const stepId = await this.submit(order);
     const schedule = { baseDelayMs: this.poll.firstDelayMs, maxDelayMs: this.poll.maxDelayMs, jitter: 'none' } as const;
     let polls = 0;
     let reported = '';
     for (;;) {
-      if (onProgress) {
-        const text = await this.text(progressUri);
-        const tables = parseProgress(text);
-        if (text !== undefined && tables && text !== reported) {
-          reported = text;
-          onProgress(tables);
-        }
-      }
-      const step = (await this.emr.send(new DescribeStepCommand({ ClusterId: this.config.clusterId, StepId: stepId }))).Step;
-      const state = step?.Status?.State;
-      if (state && ENDED.has(state)) {
-        if (state === 'COMPLETED') {
-          const certificate = await this.text(certificateUri);
-          return certificate !== undefined ? outcomeOfCertificate(certificate, order) : { kind: 'crashed', reason: `EMR step ${stepId} completed without a certificate at ${certificateUri}` };
-        }
-        const failure = step?.Status?.FailureDetails;
-        const details = [failure?.Reason, failure?.Message, failure?.LogFile ? `log: ${failure.LogFile}` : undefined].filter(Boolean).join('; ');
-        return { kind: 'crashed', reason: `EMR step ${stepId} ${state}${details ? `: ${details}` : ''}` };
+      const checked = await this.check(order.runId, stepId);
+      if (checked.kind === 'ended') return checked.outcome;
+      const shown = JSON.stringify(checked.progress ?? null);
+      if (onProgress && checked.progress && shown !== reported) {
+        reported = shown;
+        onProgress(checked.progress);
       }
       await sleep(backoffDelayMs(++polls, schedule));
     }
+  }
+
+  /**
+   * Puts the order in S3 and adds the step; returns the step id at once. A step of this run already on the
+   * cluster (named `erasure-<runId>`) is returned instead of adding another.
+   */
+  async submit(order: ErasureOrder): Promise<string> {
+    const stepName = `erasure-${order.runId}`;
+    const existing = await this.findStep(stepName);
+    if (existing) return existing;
+    const uris = this.uris(order.runId);
+    await this.s3.send(new PutObjectCommand({ ...location(uris.order), Body: JSON.stringify(parseContract('erasure-order', order)), ContentType: 'application/json', ServerSideEncryption: 'aws:kms' }));
+    const added = await this.emr.send(
+      new AddJobFlowStepsCommand({
+        JobFlowId: this.config.clusterId,
+        Steps: [
+          {
+            Name: stepName,
+            ActionOnFailure: 'CONTINUE',
+            HadoopJarStep: { Jar: 'command-runner.jar', Args: ['spark-submit', '--deploy-mode', 'cluster', this.config.jobUri, '--order', uris.order, '--certificate', uris.certificate, '--progress', uris.progress] },
+          },
+        ],
+      }),
+    );
+    const stepId = added.StepIds?.[0];
+    if (!stepId) throw new PlatformError('internal', 'AddJobFlowSteps returned no step id');
+    return stepId;
+  }
+
+  /**
+   * One look at a submitted run: DescribeStep, then the certificate when the step completed, or the job's
+   * per-table progress while it runs. Never waits.
+   */
+  async check(runId: string, stepId: string): Promise<RunCheck> {
+    const uris = this.uris(runId);
+    const step = (await this.emr.send(new DescribeStepCommand({ ClusterId: this.config.clusterId, StepId: stepId }))).Step;
+    const state = step?.Status?.State;
+    const timeline = step?.Status?.Timeline;
+    const seconds = timeline?.StartDateTime && timeline.EndDateTime ? (timeline.EndDateTime.getTime() - timeline.StartDateTime.getTime()) / 1000 : undefined;
+    if (!state || !ENDED.has(state)) return { kind: 'running', progress: parseProgress(await this.text(uris.progress)) };
+    if (state === 'COMPLETED') {
+      const certificate = await this.text(uris.certificate);
+      const outcome: RunOutcome = certificate !== undefined ? outcomeOfCertificate(certificate, { runId }) : { kind: 'crashed', reason: `EMR step ${stepId} completed without a certificate at ${uris.certificate}` };
+      return { kind: 'ended', outcome, seconds };
+    }
+    const failure = step?.Status?.FailureDetails;
+    const details = [failure?.Reason, failure?.Message, failure?.LogFile ? `log: ${failure.LogFile}` : undefined].filter(Boolean).join('; ');
+    return { kind: 'ended', outcome: { kind: 'crashed', reason: `EMR step ${stepId} ${state}${details ? `: ${details}` : ''}` }, seconds };
+  }
+
+  private uris(runId: string): { order: string; certificate: string; progress: string } {
+    const folder = `${this.config.workUri}/${runId}`;
+    return { order: `${folder}/order.json`, certificate: `${folder}/certificate.json`, progress: `${folder}/progress.json` };
   }
 
   private async findStep(name: string): Promise<string | undefined> {

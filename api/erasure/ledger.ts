@@ -7,6 +7,7 @@
  * readable when the request was filed.
  */
 import { createHash } from 'node:crypto';
+import { LedgerError } from '../errors.ts';
 
 export const ERASURE_STATUSES = ['received', 'running', 'verified', 'failed'] as const;
 export type ErasureStatus = (typeof ERASURE_STATUSES)[number];
@@ -47,6 +48,8 @@ export interface ErasureRequest {
   readonly subjects: readonly ErasureSubject[];
   readonly tables: readonly TableProgress[];
   readonly runId?: string | undefined;
+  /** The runner's handle of the submitted run (an EMR step id), kept while the request runs in that run. */
+  readonly stepId?: string | undefined;
   readonly error?: string | undefined;
   readonly certificate?: unknown;
 }
@@ -58,8 +61,29 @@ export interface StatusChange {
   readonly attempts?: number;
   readonly tables?: readonly TableProgress[];
   readonly runId?: string | undefined;
+  readonly stepId?: string | undefined;
   readonly error?: string | undefined;
   readonly certificate?: unknown;
+  /**
+   * Move only if the request is still in this state (and run, when given); otherwise `ledger-conflict`. Two
+   * processes advancing the same request (scheduled steps that overlap) then move it once, not twice.
+   */
+  readonly expected?: { readonly status: ErasureStatus; readonly runId?: string | undefined };
+}
+
+/** Throws ledger-conflict when the request is no longer where the change expects it (checked inside the store's transaction). */
+export function checkExpected(current: ErasureRequest, change: StatusChange): void {
+  const expected = change.expected;
+  if (!expected) return;
+  if (current.status !== expected.status || (expected.runId !== undefined && current.runId !== expected.runId)) {
+    throw new LedgerError('the erasure request was moved by another writer meanwhile', 'ledger-conflict');
+  }
+}
+
+/** A step id belongs to one run: kept while the request stays running in it, dropped by any other move. */
+export function nextStepId(current: ErasureRequest, change: StatusChange): string | undefined {
+  if (change.stepId !== undefined) return change.stepId;
+  return change.status === 'running' && (change.runId ?? current.runId) === current.runId ? current.stepId : undefined;
 }
 
 export interface AuditInput {

@@ -25,6 +25,21 @@ export interface ErasureRunner {
   run(order: ErasureOrder, onProgress?: ProgressListener): Promise<RunOutcome>;
 }
 
+/** One look at a submitted run: still running (with the job's per-table progress, if any yet), or ended. */
+export type RunCheck =
+  | { readonly kind: 'running'; readonly progress: readonly TableProgress[] | undefined }
+  /** `seconds`: the run's duration as the runner measured it, when it knows. */
+  | { readonly kind: 'ended'; readonly outcome: RunOutcome; readonly seconds: number | undefined };
+
+/**
+ * A runner whose run can also be driven in short stateless calls (a scheduled Lambda): `submit` starts the run
+ * and returns its handle at once (the same handle again for a run already submitted), `check` looks once.
+ */
+export interface SteppedErasureRunner extends ErasureRunner {
+  submit(order: ErasureOrder): Promise<string>;
+  check(runId: string, handle: string): Promise<RunCheck>;
+}
+
 /**
  * Progress JSON as the job writes it, checked against contracts/erasure-progress.schema.json, or undefined when
  * there is none yet or it does not match (progress is only shown; the certificate decides the outcome).
@@ -46,7 +61,7 @@ export function parseProgress(text: string | undefined): readonly TableProgress[
  * contracts/erasure-certificate.schema.json and is this run's, otherwise crashed with the reason, which names
  * the field at fault (e.g. a snapshot id that is not an exact integer string) and never a value.
  */
-export function outcomeOfCertificate(text: string, order: ErasureOrder): RunOutcome {
+export function outcomeOfCertificate(text: string, order: Pick<ErasureOrder, 'runId'>): RunOutcome {
   let certificate: ErasureCertificate;
   try {
     certificate = parseContractJson('erasure-certificate', text);

@@ -12,7 +12,9 @@ import { openSqlite, type Database, type SQLiteValue } from './_sqlite.ts';
 import { PlatformError } from '../errors.ts';
 import {
   auditHash,
+  checkExpected,
   GENESIS_HASH,
+  nextStepId,
   type AuditEntry,
   type AuditInput,
   type ErasureLedger,
@@ -40,6 +42,7 @@ CREATE TABLE IF NOT EXISTS erasure_requests (
   subjects TEXT NOT NULL,
   tables TEXT NOT NULL,
   run_id TEXT,
+  step_id TEXT,
   error TEXT,
   certificate TEXT
 );
@@ -76,6 +79,9 @@ export class SqliteErasureLedger implements ErasureLedger {
     this.db = openSqlite(file);
     try {
       this.db.exec(`PRAGMA journal_mode=DELETE; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; ${SCHEMA}`);
+      // Ledgers created before the stepped runner (lambda/erasureStep.ts) have no step_id column yet.
+      const columns = (this.db.all('PRAGMA table_info(erasure_requests)') as Row[]).map((row) => String(row['name']));
+      if (!columns.includes('step_id')) this.db.exec('ALTER TABLE erasure_requests ADD COLUMN step_id TEXT');
     } catch (error) {
       this.db.close();
       throw new PlatformError('ledger-unavailable', `the erasure ledger at ${file} cannot be opened: ${error instanceof Error ? error.message : 'unknown error'}`);
@@ -128,11 +134,13 @@ export class SqliteErasureLedger implements ErasureLedger {
     return this.transaction(() => {
       const current = this.read(id);
       if (!current) throw new PlatformError('not-found', 'no erasure request with this id');
-      this.db.run('UPDATE erasure_requests SET status = ?, attempts = ?, tables = ?, run_id = ?, error = ?, certificate = ?, updated_at = ? WHERE id = ?', [
+      checkExpected(current, change);
+      this.db.run('UPDATE erasure_requests SET status = ?, attempts = ?, tables = ?, run_id = ?, step_id = ?, error = ?, certificate = ?, updated_at = ? WHERE id = ?', [
         change.status,
         change.attempts ?? current.attempts,
         JSON.stringify(change.tables ?? current.tables),
         change.runId ?? current.runId ?? null,
+        nextStepId(current, change) ?? null,
         change.error ?? null,
         change.certificate === undefined ? (current.certificate === undefined ? null : JSON.stringify(current.certificate)) : JSON.stringify(change.certificate),
         now,
@@ -227,6 +235,7 @@ function toRequest(row: Row): ErasureRequest {
     subjects: JSON.parse(String(row['subjects'])) as ErasureRequest['subjects'],
     tables: JSON.parse(String(row['tables'])) as ErasureRequest['tables'],
     runId: text('run_id'),
+    stepId: text('step_id'),
     error: text('error'),
     certificate: certificate === undefined ? undefined : (JSON.parse(certificate) as unknown),
   };

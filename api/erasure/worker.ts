@@ -15,7 +15,7 @@
  * re-run after a restart starts its report from scratch; neither may undo what the request already shows.
  */
 import { randomUUID } from 'node:crypto';
-import { errorMessage } from '../errors.ts';
+import { errorMessage, LedgerError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ErasureMetrics, ErasureRunOutcome } from '../observability/metrics.ts';
 import { backoffDelayMs } from '../retry/backoff.ts';
@@ -89,6 +89,15 @@ export class ErasureWorker {
       for (const request of requests) await this.move(request, { status: 'running', runId }, { action: 'erasure.resumed', outcome: 'running' });
       await this.execute(runId, requests, true);
     }
+    const batch = await this.readyBatch();
+    if (batch.length === 0) return;
+    const runId = `run-${randomUUID()}`;
+    const started = await this.claim(runId, batch);
+    if (started.length > 0) await this.execute(runId, started, false);
+  }
+
+  /** The received requests that may start a run now (a failed attempt waits its backoff), up to a run's size. */
+  async readyBatch(): Promise<ErasureRequest[]> {
     const batch: ErasureRequest[] = [];
     let subjects = 0;
     const now = Date.now();
@@ -100,15 +109,22 @@ export class ErasureWorker {
       batch.push(request);
       subjects += request.subjects.length;
     }
-    if (batch.length === 0) return;
-    const runId = `run-${randomUUID()}`;
+    return batch;
+  }
+
+  /**
+   * Moves the batch into a new run, each request on condition that it is still received: one another process
+   * took first (overlapping scheduled steps) is left out, so a request is never in two runs.
+   */
+  async claim(runId: string, batch: readonly ErasureRequest[]): Promise<ErasureRequest[]> {
     const started: ErasureRequest[] = [];
     for (const request of batch) {
       // Every table waits for the job to reach it (the job reports each one as it goes).
       const tables = request.tables.map((t): TableProgress => ({ table: t.table, status: 'pending' }));
-      started.push(await this.move(request, { status: 'running', runId, attempts: request.attempts + 1, tables }, { action: 'erasure.started', outcome: 'running' }));
+      const moved = await this.moveUnlessMoved(request, { status: 'running', runId, attempts: request.attempts + 1, tables, expected: { status: 'received' } }, { action: 'erasure.started', outcome: 'running' });
+      if (moved) started.push(moved);
     }
-    await this.execute(runId, started, false);
+    return started;
   }
 
   private async execute(runId: string, requests: ErasureRequest[], resumed: boolean): Promise<void> {
@@ -119,7 +135,7 @@ export class ErasureWorker {
     // Progress writes go one after another, and all land before the run's outcome is written over them.
     let progressWrites = Promise.resolve();
     try {
-      const order = this.order(runId, requests);
+      const order = this.orderFor(runId, requests);
       this.logger.info(
         { runId, resumed, requestIds: requests.map((r) => r.id), subjects: order.subjects.length, tables: order.tables.map((t) => t.name), runner: this.runner.description },
         resumed ? 'erasure run resumed' : 'erasure run started',
@@ -131,11 +147,21 @@ export class ErasureWorker {
       outcome = { kind: 'crashed', reason: errorMessage(error) };
     }
     await progressWrites;
-    this.report(runId, outcome, (Date.now() - startedAt) / 1000);
+    await this.finish(runId, requests, outcome, (Date.now() - startedAt) / 1000);
+  }
+
+  /**
+   * Writes a run's outcome to its requests: verified with the certificate, or back to received for another
+   * attempt, or failed after the last; logged and counted. Each move is conditional on the request still running
+   * in this run, so a run finished by two overlapping processes is written once.
+   */
+  async finish(runId: string, requests: readonly ErasureRequest[], outcome: RunOutcome, seconds: number): Promise<void> {
+    this.report(runId, outcome, seconds);
+    const expected = { status: 'running', runId } as const;
     for (const request of requests) {
       if (outcome.kind === 'completed' && outcome.certificate.result === 'verified') {
         const tables = request.tables.map((t): TableProgress => ({ table: t.table, status: 'verified' }));
-        await this.move(request, { status: 'verified', tables, certificate: outcome.certificate, error: undefined }, { action: 'erasure.verified', outcome: 'verified' });
+        if (!(await this.moveUnlessMoved(request, { status: 'verified', tables, certificate: outcome.certificate, error: undefined, expected }, { action: 'erasure.verified', outcome: 'verified' }))) continue;
         this.logger.info({ requestId: request.id, runId, certificateId: outcome.certificate.runId }, 'erasure request verified');
         continue;
       }
@@ -145,11 +171,11 @@ export class ErasureWorker {
         return { table: t.table, status: report?.verification.result === 'passed' ? 'verified' : 'failed' };
       });
       const certificate = outcome.kind === 'completed' ? outcome.certificate : undefined;
-      if (request.attempts < this.options.maxAttempts) {
-        await this.move(request, { status: 'received', tables, error: reason, certificate }, { action: 'erasure.retry', outcome: 'received' });
-      } else {
-        await this.move(request, { status: 'failed', tables, error: reason, certificate }, { action: 'erasure.failed', outcome: 'failed' });
-      }
+      const retry = request.attempts < this.options.maxAttempts;
+      const moved = retry
+        ? await this.moveUnlessMoved(request, { status: 'received', tables, error: reason, certificate, expected }, { action: 'erasure.retry', outcome: 'received' })
+        : await this.moveUnlessMoved(request, { status: 'failed', tables, error: reason, certificate, expected }, { action: 'erasure.failed', outcome: 'failed' });
+      if (!moved) continue;
       this.logger.warn({ requestId: request.id, runId, attempts: request.attempts, reason }, 'erasure run did not verify');
     }
   }
@@ -180,7 +206,7 @@ export class ErasureWorker {
    * Shows the job's per-table progress on each request of the run (its own tables only), never lowering a
    * table's status: a table the request shows as running or done stays so when a (re-run) job reports it pending.
    */
-  private async progress(requests: readonly ErasureRequest[], tables: readonly TableProgress[], shown: Map<string, readonly TableProgress[]>): Promise<void> {
+  async progress(requests: readonly ErasureRequest[], tables: readonly TableProgress[], shown: Map<string, readonly TableProgress[]>): Promise<void> {
     const byTable = new Map(tables.map((t) => [t.table, t]));
     for (const request of requests) {
       const current = shown.get(request.id) ?? request.tables;
@@ -203,8 +229,21 @@ export class ErasureWorker {
     return this.ledger.transition(request.id, change, { actor: SERVICE, requestId: request.id, ...audit });
   }
 
+  /** The move, or undefined when another process moved the request first (ledger-conflict on `expected`). */
+  async moveUnlessMoved(request: ErasureRequest, change: Parameters<ErasureLedger['transition']>[1], audit: Omit<AuditInput, 'actor' | 'requestId'>): Promise<ErasureRequest | undefined> {
+    try {
+      return await this.move(request, change, audit);
+    } catch (error) {
+      if (error instanceof LedgerError && error.code === 'ledger-conflict') {
+        this.logger.info({ requestId: request.id, action: audit.action }, 'erasure request moved by another process first; left to it');
+        return undefined;
+      }
+      throw error;
+    }
+  }
+
   /** The job's order: each subject's pseudonyms as filed plus those under key versions added since. */
-  private order(runId: string, requests: readonly ErasureRequest[]): ErasureOrder {
+  orderFor(runId: string, requests: readonly ErasureRequest[]): ErasureOrder {
     const subjects = requests.flatMap((request) => request.subjects.map((subject) => ({ context: subject.context, pseudonyms: this.withCurrentVersions(subject.context, subject.pseudonyms) })));
     const contexts = new Set(subjects.map((s) => s.context));
     const catalog = this.registry.catalog;
