@@ -77,10 +77,17 @@ def table_files(warehouse: CatalogConfig, table: str) -> list[Path]:
     return [p for p in Path(warehouse.warehouse, "analytics", table).rglob("*") if p.is_file()]
 
 
+@pytest.fixture(scope="module")
+def vehicles(spark: SparkSession, api: Api, warehouse: CatalogConfig, dataset: Path) -> dict[str, Any]:
+    """The job run once on the dataset into local.analytics.vehicles (read, never changed, by several tests);
+    returns its summary."""
+    return run(parse_config(job(api, warehouse, dataset, "vehicles")))
+
+
 def test_writes_an_iceberg_v2_table_with_pseudonyms_only(
-    spark: SparkSession, api: Api, warehouse: CatalogConfig, dataset: Path
+    spark: SparkSession, api: Api, warehouse: CatalogConfig, dataset: Path, vehicles: dict[str, Any]
 ) -> None:
-    summary = run(parse_config(job(api, warehouse, dataset, "vehicles")))
+    summary = vehicles
     assert summary["created"] is True and summary["rows"] == 12_000
     assert 0 < summary["uniqueRatio"] < 0.2
     written = spark.table("local.analytics.vehicles")
@@ -114,16 +121,15 @@ def test_writes_an_iceberg_v2_table_with_pseudonyms_only(
 
 
 def test_pyiceberg_reads_the_table_the_job_wrote(
-    spark: SparkSession, api: Api, warehouse: CatalogConfig, dataset: Path
+    spark: SparkSession, api: Api, warehouse: CatalogConfig, dataset: Path, vehicles: dict[str, Any]
 ) -> None:
-    run(parse_config(job(api, warehouse, dataset, "interop")))
     from pyiceberg.catalog.sql import SqlCatalog
 
     catalog = SqlCatalog("local", uri=f"sqlite:///{warehouse.uri}", warehouse=f"file://{warehouse.warehouse}")
-    arrow = catalog.load_table("analytics.interop").scan().to_arrow()
+    arrow = catalog.load_table("analytics.vehicles").scan().to_arrow()
     assert arrow.num_rows == 12_000
     assert sorted(arrow.column("vin").drop_null().to_pylist()) == sorted(
-        r.vin for r in spark.table("local.analytics.interop").collect() if r.vin
+        r.vin for r in spark.table("local.analytics.vehicles").collect() if r.vin
     )
 
 
@@ -137,16 +143,15 @@ def test_appends_to_an_existing_table_as_a_new_snapshot(
 
 
 def test_survives_errors_throttling_and_dropped_connections_with_identical_output(
-    spark: SparkSession, api: Api, warehouse: CatalogConfig, dataset: Path
+    spark: SparkSession, api: Api, warehouse: CatalogConfig, dataset: Path, vehicles: dict[str, Any]
 ) -> None:
-    run(parse_config(job(api, warehouse, dataset, "clean")))
     with FaultProxy(api.url, errors=0.15, throttles=0.1, drops=0.1) as proxy:
         summary = run(
             parse_config(job(api, warehouse, dataset, "faulty", url=proxy.url, api_options={"batchSize": 50}))
         )
     assert proxy.counts["503"] > 0 and proxy.counts["429"] > 0 and proxy.counts["dropped"] > 0
     assert summary["retries"] > 0
-    clean = sorted(map(tuple, spark.table("local.analytics.clean").collect()), key=str)
+    clean = sorted(map(tuple, spark.table("local.analytics.vehicles").collect()), key=str)
     faulty = sorted(map(tuple, spark.table("local.analytics.faulty").collect()), key=str)
     assert faulty == clean
 
