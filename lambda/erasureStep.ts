@@ -1,0 +1,71 @@
+/**
+ * The erasure worker as a scheduled Lambda (an EventBridge rule, every few minutes): each invocation advances
+ * every open request one step (api/erasure/steps.ts) and returns; it never waits for an EMR step to end. The
+ * state between invocations is in the DynamoDB ledger and the run's S3 folder, so invocations may land on any
+ * instance, and overlapping ones move each request once.
+ *
+ * Needs erasure configured for a shared deployment: PSEUDO_ERASURE_REGISTRY_FILE (Glue tables),
+ * PSEUDO_ERASURE_LEDGER=dynamodb and PSEUDO_ERASURE_RUNNER=emr; anything else is refused at start with the
+ * setting named (config-invalid), logged as one JSON line (class, code, setting; never values), like the API
+ * handler. The keyring is needed too: a run erases each subject's pseudonyms under every key version loaded now.
+ */
+import { loadConfig } from '../api/config/config.ts';
+import { EmrErasureRunner } from '../api/erasure/emrRunner.ts';
+import { advanceErasures, type ErasureStepParts, type ErasureStepSummary } from '../api/erasure/steps.ts';
+import { ErasureWorker } from '../api/erasure/worker.ts';
+import { ConfigError, KeyringError, PlatformError } from '../api/errors.ts';
+import { PseudonymizationService } from '../api/service.ts';
+
+/** The step's parts, and whether the keyring is loaded (it is refreshed in the background after a failed load). */
+interface StepFunction extends ErasureStepParts {
+  ready(): boolean;
+}
+
+let partsPromise: Promise<StepFunction> | undefined;
+
+async function start(): Promise<StepFunction> {
+  const config = loadConfig();
+  if (!config.erasure.registryFile) throw new ConfigError('PSEUDO_ERASURE_REGISTRY_FILE: required for the erasure step function');
+  const runnerConfig = config.erasure.runner;
+  if (runnerConfig.kind !== 'emr') throw new ConfigError('PSEUDO_ERASURE_RUNNER: the erasure step function submits EMR steps; set it to emr');
+  // Every instance has its own disk: the ledger and the catalog must be shared stores (refused otherwise).
+  const service = await PseudonymizationService.start(config, { sharedStoresOnly: true });
+  const erasure = service.erasure;
+  if (!erasure) throw new ConfigError('PSEUDO_ERASURE_REGISTRY_FILE: required for the erasure step function');
+  const runner = new EmrErasureRunner(runnerConfig);
+  const worker = new ErasureWorker(erasure.ledger, erasure.registry, erasure.suppression, service.policies, runner, config.erasure, service.logger, service.metrics.erasure);
+  return { ledger: erasure.ledger, worker, runner, logger: service.logger, ready: () => service.ready };
+}
+
+/** The parts of this execution environment; a failed start is tried again at the next invocation. */
+function parts(): Promise<StepFunction> {
+  partsPromise ??= start().catch((error: unknown) => {
+    partsPromise = undefined;
+    throw error;
+  });
+  return partsPromise;
+}
+
+/** EventBridge's scheduled event carries nothing this needs: every call looks at the ledger. */
+export async function erasureStepHandler(): Promise<ErasureStepSummary> {
+  let running: StepFunction;
+  try {
+    running = await parts();
+  } catch (error) {
+    console.error(
+      JSON.stringify({
+        level: 'error',
+        msg: 'the erasure step function could not start',
+        errorClass: error instanceof Error ? error.name : typeof error,
+        code: error instanceof PlatformError ? error.code : undefined,
+        key: error instanceof ConfigError ? error.key : undefined,
+      }),
+    );
+    throw error;
+  }
+  // Without keys a run cannot add the pseudonyms of versions created since filing: wait for the next call.
+  if (!running.ready()) throw new KeyringError('the keyring is not loaded; no erasure step was taken', 'keyring-unavailable');
+  const summary = await advanceErasures(running);
+  running.logger.info({ submitted: summary.submitted, running: summary.running, finished: summary.finished }, 'erasure step done');
+  return summary;
+}
