@@ -59,7 +59,7 @@ export function packedCount(packed: PackedBytes): number {
 }
 
 export function packedItem(packed: PackedBytes, index: number): Uint8Array {
-  return packed.data.subarray(packed.offsets[index]!, packed.offsets[index + 1]!);
+  return packed.data.subarray(packed.offsets[index], packed.offsets[index + 1]);
 }
 
 export function packByteArrays(items: readonly Uint8Array[]): PackedBytes {
@@ -71,6 +71,6 @@ export function packByteArrays(items: readonly Uint8Array[]): PackedBytes {
   }
   offsets[items.length] = total;
   const data = new Uint8Array(total);
-  for (let i = 0; i < items.length; i++) data.set(items[i]!, offsets[i]!);
+  for (let i = 0; i < items.length; i++) data.set(items[i]!, offsets[i]);
   return { data, offsets };
 }

@@ -84,8 +84,8 @@ export class PseudonymEngine {
     const missValues: string[] = [];
     const cache = options.deterministic ? this.cache : undefined;
     for (let i = 0; i < values.length; i++) {
-      const value = values[i]!;
-      if (value === null) continue;
+      const value = values[i];
+      if (value === null || value === undefined) continue;
       const hit = cache?.get(cachePrefix + value);
       if (hit !== undefined) {
         pseudonyms[i] = hit;
@@ -106,8 +106,9 @@ export class PseudonymEngine {
     else computed = this.sivEncrypt(key, context, missValues, options.deterministic);
 
     for (let k = 0; k < missIndexes.length; k++) {
-      pseudonyms[missIndexes[k]!] = computed[k]!;
-      cache?.set(cachePrefix + missValues[k]!, computed[k]!);
+      const pseudonym = computed[k]!;
+      pseudonyms[missIndexes[k]!] = pseudonym;
+      cache?.set(cachePrefix + missValues[k]!, pseudonym);
     }
     return { pseudonyms, keyVersion: key.version };
   }
@@ -172,7 +173,7 @@ export class PseudonymEngine {
       const encrypted = key.siv.encryptBatch(header, packed);
       const bytes = asBuffer(encrypted.data);
       const format = pseudonymFormatter('deterministic', key.version);
-      for (let i = 0; i < values.length; i++) out[i] = format(bytes, encrypted.offsets[i]!, encrypted.offsets[i + 1]!);
+      for (let i = 0; i < values.length; i++) out[i] = format(bytes, encrypted.offsets[i], encrypted.offsets[i + 1]);
       return out;
     }
     const nonces = randomBytes(values.length * BLOCK);
@@ -271,7 +272,9 @@ export class PseudonymEngine {
     let ciphertexts: PackedBytes;
     if (randomized) {
       const nonces = new Uint8Array(accepted.length * BLOCK);
-      decoded.forEach((item, k) => nonces.set(item.subarray(0, BLOCK), k * BLOCK));
+      decoded.forEach((item, k) => {
+        nonces.set(item.subarray(0, BLOCK), k * BLOCK);
+      });
       states = key.siv.headerStatesWithNonces(header, nonces);
       ciphertexts = packByteArrays(decoded.map((item) => item.subarray(BLOCK)));
     } else {
@@ -280,7 +283,7 @@ export class PseudonymEngine {
     const { plaintexts, valid } = key.siv.decryptBatch(states, ciphertexts);
     const bytes = asBuffer(plaintexts.data);
     for (let k = 0; k < accepted.length; k++) {
-      if (valid[k]) values[accepted[k]!] = bytes.toString('utf8', plaintexts.offsets[k]!, plaintexts.offsets[k + 1]!);
+      if (valid[k]) values[accepted[k]!] = bytes.toString('utf8', plaintexts.offsets[k], plaintexts.offsets[k + 1]);
       else errors.push({ index: accepted[k]!, reason: 'authentication-failed' });
     }
   }

@@ -71,7 +71,7 @@ export class Ff1Text {
   private readonly positions: ReadonlyMap<string, number>;
 
   constructor(alphabet: string, key: Uint8Array, tweak: Uint8Array) {
-    this.alphabet = [...alphabet];
+    this.alphabet = Array.from(alphabet); // code points
     this.positions = new Map(this.alphabet.map((c, i) => [c, i]));
     if (this.positions.size !== this.alphabet.length) throw new CryptoInputError('FF1 alphabet has a repeated character');
     this.digits = new Ff1Digits(this.alphabet.length, key, tweak);
@@ -104,8 +104,8 @@ export class Ff1Text {
 
 /** Why a value cannot be encrypted under this alphabet and length limit, or undefined when it can. */
 export function fpeRejectReason(alphabet: string, maxLength: number, text: string): string | undefined {
-  const chars = [...text];
-  const minLength = minimumLength([...alphabet].length);
+  const chars = Array.from(text); // code points
+  const minLength = minimumLength(Array.from(alphabet).length);
   if (chars.length < minLength) return `is shorter than ${minLength} characters, the FF1 minimum for this alphabet`;
   if (chars.length > maxLength) return `is longer than ${maxLength} characters`;
   for (const c of chars) if (!alphabet.includes(c)) return 'has a character outside the context alphabet';

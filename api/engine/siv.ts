@@ -113,7 +113,7 @@ export class AesSiv {
     const outOffsets = new Int32Array(count + 1);
     for (let i = 0; i <= count; i++) outOffsets[i] = inOffsets[i]! - base + BLOCK * i;
     const output = new Uint8Array(outOffsets[count]!);
-    for (let i = 0; i < count; i++) output.set(tags.subarray(i * BLOCK, (i + 1) * BLOCK), outOffsets[i]!);
+    for (let i = 0; i < count; i++) output.set(tags.subarray(i * BLOCK, (i + 1) * BLOCK), outOffsets[i]);
     this.applyKeystream(tags, plaintexts, output, outOffsets, BLOCK);
     return { data: output, offsets: outOffsets };
   }
@@ -151,7 +151,7 @@ export class AesSiv {
       const ok = timingSafeEqual(expected.subarray(i * BLOCK, (i + 1) * BLOCK), tags.subarray(i * BLOCK, (i + 1) * BLOCK));
       if (!ok) {
         valid[i] = 0;
-        plain.fill(0, plainOffsets[i]!, plainOffsets[i + 1]!);
+        plain.fill(0, plainOffsets[i], plainOffsets[i + 1]);
       }
     }
     // Items that failed carry no bytes, so a caller cannot read unauthenticated plaintext.

@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { DocumentStoreError, KeyringError } from '../errors.ts';
 import type { TextDocumentStore } from '../storage/documents.ts';
-import type { KeyringDocument, KeyVersionInfo, KeyVersionMaterial, KeyWrapper } from '../types/keyring.ts';
+import type { KeyringDocument, KeyringEntry, KeyVersionInfo, KeyVersionMaterial, KeyWrapper } from '../types/keyring.ts';
 
 export const KEY_MATERIAL_BYTES = 64;
 
@@ -97,7 +97,7 @@ export class KeyringManager {
     this.wrapper.retain(new Set(document.versions.map((v) => v.key).filter((k): k is string => k !== undefined)));
     const out: KeyVersionMaterial[] = [];
     for (const entry of document.versions) {
-      const { key: _stored, ...info } = entry;
+      const info = infoOf(entry);
       if (entry.state === 'destroyed' || entry.key === undefined) {
         out.push(info);
         continue;
@@ -125,7 +125,13 @@ export class KeyringManager {
 }
 
 function listing(document: KeyringDocument): KeyVersionInfo[] {
-  return document.versions.map(({ key: _stored, ...info }) => info);
+  return document.versions.map(infoOf);
+}
+
+/** A version as listings show it: everything but its stored key. */
+function infoOf(entry: KeyringEntry): KeyVersionInfo {
+  const { version, state, createdAt, destroyedAt } = entry;
+  return destroyedAt === undefined ? { version, state, createdAt } : { version, state, createdAt, destroyedAt };
 }
 
 const entrySchema = z.object({

@@ -7,14 +7,16 @@ import type { KeyringEntry, KeyWrapper } from '../types/keyring.ts';
 import { KEY_MATERIAL_BYTES } from './manager.ts';
 
 export class PlainKeys implements KeyWrapper {
-  async generate(): Promise<{ material: Uint8Array; stored: string }> {
+  generate(): Promise<{ material: Uint8Array; stored: string }> {
     const material = new Uint8Array(randomBytes(KEY_MATERIAL_BYTES));
-    return { material, stored: Buffer.from(material).toString('base64') };
+    return Promise.resolve({ material, stored: Buffer.from(material).toString('base64') });
   }
 
-  async open(_keyringName: string, entry: KeyringEntry): Promise<Uint8Array> {
-    return new Uint8Array(Buffer.from(entry.key ?? '', 'base64'));
+  open(_keyringName: string, entry: KeyringEntry): Promise<Uint8Array> {
+    return Promise.resolve(new Uint8Array(Buffer.from(entry.key ?? '', 'base64')));
   }
 
-  retain(): void {}
+  retain(): void {
+    // Plain keys are not cached here: nothing to forget.
+  }
 }

@@ -44,7 +44,9 @@ describe('AES-SIV batch engine', () => {
           const siv = new AesSiv(key);
           const header = siv.headerState([context]);
           const out = siv.encryptBatch(header, packByteArrays(inputs));
-          inputs.forEach((input, i) => expect(toHex(packedItem(out, i))).toBe(toHex(aessiv(key, context).encrypt(input))));
+          inputs.forEach((input, i) => {
+            expect(toHex(packedItem(out, i))).toBe(toHex(aessiv(key, context).encrypt(input)));
+          });
           const back = siv.decryptBatch(header, out);
           inputs.forEach((input, i) => {
             expect(back.valid[i]).toBe(1);

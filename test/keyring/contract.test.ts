@@ -20,12 +20,12 @@ beforeAll(async () => {
   moto = await startMoto();
 });
 afterAll(async () => {
-  await moto?.stop();
+  await moto.stop();
   rmSync(work, { recursive: true, force: true });
 });
 
 const providers: { name: string; config: () => Promise<KeyringConfig> }[] = [
-  { name: 'local file', config: async () => ({ provider: 'local', name: 'default', file: join(work, `keyring-${++counter}.json`), refreshSeconds: 60 }) },
+  { name: 'local file', config: () => Promise.resolve({ provider: 'local', name: 'default', file: join(work, `keyring-${++counter}.json`), refreshSeconds: 60 }) },
   {
     name: 'Secrets Manager + KMS (moto)',
     config: async () => ({
@@ -102,9 +102,9 @@ describe('local file keyring', () => {
     const text = readFileSync(file, 'utf8');
     const { PrivateFile } = await import('../../api/storage/documents.ts');
     await new PrivateFile(file).write(text.slice(0, 40));
-    const error = await manager.load().catch((e: unknown) => e as Error);
-    expect(String(error)).toMatch(/not valid JSON/);
-    expect(String(error)).not.toContain(text.slice(0, 40));
+    const error = (await manager.load().then(() => undefined, (e: unknown) => e)) as Error;
+    expect(error.message).toMatch(/not valid JSON/);
+    expect(error.message).not.toContain(text.slice(0, 40));
   });
 });
 
