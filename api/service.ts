@@ -34,6 +34,12 @@ export interface ServiceOptions {
   readonly logger?: Logger;
   /** Run the erasure worker in this process (one process of a deployment does; never a Lambda). */
   readonly erasureWorker?: boolean;
+  /**
+   * Each instance is a process of its own with its own disk (Lambda: a private /tmp per execution environment).
+   * Erasure state on a local file would not be shared between instances, so a SQLite ledger or a local JDBC
+   * catalog is refused at start with the setting named, instead of each instance keeping its own ledger.
+   */
+  readonly sharedStoresOnly?: boolean;
 }
 
 export class PseudonymizationService {
@@ -90,8 +96,11 @@ export class PseudonymizationService {
     }
     const service = new PseudonymizationService(config, logger, policies, JSON.stringify(openApiDocument));
     if (config.erasure.registryFile) {
-      const registry = await TableRegistry.load(config.erasure.registryFile, policies, config.aws);
       const store = config.erasure.ledger;
+      if (options.sharedStoresOnly && store.store === 'sqlite') {
+        throw new ConfigError('PSEUDO_ERASURE_LEDGER: sqlite keeps the ledger in one instance\'s file, which other instances never see; use dynamodb here');
+      }
+      const registry = await TableRegistry.load(config.erasure.registryFile, policies, config.aws, { sharedCatalogOnly: options.sharedStoresOnly === true });
       const ledger = store.store === 'dynamodb' ? new DynamoErasureLedger(store) : new SqliteErasureLedger(store.file);
       // Withholding and the ingestion check read a cached set of erased pseudonyms, at most cacheSeconds old.
       const suppression = new ErasureSuppression(ledger, service.engine, service.keyring, { cacheSeconds: config.erasure.cacheSeconds });

@@ -20,10 +20,17 @@ import { PseudonymizationService } from '../api/service.ts';
 
 let servicePromise: Promise<PseudonymizationService> | undefined;
 
+/**
+ * Set by the Lambda runtime in every execution environment. There each instance has its own /tmp, so erasure
+ * state on local files (a SQLite ledger, a jdbc catalog) is refused at start (config-invalid naming the setting);
+ * tests that load this module in their own process run the adapter without it.
+ */
+const ON_LAMBDA = process.env.AWS_LAMBDA_FUNCTION_NAME !== undefined;
+
 /** The service of this execution environment; a failed start is retried on the next invocation. */
 export function service(): Promise<PseudonymizationService> {
   // Async all the way: loadConfig throws synchronously, and that must reject, not throw at module load.
-  servicePromise ??= (async () => PseudonymizationService.start(loadConfig()))().catch((error: unknown) => {
+  servicePromise ??= (async () => PseudonymizationService.start(loadConfig(), { sharedStoresOnly: ON_LAMBDA }))().catch((error: unknown) => {
     servicePromise = undefined;
     throw error;
   });
@@ -120,4 +127,4 @@ export async function handler(event: APIGatewayProxyEvent | APIGatewayProxyEvent
 
 // Start in the init phase of a cold start (it gets the boosted CPU); a failure is logged and answered
 // by the first invocation, which tries again.
-if (process.env.AWS_LAMBDA_FUNCTION_NAME) void service().catch(() => undefined);
+if (ON_LAMBDA) void service().catch(() => undefined);

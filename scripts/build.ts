@@ -1,10 +1,24 @@
 /**
- * `npm run build`: bundles the server, the admin CLI and the Lambda handler with esbuild into dist/,
- * and zips the Lambda bundle for upload (Debian's zip). Prints each bundle's size.
+ * `npm run build`: bundles the server, the admin CLI and the Lambda functions with esbuild into dist/, and zips
+ * the Lambda bundle for upload (Debian's zip). Prints each bundle's size.
+ *
+ * dist/lambda.zip holds everything a function reads, nothing from the repository layout:
+ *   handler.mjs      the API (handler.handler, handler.restApiHandler, handler.httpApiHandler)
+ *   erasureStep.mjs  the scheduled erasure step (erasureStep.erasureStepHandler)
+ *   chunk-*.mjs      code both share (the service core, the AWS SDK clients: DynamoDB, EMR, S3, KMS, ...)
+ *   config/policies.json  the default PSEUDO_POLICY_FILE (relative to the task root, /var/task)
+ * node-sqlite3-wasm is not in it: on Lambda a SQLite ledger or jdbc catalog is refused at start (each instance
+ * has its own /tmp), so the module is never loaded there. A deployment's table registry goes next to the policy
+ * file (`zip -u dist/lambda.zip config/…`) with PSEUDO_ERASURE_REGISTRY_FILE naming it.
  */
 import { execFileSync } from 'node:child_process';
-import { rmSync, statSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { build } from 'esbuild';
+
+const out = 'dist';
+const lambdaDir = join(out, 'lambda');
+const zipFile = join(out, 'lambda.zip');
 
 // Bundled ESM still meets CommonJS packages (express) that call require().
 const banner = { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" };
@@ -12,12 +26,28 @@ const banner = { js: "import { createRequire as __createRequire } from 'node:mod
 const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', sourcemap: true, legalComments: 'none', banner } as const;
 const external = ['node-sqlite3-wasm'];
 
-await build({ ...common, external, entryPoints: { server: 'api/main.ts', cli: 'api/cli.ts' }, outdir: 'dist', outExtension: { '.js': '.mjs' } });
-await build({ ...common, external, entryPoints: { handler: 'lambda/handler.ts' }, outdir: 'dist/lambda', outExtension: { '.js': '.mjs' }, minify: true, sourcemap: false });
+await build({ ...common, external, entryPoints: { server: 'api/main.ts', cli: 'api/cli.ts' }, outdir: out, outExtension: { '.js': '.mjs' } });
+// Old chunks would otherwise ride along in the zip.
+rmSync(lambdaDir, { recursive: true, force: true });
+await build({
+  ...common,
+  external,
+  entryPoints: { handler: 'lambda/handler.ts', erasureStep: 'lambda/erasureStep.ts' },
+  outdir: lambdaDir,
+  outExtension: { '.js': '.mjs' },
+  splitting: true,
+  minify: true,
+  // The start-failure log line names the error's class: minified names would say "Tt".
+  keepNames: true,
+  sourcemap: false,
+});
+mkdirSync(join(lambdaDir, 'config'), { recursive: true });
+cpSync('config/policies.json', join(lambdaDir, 'config/policies.json'));
 
-rmSync('dist/lambda.zip', { force: true });
-execFileSync('zip', ['-q', '-j', 'dist/lambda.zip', 'dist/lambda/handler.mjs']);
+rmSync(zipFile, { force: true });
+// From inside the folder, so that the zip's paths are the task root's (handler.mjs, config/policies.json).
+execFileSync('zip', ['-q', '-r', '-X', relative(lambdaDir, zipFile), ...readdirSync(lambdaDir)], { cwd: lambdaDir });
 
-for (const file of ['dist/server.mjs', 'dist/cli.mjs', 'dist/lambda/handler.mjs', 'dist/lambda.zip']) {
-  console.log(`${file.padEnd(26)} ${(statSync(file).size / 1024).toFixed(0).padStart(6)} KiB`);
+for (const file of [join(out, 'server.mjs'), join(out, 'cli.mjs'), join(lambdaDir, 'handler.mjs'), join(lambdaDir, 'erasureStep.mjs'), zipFile]) {
+  console.log(`${file.padEnd(30)} ${(statSync(file).size / 1024).toFixed(0).padStart(6)} KiB`);
 }

@@ -58,7 +58,8 @@ export class TableRegistry {
     return this.tables.filter((table) => Object.values(table.columns).some((context) => wanted.has(context)));
   }
 
-  static async load(file: string, policies: PolicySet, aws: { region: string; endpoint: string | undefined } = { region: 'eu-west-1', endpoint: undefined }): Promise<TableRegistry> {
+  /** `sharedCatalogOnly`: refuse a jdbc catalog (a local SQLite file) where instances do not share a disk (Lambda). */
+  static async load(file: string, policies: PolicySet, aws: { region: string; endpoint: string | undefined } = { region: 'eu-west-1', endpoint: undefined }, options: { sharedCatalogOnly?: boolean } = {}): Promise<TableRegistry> {
     let raw: unknown;
     try {
       raw = JSON.parse(readFileSync(file, 'utf8'));
@@ -78,6 +79,7 @@ export class TableRegistry {
         if (!policies.isKnown(context)) throw new ConfigError(`erasure registry: ${table.name}.${column} names context ${context}, which the policy file does not configure`);
       }
     }
+    if (settings.type === 'jdbc' && options.sharedCatalogOnly) throw new ConfigError('PSEUDO_ERASURE_REGISTRY_FILE: a jdbc catalog is a local SQLite file that other instances never see; register Glue tables here');
     if (settings.type === 'jdbc') checkJdbcCatalog(settings.uri, settings.name, tables);
     else await checkGlueCatalog(aws, tables);
     return new TableRegistry(settings, tables);
