@@ -5,6 +5,8 @@ from .client import (
     ClientConfig,
     PseudonymizationClient,
     PseudonymizationError,
+    Pseudonyms,
+    SubjectSuppressed,
     ValuesRejected,
     shared_client,
 )
@@ -15,7 +17,9 @@ __all__ = [
     "ClientConfig",
     "PseudonymizationClient",
     "PseudonymizationError",
+    "Pseudonyms",
     "SparkMetrics",
+    "SubjectSuppressed",
     "ValuesRejected",
     "check_columns",
     "pseudonymize",

@@ -5,6 +5,11 @@ chunked into requests and sent with bounded concurrency, retries with exponentia
 jitter on 429, 5xx, timeouts and dropped connections (honouring Retry-After). When retries run out
 the call raises, so the Spark task fails: a pseudonym is never replaced by a null or an empty string.
 
+A value whose subject's erasure was filed (suppression at ingestion) gets no pseudonym: the API answers null at
+its index and lists it in `erased`. `pseudonymize` raises `SubjectSuppressed` on such an answer (a caller that
+does not ask cannot write a null in the person's place); `pseudonymize_unless_erased` returns the indexes, so a
+job can drop those rows or fail, as it is configured to.
+
 The API key is read once per process from the environment, a file, or AWS Secrets Manager.
 No value, pseudonym or key ever goes into an exception message or a log line.
 """
@@ -41,6 +46,23 @@ class ValuesRejected(PseudonymizationError):
     def __init__(self, message: str, rejected: dict[int, str]) -> None:
         super().__init__(message)
         self.rejected = rejected
+
+
+class SubjectSuppressed(PseudonymizationError):
+    """Some values' subjects have an erasure filed: the API withheld their pseudonyms. `suppressed` holds their
+    indexes in the call (never the values)."""
+
+    def __init__(self, message: str, suppressed: frozenset[int]) -> None:
+        super().__init__(message)
+        self.suppressed = suppressed
+
+
+@dataclass(frozen=True)
+class Pseudonyms:
+    """A pseudonymize answer with suppression: None at the indexes in `suppressed`, a pseudonym everywhere else."""
+
+    pseudonyms: list[str | None]
+    suppressed: frozenset[int]
 
 
 @dataclass(frozen=True)
@@ -133,21 +155,36 @@ class PseudonymizationClient:
         self._stats_lock = threading.Lock()
 
     def pseudonymize(self, context: str, values: Sequence[str], deterministic: bool = True) -> list[str]:
-        """Pseudonyms for non-null values, in order."""
+        """Pseudonyms for non-null values, in order. Raises SubjectSuppressed if any value's subject is filed for
+        erasure (use `pseudonymize_unless_erased` to get the others and the withheld indexes)."""
+        answer = self.pseudonymize_unless_erased(context, values, deterministic)
+        if answer.suppressed:
+            raise SubjectSuppressed(
+                f"/v1/pseudonymize: {len(answer.suppressed)} value(s) withheld in context {context}: "
+                "their subject's erasure was filed",
+                answer.suppressed,
+            )
+        return [str(p) for p in answer.pseudonyms]
+
+    def pseudonymize_unless_erased(self, context: str, values: Sequence[str], deterministic: bool = True) -> Pseudonyms:
+        """Pseudonyms for non-null values, in order, except for values whose subject's erasure was filed: None there,
+        and their indexes in `suppressed`."""
         body = lambda chunk: {"context": context, "values": list(chunk), "deterministic": deterministic}  # noqa: E731
-        return self._batched("/v1/pseudonymize", values, body, "pseudonyms", check_errors=False)
+        results, suppressed = self._batched("/v1/pseudonymize", values, body, "pseudonyms", check_errors=False)
+        return Pseudonyms(results, suppressed)
 
     def pseudonymize_valid(
         self, context: str, values: Sequence[str], deterministic: bool = True
-    ) -> tuple[list[str | None], dict[int, str]]:
-        """Pseudonyms for the values the API accepts (None where it refused one) and the refused indexes with
-        their reasons: for streams, where one bad value must not stop every other record. The API reports at
-        most 20 refusals per request, so each round drops those and asks again for the rest."""
+    ) -> tuple[Pseudonyms, dict[int, str]]:
+        """Pseudonyms for the values the API accepts (None where it refused one or withheld it, those in
+        `suppressed`) and the refused indexes with their reasons: for streams, where one bad value must not stop
+        every other record. The API reports at most 20 refusals per request, so each round drops those and asks
+        again for the rest."""
         remaining = list(range(len(values)))
         rejected: dict[int, str] = {}
         while True:
             try:
-                answers = self.pseudonymize(context, [values[i] for i in remaining], deterministic)
+                answer = self.pseudonymize_unless_erased(context, [values[i] for i in remaining], deterministic)
             except ValuesRejected as error:
                 refused = {remaining[i]: reason for i, reason in error.rejected.items() if 0 <= i < len(remaining)}
                 if not refused:
@@ -156,14 +193,15 @@ class PseudonymizationClient:
                 remaining = [i for i in remaining if i not in rejected]
                 continue
             results: list[str | None] = [None] * len(values)
-            for index, answer in zip(remaining, answers, strict=True):
-                results[index] = answer
-            return results, rejected
+            for index, pseudonym in zip(remaining, answer.pseudonyms, strict=True):
+                results[index] = pseudonym
+            return Pseudonyms(results, frozenset(remaining[i] for i in answer.suppressed)), rejected
 
     def reidentify(self, context: str, pseudonyms: Sequence[str]) -> list[str]:
         """Values for pseudonyms, in order; any pseudonym that cannot be reidentified raises."""
         body = lambda chunk: {"context": context, "pseudonyms": list(chunk)}  # noqa: E731
-        return self._batched("/v1/reidentify", pseudonyms, body, "values", check_errors=True)
+        values, _ = self._batched("/v1/reidentify", pseudonyms, body, "values", check_errors=True)
+        return [str(v) for v in values]
 
     def ready(self) -> bool:
         try:
@@ -189,13 +227,14 @@ class PseudonymizationClient:
         body: Callable[[Sequence[str]], dict[str, Any]],
         field_name: str,
         check_errors: bool,
-    ) -> list[str]:
+    ) -> tuple[list[str | None], frozenset[int]]:
+        """The answers in order (None only at the indexes the API listed in `erased`) and those indexes."""
         if not items:
-            return []
+            return [], frozenset()
         size = self.config.batch_size
         offsets = range(0, len(items), size)
 
-        def send(offset: int) -> list[str]:
+        def send(offset: int) -> tuple[list[str | None], set[int]]:
             chunk = items[offset : offset + size]
             try:
                 answer = self._post(path, body(chunk))
@@ -209,9 +248,13 @@ class PseudonymizationClient:
                 raise PseudonymizationError(
                     f"{path}: {len(answer['errors'])} item(s) could not be reidentified ({', '.join(reasons)})"
                 )
-            if any(not isinstance(r, str) for r in results):
+            erased = _erased_indexes(answer.get("erased"), len(chunk), path)
+            # A null is accepted only where the API says why: anywhere else it would become a silent null in a table.
+            if any(not isinstance(r, str) for i, r in enumerate(results) if i not in erased):
                 raise PseudonymizationError(f"{path}: the answer has a null for a non-null input")
-            return [str(r) for r in results]
+            if any(results[i] is not None for i in erased):
+                raise PseudonymizationError(f"{path}: the answer has a pseudonym at an erased index")
+            return [None if i in erased else str(r) for i, r in enumerate(results)], {offset + i for i in erased}
 
         if len(offsets) == 1 or self.config.concurrency == 1:
             parts = [send(offset) for offset in offsets]
@@ -220,7 +263,7 @@ class PseudonymizationClient:
                 parts = list(pool.map(send, offsets))
         with self._stats_lock:
             self.stats.values += len(items)
-        return [value for part in parts for value in part]
+        return [value for part, _ in parts for value in part], frozenset(i for _, erased in parts for i in erased)
 
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
@@ -287,6 +330,17 @@ def _rejected_items(response: requests.Response) -> dict[int, str]:
         for e in items
         if isinstance(e, dict) and isinstance(e.get("index"), int)
     }
+
+
+def _erased_indexes(listed: object, size: int, path: str) -> set[int]:
+    """The `erased` list of an answer (absent when no value was withheld), checked: indexes into the request."""
+    if listed is None:
+        return set()
+    if not isinstance(listed, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) and 0 <= i < size for i in listed
+    ):
+        raise PseudonymizationError(f"{path}: the answer's erased list is not a list of indexes into the request")
+    return set(listed)
 
 
 def _retry_after_seconds(header: str | None) -> float | None:

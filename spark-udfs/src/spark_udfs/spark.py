@@ -8,13 +8,18 @@ nulls stay null and no value is sent twice per batch. Keys never reach the execu
 A failed call fails the task (Spark retries it, then fails the job): no pseudonym is ever replaced by
 a null or an empty string. ``pseudonymize_rows`` gives the same contract on ``rdd.mapPartitions`` for
 Spark versions without ``mapInArrow``.
+
+Suppression at ingestion: when the API withholds a value (its subject's erasure was filed), the row is
+dropped (``suppressed="drop"``, the default; a row goes if any of its pseudonymized columns is withheld,
+counted in ``SparkMetrics.suppressed_rows``) or the task fails with ``SubjectSuppressed``
+(``suppressed="fail"``). Never is the person's value replaced by a null in a table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,9 +27,12 @@ from pyspark import Accumulator
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql.types import StringType
 
-from .client import ClientConfig, PseudonymizationClient, shared_client
+from .client import ClientConfig, PseudonymizationClient, SubjectSuppressed, shared_client
 
 Operation = Literal["pseudonymize", "reidentify"]
+#: What to do with a row whose subject's erasure was filed: leave it out (counted), or fail the job.
+SuppressedPolicy = Literal["drop", "fail"]
+SUPPRESSED_POLICIES: tuple[SuppressedPolicy, ...] = get_args(SuppressedPolicy)
 
 
 @dataclass(frozen=True)
@@ -35,11 +43,13 @@ class SparkMetrics:
     unique_values: Accumulator[int]
     requests: Accumulator[int]
     retries: Accumulator[int]
+    #: Rows left out because a pseudonymized column's subject has an erasure filed (counted in `rows` too).
+    suppressed_rows: Accumulator[int]
 
     @staticmethod
     def create(spark: SparkSession) -> SparkMetrics:
         sc = spark.sparkContext
-        return SparkMetrics(sc.accumulator(0), sc.accumulator(0), sc.accumulator(0), sc.accumulator(0))
+        return SparkMetrics(*(sc.accumulator(0) for _ in range(5)))
 
     def unique_ratio(self) -> float:
         return self.unique_values.value / self.rows.value if self.rows.value else 0.0
@@ -52,16 +62,18 @@ def pseudonymize(
     *,
     deterministic: bool = True,
     metrics: SparkMetrics | None = None,
+    suppressed: SuppressedPolicy = "drop",
 ) -> DataFrame:
-    """The DataFrame with each column of `columns` (column name -> context) replaced by its pseudonyms."""
-    return _map(df, columns, client, "pseudonymize", deterministic, metrics)
+    """The DataFrame with each column of `columns` (column name -> context) replaced by its pseudonyms, without
+    the rows whose subject's erasure was filed (or, with suppressed="fail", failing on the first such row)."""
+    return _map(df, columns, client, "pseudonymize", deterministic, metrics, suppressed)
 
 
 def reidentify(
     df: DataFrame, columns: Mapping[str, str], client: ClientConfig, *, metrics: SparkMetrics | None = None
 ) -> DataFrame:
     """The DataFrame with each column of pseudonyms replaced by the identifiers (needs the reidentify role)."""
-    return _map(df, columns, client, "reidentify", True, metrics)
+    return _map(df, columns, client, "reidentify", True, metrics, "fail")
 
 
 def check_columns(df: DataFrame, columns: Mapping[str, str]) -> None:
@@ -83,8 +95,11 @@ def _map(
     operation: Operation,
     deterministic: bool,
     metrics: SparkMetrics | None,
+    suppressed: SuppressedPolicy,
 ) -> DataFrame:
     check_columns(df, columns)
+    if suppressed not in SUPPRESSED_POLICIES:
+        raise ValueError(f"suppressed must be one of {', '.join(SUPPRESSED_POLICIES)}")
     mapping = dict(columns)
 
     def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -92,14 +107,27 @@ def _map(
         for batch in batches:
             before = (client.stats.requests, client.stats.retries)
             arrays = list(batch.columns)
+            withheld = pa.array([False] * batch.num_rows, pa.bool_())
             for name, context in mapping.items():
                 index = batch.schema.get_field_index(name)
-                arrays[index] = _transform(client, batch.column(index), operation, context, deterministic, metrics)
+                arrays[index], erased = _transform(
+                    client, batch.column(index), operation, context, deterministic, metrics
+                )
+                if suppressed == "fail" and pc.any(erased).as_py():
+                    raise SubjectSuppressed(
+                        f"a row's subject has an erasure filed (column {name}, context {context}); the suppressed "
+                        "setting is fail, so the job stops rather than leave the row out",
+                        frozenset(),
+                    )
+                withheld = pc.or_(withheld, erased)
+            dropped = pc.sum(withheld.cast(pa.int64())).as_py() or 0
             if metrics is not None:
                 metrics.rows.add(batch.num_rows)
+                metrics.suppressed_rows.add(dropped)
                 metrics.requests.add(client.stats.requests - before[0])
                 metrics.retries.add(client.stats.retries - before[1])
-            yield pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
+            result = pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
+            yield result.filter(pc.invert(withheld)) if dropped else result
 
     return df.mapInArrow(run, df.schema)
 
@@ -111,30 +139,51 @@ def _transform(
     context: str,
     deterministic: bool,
     metrics: SparkMetrics | None,
-) -> pa.Array:
+) -> tuple[pa.Array, pa.Array]:
+    """The column transformed, and per row whether its value was withheld (its subject's erasure was filed)."""
     if not deterministic:
         # Every occurrence gets its own randomized pseudonym: no dedup.
         present = column.drop_null().to_pylist()
-        answers = iter(client.pseudonymize(context, present, deterministic=False))
+        answer = client.pseudonymize_unless_erased(context, present, deterministic=False)
         if metrics is not None:
             metrics.unique_values.add(len(present))
-        return pa.array([None if v is None else next(answers) for v in column.to_pylist()], type=column.type)
+        answers = iter(enumerate(answer.pseudonyms))
+        pseudonyms: list[str | None] = []
+        erased: list[bool] = []
+        for value in column.to_pylist():
+            position, pseudonym = (None, None) if value is None else next(answers)
+            pseudonyms.append(pseudonym)
+            erased.append(position in answer.suppressed)
+        return pa.array(pseudonyms, type=column.type), pa.array(erased, pa.bool_())
     unique = pc.unique(column.drop_null())
     values = unique.to_pylist()
     if metrics is not None:
         metrics.unique_values.add(len(values))
-    results = (
-        client.pseudonymize(context, values) if operation == "pseudonymize" else client.reidentify(context, values)
-    )
+    results: list[str | None]
+    suppressed: frozenset[int] = frozenset()
+    if operation == "pseudonymize":
+        answer = client.pseudonymize_unless_erased(context, values)
+        results, suppressed = answer.pseudonyms, answer.suppressed
+    else:
+        results = list(client.reidentify(context, values))
     # index_in gives null for a null input, and take() of a null index is null: nulls stay null.
-    return pa.array(results, type=column.type).take(pc.index_in(column, value_set=unique))
+    positions = pc.index_in(column, value_set=unique)
+    withheld = pa.array([i in suppressed for i in range(len(values))], pa.bool_()).take(positions).fill_null(False)
+    return pa.array(results, type=column.type).take(positions), withheld
 
 
 def pseudonymize_rows(
-    df: DataFrame, columns: Mapping[str, str], client: ClientConfig, *, chunk_rows: int = 10_000
+    df: DataFrame,
+    columns: Mapping[str, str],
+    client: ClientConfig,
+    *,
+    chunk_rows: int = 10_000,
+    suppressed: SuppressedPolicy = "drop",
 ) -> DataFrame:
     """The same contract as `pseudonymize`, on rdd.mapPartitions, for Spark versions without mapInArrow."""
     check_columns(df, columns)
+    if suppressed not in SUPPRESSED_POLICIES:
+        raise ValueError(f"suppressed must be one of {', '.join(SUPPRESSED_POLICIES)}")
     mapping = dict(columns)
     names = df.columns
 
@@ -144,25 +193,35 @@ def pseudonymize_rows(
         for row in rows:
             chunk.append(row)
             if len(chunk) >= chunk_rows:
-                yield from _rows_chunk(api, chunk, mapping, names)
+                yield from _rows_chunk(api, chunk, mapping, names, suppressed)
                 chunk = []
         if chunk:
-            yield from _rows_chunk(api, chunk, mapping, names)
+            yield from _rows_chunk(api, chunk, mapping, names, suppressed)
 
     spark = df.sparkSession
     return spark.createDataFrame(df.rdd.mapPartitions(run), df.schema)
 
 
 def _rows_chunk(
-    api: PseudonymizationClient, chunk: list[Row], mapping: Mapping[str, str], names: list[str]
+    api: PseudonymizationClient,
+    chunk: list[Row],
+    mapping: Mapping[str, str],
+    names: list[str],
+    suppressed: SuppressedPolicy,
 ) -> Iterator[Row]:
-    replaced: dict[str, dict[str, str]] = {}
+    replaced: dict[str, dict[str, str | None]] = {}
     for name, context in mapping.items():
         unique = list(dict.fromkeys(row[name] for row in chunk if row[name] is not None))
-        replaced[name] = dict(zip(unique, api.pseudonymize(context, unique), strict=True))
+        if suppressed == "fail":
+            replaced[name] = dict(zip(unique, api.pseudonymize(context, unique), strict=True))
+        else:
+            replaced[name] = dict(zip(unique, api.pseudonymize_unless_erased(context, unique).pseudonyms, strict=True))
     for row in chunk:
         values = row.asDict()
         for name, table in replaced.items():
             if values[name] is not None:
                 values[name] = table[values[name]]
-        yield Row(*[values[n] for n in names])
+                if values[name] is None:  # withheld: the row is left out, never written with a null
+                    break
+        else:
+            yield Row(*[values[n] for n in names])

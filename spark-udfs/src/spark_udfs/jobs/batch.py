@@ -8,6 +8,9 @@ The configuration (a JSON file, flags override it) is checked before Spark start
 name the key: a missing input, an unknown or non-string column, an API that is not reachable. A first
 write is an atomic CREATE TABLE AS SELECT, later ones an append; if any task cannot get its
 pseudonyms, Spark aborts the write and the table gets no commit.
+
+A row whose subject's erasure was filed (the API withholds its pseudonym) is left out and counted
+(`rowsSuppressed` in the summary), or, with `"suppressed": "fail"`, fails the job before anything is committed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any, Literal
 
 from ..client import ClientConfig, PseudonymizationClient, PseudonymizationError
 from ..iceberg import ensure_table_properties, sql_properties
+from ..spark import SUPPRESSED_POLICIES, SuppressedPolicy
 from .config import (
     IDENTIFIER,
     JobConfigError,
@@ -55,6 +59,8 @@ class JobConfig:
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     table: TableConfig = field(default_factory=lambda: TableConfig("local.analytics.pseudonymized"))
     master: str | None = None
+    #: A row whose subject's erasure was filed: "drop" it (counted in the summary) or "fail" the job.
+    suppressed: SuppressedPolicy = "drop"
 
 
 def parse_config(raw: Mapping[str, object]) -> JobConfig:
@@ -93,6 +99,24 @@ def parse_config(raw: Mapping[str, object]) -> JobConfig:
         catalog=catalog,
         table=table,
         master=config.optional_text("master"),
+        suppressed=parse_suppressed(config),
+    )
+
+
+def parse_suppressed(config: Section) -> SuppressedPolicy:
+    """The `suppressed` key: what to do with a row whose subject's erasure was filed (default drop)."""
+    policies: dict[str, SuppressedPolicy] = {policy: policy for policy in SUPPRESSED_POLICIES}
+    policy = policies.get(config.text("suppressed", "drop"))
+    if policy is None:
+        raise JobConfigError(f"{config.key('suppressed')}: must be {' or '.join(SUPPRESSED_POLICIES)}")
+    return policy
+
+
+def suppressed_note(rows: int) -> str:
+    """The human line for rows left out by suppression (a count, never values)."""
+    return (
+        f"{rows} row(s) not written: their subject's erasure was filed, so the API withheld their pseudonyms "
+        '(set "suppressed": "fail" to fail instead)'
     )
 
 
@@ -134,7 +158,7 @@ def run(config: JobConfig) -> dict[str, Any]:
     source = reader.format(config.input_format).load(config.input_path)
     check_columns(source, config.columns)
     metrics = SparkMetrics.create(spark)
-    pseudonymized = pseudonymize(source, config.columns, config.api, metrics=metrics)
+    pseudonymized = pseudonymize(source, config.columns, config.api, metrics=metrics, suppressed=config.suppressed)
 
     table = config.table
     namespace = table.name.rsplit(".", 1)[0]
@@ -168,7 +192,9 @@ def run(config: JobConfig) -> dict[str, Any]:
         "table": table.name,
         "created": created,
         "snapshotId": snapshot,
-        "rows": metrics.rows.value,
+        # Rows written; rowsSuppressed were read but left out (their subject's erasure was filed).
+        "rows": metrics.rows.value - metrics.suppressed_rows.value,
+        "rowsSuppressed": metrics.suppressed_rows.value,
         "uniqueRatio": round(metrics.unique_ratio(), 4),
         "requests": metrics.requests.value,
         "retries": metrics.retries.value,
@@ -215,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         reason = root_cause(error)
         print(f"the job failed and committed nothing: {reason}", file=sys.stderr)
         return 1
+    if summary["rowsSuppressed"]:
+        print(suppressed_note(summary["rowsSuppressed"]), file=sys.stderr)
     print(json.dumps(summary))
     return 0
 
