@@ -105,13 +105,17 @@ def api_server(
 
 
 @contextmanager
-def started_api(roles: tuple[str, ...] = ("pseudonymize", "reidentify")) -> Iterator[ApiServer]:
-    """The API as the Python suites use it: built once if dist/ is missing, with the test policies."""
+def started_api(
+    roles: tuple[str, ...] = ("pseudonymize", "reidentify"), environment: Mapping[str, str] | None = None
+) -> Iterator[ApiServer]:
+    """The API as the Python suites use it: built once if dist/ is missing, with the test policies (and
+    `environment` on top)."""
     if not (ROOT / "dist" / "server.mjs").exists():
         subprocess.run(
             [str(ROOT / "node_modules" / ".bin" / "tsx"), "scripts/build.ts"], cwd=ROOT, check=True, capture_output=True
         )
-    with api_server(roles, {"PSEUDO_POLICY_FILE": str(ROOT / "test" / "fixtures" / "policies.json")}) as server:
+    policies = {"PSEUDO_POLICY_FILE": str(ROOT / "test" / "fixtures" / "policies.json")}
+    with api_server(roles, {**policies, **(environment or {})}) as server:
         yield server
 
 
