@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import type { Database } from 'node-sqlite3-wasm';
 
-type SqliteModule = { Database: typeof Database };
+interface SqliteModule { Database: typeof Database }
 let loaded: SqliteModule | undefined;
 
 export function openSqlite(file: string, options?: { readOnly?: boolean; fileMustExist?: boolean }): Database {

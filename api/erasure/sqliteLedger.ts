@@ -14,13 +14,18 @@ import {
   auditHash,
   checkExpected,
   GENESIS_HASH,
+  liftRefused,
   nextStepId,
   type AuditEntry,
   type AuditInput,
   type ErasureLedger,
   type ErasureRequest,
   type ErasureStatus,
+  type LiftReason,
+  type LiftRefusal,
   type NewErasureRequest,
+  type NewSuppressionLift,
+  type SuppressionLift,
   type StatusChange,
   type TableProgress,
 } from './ledger.ts';
@@ -54,6 +59,14 @@ CREATE TABLE IF NOT EXISTS erased_pseudonyms (
   request_id TEXT NOT NULL REFERENCES erasure_requests (id),
   PRIMARY KEY (context, pseudonym, request_id)
 );
+CREATE TABLE IF NOT EXISTS suppression_lifts (
+  id TEXT PRIMARY KEY,
+  reference TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  lifted_by TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  subjects TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit_log (
   seq INTEGER PRIMARY KEY,
   at TEXT NOT NULL,
@@ -80,7 +93,7 @@ export class SqliteErasureLedger implements ErasureLedger {
     try {
       this.db.exec(`PRAGMA journal_mode=DELETE; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; ${SCHEMA}`);
       // Ledgers created before the stepped runner (lambda/erasureStep.ts) have no step_id column yet.
-      const columns = (this.db.all('PRAGMA table_info(erasure_requests)') as Row[]).map((row) => String(row['name']));
+      const columns = (this.db.all('PRAGMA table_info(erasure_requests)') as Row[]).map((row) => String(row.name));
       if (!columns.includes('step_id')) this.db.exec('ALTER TABLE erasure_requests ADD COLUMN step_id TEXT');
     } catch (error) {
       this.db.close();
@@ -88,33 +101,36 @@ export class SqliteErasureLedger implements ErasureLedger {
     }
   }
 
-  // The methods are async for the interface's sake; the work inside is synchronous (one local file).
-  async create(request: NewErasureRequest, audit: AuditInput, isSame?: (existing: ErasureRequest) => boolean): Promise<{ request: ErasureRequest; created: boolean }> {
-    const now = new Date().toISOString();
-    return this.transaction(() => {
-      if (isSame) {
-        const rows = this.db.all('SELECT * FROM erasure_requests WHERE reference = ? ORDER BY created_at', [request.reference]) as Row[];
-        const existing = rows.map(toRequest).find(isSame);
-        if (existing) return { request: existing, created: false };
-      }
-      this.db.run(
-        'INSERT INTO erasure_requests (id, reference, reason, filed_by, status, attempts, created_at, updated_at, subjects, tables) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?)',
-        [request.id, request.reference, request.reason, request.filedBy, 'received', now, now, JSON.stringify(request.subjects), JSON.stringify(request.tables)],
-      );
-      for (const subject of request.subjects) {
-        for (const pseudonym of subject.pseudonyms) {
-          this.db.run('INSERT OR IGNORE INTO erased_pseudonyms (context, pseudonym, request_id) VALUES (?, ?, ?)', [subject.context, pseudonym, request.id]);
+  create(request: NewErasureRequest, audit: AuditInput, isSame?: (existing: ErasureRequest) => boolean): Promise<{ request: ErasureRequest; created: boolean }> {
+    return settle(() => {
+      const now = new Date().toISOString();
+      return this.transaction(() => {
+        if (isSame) {
+          const rows = this.db.all('SELECT * FROM erasure_requests WHERE reference = ? ORDER BY created_at', [request.reference]) as Row[];
+          const existing = rows.map(toRequest).find(isSame);
+          if (existing) return { request: existing, created: false };
         }
-      }
-      this.insertAudit(audit, now);
-      // data_version only moves for other connections' commits: drop the cache for our own.
-      this.cachedDataVersion = -1;
-      return { request: this.read(request.id)!, created: true };
+        this.db.run(
+          'INSERT INTO erasure_requests (id, reference, reason, filed_by, status, attempts, created_at, updated_at, subjects, tables) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?)',
+          [request.id, request.reference, request.reason, request.filedBy, 'received', now, now, JSON.stringify(request.subjects), JSON.stringify(request.tables)],
+        );
+        for (const subject of request.subjects) {
+          for (const pseudonym of subject.pseudonyms) {
+            this.db.run('INSERT OR IGNORE INTO erased_pseudonyms (context, pseudonym, request_id) VALUES (?, ?, ?)', [subject.context, pseudonym, request.id]);
+          }
+        }
+        this.insertAudit(audit, now);
+        // data_version only moves for other connections' commits: drop the cache for our own.
+        this.cachedDataVersion = -1;
+        return { request: this.read(request.id)!, created: true };
+      });
     });
   }
 
-  async get(id: string): Promise<ErasureRequest | undefined> {
-    return this.read(id);
+  get(id: string): Promise<ErasureRequest | undefined> {
+    return settle(() => {
+      return this.read(id);
+    });
   }
 
   private read(id: string): ErasureRequest | undefined {
@@ -122,76 +138,135 @@ export class SqliteErasureLedger implements ErasureLedger {
     return row ? toRequest(row) : undefined;
   }
 
-  async list(status?: ErasureStatus): Promise<ErasureRequest[]> {
-    const rows = (status
-      ? this.db.all('SELECT * FROM erasure_requests WHERE status = ? ORDER BY created_at, id', [status])
-      : this.db.all('SELECT * FROM erasure_requests ORDER BY created_at, id')) as Row[];
-    return rows.map(toRequest);
-  }
-
-  async transition(id: string, change: StatusChange, audit: AuditInput): Promise<ErasureRequest> {
-    const now = new Date().toISOString();
-    return this.transaction(() => {
-      const current = this.read(id);
-      if (!current) throw new PlatformError('not-found', 'no erasure request with this id');
-      checkExpected(current, change);
-      this.db.run('UPDATE erasure_requests SET status = ?, attempts = ?, tables = ?, run_id = ?, step_id = ?, error = ?, certificate = ?, updated_at = ? WHERE id = ?', [
-        change.status,
-        change.attempts ?? current.attempts,
-        JSON.stringify(change.tables ?? current.tables),
-        change.runId ?? current.runId ?? null,
-        nextStepId(current, change) ?? null,
-        change.error ?? null,
-        change.certificate === undefined ? (current.certificate === undefined ? null : JSON.stringify(current.certificate)) : JSON.stringify(change.certificate),
-        now,
-        id,
-      ]);
-      this.insertAudit(audit, now);
-      return this.read(id)!;
+  list(status?: ErasureStatus): Promise<ErasureRequest[]> {
+    return settle(() => {
+      const rows = (status
+        ? this.db.all('SELECT * FROM erasure_requests WHERE status = ? ORDER BY created_at, id', [status])
+        : this.db.all('SELECT * FROM erasure_requests ORDER BY created_at, id')) as Row[];
+      return rows.map(toRequest);
     });
   }
 
-  async updateTables(id: string, tables: readonly TableProgress[]): Promise<void> {
-    this.transaction(() => this.db.run('UPDATE erasure_requests SET tables = ?, updated_at = ? WHERE id = ?', [JSON.stringify(tables), new Date().toISOString(), id]));
+  transition(id: string, change: StatusChange, audit: AuditInput): Promise<ErasureRequest> {
+    return settle(() => {
+      const now = new Date().toISOString();
+      return this.transaction(() => {
+        const current = this.read(id);
+        if (!current) throw new PlatformError('not-found', 'no erasure request with this id');
+        checkExpected(current, change);
+        this.db.run('UPDATE erasure_requests SET status = ?, attempts = ?, tables = ?, run_id = ?, step_id = ?, error = ?, certificate = ?, updated_at = ? WHERE id = ?', [
+          change.status,
+          change.attempts ?? current.attempts,
+          JSON.stringify(change.tables ?? current.tables),
+          change.runId ?? current.runId ?? null,
+          nextStepId(current, change) ?? null,
+          change.error ?? null,
+          change.certificate === undefined ? (current.certificate === undefined ? null : JSON.stringify(current.certificate)) : JSON.stringify(change.certificate),
+          now,
+          id,
+        ]);
+        this.insertAudit(audit, now);
+        return this.read(id)!;
+      });
+    });
   }
 
-  async erasedPseudonyms(context: string): Promise<ReadonlySet<string>> {
-    // data_version changes when another connection (another worker process) commits: reload then.
-    const version = Number((this.db.get('PRAGMA data_version') as Row)['data_version']);
-    if (version !== this.cachedDataVersion) {
-      this.erasedCache = new Map();
-      for (const row of this.db.all('SELECT context, pseudonym FROM erased_pseudonyms') as Row[]) {
-        const key = String(row['context']);
-        let set = this.erasedCache.get(key);
-        if (!set) this.erasedCache.set(key, (set = new Set()));
-        set.add(String(row['pseudonym']));
+  updateTables(id: string, tables: readonly TableProgress[]): Promise<void> {
+    return settle(() => {
+      this.transaction(() => this.db.run('UPDATE erasure_requests SET tables = ?, updated_at = ? WHERE id = ?', [JSON.stringify(tables), new Date().toISOString(), id]));
+    });
+  }
+
+  erasedPseudonyms(context: string): Promise<ReadonlySet<string>> {
+    return settle(() => {
+      // data_version changes when another connection (another worker process) commits: reload then.
+      const version = Number((this.db.get('PRAGMA data_version') as Row).data_version);
+      if (version !== this.cachedDataVersion) {
+        this.erasedCache = new Map();
+        for (const row of this.db.all('SELECT context, pseudonym FROM erased_pseudonyms') as Row[]) {
+          const key = String(row.context);
+          let set = this.erasedCache.get(key);
+          if (!set) this.erasedCache.set(key, (set = new Set()));
+          set.add(String(row.pseudonym));
+        }
+        this.cachedDataVersion = version;
       }
-      this.cachedDataVersion = version;
-    }
-    return this.erasedCache.get(context) ?? new Set();
+      return this.erasedCache.get(context) ?? new Set();
+    });
   }
 
-  async auditEntries(): Promise<AuditEntry[]> {
-    return (this.db.all('SELECT * FROM audit_log ORDER BY seq') as Row[]).map((row) => ({
-      seq: Number(row['seq']),
-      at: String(row['at']),
-      actor: String(row['actor']),
-      action: String(row['action']),
-      requestId: row['request_id'] === null ? undefined : String(row['request_id']),
-      outcome: String(row['outcome']),
-      previousHash: String(row['previous_hash']),
-      hash: String(row['hash']),
-    }));
+  /** Deletes the subjects' rows from erased_pseudonyms (a later filing inserts new ones: the latest event wins). */
+  lift(lift: NewSuppressionLift, audit: AuditInput): Promise<SuppressionLift> {
+    return settle(() => {
+      const createdAt = new Date().toISOString();
+      return this.transaction(() => {
+        const refusals: LiftRefusal[] = [];
+        lift.subjects.forEach((subject, index) => {
+          const marks = subject.pseudonyms.map(() => '?').join(', ');
+          const rows = this.db.all(
+            `SELECT r.status AS status FROM erased_pseudonyms e JOIN erasure_requests r ON r.id = e.request_id WHERE e.context = ? AND e.pseudonym IN (${marks})`,
+            [subject.context, ...subject.pseudonyms],
+          ) as Row[];
+          if (rows.length === 0) refusals.push({ index, reason: 'not-suppressed' });
+          else if (rows.some((row) => row.status === 'received' || row.status === 'running')) refusals.push({ index, reason: 'erasure-pending' });
+        });
+        if (refusals.length > 0) throw liftRefused(refusals);
+        for (const subject of lift.subjects) {
+          for (const pseudonym of subject.pseudonyms) this.db.run('DELETE FROM erased_pseudonyms WHERE context = ? AND pseudonym = ?', [subject.context, pseudonym]);
+        }
+        this.db.run('INSERT INTO suppression_lifts (id, reference, reason, lifted_by, created_at, subjects) VALUES (?, ?, ?, ?, ?, ?)', [
+          lift.id,
+          lift.reference,
+          lift.reason,
+          lift.liftedBy,
+          createdAt,
+          JSON.stringify(lift.subjects),
+        ]);
+        this.insertAudit(audit, createdAt);
+        this.cachedDataVersion = -1; // our own commit does not move data_version
+        return { ...lift, createdAt };
+      });
+    });
   }
 
-  async close(): Promise<void> {
-    if (this.db.isOpen) this.db.close();
+  lifts(): Promise<SuppressionLift[]> {
+    return settle(() =>
+      (this.db.all('SELECT * FROM suppression_lifts ORDER BY created_at, id') as Row[]).map((row) => ({
+        id: String(row.id),
+        reference: String(row.reference),
+        reason: String(row.reason) as LiftReason,
+        liftedBy: String(row.lifted_by),
+        createdAt: String(row.created_at),
+        subjects: JSON.parse(String(row.subjects)) as SuppressionLift['subjects'],
+      })),
+    );
+  }
+
+  auditEntries(): Promise<AuditEntry[]> {
+    return settle(() => {
+      return (this.db.all('SELECT * FROM audit_log ORDER BY seq') as Row[]).map((row) => ({
+        seq: Number(row.seq),
+        at: String(row.at),
+        actor: String(row.actor),
+        action: String(row.action),
+        requestId: row.request_id === null ? undefined : String(row.request_id),
+        outcome: String(row.outcome),
+        previousHash: String(row.previous_hash),
+        hash: String(row.hash),
+      }));
+    });
+  }
+
+  close(): Promise<void> {
+    return settle(() => {
+      if (this.db.isOpen) this.db.close();
+    });
   }
 
   private insertAudit(input: AuditInput, at: string): AuditEntry {
     const last = this.db.get('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1') as Row | null;
-    const seq = last ? Number(last['seq']) + 1 : 1;
-    const previousHash = last ? String(last['hash']) : GENESIS_HASH;
+    const seq = last ? Number(last.seq) + 1 : 1;
+    const previousHash = last ? String(last.hash) : GENESIS_HASH;
     const entry = { seq, at, actor: input.actor, action: input.action, requestId: input.requestId, outcome: input.outcome };
     const hash = auditHash(previousHash, entry);
     this.db.run('INSERT INTO audit_log (seq, at, actor, action, request_id, outcome, previous_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
@@ -224,16 +299,16 @@ function toRequest(row: Row): ErasureRequest {
   const text = (name: string): string | undefined => (row[name] === null || row[name] === undefined ? undefined : String(row[name]));
   const certificate = text('certificate');
   return {
-    id: String(row['id']),
-    reference: String(row['reference']),
-    reason: String(row['reason']) as ErasureRequest['reason'],
-    filedBy: String(row['filed_by']),
-    status: String(row['status']) as ErasureStatus,
-    attempts: Number(row['attempts']),
-    createdAt: String(row['created_at']),
-    updatedAt: String(row['updated_at']),
-    subjects: JSON.parse(String(row['subjects'])) as ErasureRequest['subjects'],
-    tables: JSON.parse(String(row['tables'])) as ErasureRequest['tables'],
+    id: String(row.id),
+    reference: String(row.reference),
+    reason: String(row.reason) as ErasureRequest['reason'],
+    filedBy: String(row.filed_by),
+    status: String(row.status) as ErasureStatus,
+    attempts: Number(row.attempts),
+    createdAt: String(row.created_at),
+    updatedAt: String(row.updated_at),
+    subjects: JSON.parse(String(row.subjects)) as ErasureRequest['subjects'],
+    tables: JSON.parse(String(row.tables)) as ErasureRequest['tables'],
     runId: text('run_id'),
     stepId: text('step_id'),
     error: text('error'),
@@ -248,4 +323,11 @@ function removeStaleLock(file: string): void {
   } catch {
     // no lock: nothing to do
   }
+}
+
+/** The ledger's work is synchronous (one local file); the interface is asynchronous for networked stores. A throw rejects. */
+function settle<T>(work: () => T): Promise<T> {
+  return new Promise<T>((resolve) => {
+    resolve(work());
+  });
 }
