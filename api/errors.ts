@@ -24,6 +24,10 @@ export type ErrorCode =
   | 'too-many-attempts'
   // another writer got there first (409)
   | 'ledger-conflict'
+  /** A lift names a subject that is not suppressed in its context (409). */
+  | 'not-suppressed'
+  /** A lift names a subject whose erasure request has not finished (409): it would delete what is written after the lift. */
+  | 'erasure-pending'
   // the platform's state (5xx)
   | 'keyring-unavailable'
   /** The API key registry cannot be read or is damaged: no caller can be authenticated. */

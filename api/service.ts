@@ -14,6 +14,7 @@ import { SqliteErasureLedger } from './erasure/sqliteLedger.ts';
 import { DynamoErasureLedger } from './erasure/dynamoLedger.ts';
 import type { ErasureLedger } from './erasure/ledger.ts';
 import { ErasureRequests } from './erasure/requests.ts';
+import { SuppressionLifts } from './erasure/lifts.ts';
 import { erasureRunnerFor } from './erasure/fromConfig.ts';
 import { ErasureWorker } from './erasure/worker.ts';
 import { engineOperations, ErasureSuppression, type PseudonymOperations } from './erasure/suppression.ts';
@@ -55,7 +56,7 @@ export class PseudonymizationService {
   readonly throttle: LoginThrottle;
   readonly audit: AuditLog;
   /** Right to be forgotten; undefined when no table registry is configured. */
-  erasure: { readonly ledger: ErasureLedger; readonly registry: TableRegistry; readonly requests: ErasureRequests; readonly suppression: ErasureSuppression; worker?: ErasureWorker } | undefined;
+  erasure: { readonly ledger: ErasureLedger; readonly registry: TableRegistry; readonly requests: ErasureRequests; readonly lifts: SuppressionLifts; readonly suppression: ErasureSuppression; worker?: ErasureWorker } | undefined;
   private directory: Promise<LdapDirectory> | undefined;
   private readonly keyringManager: KeyringManager;
   private refreshTimer: NodeJS.Timeout | undefined;
@@ -104,7 +105,8 @@ export class PseudonymizationService {
       const ledger = store.store === 'dynamodb' ? new DynamoErasureLedger(store) : new SqliteErasureLedger(store.file);
       // Withholding and the ingestion check read a cached set of erased pseudonyms, at most cacheSeconds old.
       const suppression = new ErasureSuppression(ledger, service.engine, service.keyring, { cacheSeconds: config.erasure.cacheSeconds });
-      service.erasure = { ledger, registry, suppression, requests: new ErasureRequests(ledger, suppression, policies, registry) };
+      const requests = new ErasureRequests(ledger, suppression, policies, registry);
+      service.erasure = { ledger, registry, suppression, requests, lifts: new SuppressionLifts(ledger, suppression, requests) };
       service.pseudonyms = suppression;
       if (options.erasureWorker) {
         const { erasure } = config;

@@ -10,6 +10,7 @@
  * |                      |                         |                           | as JSON text), `revision` (N), `gsi1pk`, `gsi1sk`     |
  * | reference            | `REFERENCE#<reference>` | `REFERENCE`               | `requestIds` (L of S), `revision` (N)                 |
  * | erased pseudonyms    | `ERASED#<context>`      | `REQUEST#<id>`            | `pseudonyms` (SS): the request's pseudonyms there     |
+ * | lift of suppression  | `LIFTS`                 | `LIFT#<createdAt>#<id>`   | the lift's fields (subjects as JSON text)             |
  * | audit chain head     | `AUDIT`                 | `HEAD`                    | `seq` (N), `hash` (S)                                 |
  * | audit entry          | `AUDIT`                 | `ENTRY#<seq, 20 digits>`  | the entry's fields, `previousHash`, `hash`            |
  *
@@ -28,6 +29,10 @@
  * - **The state machine.** A transition reads the request, checks the move (`ERASURE_TRANSITIONS`: terminal
  *   states never move), and writes on the condition that the request's revision is still the one read; a
  *   concurrent move makes it fail with `ledger-conflict` rather than apply twice.
+ * - **A lift** reads the audit head first, then the `ERASED#<context>` items and the requests they belong to,
+ *   and writes in ONE transaction the removal of the lifted pseudonyms from those items, the lift item and its
+ *   audit entry, on the head's condition. Every filing and every move also moves the head, so a filing or a move
+ *   that commits after the lift's reads cancels the lift, which reads again: the latest event wins.
  * - **The suppression lookup** is one strongly consistent Query on `ERASED#<context>`: one item per request
  *   filing pseudonyms in that context, so the cost grows with requests in the context, not with the table.
  *
@@ -54,11 +59,12 @@ import {
   type CreateTableCommandInput,
   type TransactWriteItem,
 } from '@aws-sdk/client-dynamodb';
-import { LedgerError, PlatformError } from '../errors.ts';
+import { LedgerError, PlatformError, RequestError } from '../errors.ts';
 import { retry, sleep as realSleep, type Sleep } from '../retry/backoff.ts';
 import {
   auditHash,
   checkExpected,
+  liftRefused,
   nextStepId,
   GENESIS_HASH,
   type AuditEntry,
@@ -66,7 +72,11 @@ import {
   type ErasureLedger,
   type ErasureRequest,
   type ErasureStatus,
+  type LiftReason,
+  type LiftRefusal,
   type NewErasureRequest,
+  type NewSuppressionLift,
+  type SuppressionLift,
   type StatusChange,
   type TableProgress,
   ERASURE_STATUSES,
@@ -121,6 +131,8 @@ type Item = Record<string, AttributeValue>;
 const AUDIT_HEAD_KEY: Item = { pk: { S: 'AUDIT' }, sk: { S: 'HEAD' } };
 /** Transactions lost to another writer (reference or audit head moved) are redone this often at most. */
 const MAX_CONFLICT_ROUNDS = 50;
+/** Items a lift may change besides its own item and the two audit items (a transaction takes 100). */
+const MAX_LIFT_ITEMS = 97;
 const THROTTLING = new Set(['ThrottlingException', 'ProvisionedThroughputExceededException', 'RequestLimitExceeded', 'ThrottlingError', 'ProvisionedThroughputExceeded']);
 
 /** A transaction that DynamoDB cancelled; `reasons[i]` is the code for the i-th item ('None' when it was not the cause). */
@@ -307,6 +319,115 @@ export class DynamoErasureLedger implements ErasureLedger {
     return erased;
   }
 
+  async lift(lift: NewSuppressionLift, audit: AuditInput): Promise<SuppressionLift> {
+    for (let round = 1; ; round++) {
+      // The head first: anything that commits after these reads moves it, and the lift's condition then fails.
+      const head = await this.getItem(AUDIT_HEAD_KEY);
+      const byContext = new Map<string, Item[]>();
+      for (const context of new Set(lift.subjects.map((s) => s.context))) byContext.set(context, await this.erasedItems(context));
+      const removals = new Map<Item, Set<string>>();
+      const found = lift.subjects.map((subject) => {
+        const items = (byContext.get(subject.context) ?? []).filter((item) => subject.pseudonyms.some((p) => item.pseudonyms?.SS?.includes(p)));
+        for (const item of items) {
+          let removed = removals.get(item);
+          if (!removed) removals.set(item, (removed = new Set()));
+          for (const pseudonym of subject.pseudonyms) if (item.pseudonyms?.SS?.includes(pseudonym)) removed.add(pseudonym);
+        }
+        return items.map((item) => stringOf(item, 'sk').slice('REQUEST#'.length));
+      });
+      const statuses = new Map((await this.getRequests([...new Set(found.flat())])).map((r) => [r.id, r.status]));
+      const refusals: LiftRefusal[] = found.flatMap((ids, index): LiftRefusal[] => {
+        if (ids.length === 0) return [{ index, reason: 'not-suppressed' }];
+        return ids.some((id) => statuses.get(id) === 'received' || statuses.get(id) === 'running') ? [{ index, reason: 'erasure-pending' }] : [];
+      });
+      if (refusals.length > 0) throw liftRefused(refusals);
+      if (removals.size > MAX_LIFT_ITEMS) throw new RequestError('validation-failed', 'subjects: filed under too many requests to lift in one call; lift fewer subjects at a time');
+      const createdAt = new Date().toISOString();
+      const lifted: SuppressionLift = { ...lift, createdAt };
+      const items: TransactWriteItem[] = [
+        ...[...removals].map(([item, pseudonyms]): TransactWriteItem => ({
+          Update: {
+            TableName: this.table,
+            Key: { pk: { S: stringOf(item, 'pk') }, sk: { S: stringOf(item, 'sk') } },
+            UpdateExpression: 'DELETE pseudonyms :lifted',
+            ConditionExpression: 'attribute_exists(pk)',
+            ExpressionAttributeValues: { ':lifted': { SS: [...pseudonyms] } },
+          },
+        })),
+        {
+          Put: {
+            TableName: this.table,
+            Item: {
+              pk: { S: 'LIFTS' },
+              sk: { S: `LIFT#${createdAt}#${lift.id}` },
+              id: { S: lift.id },
+              reference: { S: lift.reference },
+              reason: { S: lift.reason },
+              liftedBy: { S: lift.liftedBy },
+              createdAt: { S: createdAt },
+              subjects: { S: JSON.stringify(lift.subjects) },
+            },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+        },
+        ...(await this.auditItems(audit, createdAt, { head })),
+      ];
+      try {
+        await this.transact(items);
+        return lifted;
+      } catch (error) {
+        if (!(error instanceof Cancelled)) throw error;
+        await this.conflictPause(round); // a filing, a move or another lift came first: read again
+      }
+    }
+  }
+
+  async lifts(): Promise<SuppressionLift[]> {
+    const found: SuppressionLift[] = [];
+    let start: Item | undefined;
+    do {
+      const page = await this.call(() =>
+        this.client.send(
+          new QueryCommand({ TableName: this.table, KeyConditionExpression: 'pk = :lifts', ExpressionAttributeValues: { ':lifts': { S: 'LIFTS' } }, ConsistentRead: true, ExclusiveStartKey: start }),
+        ),
+      );
+      for (const item of page.Items ?? []) {
+        found.push({
+          id: stringOf(item, 'id'),
+          reference: stringOf(item, 'reference'),
+          reason: stringOf(item, 'reason') as LiftReason,
+          liftedBy: stringOf(item, 'liftedBy'),
+          createdAt: stringOf(item, 'createdAt'),
+          subjects: JSON.parse(stringOf(item, 'subjects')) as SuppressionLift['subjects'],
+        });
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return found;
+  }
+
+  /** The `ERASED#<context>` items (one per request filing pseudonyms there), read strongly. */
+  private async erasedItems(context: string): Promise<Item[]> {
+    const items: Item[] = [];
+    let start: Item | undefined;
+    do {
+      const page = await this.call(() =>
+        this.client.send(
+          new QueryCommand({
+            TableName: this.table,
+            KeyConditionExpression: 'pk = :context',
+            ExpressionAttributeValues: { ':context': { S: `ERASED#${context}` } },
+            ConsistentRead: true,
+            ExclusiveStartKey: start,
+          }),
+        ),
+      );
+      items.push(...(page.Items ?? []));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+
   async auditEntries(): Promise<AuditEntry[]> {
     const entries: AuditEntry[] = [];
     let start: Item | undefined;
@@ -345,8 +466,9 @@ export class DynamoErasureLedger implements ErasureLedger {
   }
 
   /** The head update and the entry: the head's condition is what keeps two writers from forking the chain. */
-  private async auditItems(input: AuditInput, at: string): Promise<TransactWriteItem[]> {
-    const head = await this.getItem(AUDIT_HEAD_KEY);
+  private async auditItems(input: AuditInput, at: string, read?: { readonly head: Item | undefined }): Promise<TransactWriteItem[]> {
+    // A caller that must see everything committed before its entry reads the head itself, before its other reads.
+    const head = read ? read.head : await this.getItem(AUDIT_HEAD_KEY);
     const previousSeq = head ? numberText(head, 'seq') : '0';
     const previousHash = head ? stringOf(head, 'hash') : GENESIS_HASH;
     const seqText = increment(previousSeq);

@@ -7,7 +7,7 @@
  * readable when the request was filed.
  */
 import { createHash } from 'node:crypto';
-import { LedgerError } from '../errors.ts';
+import { LedgerError, PlatformError } from '../errors.ts';
 
 export const ERASURE_STATUSES = ['received', 'running', 'verified', 'failed'] as const;
 export type ErasureStatus = (typeof ERASURE_STATUSES)[number];
@@ -23,6 +23,14 @@ export const LEGAL_GROUNDS = [
   'ccpa-1798.105',
 ] as const;
 export type LegalGround = (typeof LEGAL_GROUNDS)[number];
+
+/**
+ * Lawful bases for processing a subject again once their erasure was filed, as codes (a note could carry
+ * personal data): `consent` GDPR Art. 6(1)(a) (the returning customer who consents again), `contract` Art. 6(1)(b),
+ * `legal-obligation` Art. 6(1)(c), and `filed-in-error` (the subject was named by mistake).
+ */
+export const LIFT_REASONS = ['consent', 'contract', 'legal-obligation', 'filed-in-error'] as const;
+export type LiftReason = (typeof LIFT_REASONS)[number];
 
 export interface ErasureSubject {
   readonly context: string;
@@ -86,6 +94,47 @@ export function nextStepId(current: ErasureRequest, change: StatusChange): strin
   return change.status === 'running' && (change.runId ?? current.runId) === current.runId ? current.stepId : undefined;
 }
 
+/**
+ * A lift of suppression: from its commit on, its subjects are no longer in `erasedPseudonyms` (pseudonymize hands
+ * out their pseudonyms again, reidentify answers for them). Data already erased stays erased. A later filing
+ * naming a subject suppresses them again: the latest event wins.
+ */
+export interface SuppressionLift {
+  readonly id: string;
+  readonly reference: string;
+  readonly reason: LiftReason;
+  readonly liftedBy: string;
+  readonly createdAt: string;
+  /** As filings store them: each subject's pseudonyms under every readable key version (never shown by the API). */
+  readonly subjects: readonly ErasureSubject[];
+}
+
+export type NewSuppressionLift = Omit<SuppressionLift, 'createdAt'>;
+
+/**
+ * Why a subject of a lift cannot be lifted (the whole lift is refused, naming subjects by index):
+ * `not-suppressed`: none of its pseudonyms is suppressed in its context; `erasure-pending`: an erasure request
+ * naming it has not finished, and would delete what is written after the lift.
+ */
+export interface LiftRefusal {
+  readonly index: number;
+  readonly reason: 'not-suppressed' | 'erasure-pending';
+}
+
+/** The refusal of a lift, by the first reason any subject has (erasure-pending before not-suppressed). */
+export function liftRefused(refusals: readonly LiftRefusal[]): PlatformError {
+  const pending = refusals.filter((r) => r.reason === 'erasure-pending');
+  if (pending.length > 0) {
+    return new PlatformError('erasure-pending', `${pending.length} subject(s) are named by an erasure request that has not finished: lift them once it is verified or failed`, pending);
+  }
+  return new PlatformError('not-suppressed', `${refusals.length} subject(s) are not suppressed in their context`, refusals);
+}
+
+/** The audit entry's outcome of a lift: count, reason and reference in the hash chain, never a subject. */
+export function liftOutcome(lift: NewSuppressionLift): string {
+  return `lifted ${lift.subjects.length} reason=${lift.reason} reference=${lift.reference}`;
+}
+
 export interface AuditInput {
   /** "api-key:<id>", "person:<user name>" or "service" */
   readonly actor: string;
@@ -129,6 +178,14 @@ export interface ErasureLedger {
   updateTables(id: string, tables: readonly TableProgress[]): Promise<void>;
   /** Every pseudonym filed for erasure in a context (all requests, whatever their state). */
   erasedPseudonyms(context: string): Promise<ReadonlySet<string>>;
+  /**
+   * Lifts suppression of the lift's subjects, stores the lift and its audit entry in one transaction (the entry in
+   * the same hash chain). Refused as a whole (`not-suppressed`, `erasure-pending`, with subject indexes) when a
+   * subject has no pseudonym suppressed in its context, or an erasure request naming it is received or running.
+   */
+  lift(lift: NewSuppressionLift, audit: AuditInput): Promise<SuppressionLift>;
+  /** Every lift, oldest first. */
+  lifts(): Promise<SuppressionLift[]>;
   auditEntries(): Promise<AuditEntry[]>;
   close(): Promise<void>;
 }

@@ -98,8 +98,8 @@ export class ErasureRequests {
     return this.ledger.list(status);
   }
 
-  /** The subject's pseudonyms under every readable key version; 400s say which subject and why. */
-  private resolve(subject: ErasureSubjectReference, index: number): ErasureSubject {
+  /** The subject's pseudonyms under every readable key version; 400s say which subject and why. Lifts name subjects the same way. */
+  resolve(subject: ErasureSubjectReference, index: number): ErasureSubject {
     const where = `subjects[${index}]`;
     const policy = this.policies.resolve(subject.context); // unknown-context: 400
     if ('value' in subject) {

@@ -12,7 +12,10 @@
  * remote) ledger at most every `cacheSeconds` (PSEUDO_ERASURE_CACHE_SECONDS): requests never wait for the
  * ledger while the set is fresh. After half the bound it is refreshed in the background; past the bound a
  * request waits for the refresh, and when the ledger cannot be read it fails with `ledger-unavailable` (503):
- * an answer is never given from a set older than the bound. A filing through this process is in the set at once.
+ * an answer is never given from a set older than the bound. A filing or a lift of suppression through this process
+ * takes effect here at once, and in other processes at their next read (within the bound). Until a ledger read that
+ * started after it has landed, this process applies its own event over what it read (a read may predate it); after
+ * that the ledger decides, so a later lift or filing in another process is not masked here.
  */
 import type { Nullable, PseudonymEngine, PseudonymizeResult, ReidentifyResult } from '../engine/engine.ts';
 import { PlatformError } from '../errors.ts';
@@ -52,6 +55,12 @@ export interface SuppressionOptions {
   readonly now?: () => number;
 }
 
+/** A filing or a lift made through this process, and when (this process's clock, after the ledger committed it). */
+interface LocalEvent {
+  readonly kind: 'filed' | 'lifted';
+  readonly at: number;
+}
+
 interface CachedSet {
   readonly pseudonyms: Set<string>;
   readonly loadedAt: number;
@@ -60,8 +69,8 @@ interface CachedSet {
 export class ErasureSuppression implements PseudonymOperations {
   private readonly cache = new Map<string, CachedSet>();
   private readonly loading = new Map<string, Promise<CachedSet>>();
-  /** Pseudonyms filed through this process, kept in the set across refreshes (a read may predate the filing). */
-  private readonly filedHere = new Map<string, Set<string>>();
+  /** Per context, pseudonyms filed or lifted through this process, applied over ledger reads that may predate them. */
+  private readonly happenedHere = new Map<string, Map<string, LocalEvent>>();
   private readonly now: () => number;
   /** Ledger reads that failed (background refreshes included), for the metrics. */
   refreshFailures = 0;
@@ -90,13 +99,24 @@ export class ErasureSuppression implements PseudonymOperations {
 
   /** A filing through this process: its subjects are withheld from now on, before the next ledger read. */
   noteFiled(subjects: readonly ErasureSubject[]): void {
+    this.note('filed', subjects);
+  }
+
+  /** A lift through this process: its subjects are answered again from now on, before the next ledger read. */
+  noteLifted(subjects: readonly ErasureSubject[]): void {
+    this.note('lifted', subjects);
+  }
+
+  private note(kind: LocalEvent['kind'], subjects: readonly ErasureSubject[]): void {
+    const at = this.now();
     for (const subject of subjects) {
-      let here = this.filedHere.get(subject.context);
-      if (!here) this.filedHere.set(subject.context, (here = new Set()));
+      let here = this.happenedHere.get(subject.context);
+      if (!here) this.happenedHere.set(subject.context, (here = new Map<string, LocalEvent>()));
       const cached = this.cache.get(subject.context);
       for (const pseudonym of subject.pseudonyms) {
-        here.add(pseudonym);
-        cached?.pseudonyms.add(pseudonym);
+        here.set(pseudonym, { kind, at });
+        if (kind === 'filed') cached?.pseudonyms.add(pseudonym);
+        else cached?.pseudonyms.delete(pseudonym);
       }
     }
   }
@@ -170,7 +190,13 @@ export class ErasureSuppression implements PseudonymOperations {
       .erasedPseudonyms(context)
       .then((fromLedger) => {
         const pseudonyms = new Set(fromLedger);
-        for (const pseudonym of this.filedHere.get(context) ?? []) pseudonyms.add(pseudonym);
+        const here = this.happenedHere.get(context);
+        for (const [pseudonym, event] of here ?? []) {
+          // A read that started after the event includes it, and anything later from other processes: the ledger decides.
+          if (event.at < startedAt) here?.delete(pseudonym);
+          else if (event.kind === 'filed') pseudonyms.add(pseudonym);
+          else pseudonyms.delete(pseudonym);
+        }
         const entry = { pseudonyms, loadedAt: startedAt };
         this.cache.set(context, entry);
         return entry;

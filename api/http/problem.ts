@@ -21,6 +21,8 @@ const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
   'subject-erased': { status: 422, title: 'Some values belong to subjects whose erasure was filed' },
   'too-many-attempts': { status: 429, title: 'Too many failed sign-in attempts' },
   'ledger-conflict': { status: 409, title: 'The erasure request was changed by another writer' },
+  'not-suppressed': { status: 409, title: 'Some subjects are not suppressed' },
+  'erasure-pending': { status: 409, title: 'Some subjects have an erasure that has not finished' },
   'directory-unavailable': { status: 503, title: 'The directory is not available' },
   'keyring-unavailable': { status: 503, title: 'Keys are not available' },
   'api-keys-unavailable': { status: 503, title: 'API keys cannot be checked' },

@@ -9,7 +9,8 @@ import { signIn } from '../auth/signIn.ts';
 import { ROLES } from '../auth/roles.ts';
 import type { ReidentifyFailure } from '../engine/engine.ts';
 import { AuthError, DirectoryError, PlatformError, RequestError, ThrottledError } from '../errors.ts';
-import { ERASURE_STATUSES, LEGAL_GROUNDS } from '../erasure/ledger.ts';
+import { ERASURE_STATUSES, LEGAL_GROUNDS, LIFT_REASONS } from '../erasure/ledger.ts';
+import { liftViewOf, MAX_SUBJECTS_PER_LIFT, type LiftFiling } from '../erasure/lifts.ts';
 import { MAX_SUBJECTS_PER_REQUEST, viewOf, type ErasureFiling } from '../erasure/requests.ts';
 import type { PseudonymizationService } from '../service.ts';
 import { defineRoute, type Route } from './route.ts';
@@ -60,14 +61,37 @@ const subjectSchema = z.union(
   { error: 'must be {context, value} or {context, pseudonym, keyVersion?}' },
 );
 
+const ticketReference = z.string({ error: 'a ticket reference of 1-64 letters, digits and . _ : / # -' }).regex(/^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}$/, 'a ticket reference of 1-64 letters, digits and . _ : / # -');
+
 const erasureFiling: z.ZodType<ErasureFiling> = z
   .object({
-    reference: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}$/, 'a ticket reference of 1-64 letters, digits and . _ : / # -'),
+    reference: ticketReference,
     reason: z.enum(LEGAL_GROUNDS, { error: `one of ${LEGAL_GROUNDS.join(', ')}` }),
     subjects: z
       .array(subjectSchema, { error: 'an array of {context, value} or {context, pseudonym}' })
       .min(1, { error: 'at least one item' })
       .max(MAX_SUBJECTS_PER_REQUEST, { error: `at most ${MAX_SUBJECTS_PER_REQUEST} items` }),
+  })
+  .strict();
+
+const liftFiling: z.ZodType<LiftFiling> = z
+  .object({
+    reference: ticketReference,
+    reason: z.enum(LIFT_REASONS, { error: `one of ${LIFT_REASONS.join(', ')}` }),
+    subjects: z
+      .array(subjectSchema, { error: 'an array of {context, value} or {context, pseudonym}' })
+      .min(1, { error: 'at least one item' })
+      .max(MAX_SUBJECTS_PER_LIFT, { error: `at most ${MAX_SUBJECTS_PER_LIFT} items` }),
+  })
+  .strict();
+
+const liftView = z
+  .object({
+    id: z.string(),
+    reference: z.string(),
+    reason: z.enum(LIFT_REASONS),
+    createdAt: z.string(),
+    subjects: z.object({ count: z.number().int().nonnegative(), contexts: z.array(z.string()) }).strict(),
   })
   .strict();
 
@@ -214,5 +238,23 @@ export const ROUTES: readonly Route[] = [
     role: 'privacy-officer',
     requires: (service) => void erasureOf(service),
     handler: async ({ service, params }) => json(200, viewOf(await erasureOf(service).requests.get(params.id ?? ''))),
+  }),
+  defineRoute({
+    method: 'POST',
+    path: '/v1/erasure-lifts',
+    role: 'privacy-officer',
+    requires: (service) => void erasureOf(service),
+    body: { schema: liftFiling },
+    response: liftView,
+    // Subjects are answered again from now on; erased data stays erased; a later filing suppresses them again.
+    handler: async ({ service, principal, body }) => json(201, liftViewOf(await erasureOf(service).lifts.lift(principal!, body))),
+  }),
+  defineRoute({
+    method: 'GET',
+    path: '/v1/erasure-lifts',
+    role: 'privacy-officer',
+    requires: (service) => void erasureOf(service),
+    response: z.object({ lifts: z.array(liftView) }).strict(),
+    handler: async ({ service }) => json(200, { lifts: (await erasureOf(service).lifts.list()).map(liftViewOf) }),
   }),
 ];
