@@ -111,7 +111,7 @@ export class EmrErasureRunner implements SteppedErasureRunner {
       const outcome: RunOutcome = certificate !== undefined ? outcomeOfCertificate(certificate, { runId }) : { kind: 'crashed', reason: `EMR step ${stepId} completed without a certificate at ${uris.certificate}` };
       return { kind: 'ended', outcome, seconds };
     }
-    const failure = step?.Status?.FailureDetails;
+    const failure = step.Status?.FailureDetails;
     const details = [failure?.Reason, failure?.Message, failure?.LogFile ? `log: ${failure.LogFile}` : undefined].filter(Boolean).join('; ');
     return { kind: 'ended', outcome: { kind: 'crashed', reason: `EMR step ${stepId} ${state}${details ? `: ${details}` : ''}` }, seconds };
   }

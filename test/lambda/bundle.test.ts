@@ -68,7 +68,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(instances.map((instance) => instance.stop()));
-  await moto?.stop();
+  await moto.stop();
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -130,7 +130,11 @@ function startInstance(env: Record<string, string>, handler = 'handler.handler')
   let stdout = '';
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   const waiting = new Map<number, (answer: Answer) => void>();
-  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  const exited = new Promise<void>((done) => {
+    child.once('exit', () => {
+      done();
+    });
+  });
   const answers = child.stdio[3];
   if (!answers || !('on' in answers)) throw new Error('no answer pipe');
   createInterface({ input: answers as NodeJS.ReadableStream }).on('line', (line) => {
@@ -143,7 +147,9 @@ function startInstance(env: Record<string, string>, handler = 'handler.handler')
     new Promise((resolveAnswer, reject) => {
       const id = ++next;
       waiting.set(id, resolveAnswer);
-      void exited.then(() => reject(new Error(`the function process exited: ${stderr.slice(-2000)}`)));
+      void exited.then(() => {
+        reject(new Error(`the function process exited: ${stderr.slice(-2000)}`));
+      });
       child.stdin!.write(`${JSON.stringify({ id, event })}\n`);
     });
   const instance: Instance = {
