@@ -17,8 +17,10 @@ from spark_udfs.jobs.config import (
     check_table_name,
     parse_api,
     parse_catalog,
+    parse_suppressed,
 )
 from spark_udfs.jobs.session import CatalogConfig
+from spark_udfs.spark import SuppressedPolicy
 
 from .records import FIELD_TYPES, DeadLetterConfig, DeclaredSchema, FieldType
 
@@ -55,6 +57,8 @@ class StreamJobConfig:
     trigger_seconds: float = 10.0
     query_name: str = "stream-consumer"
     master: str | None = None
+    #: A record whose subject's erasure was filed: "drop" it (counted in each batch's progress) or "fail" the job.
+    suppressed: SuppressedPolicy = "drop"
 
 
 def parse_config(raw: Mapping[str, object]) -> StreamJobConfig:
@@ -101,6 +105,7 @@ def parse_config(raw: Mapping[str, object]) -> StreamJobConfig:
         trigger_seconds=trigger,
         query_name=config.text("queryName", "stream-consumer"),
         master=config.optional_text("master"),
+        suppressed=parse_suppressed(config),
     )
 
 

@@ -1,6 +1,9 @@
 """The micro-batch loop: the streaming source (this package's Kinesis source or the aws-kinesis connector),
 each batch parsed, pseudonymized and appended at most once per batch id (spark_udfs.jobs.markers), progress
-as one JSON line per batch (counts and timings, never values), and a stop between batches on request."""
+as one JSON line per batch (counts and timings, never values), and a stop between batches on request.
+
+Records whose subject's erasure was filed are counted (`rowsSuppressed`) and go to neither table; with
+`"suppressed": "fail"` the batch fails before anything of it is appended, and the job stops."""
 
 from __future__ import annotations
 
@@ -10,11 +13,12 @@ import time
 from types import FrameType
 from typing import Any
 
+from spark_udfs import SubjectSuppressed
 from spark_udfs.jobs.markers import append_once
 
 from .config import SourceConfig, StreamJobConfig
 from .preflight import check_api, check_stream
-from .records import RecordProcessor
+from .records import SUBJECT_ERASED, RecordProcessor
 from .tables import create_tables
 
 
@@ -103,16 +107,26 @@ class MicroBatchWriter:
             .persist()
         )
         try:
-            ok = F.col("dead_letter_reason_code").isNull()
-            counts = {bool(row[0]): int(row[1]) for row in processed.groupBy(ok).count().collect()}
-            rows, dead = counts.get(True, 0), counts.get(False, 0)
+            code = F.col("dead_letter_reason_code")
+            ok = code.isNull()
+            withheld = code == F.lit(SUBJECT_ERASED)
+            outcome = F.when(ok, "row").when(withheld, "suppressed").otherwise("dead")
+            counts = {str(row[0]): int(row[1]) for row in processed.groupBy(outcome).count().collect()}
+            rows, dead, suppressed = counts.get("row", 0), counts.get("dead", 0), counts.get("suppressed", 0)
+            if suppressed and config.suppressed == "fail":
+                raise SubjectSuppressed(
+                    f"{suppressed} record(s) of batch {batch_id} belong to a subject whose erasure was filed, and the "
+                    "suppressed setting is fail: nothing of the batch was appended",
+                    frozenset(),
+                )
             appended = {"rows": False, "deadLetters": False}
             if rows:
                 appended["rows"] = append_once(
                     processed.where(ok).select(*self.table_columns), config.table, self.query_id, batch_id
                 )
             if dead:
-                letters = processed.where(~ok).select(
+                # Withheld records are never dead letters: what is left of them is the erased subject's data.
+                letters = processed.where(~ok & ~withheld).select(
                     F.lit(config.source.stream_name).alias("stream_name"),
                     F.col("kinesis_sequence_number").alias("sequence_number"),
                     F.col("kinesis_arrival_time").alias("arrival_time"),
@@ -132,6 +146,7 @@ class MicroBatchWriter:
                 "batchId": batch_id,
                 "rows": rows,
                 "deadLetters": dead,
+                "rowsSuppressed": suppressed,
                 "appended": appended,
                 "seconds": round(time.monotonic() - begun, 3),
             }
@@ -178,6 +193,7 @@ def run(config: StreamJobConfig, stop: StopRequest | None = None) -> None:
                 "openShards": shards,
                 "table": config.table,
                 "deadLetterTable": config.dead_letter_table,
+                "suppressed": config.suppressed,
             }
         )
         while True:

@@ -7,6 +7,10 @@ configured fields through the API, and turn every record that cannot become a ro
 and the dead-letter columns, which are null for good rows. Spark runs it per partition with mapInArrow,
 so each unique value of a batch goes to the API once.
 
+A record whose subject's erasure was filed (the API withholds the pseudonym of any of its pseudonymized
+fields) is neither a row nor a dead letter: its fields are nulled, its reason code is `subject-erased` and
+nothing of it is kept, not even encrypted; the micro-batch loop counts it and leaves it out (or fails).
+
 Dead letters keep no plaintext: a reason that names the field and the rule (never the value), the stream
 position, and the raw record encrypted with the API's randomized AES-SIV under the dead-letter context
 (base64 of the bytes, in chunks the API accepts). A data steward with the `reidentify` role can decrypt
@@ -53,6 +57,8 @@ DEAD_LETTER_COLUMNS = (
 )
 
 ReasonCode = Literal["not-json", "not-object", "missing-field", "wrong-type", "refused-by-api"]
+#: The reason code of a record withheld by suppression at ingestion: never written, never a dead letter.
+SUBJECT_ERASED = "subject-erased"
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,17 @@ def parse_record(data: bytes, schema: DeclaredSchema) -> dict[str, Any]:
     return row
 
 
+def _identifiers(data: bytes, columns: Mapping[str, str]) -> dict[str, str]:
+    """The string values of the pseudonymized fields of a record that failed its schema, if it is a JSON object."""
+    try:
+        parsed: Any = json.loads(data, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    return {name: parsed[name] for name in columns if isinstance(parsed.get(name), str)}
+
+
 class RecordProcessor:
     """Parses, validates and pseudonymizes Arrow batches of source rows. Picklable: Spark ships it to tasks."""
 
@@ -185,16 +202,25 @@ class RecordProcessor:
 
         names = list(self.schema.fields)
         values: dict[str, list[Any]] = {name: [None if row is None else row[name] for row in rows] for name in names}
+        # A record that fails its schema may still carry a withheld subject's identifier: ask about those too, so
+        # it is left out rather than kept (encrypted) as a dead letter.
+        for index in problems:
+            for name, value in _identifiers(data[index], self.columns).items():
+                values[name][index] = value
+        withheld: set[int] = set()
         for name, context in self.columns.items():
-            values[name] = self._pseudonymize(client, name, context, values[name], problems)
-        for index in problems:  # a record refused for one field loses its other fields too: it is a dead letter
+            values[name] = self._pseudonymize(client, name, context, values[name], problems, withheld)
+        # A withheld record is the subject's data: it does not become a dead letter, even if a field was refused.
+        for index in withheld:
+            problems.pop(index, None)
+        for index in [*problems, *withheld]:  # a record refused for one field loses its other fields too
             for name in names:
                 values[name][index] = None
 
         arrays = [pa.array(values[name], type=ARROW_TYPES[kind]) for name, kind in self.schema.fields.items()]
         arrays.append(batch.column("sequenceNumber").cast(pa.string()))
         arrays.append(batch.column("approximateArrivalTimestamp").cast(pa.timestamp("us", tz="UTC")))
-        arrays.extend(self._dead_letters(client, data, problems, batch.num_rows))
+        arrays.extend(self._dead_letters(client, data, problems, withheld, batch.num_rows))
         return pa.RecordBatch.from_arrays(arrays, schema=self.output_schema)
 
     def _pseudonymize(
@@ -204,24 +230,30 @@ class RecordProcessor:
         context: str,
         column: list[Any],
         problems: dict[int, tuple[ReasonCode, str]],
+        withheld: set[int],
     ) -> list[Any]:
-        """Pseudonyms for the column (unique values once); values the API refuses make their records dead letters."""
-        array = pa.array([None if i in problems else v for i, v in enumerate(column)], type=pa.string())
+        """Pseudonyms for the column (unique values once); values the API refuses make their records dead letters,
+        values it withholds (the subject's erasure was filed) add their records to `withheld`. A record refused for
+        an earlier field is still asked about: it must not become a dead letter if its subject is withheld here."""
+        array = pa.array([None if i in withheld else v for i, v in enumerate(column)], type=pa.string())
         unique = pc.unique(array.drop_null())
-        answers, refused = client.pseudonymize_valid(context, unique.to_pylist())
+        answer, refused = client.pseudonymize_valid(context, unique.to_pylist())
         positions = pc.index_in(array, value_set=unique).to_pylist()
         result: list[Any] = []
         for index, position in enumerate(positions):
             if position is None:
                 result.append(None)
+            elif position in answer.suppressed:
+                withheld.add(index)
+                result.append(None)
             elif position in refused:
-                problems[index] = (
-                    "refused-by-api",
-                    f"field {name}: refused by the pseudonymization API ({refused[position]})",
+                problems.setdefault(
+                    index,
+                    ("refused-by-api", f"field {name}: refused by the pseudonymization API ({refused[position]})"),
                 )
                 result.append(None)
             else:
-                result.append(answers[position])
+                result.append(answer.pseudonyms[position])
         return result
 
     def _dead_letters(
@@ -229,11 +261,14 @@ class RecordProcessor:
         client: PseudonymizationClient,
         data: Sequence[bytes],
         problems: Mapping[int, tuple[ReasonCode, str]],
+        withheld: set[int],
         size: int,
     ) -> list[pa.Array]:
         codes: list[str | None] = [None] * size
         reasons: list[str | None] = [None] * size
         lengths: list[int | None] = [None] * size
+        for index in withheld:  # marked, with nothing of the record kept
+            codes[index], reasons[index] = SUBJECT_ERASED, "a pseudonymized field's subject has an erasure filed"
         chunks: list[str] = []
         owners: list[int] = []
         for index, (code, reason) in problems.items():

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from ..client import ClientConfig, PseudonymizationClient, PseudonymizationError
 from ..iceberg import ensure_table_properties, sql_properties
-from ..spark import SUPPRESSED_POLICIES, SuppressedPolicy
+from ..spark import SuppressedPolicy
 from .config import (
     IDENTIFIER,
     JobConfigError,
@@ -35,6 +35,7 @@ from .config import (
     check_table_name,
     parse_api,
     parse_catalog,
+    parse_suppressed,
     read_json,
 )
 from .failures import root_cause
@@ -101,15 +102,6 @@ def parse_config(raw: Mapping[str, object]) -> JobConfig:
         master=config.optional_text("master"),
         suppressed=parse_suppressed(config),
     )
-
-
-def parse_suppressed(config: Section) -> SuppressedPolicy:
-    """The `suppressed` key: what to do with a row whose subject's erasure was filed (default drop)."""
-    policies: dict[str, SuppressedPolicy] = {policy: policy for policy in SUPPRESSED_POLICIES}
-    policy = policies.get(config.text("suppressed", "drop"))
-    if policy is None:
-        raise JobConfigError(f"{config.key('suppressed')}: must be {' or '.join(SUPPRESSED_POLICIES)}")
-    return policy
 
 
 def suppressed_note(rows: int) -> str:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from ..client import ApiKeySource, ClientConfig
 from ..contracts import common_pattern
 from ..iceberg import read_text
+from ..spark import SUPPRESSED_POLICIES, SuppressedPolicy
 from .session import CatalogConfig
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -159,6 +160,15 @@ def parse_catalog(catalog_raw: Mapping[str, object]) -> CatalogConfig:
     if catalog.type == "glue" and not catalog.warehouse.startswith("s3://"):
         raise JobConfigError("catalog.warehouse: the glue catalog needs an s3:// warehouse")
     return catalog
+
+
+def parse_suppressed(config: Section) -> SuppressedPolicy:
+    """The `suppressed` key of a job: what to do with a row whose subject's erasure was filed (default drop)."""
+    policies: dict[str, SuppressedPolicy] = {policy: policy for policy in SUPPRESSED_POLICIES}
+    policy = policies.get(config.text("suppressed", "drop"))
+    if policy is None:
+        raise JobConfigError(f"{config.key('suppressed')}: must be {' or '.join(SUPPRESSED_POLICIES)}")
+    return policy
 
 
 def check_table_name(name: str, catalog: CatalogConfig, key: str) -> str:
