@@ -11,7 +11,7 @@ import { DeleteItemCommand, DynamoDBClient, ThrottlingException, UpdateItemComma
 import sqlite from 'node-sqlite3-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoErasureLedger, ensureTable } from '../../api/erasure/dynamoLedger.ts';
-import { verifyAuditChain, type AuditInput, type ErasureLedger, type NewErasureRequest } from '../../api/erasure/ledger.ts';
+import { liftOutcome, verifyAuditChain, type AuditInput, type ErasureLedger, type NewErasureRequest, type NewSuppressionLift } from '../../api/erasure/ledger.ts';
 import { SqliteErasureLedger } from '../../api/erasure/sqliteLedger.ts';
 import { ErasureSuppression } from '../../api/erasure/suppression.ts';
 import { LedgerError } from '../../api/errors.ts';
@@ -102,6 +102,19 @@ function request(id: string, reference = 'TICKET-1'): NewErasureRequest {
 }
 
 const audit = (requestId: string, action = 'erasure.filed'): AuditInput => ({ actor: 'person:olivia', action, requestId, outcome: 'received' });
+
+function lift(id: string, pseudonyms: string[] = ['s1.AAAA', 's2.BBBB'], reference = 'CONSENT-1'): NewSuppressionLift {
+  return { id, reference, reason: 'consent', liftedBy: 'person:olivia', subjects: [{ context: 'email', pseudonyms }] };
+}
+
+const liftAudit = (entry: NewSuppressionLift): AuditInput => ({ actor: 'person:olivia', action: 'erasure.lifted', requestId: entry.id, outcome: liftOutcome(entry) });
+
+/** Files a request and finishes it, as the worker would: only then may its subjects be lifted. */
+async function fileAndFinish(ledger: ErasureLedger, filed: NewErasureRequest): Promise<void> {
+  await ledger.create(filed, audit(filed.id));
+  await ledger.transition(filed.id, { status: 'running', attempts: 1 }, audit(filed.id, 'erasure.started'));
+  await ledger.transition(filed.id, { status: 'verified' }, audit(filed.id, 'erasure.verified'));
+}
 
 describe.each(STORES)('erasure ledger: $name', (store) => {
   const fresh = async (): Promise<{ ledger: ErasureLedger; location: string }> => {
@@ -245,6 +258,65 @@ describe.each(STORES)('erasure ledger: $name', (store) => {
     await ledger.close();
   });
 
+  describe('lifting suppression', () => {
+    it('lifts: the subject is no longer in the erased set, here and for another process, and the lift is kept', async () => {
+      const { ledger, location } = await fresh();
+      await fileAndFinish(ledger, request('er-1'));
+      await ledger.create({ ...request('er-2', 'T-2'), subjects: [{ context: 'email', pseudonyms: ['s1.CCCC'] }] }, audit('er-2'));
+      const other = store.open(location);
+      expect((await other.erasedPseudonyms('email')).has('s1.AAAA')).toBe(true); // read before the lift
+      const lifted = await ledger.lift(lift('lf-1'), liftAudit(lift('lf-1')));
+      expect(lifted).toMatchObject({ id: 'lf-1', reference: 'CONSENT-1', reason: 'consent', liftedBy: 'person:olivia', subjects: [{ context: 'email', pseudonyms: ['s1.AAAA', 's2.BBBB'] }] });
+      expect([...(await ledger.erasedPseudonyms('email'))]).toEqual(['s1.CCCC']);
+      expect([...(await other.erasedPseudonyms('email'))]).toEqual(['s1.CCCC']);
+      expect(await other.lifts()).toEqual([lifted]);
+      expect((await other.get('er-1'))?.subjects).toEqual(request('er-1').subjects); // the request and its evidence are unchanged
+      await other.close();
+      await ledger.close();
+    });
+
+    it('suppresses again when the subject is filed after the lift: the latest event wins', async () => {
+      const { ledger } = await fresh();
+      await fileAndFinish(ledger, request('er-1'));
+      await ledger.lift(lift('lf-1'), liftAudit(lift('lf-1')));
+      expect((await ledger.erasedPseudonyms('email')).size).toBe(0);
+      await ledger.create(request('er-2', 'DSR-2'), audit('er-2'));
+      expect([...(await ledger.erasedPseudonyms('email'))].sort()).toEqual(['s1.AAAA', 's2.BBBB']);
+      await ledger.transition('er-2', { status: 'running' }, audit('er-2', 'erasure.started'));
+      await ledger.transition('er-2', { status: 'failed' }, audit('er-2', 'erasure.failed'));
+      await ledger.lift(lift('lf-2', ['s2.BBBB'], 'CONSENT-2'), liftAudit(lift('lf-2', ['s2.BBBB'], 'CONSENT-2'))); // one version is enough to name the subject
+      expect((await ledger.erasedPseudonyms('email')).size).toBe(1);
+      expect((await ledger.lifts()).map((l) => l.id)).toEqual(['lf-1', 'lf-2']);
+      await ledger.close();
+    });
+
+    it('chains the lift in the audit log with count, reason and reference, and the chain verifies', async () => {
+      const { ledger } = await fresh();
+      await fileAndFinish(ledger, request('er-1'));
+      await ledger.lift(lift('lf-1'), liftAudit(lift('lf-1')));
+      const entries = await ledger.auditEntries();
+      expect(verifyAuditChain(entries)).toEqual({ entries: 4, valid: true });
+      expect(entries[3]).toMatchObject({ seq: 4, action: 'erasure.lifted', requestId: 'lf-1', actor: 'person:olivia', outcome: 'lifted 1 reason=consent reference=CONSENT-1' });
+      expect(JSON.stringify(entries)).not.toContain('AAAA');
+      await ledger.close();
+    });
+
+    it('refuses the whole lift, by index, when a subject is not suppressed or its erasure has not finished; commits nothing', async () => {
+      const { ledger } = await fresh();
+      await fileAndFinish(ledger, request('er-1'));
+      await ledger.create({ ...request('er-2', 'T-2'), subjects: [{ context: 'email', pseudonyms: ['s1.PEND'] }] }, audit('er-2'));
+      const twoSubjects = (id: string, second: { context: string; pseudonyms: string[] }): NewSuppressionLift => ({ ...lift(id), subjects: [{ context: 'email', pseudonyms: ['s1.AAAA'] }, second] });
+      const notSuppressed = twoSubjects('lf-1', { context: 'vin', pseudonyms: ['s1.AAAA'] }); // the same pseudonym in another context is another subject
+      await expect(ledger.lift(notSuppressed, liftAudit(notSuppressed))).rejects.toMatchObject({ code: 'not-suppressed', details: [{ index: 1, reason: 'not-suppressed' }] });
+      const pending = twoSubjects('lf-2', { context: 'email', pseudonyms: ['s1.PEND'] });
+      await expect(ledger.lift(pending, liftAudit(pending))).rejects.toMatchObject({ code: 'erasure-pending', details: [{ index: 1, reason: 'erasure-pending' }] });
+      expect([...(await ledger.erasedPseudonyms('email'))].sort()).toEqual(['s1.AAAA', 's1.PEND', 's2.BBBB']);
+      expect(await ledger.lifts()).toEqual([]);
+      expect(await ledger.auditEntries()).toHaveLength(4);
+      await ledger.close();
+    });
+  });
+
   it('keeps a hash chain that verifies, and names the first entry that was changed or removed', async () => {
     const { ledger, location } = await fresh();
     for (let i = 1; i <= 5; i++) await ledger.create(request(`er-${i}`, `T-${i}`), audit(`er-${i}`));
@@ -357,6 +429,24 @@ describe('DynamoDB ledger', () => {
     const entries = await first.auditEntries();
     expect(entries.map((e) => e.requestId)).toEqual(['er-0', 'er-1', 'er-2']);
     expect(verifyAuditChain(entries)).toEqual({ entries: 3, valid: true });
+    await second.close();
+    await first.close();
+  });
+
+  it('reads again when a filing of the subject lands between a lift\'s reads and its write, and refuses it then', async () => {
+    const table = await freshTable();
+    const first = new DynamoErasureLedger({ table, region: TEST_REGION, endpoint: endpoint() });
+    await fileAndFinish(first, request('er-1'));
+    const held = heldClient();
+    const second = new DynamoErasureLedger({ table, region: TEST_REGION, client: held.client });
+    const late = second.lift(lift('lf-1'), liftAudit(lift('lf-1')));
+    await held.reachedWrite; // the second found er-1 verified and is about to remove the subject
+    await first.create(request('er-2', 'DSR-2'), audit('er-2')); // filed again meanwhile
+    held.release();
+    await expect(late).rejects.toMatchObject({ code: 'erasure-pending' });
+    expect([...(await first.erasedPseudonyms('email'))].sort()).toEqual(['s1.AAAA', 's2.BBBB']);
+    expect(await first.lifts()).toEqual([]);
+    expect(verifyAuditChain(await first.auditEntries())).toEqual({ entries: 4, valid: true });
     await second.close();
     await first.close();
   });
