@@ -1,6 +1,7 @@
 """Suppression at ingestion through the client and the batch job: once a subject's erasure is filed, re-running
 the batch job on the same input leaves the subject's rows out and says how many (or, configured to, fails and
-commits nothing); a value is never written as a null in the person's place, and no output names a value."""
+commits nothing); a value is never written as a null in the person's place, and no output names a value. After
+the erasure and a lift (the person consents again), the job writes the subject's rows again."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pyspark.sql import SparkSession
 from spark_udfs import ApiKeySource, ClientConfig, PseudonymizationClient, SubjectSuppressed
 from spark_udfs.jobs.batch import main, parse_config, run
 from spark_udfs.jobs.session import CatalogConfig
-from test_support.suppression import ErasureApi, erasure_api
+from test_support.suppression import ErasureApi, Registered, erasure_api
 
 TABLE = "local.suppression.people"
 JANE = "sentinel.jane@example.com"
@@ -30,6 +31,12 @@ ROWS = [
     (3, "sentinel.other@example.com", JANE_VIN),
     (4, None, "SENTINELNOMAIL004"),
 ]
+
+
+def write_dataset(path: Path) -> Path:
+    ids, emails, vins = zip(*ROWS, strict=True)
+    pq.write_table(pa.table({"id": pa.array(ids, pa.int32()), "email": pa.array(emails), "vin": pa.array(vins)}), path)
+    return path
 
 
 @dataclass(frozen=True)
@@ -50,11 +57,7 @@ def erasure() -> Iterator[ErasureApi]:
 @pytest.fixture(scope="module")
 def filed(erasure: ErasureApi, warehouse: CatalogConfig, tmp_path_factory: pytest.TempPathFactory) -> Filed:
     """The job run once on ROWS (all written), then Jane's erasure filed (email and VIN) and nothing else."""
-    dataset = tmp_path_factory.mktemp("suppression") / "people.parquet"
-    ids, emails, vins = zip(*ROWS, strict=True)
-    pq.write_table(
-        pa.table({"id": pa.array(ids, pa.int32()), "email": pa.array(emails), "vin": pa.array(vins)}), dataset
-    )
+    dataset = write_dataset(tmp_path_factory.mktemp("suppression") / "people.parquet")
     first = run(parse_config(job(erasure, warehouse, dataset)))
     assert (first["rows"], first["rowsSuppressed"]) == (4, 0)
     email = client(erasure).pseudonymize("email", [JANE])[0]
@@ -87,9 +90,9 @@ def snapshots(warehouse: CatalogConfig) -> int:
     return len(catalog.load_table(TABLE.split(".", 1)[1]).snapshots())
 
 
-def rows_by_id(spark: SparkSession) -> dict[int, int]:
-    spark.sql(f"REFRESH TABLE {TABLE}")
-    return {row[0]: row[1] for row in spark.sql(f"SELECT id, count(*) FROM {TABLE} GROUP BY id").collect()}
+def rows_by_id(spark: SparkSession, table: str = TABLE) -> dict[int, int]:
+    spark.sql(f"REFRESH TABLE {table}")
+    return {row[0]: row[1] for row in spark.sql(f"SELECT id, count(*) FROM {table} GROUP BY id").collect()}
 
 
 def run_main(config: dict[str, Any], folder: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -154,3 +157,26 @@ def test_configured_to_fail_the_job_exits_1_naming_the_cause_and_commits_nothing
 def test_the_suppressed_key_is_checked_before_spark_starts(filed: Filed, warehouse: CatalogConfig) -> None:
     with pytest.raises(ValueError, match=r"^suppressed: must be drop or fail$"):
         parse_config(job(filed.api, warehouse, filed.dataset, suppressed="skip"))
+
+
+def test_after_the_erasure_and_a_lift_the_job_writes_the_subject_again(
+    spark: SparkSession, warehouse: CatalogConfig, tmp_path: Path
+) -> None:
+    table = "local.suppression.returning"
+    spark.sql(f"CREATE TABLE {table} (id int, email string, vin string) USING iceberg")
+    dataset = write_dataset(tmp_path / "people.parquet")
+    registered = Registered(warehouse.uri, warehouse.warehouse, {table: {"email": "email", "vin": "vin"}})
+    subjects = [("email", JANE), ("vin", JANE_VIN)]
+    with erasure_api(registered=registered) as api:
+        config = parse_config(job(api, warehouse, dataset, table={"name": table}))
+        assert run(config)["rowsSuppressed"] == 0
+        api.wait_until_verified(api.file("DSR-RETURNING-1", subjects))
+        assert rows_by_id(spark, table) == {2: 1, 4: 1}, "the erasure job deleted rows 1 and 3"
+        again = run(config)
+        assert (again["rows"], again["rowsSuppressed"]) == (2, 2)
+        assert rows_by_id(spark, table) == {2: 2, 4: 2}, "a re-run does not bring the subject back"
+
+        api.lift("CONSENT-RETURNING-1", subjects)
+        after = run(config)
+        assert (after["rows"], after["rowsSuppressed"]) == (4, 0)
+        assert rows_by_id(spark, table) == {1: 1, 2: 3, 3: 1, 4: 3}, "the subject's rows are written again"
