@@ -68,6 +68,8 @@ const environmentSchema = z.object({
   PSEUDO_ERASURE_RUNNER: z.enum(['local', 'emr']).default('local'),
   PSEUDO_ERASURE_PYTHON: z.string().min(1).default('.venv/bin/python'),
   PSEUDO_ERASURE_SPARK_MASTER: z.string().min(1).default('local[2]'),
+  /** The local runner's folder of the Iceberg runtime and SQLite JDBC jars, passed to its job as SPARK_UDFS_JARS. */
+  PSEUDO_ERASURE_SPARK_JARS: z.string().min(1).default('.cache/jars'),
   PSEUDO_ERASURE_MAX_ATTEMPTS: integer(1, 20).default(3),
   PSEUDO_ERASURE_POLL_SECONDS: integer(1, 3600).default(5),
   PSEUDO_ERASURE_ORPHAN_GRACE_SECONDS: integer(0, 604_800).default(3600),
@@ -119,7 +121,7 @@ export interface LdapConfig {
 }
 
 export type ErasureRunnerConfig =
-  | { readonly kind: 'local'; readonly python: string; readonly sparkMaster: string; readonly workDir: string }
+  | { readonly kind: 'local'; readonly python: string; readonly sparkMaster: string; readonly jars: string; readonly workDir: string }
   | {
       readonly kind: 'emr';
       readonly clusterId: string;
@@ -238,7 +240,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     ledger,
     runner:
       env.PSEUDO_ERASURE_RUNNER === 'local'
-        ? { kind: 'local', python: resolve(env.PSEUDO_ERASURE_PYTHON), sparkMaster: env.PSEUDO_ERASURE_SPARK_MASTER, workDir: resolve(`${dataDir}/erasure-runs`) }
+        ? { kind: 'local', python: resolve(env.PSEUDO_ERASURE_PYTHON), sparkMaster: env.PSEUDO_ERASURE_SPARK_MASTER, jars: resolve(env.PSEUDO_ERASURE_SPARK_JARS), workDir: resolve(`${dataDir}/erasure-runs`) }
         : {
             kind: 'emr',
             clusterId: requireEmr('PSEUDO_ERASURE_EMR_CLUSTER_ID'),

@@ -5,16 +5,23 @@
  * Re-attaching after a service restart: a certificate already written is the outcome; a job process still
  * alive (job.pid) is waited for; otherwise the job runs again, which is safe because every step of it is
  * idempotent (deleting rows that are gone, expiring, removing orphans, verifying).
+ *
+ * The job's local Spark needs the Iceberg runtime and SQLite JDBC jars; the Python package names no folder of a
+ * checkout, so the configured folder (PSEUDO_ERASURE_SPARK_JARS) is passed to the job as SPARK_UDFS_JARS, and a
+ * missing folder is refused when the runner is built (at start-up), not found out by the first erasure run.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseContract } from '../contracts/contracts.ts';
+import { ConfigError } from '../errors.ts';
 import { outcomeOfCertificate, parseProgress, type ErasureOrder, type ErasureRunner, type ProgressListener, type RunOutcome } from './runner.ts';
 
 export interface LocalRunnerOptions {
   readonly python: string;
   readonly sparkMaster: string;
+  /** The folder of the jars the job's local Spark loads (the job reads it as SPARK_UDFS_JARS). */
+  readonly jars: string;
   readonly workDir: string;
 }
 
@@ -22,6 +29,7 @@ export class LocalErasureRunner implements ErasureRunner {
   readonly description: string;
 
   constructor(private readonly options: LocalRunnerOptions) {
+    if (!isFolder(options.jars)) throw new ConfigError('PSEUDO_ERASURE_SPARK_JARS: the local erasure runner\'s jars folder does not exist (scripts/setup.sh fetches the jars into .cache/jars)');
     this.description = `local spark-submit (${options.sparkMaster})`;
   }
 
@@ -45,13 +53,17 @@ export class LocalErasureRunner implements ErasureRunner {
     const log = openSync(join(folder, 'job.log'), 'a', 0o600);
     const child = spawn(this.options.python, ['-m', 'spark_udfs.erasure.job', '--order', orderFile, '--certificate', certificateFile, '--progress', progressFile, '--master', this.options.sparkMaster], {
       stdio: ['ignore', log, log],
-      env: { ...process.env, PYSPARK_PYTHON: this.options.python },
+      env: { ...process.env, PYSPARK_PYTHON: this.options.python, SPARK_UDFS_JARS: this.options.jars },
     });
     closeSync(log);
     if (child.pid !== undefined) writeFileSync(pidFile, String(child.pid));
     const code = await new Promise<number | null>((resolve) => {
-      child.on('exit', (exitCode) => resolve(exitCode));
-      child.on('error', () => resolve(null));
+      child.on('exit', (exitCode) => {
+        resolve(exitCode);
+      });
+      child.on('error', () => {
+        resolve(null);
+      });
     });
     const certificate = readCertificate(certificateFile);
     if (certificate !== undefined) return watch.stop(outcomeOfCertificate(certificate, order));
@@ -92,6 +104,14 @@ function readCertificate(file: string): string | undefined {
     return readFileSync(file, 'utf8');
   } catch {
     return undefined;
+  }
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
   }
 }
 

@@ -78,7 +78,7 @@ describe('contracts: golden documents shared with the Python side', () => {
 describe('contracts: the local erasure runner', () => {
   const order = JSON.parse(goldenText('erasure-order', 'valid-jdbc.json')) as ErasureOrder;
   // No Python at all: a run whose certificate is already there is not started again (the re-attach path).
-  const runner = (workDir: string) => new LocalErasureRunner({ python: '/nonexistent/python', sparkMaster: 'local[1]', workDir });
+  const runner = (workDir: string) => new LocalErasureRunner({ python: '/nonexistent/python', sparkMaster: 'local[1]', jars: workDir, workDir });
 
   function withCertificate(text: string): string {
     const workDir = mkdtempSync(join(tmpdir(), 'contracts-'));
