@@ -7,9 +7,13 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyAuditChain } from '../../api/erasure/ledger.ts';
+import { liftOutcome, verifyAuditChain, type NewSuppressionLift } from '../../api/erasure/ledger.ts';
+import { SqliteErasureLedger } from '../../api/erasure/sqliteLedger.ts';
+import { ErasureSuppression } from '../../api/erasure/suppression.ts';
 import { writeLocalCatalog } from '../support/catalog.ts';
+import { engineOf, keyringOf } from '../support/engine.ts';
 import { assertMatchesOpenApi } from '../support/openapi.ts';
 import { startTestService, type CallResult, type TestService } from '../support/service.ts';
 
@@ -138,6 +142,44 @@ describe('lifting suppression over HTTP', () => {
     const ledger = readFileSync(service.config.erasure.ledgerFile);
     expect(ledger.includes(Buffer.from('sentinel'))).toBe(false);
     expect(service.logs()).not.toContain('sentinel');
+  });
+});
+
+describe('a lift in the suppression cache of each process', () => {
+  /** Two processes on one ledger file, each with its own cached set and a clock the test moves. */
+  function twoProcesses(cacheSeconds: number) {
+    const keyring = keyringOf([{ version: 1, state: 'active', root: randomBytes(64) }]);
+    const engine = engineOf(keyring);
+    const file = join(mkdtempSync(join(tmpdir(), 'lift-')), 'erasure.db');
+    let now = 1_000_000;
+    const clock = { advance: (ms: number) => void (now += ms) };
+    const open = () => {
+      const ledger = new SqliteErasureLedger(file);
+      return { ledger, suppression: new ErasureSuppression(ledger, engine, keyring, { cacheSeconds, now: () => now }) };
+    };
+    return { engine, clock, here: open(), elsewhere: open() };
+  }
+
+  it('answers again at once in the lifting process, and in another within the cache bound', async () => {
+    const { engine, clock, here, elsewhere } = twoProcesses(10);
+    const jane = engine.pseudonymize('email', [JANE], { deterministic: true }).pseudonyms[0]!;
+    await here.ledger.create({ id: 'er-1', reference: 'DSR-1', reason: 'gdpr-art17-1a', filedBy: 'person:olivia', subjects: [{ context: 'email', pseudonyms: [jane] }], tables: [] }, { actor: 'person:olivia', action: 'erasure.filed', requestId: 'er-1', outcome: 'received' });
+    here.suppression.noteFiled([{ context: 'email', pseudonyms: [jane] }]);
+    await here.ledger.transition('er-1', { status: 'running' }, { actor: 'service', action: 'erasure.started', requestId: 'er-1', outcome: 'running' });
+    await here.ledger.transition('er-1', { status: 'verified' }, { actor: 'service', action: 'erasure.verified', requestId: 'er-1', outcome: 'verified' });
+    for (const process of [here, elsewhere]) expect((await process.suppression.pseudonymize('email', [JANE], { deterministic: true })).erased).toEqual([0]);
+
+    // The other process lifts: it answers at once; this one, which filed Jane itself, within the bound.
+    const lifted: NewSuppressionLift = { id: 'lf-1', reference: 'CONSENT-1', reason: 'consent', liftedBy: 'person:olivia', subjects: [{ context: 'email', pseudonyms: [jane] }] };
+    await elsewhere.ledger.lift(lifted, { actor: 'person:olivia', action: 'erasure.lifted', requestId: 'lf-1', outcome: liftOutcome(lifted) });
+    elsewhere.suppression.noteLifted(lifted.subjects);
+    expect(await elsewhere.suppression.pseudonymize('email', [JANE], { deterministic: true })).toEqual({ pseudonyms: [jane], keyVersion: 1, erased: [] });
+    expect((await here.suppression.reidentify('email', [jane])).errors).toEqual([{ index: 0, reason: 'erased' }]); // its set is fresh
+    clock.advance(10_000);
+    expect(await here.suppression.reidentify('email', [jane])).toEqual({ values: [JANE], errors: [] });
+    expect((await here.suppression.pseudonymize('email', [JANE], { deterministic: true })).erased).toEqual([]);
+    await here.ledger.close();
+    await elsewhere.ledger.close();
   });
 });
 
