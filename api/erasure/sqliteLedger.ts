@@ -14,13 +14,18 @@ import {
   auditHash,
   checkExpected,
   GENESIS_HASH,
+  liftRefused,
   nextStepId,
   type AuditEntry,
   type AuditInput,
   type ErasureLedger,
   type ErasureRequest,
   type ErasureStatus,
+  type LiftReason,
+  type LiftRefusal,
   type NewErasureRequest,
+  type NewSuppressionLift,
+  type SuppressionLift,
   type StatusChange,
   type TableProgress,
 } from './ledger.ts';
@@ -53,6 +58,14 @@ CREATE TABLE IF NOT EXISTS erased_pseudonyms (
   pseudonym TEXT NOT NULL,
   request_id TEXT NOT NULL REFERENCES erasure_requests (id),
   PRIMARY KEY (context, pseudonym, request_id)
+);
+CREATE TABLE IF NOT EXISTS suppression_lifts (
+  id TEXT PRIMARY KEY,
+  reference TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  lifted_by TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  subjects TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS audit_log (
   seq INTEGER PRIMARY KEY,
@@ -180,6 +193,53 @@ export class SqliteErasureLedger implements ErasureLedger {
       }
       return this.erasedCache.get(context) ?? new Set();
     });
+  }
+
+  /** Deletes the subjects' rows from erased_pseudonyms (a later filing inserts new ones: the latest event wins). */
+  lift(lift: NewSuppressionLift, audit: AuditInput): Promise<SuppressionLift> {
+    return settle(() => {
+      const createdAt = new Date().toISOString();
+      return this.transaction(() => {
+        const refusals: LiftRefusal[] = [];
+        lift.subjects.forEach((subject, index) => {
+          const marks = subject.pseudonyms.map(() => '?').join(', ');
+          const rows = this.db.all(
+            `SELECT r.status AS status FROM erased_pseudonyms e JOIN erasure_requests r ON r.id = e.request_id WHERE e.context = ? AND e.pseudonym IN (${marks})`,
+            [subject.context, ...subject.pseudonyms],
+          ) as Row[];
+          if (rows.length === 0) refusals.push({ index, reason: 'not-suppressed' });
+          else if (rows.some((row) => row.status === 'received' || row.status === 'running')) refusals.push({ index, reason: 'erasure-pending' });
+        });
+        if (refusals.length > 0) throw liftRefused(refusals);
+        for (const subject of lift.subjects) {
+          for (const pseudonym of subject.pseudonyms) this.db.run('DELETE FROM erased_pseudonyms WHERE context = ? AND pseudonym = ?', [subject.context, pseudonym]);
+        }
+        this.db.run('INSERT INTO suppression_lifts (id, reference, reason, lifted_by, created_at, subjects) VALUES (?, ?, ?, ?, ?, ?)', [
+          lift.id,
+          lift.reference,
+          lift.reason,
+          lift.liftedBy,
+          createdAt,
+          JSON.stringify(lift.subjects),
+        ]);
+        this.insertAudit(audit, createdAt);
+        this.cachedDataVersion = -1; // our own commit does not move data_version
+        return { ...lift, createdAt };
+      });
+    });
+  }
+
+  lifts(): Promise<SuppressionLift[]> {
+    return settle(() =>
+      (this.db.all('SELECT * FROM suppression_lifts ORDER BY created_at, id') as Row[]).map((row) => ({
+        id: String(row.id),
+        reference: String(row.reference),
+        reason: String(row.reason) as LiftReason,
+        liftedBy: String(row.lifted_by),
+        createdAt: String(row.created_at),
+        subjects: JSON.parse(String(row.subjects)) as SuppressionLift['subjects'],
+      })),
+    );
   }
 
   auditEntries(): Promise<AuditEntry[]> {
