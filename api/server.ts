@@ -51,7 +51,6 @@ export function createApp(service: PseudonymizationService): express.Express {
     }, next);
   });
   // Express tells error middleware apart by its four parameters, so the unused `_next` must stay.
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   app.use((error: unknown, _request: Request, response: Response, _next: NextFunction) => {
     const requestId = randomUUID();
     const core = problemResponse(bodyErrorToProblem(error), requestId);

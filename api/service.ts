@@ -71,9 +71,9 @@ export class PseudonymizationService {
     this.engine = new PseudonymEngine(this.keyring, policies, { cacheEntries: config.cacheEntries, maxValueBytes: config.limits.maxValueBytes });
     this.pseudonyms = engineOperations(this.engine);
     const registry = new ApiKeyRegistry(apiKeyDocumentsFor(config.apiKeys));
-    this.authenticator = new ApiKeyAuthenticator(registry, config.apiKeys.refreshSeconds * 1000, (error) =>
-      logger.warn({ registry: registry.description, error: errorMessage(error) }, 'API key registry refresh failed; keeping the registry already loaded'),
-    );
+    this.authenticator = new ApiKeyAuthenticator(registry, config.apiKeys.refreshSeconds * 1000, (error) => {
+      logger.warn({ registry: registry.description, error: errorMessage(error) }, 'API key registry refresh failed; keeping the registry already loaded');
+    });
     this.openApiDocument = openApiDocument;
     this.sessions = new SessionTokens(this.keyring, config.people.sessionTtlSeconds);
     this.throttle = new LoginThrottle(config.people.maxFailures, config.people.lockSeconds * 1000);

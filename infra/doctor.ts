@@ -102,7 +102,7 @@ export async function doctor(input: DoctorInput): Promise<Check[]> {
     return fail('TLS', `${why[code] ?? `the TLS handshake failed (${code || 'error'})`}. EMR verifies the directory with the certificate in BindCertificateARN, so it would fail the same way.`);
   }
   const daysLeft = Math.floor((Date.parse(certificate.valid_to) - Date.now()) / 86_400_000);
-  pass('TLS', `certificate for ${certificate.subject?.CN ?? host} issued by ${certificate.issuer?.CN ?? 'the CA'} verifies with ldap.caFile; expires in ${daysLeft} days${daysLeft < 30 ? ' (renew it soon)' : ''}`);
+  pass('TLS', `certificate for ${commonName(certificate.subject.CN) ?? host} issued by ${commonName(certificate.issuer.CN) ?? 'the CA'} verifies with ldap.caFile; expires in ${daysLeft} days${daysLeft < 30 ? ' (renew it soon)' : ''}`);
 
   // 4-6. Bind, user, groups
   const client = new Client({ url: ldap.url, timeout: timeoutMs, connectTimeout: timeoutMs, tlsOptions: { ca: [caPem], minVersion: 'TLSv1.2' } });
@@ -144,4 +144,9 @@ export async function doctor(input: DoctorInput): Promise<Check[]> {
   } finally {
     await client.unbind().catch(() => undefined);
   }
+}
+
+/** A certificate name field as Node gives it: one value, several, or none. */
+function commonName(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
 }

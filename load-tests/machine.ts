@@ -27,7 +27,7 @@ export function vins(count: number, seed = 1): string[] {
   const out = new Set<string>();
   while (out.size < count) {
     let s = '';
-    for (let i = 0; i < 17; i++) s += alphabet[next() % alphabet.length];
+    for (let i = 0; i < 17; i++) s += alphabet.charAt(next() % alphabet.length);
     out.add(s);
   }
   return [...out];

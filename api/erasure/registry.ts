@@ -115,7 +115,9 @@ function checkJdbcCatalog(uri: string, catalogName: string, tables: readonly Reg
       const [, namespace, name] = table.name.split('.') as [string, string, string];
       const row = db.get('SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?', [catalogName, namespace, name]);
       if (!row) throw new ConfigError(`erasure registry: table ${table.name} is not in the catalog`);
-      const location = String(row['metadata_location']).replace(/^file:(\/\/)?/, '');
+      const metadataLocation = row.metadata_location;
+      if (typeof metadataLocation !== 'string') throw new ConfigError(`erasure registry: table ${table.name} has no metadata location in the catalog`);
+      const location = metadataLocation.replace(/^file:(\/\/)?/, '');
       const metadata = JSON.parse(readFileSync(location, 'utf8')) as { 'current-schema-id': number; schemas: { 'schema-id': number; fields: { name: string; type: unknown }[] }[] };
       const schema = metadata.schemas.find((s) => s['schema-id'] === metadata['current-schema-id']);
       for (const column of Object.keys(table.columns)) {

@@ -73,8 +73,10 @@ export class PolicySet {
     const toPolicy = (p: z.infer<typeof policySchema>, name: string): ContextPolicy => {
       if (p.transform !== 'fpe') return p;
       const alphabet = typeof p.alphabet === 'string' ? ALPHABETS[p.alphabet] : p.alphabet.custom;
-      if (new Set(alphabet).size !== [...alphabet].length) throw new ConfigError(`${where}: ${name}: the alphabet repeats a character`);
-      if (minimumLength([...alphabet].length) > p.maxLength) throw new ConfigError(`${where}: ${name}: maxLength is below FF1's minimum length`);
+      // Array.from splits by code point, as the FF1 alphabet does.
+      const characters = Array.from(alphabet);
+      if (new Set(characters).size !== characters.length) throw new ConfigError(`${where}: ${name}: the alphabet repeats a character`);
+      if (minimumLength(characters.length) > p.maxLength) throw new ConfigError(`${where}: ${name}: maxLength is below FF1's minimum length`);
       return { transform: 'fpe', alphabet, maxLength: p.maxLength };
     };
     const contexts = new Map(Object.entries(parsed.data.contexts).map(([name, p]) => [name, toPolicy(p, `contexts.${name}`)]));

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { Batcher, rejectReason, sendBatch, type Entry, type PutRecordsCall } from './putRecords.ts';
 
 /** Records of the batch dataset's shape (dept_id, vin from 10,000, example_ts), with the time they were made. */
-export async function* generated(count: number): AsyncGenerator<string> {
+export function* generated(count: number): Generator<string> {
   const start = Date.parse('2026-01-01T00:00:00Z');
   for (let i = 0; i < count; i++) {
     const vin = `VIN${String((i * 2654435761) % 10_000).padStart(14, '0')}`;
@@ -35,7 +35,7 @@ function partitionKeyOf(line: string, field: string | undefined): { key: string;
 }
 
 export interface ProduceOptions {
-  readonly records: AsyncIterable<string>;
+  readonly records: AsyncIterable<string> | Iterable<string>;
   readonly put: PutRecordsCall;
   readonly partitionKeyField?: string | undefined;
   readonly ratePerSecond?: number | undefined;

@@ -6,7 +6,9 @@ import { ApiKeyAuthenticator, ApiKeyRegistry } from '../../api/auth/apiKeys.ts';
 import { PrivateFile } from '../../api/storage/documents.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'apikeys-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+});
 
 describe('API key authenticator', () => {
   it('keeps serving the loaded registry when a refresh fails, and says so', async () => {

@@ -7,7 +7,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 const runner = ['node_modules/.bin/tsx', 'test/conformance/wycheproof.ts'] as const;
 const work = mkdtempSync(join(tmpdir(), 'conformance-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true });
+});
 
 describe('conformance command', () => {
   it('passes every Wycheproof AES-SIV and FF1 vector and the NIST FF1 samples', () => {
@@ -24,7 +26,7 @@ describe('conformance command', () => {
       testGroups: { tests: { tcId: number; ct: string; result: string }[] }[];
     };
     const test = file.testGroups[0]!.tests[0]!;
-    test.ct = (test.ct[0] === '0' ? '1' : '0') + test.ct.slice(1);
+    test.ct = (test.ct.startsWith('0') ? '1' : '0') + test.ct.slice(1);
     const path = join(work, 'tampered_test.json');
     writeFileSync(path, JSON.stringify(file));
     const result = spawnSync(runner[0], [runner[1], path], { encoding: 'utf8' });

@@ -22,6 +22,7 @@ beforeAll(async () => {
   };
 });
 afterAll(async () => {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- undefined when beforeAll failed
   await directory?.stop();
 });
 

@@ -28,6 +28,7 @@ beforeAll(async () => {
   writeFileSync(join(work, 'ca.pem'), CA_PEM);
 });
 afterAll(async () => {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- undefined when beforeAll failed
   await moto?.stop();
   rmSync(work, { recursive: true, force: true });
 });

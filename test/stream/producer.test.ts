@@ -42,12 +42,12 @@ describe('PutRecords batching and retries', () => {
     const calls: number[][] = [];
     const batch = Array.from({ length: 9 }, (_, i) => entry(i + 1));
     const outcome = await sendBatch(
-      async (entries) => {
+      (entries) => {
         calls.push(entries.map((e) => e.data.length));
-        return entries.map((e) => (calls.length === 1 && e.data.length % 3 === 0 ? 'ProvisionedThroughputExceededException' : undefined));
+        return Promise.resolve(entries.map((e) => (calls.length === 1 && e.data.length % 3 === 0 ? 'ProvisionedThroughputExceededException' : undefined)));
       },
       batch,
-      { maxAttempts: 5, baseDelayMs: 1, maxDelayMs: 2, sleep: async () => {} },
+      { maxAttempts: 5, baseDelayMs: 1, maxDelayMs: 2, sleep: () => Promise.resolve() },
     );
     expect(calls).toEqual([[1, 2, 3, 4, 5, 6, 7, 8, 9], [3, 6, 9]]);
     expect(outcome).toEqual({ sent: 9, retried: 3, failed: 0, failureCodes: {} });
@@ -56,13 +56,13 @@ describe('PutRecords batching and retries', () => {
   it('gives up after the last attempt and reports why, counting a failed request as all its records failing', async () => {
     let attempt = 0;
     const outcome = await sendBatch(
-      async (entries) => {
+      (entries) => {
         attempt++;
-        if (attempt === 1) throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
-        return entries.map((e) => (e.data.length === 1 ? 'InternalFailure' : undefined));
+        if (attempt === 1) return Promise.reject(Object.assign(new Error('socket hang up'), { name: 'TimeoutError' }));
+        return Promise.resolve(entries.map((e) => (e.data.length === 1 ? 'InternalFailure' : undefined)));
       },
       [entry(1), entry(2)],
-      { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2, sleep: async () => {} },
+      { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2, sleep: () => Promise.resolve() },
     );
     expect(outcome).toEqual({ sent: 1, retried: 3, failed: 1, failureCodes: { InternalFailure: 1 } });
   });
@@ -78,6 +78,7 @@ describe('the producer CLI against Kinesis (moto)', () => {
     kinesis = new KinesisClient({ region: TEST_REGION, endpoint: moto.endpoint, requestHandler: new NodeHttpHandler() });
   });
   afterAll(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- undefined when beforeAll failed
     await moto?.stop();
     rmSync(work, { recursive: true, force: true });
   });
@@ -103,7 +104,7 @@ describe('the producer CLI against Kinesis (moto)', () => {
   }
 
   const produce = async (...args: string[]) => {
-    const result = await promisify(execFile)('node_modules/.bin/tsx', ['stream-consumer/producer/main.ts', '--endpoint', moto.endpoint, '--region', TEST_REGION, ...args], { env: { ...process.env, ...moto.env } }).catch((e: { code: number; stdout: string; stderr: string }) => e);
+    const result = await promisify(execFile)('node_modules/.bin/tsx', ['stream-consumer/producer/main.ts', '--endpoint', moto.endpoint, '--region', TEST_REGION, ...args], { env: { ...process.env, ...moto.env } }).catch((e: unknown) => e as { code: number; stdout: string; stderr: string });
     return { code: 'code' in result && typeof result.code === 'number' ? result.code : 0, summary: JSON.parse(result.stdout || '{}') as Record<string, unknown>, stderr: result.stderr };
   };
 
