@@ -97,6 +97,7 @@ const VALID_BODIES: Record<string, unknown> = {
   'POST /reidentification': { pseudonyms: ['s1.AAAA'] },
   'POST /v1/login': { username: PEOPLE.steward.username, password: PEOPLE.steward.password },
   'POST /v1/erasure-requests': { reference: 'PRIVACY-1', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: 'kept.out@example.org' }] },
+  'POST /v1/erasure-lifts': { reference: 'PRIVACY-2', reason: 'consent', subjects: [{ context: 'email', value: 'kept.out@example.org' }] },
 };
 
 const ECHOED_FIELDS = new Set(['reference']);
@@ -129,6 +130,8 @@ describe('sentinels as keys, query parameters, headers and path segments, on eve
     const send = async (method: string, path: string, options: Parameters<TestService['call']>[2]) => {
       responses.push(await api.call(method, path, options));
     };
+    // A new POST route without a valid body here would only be probed at its front door.
+    expect(ROUTES.filter((route) => route.method === 'POST').map((route) => `POST ${route.path}`).filter((key) => !(key in VALID_BODIES))).toEqual([]);
     for (const route of ROUTES) {
       const apiKey = keyFor(route.role);
       const path = route.path.replace(/\{\w+\}/g, encodeURIComponent(KEY));
