@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `npm test`: set-up, type-check (TypeScript sources and tests, Python package with mypy --strict),
+# `npm test`: set-up, type-check and lint (tsc and typescript-eslint over sources and tests; mypy --strict and
+# ruff check + format over the Python packages and test support),
 # the vitest suite and the Python suites (spark-udfs: local Spark + Iceberg against the real API;
 # stream-consumer: the Kinesis source against moto).
 # The suites run in two lanes side by side (see below); each one's output is printed when it ends, and a table
@@ -8,11 +9,15 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 run_started=$SECONDS
-echo "type-checking (tsc --noEmit, mypy --strict)"
+echo "type-checking and linting (tsc --noEmit, eslint type-aware, mypy --strict, ruff)"
 npx tsc -p . || exit 1
+npx eslint --max-warnings 0 . || exit 1
 (cd spark-udfs && ../.venv/bin/mypy) || exit 1
 (cd stream-consumer && ../.venv/bin/mypy) || exit 1
 .venv/bin/mypy --config-file test/python/mypy.ini || exit 1
+for package in spark-udfs stream-consumer; do
+  (cd "$package" && ../.venv/bin/ruff check . && ../.venv/bin/ruff format --check .) || exit 1
+done
 (cd test/python && ../../.venv/bin/ruff check . && ../../.venv/bin/ruff format --check .) || exit 1
 vitest_report=.cache/vitest-report.json
 pytest_reports=(.cache/pytest-spark-udfs.xml .cache/pytest-stream-consumer.xml)
