@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { Batcher, rejectReason, sendBatch, type Entry, type PutRecordsCall } from './putRecords.ts';
+import { Batcher, rejectReason, sendBatch, UnretryableError, type Entry, type PutRecordsCall } from './putRecords.ts';
 
 /** Records of the batch dataset's shape (dept_id, vin from 10,000, example_ts), with the time they were made. */
 export function* generated(count: number): Generator<string> {
@@ -31,7 +31,7 @@ function partitionKeyOf(line: string, field: string | undefined): { key: string;
       // not JSON: the consumer sends it to its dead-letter table; any shard will do
     }
   }
-  return { key: randomUUID(), fromField: field === undefined };
+  return { key: randomUUID(), fromField: false };
 }
 
 export interface ProduceOptions {
@@ -44,13 +44,21 @@ export interface ProduceOptions {
   readonly onProgress?: (progress: Summary) => void;
 }
 
+/** The producer's summary (printed as JSON): each count says what it counts. */
 export interface Summary {
-  sent: number;
-  retried: number;
-  failed: number;
-  rejected: number;
-  randomKeys: number;
+  /** Records PutRecords stored. */
+  recordsSent: number;
+  /** Re-sends of records PutRecords reported as failed (a record sent three times adds two). */
+  recordResends: number;
+  /** Records not stored when their attempts ran out or the producer stopped (by code in failureCodes). */
+  recordsFailed: number;
+  /** Records never sent because they exceed a PutRecords limit (1 MiB with the key, key of 1-256 characters). */
+  recordsRejected: number;
+  /** Records given a random partition key: every record without --partition-key, else those lacking the field. */
+  recordsWithRandomPartitionKey: number;
   interrupted: boolean;
+  /** The error code that stopped the producer because retrying could not fix it (credentials, stream, request). */
+  stoppedBy: string | null;
   seconds: number;
   recordsPerSecond: number;
   failureCodes: Record<string, number>;
@@ -59,19 +67,49 @@ export interface Summary {
 /** The producer loop, independent of Kinesis and the terminal (tests drive it with their own `put`). */
 export async function produce(options: ProduceOptions): Promise<Summary> {
   const started = Date.now();
-  const summary: Summary = { sent: 0, retried: 0, failed: 0, rejected: 0, randomKeys: 0, interrupted: false, seconds: 0, recordsPerSecond: 0, failureCodes: {} };
+  const summary: Summary = {
+    recordsSent: 0,
+    recordResends: 0,
+    recordsFailed: 0,
+    recordsRejected: 0,
+    recordsWithRandomPartitionKey: 0,
+    interrupted: false,
+    stoppedBy: null,
+    seconds: 0,
+    recordsPerSecond: 0,
+    failureCodes: {},
+  };
   const batcher = new Batcher();
   let read = 0;
+  const count = (code: string, records: number): void => {
+    summary.failureCodes[code] = (summary.failureCodes[code] ?? 0) + records;
+  };
   const send = async (batch: Entry[] | undefined): Promise<void> => {
     if (!batch) return;
-    const outcome = await sendBatch(options.put, batch, { maxAttempts: options.maxAttempts, baseDelayMs: 100, maxDelayMs: 5000 });
-    summary.sent += outcome.sent;
-    summary.retried += outcome.retried;
-    summary.failed += outcome.failed;
-    for (const [code, n] of Object.entries(outcome.failureCodes)) summary.failureCodes[code] = (summary.failureCodes[code] ?? 0) + n;
+    if (summary.stoppedBy !== null) {
+      // Read and batched after the stop, never sent: failed for the same reason.
+      summary.recordsFailed += batch.length;
+      count(summary.stoppedBy, batch.length);
+      return;
+    }
+    try {
+      const outcome = await sendBatch(options.put, batch, { maxAttempts: options.maxAttempts, baseDelayMs: 100, maxDelayMs: 5000 });
+      summary.recordsSent += outcome.sent;
+      summary.recordResends += outcome.retried;
+      summary.recordsFailed += outcome.failed;
+      for (const [code, n] of Object.entries(outcome.failureCodes)) count(code, n);
+    } catch (error) {
+      if (!(error instanceof UnretryableError)) throw error;
+      // Every later batch would fail the same way: stop here rather than spend the attempts on each.
+      summary.recordsSent += error.sent;
+      summary.recordsFailed += error.failed;
+      count(error.code, error.failed);
+      summary.stoppedBy = error.code;
+    }
     options.onProgress?.(finish(summary, started));
   };
   for await (const line of options.records) {
+    if (summary.stoppedBy !== null) break;
     if (options.shouldStop?.()) {
       summary.interrupted = true;
       break;
@@ -87,10 +125,10 @@ export async function produce(options: ProduceOptions): Promise<Summary> {
     }
     read++;
     const { key, fromField } = partitionKeyOf(line, options.partitionKeyField);
-    if (!fromField) summary.randomKeys++;
+    if (!fromField) summary.recordsWithRandomPartitionKey++;
     const entry: Entry = { data: Buffer.from(line, 'utf8'), partitionKey: key };
     if (rejectReason(entry)) {
-      summary.rejected++;
+      summary.recordsRejected++;
       continue;
     }
     await send(batcher.add(entry));
@@ -101,6 +139,6 @@ export async function produce(options: ProduceOptions): Promise<Summary> {
 
 function finish(summary: Summary, started: number): Summary {
   summary.seconds = Math.round((Date.now() - started) / 100) / 10;
-  summary.recordsPerSecond = summary.seconds > 0 ? Math.round(summary.sent / summary.seconds) : summary.sent;
+  summary.recordsPerSecond = summary.seconds > 0 ? Math.round(summary.recordsSent / summary.seconds) : summary.recordsSent;
   return { ...summary, failureCodes: { ...summary.failureCodes } };
 }

@@ -57,6 +57,47 @@ export class Batcher {
   }
 }
 
+/**
+ * Error codes that no retry can fix: the credentials, the permissions, the stream or the request itself are
+ * wrong. Either thrown for the whole request (the SDK error's name) or reported per record (the KMS codes).
+ */
+export const UNRETRYABLE_CODES: ReadonlySet<string> = new Set([
+  // no usable credentials, or ones AWS does not accept
+  'CredentialsProviderError',
+  'UnrecognizedClientException',
+  'InvalidClientTokenId',
+  'InvalidSignatureException',
+  'IncompleteSignatureException',
+  'MissingAuthenticationToken',
+  'ExpiredTokenException',
+  // allowed to do this?
+  'AccessDeniedException',
+  // the stream
+  'ResourceNotFoundException',
+  'ResourceInUseException',
+  // the request
+  'ValidationException',
+  'InvalidArgumentException',
+  // the stream's KMS key (per record)
+  'KMSAccessDeniedException',
+  'KMSDisabledException',
+  'KMSInvalidStateException',
+  'KMSNotFoundException',
+  'KMSOptInRequired',
+]);
+
+/** PutRecords failed in a way retrying cannot fix; what the batch had stored by then is counted. */
+export class UnretryableError extends Error {
+  constructor(
+    readonly code: string,
+    readonly sent: number,
+    readonly failed: number,
+  ) {
+    super(`PutRecords failed with ${code}, which retrying cannot fix`);
+    this.name = 'UnretryableError';
+  }
+}
+
 export interface RetryOptions extends BackoffPolicy {
   readonly maxAttempts: number;
   readonly sleep?: Sleep;
@@ -75,7 +116,8 @@ export interface BatchOutcome {
  * Sends one batch, then re-sends only the records whose result had an error code, with exponential
  * backoff and full jitter (the shared schedule in api/retry/backoff.ts; only part of a batch is re-sent, so
  * this loop uses the schedule rather than `retry`), until all are stored or the attempts run out. A call that throws (network,
- * throttling of the whole request) counts as every record of that attempt failing.
+ * throttling of the whole request) counts as every record of that attempt failing. An unretryable code (see
+ * UNRETRYABLE_CODES), thrown or per record, ends at once with UnretryableError: re-sending would only fail again.
  */
 export async function sendBatch(put: PutRecordsCall, batch: readonly Entry[], options: RetryOptions): Promise<BatchOutcome> {
   const wait = options.sleep ?? sleep;
@@ -104,6 +146,8 @@ export async function sendBatch(put: PutRecordsCall, batch: readonly Entry[], op
       }
     });
     pending = next;
+    const unretryable = codes.find((code) => UNRETRYABLE_CODES.has(code));
+    if (unretryable !== undefined) throw new UnretryableError(unretryable, batch.length - pending.length, pending.length);
   }
   const failureCodes: Record<string, number> = {};
   for (const code of codes) failureCodes[code] = (failureCodes[code] ?? 0) + 1;

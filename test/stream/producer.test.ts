@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { CreateStreamCommand, GetRecordsCommand, GetShardIteratorCommand, KinesisClient, ListShardsCommand, waitUntilStreamExists } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Batcher, MAX_RECORD_BYTES, rejectReason, sendBatch, type Entry } from '../../stream-consumer/producer/putRecords.ts';
+import { Batcher, MAX_RECORD_BYTES, rejectReason, sendBatch, UnretryableError, type Entry } from '../../stream-consumer/producer/putRecords.ts';
 import { startMoto, TEST_REGION, type Moto } from '../support/moto.ts';
 
 const entry = (bytes: number, key = 'k'): Entry => ({ data: new Uint8Array(bytes), partitionKey: key });
@@ -66,6 +66,26 @@ describe('PutRecords batching and retries', () => {
     );
     expect(outcome).toEqual({ sent: 1, retried: 3, failed: 1, failureCodes: { InternalFailure: 1 } });
   });
+
+  it.each([
+    ['thrown for the request', 'ResourceNotFoundException', true],
+    ['thrown for the request', 'CredentialsProviderError', true],
+    ['per record', 'KMSAccessDeniedException', false],
+  ])('stops at the first error retrying cannot fix (%s: %s), counting what was stored', async (_how, code, thrown) => {
+    let calls = 0;
+    const attempt = sendBatch(
+      (entries) => {
+        calls++;
+        if (thrown) return Promise.reject(Object.assign(new Error('no'), { name: code }));
+        return Promise.resolve(entries.map((e) => (e.data.length === 1 ? code : undefined)));
+      },
+      [entry(1), entry(2), entry(3)],
+      { maxAttempts: 8, baseDelayMs: 1, maxDelayMs: 2, sleep: () => Promise.resolve() },
+    );
+    await expect(attempt).rejects.toBeInstanceOf(UnretryableError);
+    await expect(attempt).rejects.toMatchObject({ code, sent: thrown ? 0 : 2, failed: thrown ? 3 : 1 });
+    expect(calls).toBe(1);
+  });
 });
 
 describe('the producer CLI against Kinesis (moto)', () => {
@@ -112,7 +132,7 @@ describe('the producer CLI against Kinesis (moto)', () => {
     await createStream('vehicles');
     const { code, summary } = await produce('--stream', 'vehicles', '--generate', '1200');
     expect(code).toBe(0);
-    expect(summary).toMatchObject({ sent: 1200, failed: 0, rejected: 0, interrupted: false });
+    expect(summary).toMatchObject({ recordsSent: 1200, recordsFailed: 0, recordsRejected: 0, recordsWithRandomPartitionKey: 1200, interrupted: false, stoppedBy: null });
     const records = await readAll('vehicles');
     expect(records).toHaveLength(1200);
     const first = JSON.parse(records[0]!.data) as Record<string, unknown>;
@@ -127,16 +147,35 @@ describe('the producer CLI against Kinesis (moto)', () => {
     const { code, summary } = await produce('--stream', 'keyed', '--file', file, '--partition-key', 'vin', '--rate', '200');
     expect(Date.now() - started).toBeGreaterThan(450);
     expect(code).toBe(0);
-    expect(summary).toMatchObject({ sent: 100, randomKeys: 1 });
+    // Only the line without the field (not JSON) gets a random key.
+    expect(summary).toMatchObject({ recordsSent: 100, recordsWithRandomPartitionKey: 1 });
     const records = await readAll('keyed');
     expect(records.filter((r) => r.partitionKey.startsWith('V'))).toHaveLength(99);
     expect(records.map((r) => r.data)).toContain('not json at all');
   });
 
-  it('reports a missing stream clearly and exits 1', async () => {
-    const { code, summary } = await produce('--stream', 'no-such-stream', '--generate', '10', '--max-attempts', '2');
-    expect(code).toBe(1);
-    expect(summary).toMatchObject({ sent: 0, failed: 10, failureCodes: { ResourceNotFoundException: 10 } });
+  it('stops at once on a missing stream, says how to create it and exits 2', async () => {
+    const { code, summary, stderr } = await produce('--stream', 'no-such-stream', '--generate', '10');
+    expect(code).toBe(2);
+    expect(summary).toMatchObject({ recordsSent: 0, recordResends: 0, recordsFailed: 10, stoppedBy: 'ResourceNotFoundException', failureCodes: { ResourceNotFoundException: 10 } });
+    expect(stderr).toContain(`create it first: aws kinesis create-stream --stream-name no-such-stream --shard-count 1 --region ${TEST_REGION} --endpoint-url ${moto.endpoint}`);
+  });
+
+  it('stops at once without credentials, says which variables to set and exits 2', async () => {
+    // No credentials anywhere the SDK's default chain looks (and no instance metadata to wait for).
+    const credentialSources = new Set(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI', 'AWS_WEB_IDENTITY_TOKEN_FILE']);
+    const env: NodeJS.ProcessEnv = {
+      ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !credentialSources.has(name))),
+      AWS_SHARED_CREDENTIALS_FILE: join(work, 'none'),
+      AWS_CONFIG_FILE: join(work, 'none'),
+      AWS_EC2_METADATA_DISABLED: 'true',
+    };
+    const result = await promisify(execFile)('node_modules/.bin/tsx', ['stream-consumer/producer/main.ts', '--endpoint', moto.endpoint, '--region', TEST_REGION, '--stream', 'vehicles', '--generate', '1200'], { env }).catch(
+      (e: unknown) => e as { code: number; stdout: string; stderr: string },
+    );
+    expect('code' in result ? result.code : 0).toBe(2);
+    expect(JSON.parse(result.stdout) as Record<string, unknown>).toMatchObject({ recordsSent: 0, recordResends: 0, stoppedBy: 'CredentialsProviderError' });
+    expect(result.stderr).toContain('set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY');
   });
 
   it('stops cleanly on Ctrl-C: what it reports as sent is exactly what is in the stream', async () => {
@@ -148,15 +187,26 @@ describe('the producer CLI against Kinesis (moto)', () => {
     child.kill('SIGINT');
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     expect(code).toBe(130);
-    const summary = JSON.parse(stdout) as { sent: number; interrupted: boolean };
+    const summary = JSON.parse(stdout) as { recordsSent: number; interrupted: boolean };
     expect(summary.interrupted).toBe(true);
-    expect(summary.sent).toBeGreaterThan(0);
-    expect(await readAll('interrupted')).toHaveLength(summary.sent);
+    expect(summary.recordsSent).toBeGreaterThan(0);
+    expect(await readAll('interrupted')).toHaveLength(summary.recordsSent);
   });
 
-  it('exits 2 with usage for missing or conflicting options', async () => {
+  it('exits 2 with usage for missing, conflicting or unknown options and a missing file', async () => {
     expect((await produce('--generate', '10')).code).toBe(2);
     expect((await produce('--stream', 's', '--generate', '10', '--stdin')).code).toBe(2);
     expect((await produce('--stream', 's', '--generate', 'ten')).code).toBe(2);
+    expect((await produce('--stream', 's', '--generate', '10', '--shards', '2')).code).toBe(2);
+    const missing = await produce('--stream', 's', '--file', join(work, 'absent.jsonl'));
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('--file: no such file');
+    expect(missing.stderr).toContain('usage: npm run produce');
+  });
+
+  it('prints its usage with examples for --help and exits 0', async () => {
+    const result = await promisify(execFile)('node_modules/.bin/tsx', ['stream-consumer/producer/main.ts', '--help']);
+    expect(result.stdout).toContain('usage: npm run produce -- --stream NAME');
+    expect(result.stdout).toContain('examples:');
   });
 });
