@@ -20,8 +20,10 @@ import { normalizeDn } from '../config/config.ts';
 import { AuthError, DirectoryError } from '../errors.ts';
 import { SecretsManagerSecret } from '../storage/documents.ts';
 import type { Role } from './roles.ts';
+import { normalizeUserName } from './throttle.ts';
 
 export interface DirectoryPerson {
+  /** The person's name as the directory stores it (PSEUDO_LDAP_USERNAME_ATTRIBUTE, else the DN): never the typed spelling. */
   readonly username: string;
   readonly dn: string;
   readonly roles: readonly Role[];
@@ -29,7 +31,11 @@ export interface DirectoryPerson {
 
 /** Why a sign-in failed, for the audit log only; the caller always gets one generic 401. */
 export class SignInRejected extends AuthError {
-  constructor(readonly reason: 'invalid-input' | 'unknown-user' | 'ambiguous-user' | 'invalid-credentials') {
+  constructor(
+    readonly reason: 'invalid-input' | 'unknown-user' | 'ambiguous-user' | 'invalid-credentials',
+    /** The directory's name for the person, when one entry matched (a wrong password): for the throttle and the audit entry. */
+    readonly identity?: string,
+  ) {
     super('unauthenticated', 'the user name or password is not correct');
   }
 }
@@ -74,24 +80,29 @@ export class LdapDirectory {
       ...(this.config.startTls ? {} : { tlsOptions: this.tlsOptions() }),
     });
     let phase: 'connect' | 'service-bind' | 'search' | 'user-bind' = 'connect';
+    let identity: string | undefined;
     try {
       if (this.config.startTls) await client.startTLS(this.tlsOptions());
       phase = 'service-bind';
       await this.serviceBind(client);
       phase = 'search';
-      const attributes = this.config.groups.mode === 'memberOf' ? ['memberOf'] : ['dn'];
+      const attributes = [this.config.usernameAttribute, ...(this.config.groups.mode === 'memberOf' ? ['memberOf'] : [])];
       const { searchEntries } = await client.search(this.config.userBase, { scope: 'sub', filter, attributes, sizeLimit: 2 });
       if (searchEntries.length === 0) throw new SignInRejected('unknown-user');
       if (searchEntries.length > 1) throw new SignInRejected('ambiguous-user');
       const entry = searchEntries[0]!;
+      // The directory matches ` steve`, `ｓｔｅｖｅ` or `ſteve` as steve: from here on the person is named as the entry names them.
+      const attribute = this.config.usernameAttribute.toLowerCase();
+      const names = Object.entries(entry).find(([name]) => name.toLowerCase() === attribute)?.[1];
+      identity = identityOf(values(names), username) ?? entry.dn;
       const groups = this.config.groups.mode === 'memberOf' ? values(entry.memberOf) : await this.nestedGroups(client, this.config.groups.base, entry.dn);
       phase = 'user-bind';
       await client.bind(entry.dn, password);
       const roles = new Set<Role>();
       for (const group of groups) for (const role of this.config.roleMap.get(normalizeDn(group)) ?? []) roles.add(role);
-      return { username, dn: entry.dn, roles: [...roles] };
+      return { username: identity, dn: entry.dn, roles: [...roles] };
     } catch (error) {
-      throw this.explain(error, phase);
+      throw this.explain(error, phase, identity);
     } finally {
       await client.unbind().catch(() => undefined);
     }
@@ -118,10 +129,10 @@ export class LdapDirectory {
   }
 
   /** Sign-in failures stay 401; anything about the directory itself becomes a 503 that says what to check. */
-  private explain(error: unknown, phase: string): Error {
+  private explain(error: unknown, phase: string, identity: string | undefined): Error {
     if (error instanceof SignInRejected) return error;
     if (error instanceof InvalidCredentialsError) {
-      return phase === 'user-bind' ? new SignInRejected('invalid-credentials') : new DirectoryError('the directory rejected the service bind account (PSEUDO_LDAP_BIND_DN / its password)');
+      return phase === 'user-bind' ? new SignInRejected('invalid-credentials', identity) : new DirectoryError('the directory rejected the service bind account (PSEUDO_LDAP_BIND_DN / its password)');
     }
     const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : '';
     if (TLS_CODES.test(code)) {
@@ -135,6 +146,15 @@ export class LdapDirectory {
 
 function isAcceptable(text: string, max: number): boolean {
   return typeof text === 'string' && text.length > 0 && text.length <= max && !text.includes('\u0000') && text.isWellFormed();
+}
+
+/**
+ * Of the entry's names (an attribute may hold several), the one the typed name stands for once both
+ * are normalised, else the first. Undefined when the entry has none.
+ */
+function identityOf(names: readonly string[], typed: string): string | undefined {
+  const wanted = normalizeUserName(typed);
+  return names.find((name) => normalizeUserName(name) === wanted) ?? names[0];
 }
 
 function values(attribute: unknown): string[] {

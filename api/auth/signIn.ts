@@ -6,6 +6,11 @@
  * Every way of failing the credentials (unknown user, wrong password, locked account, filtered out,
  * injection attempt, empty password) is the same refusal, and each counts toward the throttle for
  * that user name and address.
+ *
+ * Whose name: the directory matches names loosely (` erin`, `ｅｒｉｎ`, `ſteve`), so the typed
+ * spelling names no one. The throttle is asked first under the normalised spelling (throttle.ts),
+ * without a directory round trip; once the directory has found the entry, the person is its own name
+ * (PSEUDO_LDAP_USERNAME_ATTRIBUTE) for the session, the audit entry and the throttle, whatever was typed.
  */
 import type { AuditLog } from '../audit/auditLog.ts';
 import { DirectoryError } from '../errors.ts';
@@ -13,7 +18,11 @@ import type { Logger } from '../observability/logger.ts';
 import { SignInRejected, type LdapDirectory } from './directory.ts';
 import type { Role } from './roles.ts';
 import type { IssuedSession, SessionTokens } from './sessions.ts';
-import type { LoginThrottle } from './throttle.ts';
+import { normalizeUserName, type LoginThrottle } from './throttle.ts';
+
+function userKey(name: string): string {
+  return `user:${normalizeUserName(name)}`;
+}
 
 export interface SignInAttempt {
   readonly username: string;
@@ -43,23 +52,29 @@ export interface SignInDependencies {
 export async function signIn(dependencies: SignInDependencies, attempt: SignInAttempt): Promise<SignInOutcome> {
   const { directory, throttle, sessions, audit, logger } = dependencies;
   const { username, password, clientAddress, requestId } = attempt;
-  const throttleKeys = [`user:${username.toLowerCase()}`, `address:${clientAddress ?? 'unknown'}`];
+  const typedKey = userKey(username);
+  const addressKey = `address:${clientAddress ?? 'unknown'}`;
   const base = { action: 'sign-in' as const, requestId, clientAddress };
-  const retryAfter = throttle.retryAfter(throttleKeys);
-  if (retryAfter > 0) {
+  const throttled = (retryAfterSeconds: number): SignInOutcome => {
     audit.record({ ...base, outcome: 'denied', actor: { kind: 'anonymous' }, reason: 'throttled' });
-    return { kind: 'refused', reason: 'throttled', retryAfterSeconds: retryAfter, username: undefined };
-  }
+    return { kind: 'refused', reason: 'throttled', retryAfterSeconds, username: undefined };
+  };
+  const retryAfter = throttle.retryAfter([typedKey, addressKey]);
+  if (retryAfter > 0) return throttled(retryAfter);
   let person;
   try {
     person = await directory.authenticate(username, password);
   } catch (error) {
     if (error instanceof SignInRejected) {
-      throttle.failed(throttleKeys);
-      // A name that is not in the directory may be a mistyped password: it is not written down.
-      const known = error.reason === 'invalid-credentials' || error.reason === 'ambiguous-user';
-      audit.record({ ...base, outcome: 'failure', actor: known ? { kind: 'person', id: username } : { kind: 'anonymous' }, reason: error.reason });
-      return { kind: 'refused', reason: 'invalid-credentials', username: known ? username : undefined };
+      // A spelling normalisation did not catch still meets the person's own lock (and gets the same answer as a right password would).
+      const identityKey = error.identity === undefined ? undefined : userKey(error.identity);
+      const lockedBefore = identityKey === undefined ? 0 : throttle.retryAfter([identityKey]);
+      throttle.failed([...new Set([typedKey, identityKey ?? typedKey, addressKey])]);
+      if (lockedBefore > 0) return throttled(lockedBefore);
+      // A name that is not in the directory may be a mistyped password: it is not written down. Nor is a name two entries answer to.
+      const actor = error.identity === undefined ? { kind: 'anonymous' as const } : { kind: 'person' as const, id: error.identity };
+      audit.record({ ...base, outcome: 'failure', actor, reason: error.reason });
+      return { kind: 'refused', reason: 'invalid-credentials', username: error.identity };
     }
     if (error instanceof DirectoryError) {
       audit.record({ ...base, outcome: 'failure', actor: { kind: 'anonymous' }, reason: 'directory-unavailable' });
@@ -67,7 +82,11 @@ export async function signIn(dependencies: SignInDependencies, attempt: SignInAt
     }
     throw error;
   }
-  throttle.succeeded(throttleKeys[0]!);
+  const identityKey = userKey(person.username);
+  const identityLocked = throttle.retryAfter([identityKey]);
+  if (identityLocked > 0) return throttled(identityLocked);
+  throttle.succeeded(typedKey);
+  throttle.succeeded(identityKey);
   const actor = { kind: 'person' as const, id: person.username };
   if (person.roles.length === 0) {
     audit.record({ ...base, outcome: 'denied', actor, reason: 'no-role' });

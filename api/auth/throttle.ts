@@ -5,6 +5,17 @@
  */
 const MAX_TRACKED = 100_000;
 
+/**
+ * One spelling per person for the throttle, before the directory is asked: directories compare
+ * names loosely (case-insensitive, leading and trailing spaces ignored, and often compatibility
+ * forms such as fullwidth `ｅｒｉｎ` or the long s of `ſteve`), so `erin`, `Erin `, `ｅｒｉｎ` must
+ * count toward one lock. NFKC, then case folding (upper then lower, so ß and ẞ meet at ss), then
+ * trimmed with inner spaces collapsed.
+ */
+export function normalizeUserName(name: string): string {
+  return name.normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC').trim().replace(/\s+/g, ' ');
+}
+
 interface Record {
   failures: number[];
   lockedUntil: number;

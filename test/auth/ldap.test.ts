@@ -3,8 +3,10 @@
  * (LDAPS with a CA made by the test, memberof and ppolicy overlays). Roles from directory groups are
  * enforced on every endpoint; every way of failing is a 401; the directory's own trouble is a 503.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { decodeJwt } from 'jose';
+import { Client } from 'ldapts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMoto, type Moto } from '../support/moto.ts';
 import { startTestService, withTestService, type TestService } from '../support/service.ts';
@@ -24,8 +26,31 @@ afterAll(async () => {
 interface Problem { type: string; detail?: string }
 interface Session { token: string; tokenType: string; expiresAt: string; roles: string[] }
 
-async function signIn(service: TestService, username: string, password: string) {
-  return service.call('POST', '/v1/login', { body: { username, password } });
+async function signIn(service: TestService, username: string, password: string, forwardedFor?: string) {
+  return service.call('POST', '/v1/login', { body: { username, password }, headers: forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor } });
+}
+
+interface AuditEntry { action: string; outcome: string; actor: { kind: string; id?: string }; reason?: string; clientAddress?: string }
+
+function auditEntries(service: TestService): AuditEntry[] {
+  return service
+    .logs()
+    .split('\n')
+    .filter((line) => line.includes('"audit":true'))
+    .map((line) => JSON.parse(line) as AuditEntry);
+}
+
+/** How many failed binds slapd's ppolicy has recorded on a person's entry (pwdFailureTime): whether a guess reached the directory. */
+async function failedBinds(username: string): Promise<number> {
+  const client = new Client({ url: directory.ldapsUrl, tlsOptions: { ca: [readFileSync(directory.caFile)] } });
+  try {
+    await client.bind(BIND_DN, BIND_PASSWORD);
+    const { searchEntries } = await client.search(`uid=${username},ou=people,dc=example,dc=org`, { scope: 'base', attributes: ['pwdFailureTime'] });
+    const times = searchEntries[0]?.pwdFailureTime;
+    return times === undefined ? 0 : [times].flat().length;
+  } finally {
+    await client.unbind();
+  }
 }
 
 async function tokenOf(person: { username: string; password: string }): Promise<string> {
@@ -150,6 +175,86 @@ describe('failed sign-ins are throttled', () => {
       // The same address failed three times as well: another user from it is held back too.
       expect((await signIn(service, PEOPLE.engineer.username, PEOPLE.engineer.password)).status).toBe(429);
     });
+  });
+});
+
+describe('user-name spellings the directory takes for the same person', () => {
+  const SPELLINGS = ['ſteve', 'ｓｔｅｖｅ', 'ﬆeve', ' steve', 'steve ', 'STEVE'];
+
+  it('sign in as the directory\'s own name: session subject and audit actor are `steve`, never the typed spelling', async () => {
+    for (const spelling of SPELLINGS) {
+      const res = await signIn(api, spelling, PEOPLE.steward.password);
+      expect(res.status, JSON.stringify(spelling)).toBe(200);
+      expect(decodeJwt((res.json as Session).token).sub).toBe('steve');
+      await signIn(api, spelling, 'not-the-password');
+    }
+    const actors = auditEntries(api).filter((entry) => entry.action === 'sign-in' && entry.actor.kind === 'person').map((entry) => entry.actor.id);
+    for (const spelling of SPELLINGS.filter((s) => s !== 'steve')) expect(actors).not.toContain(spelling);
+    expect(auditEntries(api)).toContainEqual(expect.objectContaining({ action: 'sign-in', outcome: 'failure', actor: { kind: 'person', id: 'steve' }, reason: 'invalid-credentials' }));
+  });
+
+  it('count toward one lock, and a locked person is refused under any spelling before the directory is asked', async () => {
+    // One trusted hop and a new client address per attempt: only the user-name lock is in play.
+    let client = 0;
+    const from = () => `203.0.113.${++client}`;
+    await withTestService({ ...directory.env, PSEUDO_LOGIN_MAX_FAILURES: '3', PSEUDO_LOGIN_LOCK_SECONDS: '60', PSEUDO_TRUSTED_PROXIES: '1' }, async (service) => {
+      for (const spelling of ['erin ', 'ｅｒｉｎ', ' ERIN']) expect((await signIn(service, spelling, 'wrong', from())).status).toBe(401);
+      expect((await signIn(service, PEOPLE.engineer.username, PEOPLE.engineer.password, from())).status).toBe(429);
+      const bindsBefore = await failedBinds('erin');
+      for (const spelling of ['erin ', 'ｅｒｉｎ', ' erin', 'Erin', 'ｅrin', 'erin  ']) {
+        expect((await signIn(service, spelling, PEOPLE.engineer.password, from())).status, JSON.stringify(spelling)).toBe(429);
+        expect((await signIn(service, spelling, 'wrong-again', from())).status, JSON.stringify(spelling)).toBe(429);
+      }
+      // Twelve attempts while locked, none of them a bind on erin's entry.
+      expect(await failedBinds('erin')).toBe(bindsBefore);
+      // Another person is not held back: the lock is erin's.
+      expect((await signIn(service, PEOPLE.steward.username, PEOPLE.steward.password, from())).status).toBe(200);
+    });
+  });
+});
+
+describe('the client address behind proxies (PSEUDO_TRUSTED_PROXIES)', () => {
+  const settings = { PSEUDO_LOGIN_MAX_FAILURES: '3', PSEUDO_LOGIN_LOCK_SECONDS: '60' };
+  const failThreeTimes = async (service: TestService, forwardedFor: string) => {
+    // Three different unknown names: only the address lock can build up.
+    for (const name of ['nobody-1', 'nobody-2', 'nobody-3']) expect((await signIn(service, name, 'wrong', forwardedFor)).status).toBe(401);
+  };
+
+  it('behind one trusted hop, clients with different X-Forwarded-For do not share a throttle', async () => {
+    await withTestService({ ...directory.env, ...settings, PSEUDO_TRUSTED_PROXIES: '1' }, async (service) => {
+      await failThreeTimes(service, '198.51.100.1');
+      expect((await signIn(service, PEOPLE.steward.username, PEOPLE.steward.password, '198.51.100.1')).status).toBe(429);
+      // A spoofed entry before the one the trusted hop appended changes nothing.
+      expect((await signIn(service, PEOPLE.steward.username, PEOPLE.steward.password, '198.51.100.2, 198.51.100.1')).status).toBe(429);
+      expect((await signIn(service, PEOPLE.steward.username, PEOPLE.steward.password, '198.51.100.2')).status).toBe(200);
+      const addresses = auditEntries(service).map((entry) => entry.clientAddress);
+      expect(addresses).toContain('198.51.100.1');
+      expect(addresses).toContain('198.51.100.2');
+      expect(addresses).not.toContain('127.0.0.1');
+    });
+  });
+
+  it('without the setting, X-Forwarded-For is ignored: the peer address is the client', async () => {
+    await withTestService({ ...directory.env, ...settings }, async (service) => {
+      await failThreeTimes(service, '198.51.100.1');
+      expect((await signIn(service, PEOPLE.steward.username, PEOPLE.steward.password, '198.51.100.2')).status).toBe(429);
+      expect(auditEntries(service).map((entry) => entry.clientAddress)).not.toContain('198.51.100.1');
+    });
+  });
+});
+
+describe('the sign-in body', () => {
+  it('is refused above 4 KiB with 413 before it is parsed, on Express and in the core Lambda calls', async () => {
+    const nested = Buffer.from('['.repeat(6 * 1024 * 1024));
+    for (const body of [nested, Buffer.from(JSON.stringify({ username: 'steve', password: 'x'.repeat(5000) }))]) {
+      const res = await api.call('POST', '/v1/login', { rawBody: body });
+      expect(res.status).toBe(413);
+      expect((res.json as Problem).type).toBe('urn:pseudonymization:problem:payload-too-large');
+      const core = await api.running.service.handle({ method: 'POST', path: '/v1/login', query: {}, headers: { 'content-type': 'application/json' }, body, clientAddress: '127.0.0.1' });
+      expect(core.status).toBe(413);
+    }
+    // A sign-in body of ordinary size is still read.
+    expect((await signIn(api, PEOPLE.steward.username, PEOPLE.steward.password)).status).toBe(200);
   });
 });
 
