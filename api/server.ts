@@ -1,15 +1,16 @@
 /**
- * The Express transport: reads the body as bytes (up to the configured limit), hands the request
+ * The Express transport: reads the body as bytes (up to the route's limit), hands the request
  * to the service core and writes back what it answers. No rule lives here. The process around it
  * (workers, signals) is api/main.ts.
  */
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Config } from './config/config.ts';
 import { RequestError } from './errors.ts';
-import { recordRequest } from './http/handler.ts';
+import { bodyLimitFor, recordRequest } from './http/handler.ts';
 import { problemResponse } from './http/problem.ts';
 import type { CoreRequest, CoreResponse } from './http/types.ts';
 import { PseudonymizationService, type ServiceOptions } from './service.ts';
@@ -44,7 +45,17 @@ export function createApp(service: PseudonymizationService): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  app.use(express.raw({ type: () => true, limit: service.config.limits.maxBodyBytes }));
+  // The route's own limit, not the largest one: a 6 MB body sent to sign-in is refused after a few KB (413), unread.
+  const readers = new Map<number, express.RequestHandler>();
+  app.use((request: Request, response: Response, next: NextFunction) => {
+    const limit = bodyLimitFor(service, request.method, request.path);
+    let reader = readers.get(limit);
+    if (!reader) {
+      reader = express.raw({ type: () => true, limit });
+      readers.set(limit, reader);
+    }
+    reader(request, response, next);
+  });
   app.use((request: Request, response: Response, next: NextFunction) => {
     service.handle(toCoreRequest(request)).then((core) => {
       send(response, core);
@@ -55,7 +66,7 @@ export function createApp(service: PseudonymizationService): express.Express {
     const requestId = randomUUID();
     const core = problemResponse(bodyErrorToProblem(error), requestId);
     core.headers['x-request-id'] = requestId;
-    recordRequest(service, { requestId, route: 'unread-body', method: 'other', status: core.status, seconds: 0, values: 0 });
+    recordRequest(service, { requestId, route: 'unread-body', method: 'other', status: core.status, seconds: 0, valueCount: 0 });
     send(response, core);
   });
   return app;
@@ -75,6 +86,23 @@ export async function startServer(config: Config, options: ServiceOptions = {}):
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
+  });
+  // Node answers header fields over its limit itself, with an empty body: say it as a problem+json like every other
+  // refusal. Other unparseable requests get Node's own answer (408 on a timeout, else 400), as without this listener.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    if (error.code !== 'HPE_HEADER_OVERFLOW') {
+      socket.end(`HTTP/1.1 ${error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request'}\r\nConnection: close\r\n\r\n`);
+      return;
+    }
+    const requestId = randomUUID();
+    const core = problemResponse(new RequestError('headers-too-large', 'the request header fields are larger than the server reads'), requestId);
+    recordRequest(service, { requestId, route: 'unread-request', method: 'other', status: core.status, seconds: 0, valueCount: 0 });
+    const headers = Object.entries({ ...core.headers, 'x-request-id': requestId, 'content-length': String(Buffer.byteLength(core.body)), connection: 'close' });
+    socket.end(`HTTP/1.1 431 Request Header Fields Too Large\r\n${headers.map(([name, value]) => `${name}: ${value}\r\n`).join('')}\r\n${core.body}`);
   });
   // Longer than load balancers' idle timeouts, so they close keep-alive connections first.
   server.keepAliveTimeout = 65_000;

@@ -3,6 +3,7 @@
  * Config; a bad value fails fast with a message that names the variable (never its value, which
  * could be a secret). Every default is the embedded, no-AWS setting.
  */
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ROLES, type Role } from '../auth/roles.ts';
@@ -52,6 +53,8 @@ const environmentSchema = z.object({
   PSEUDO_LDAP_BIND_PASSWORD_FILE: z.string().min(1).optional(),
   PSEUDO_LDAP_BIND_PASSWORD_SECRET_ID: z.string().min(1).optional(),
   PSEUDO_LDAP_USER_BASE: z.string().min(1).optional(),
+  /** The entry's attribute that names the person (session subject, audit actor, throttle): uid, or sAMAccountName on Active Directory. */
+  PSEUDO_LDAP_USERNAME_ATTRIBUTE: z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,63}$/, 'must be an attribute name').default('uid'),
   PSEUDO_LDAP_USER_FILTER: z.string().includes('{username}', { message: 'must contain {username}' }).default('(&(objectClass=person)(uid={username}))'),
   PSEUDO_LDAP_GROUPS: z.enum(['memberOf', 'ad-nested']).default('memberOf'),
   PSEUDO_LDAP_GROUP_BASE: z.string().min(1).optional(),
@@ -60,6 +63,8 @@ const environmentSchema = z.object({
   PSEUDO_SESSION_TTL_SECONDS: integer(60, 43_200).default(900),
   PSEUDO_LOGIN_MAX_FAILURES: integer(1, 1000).default(5),
   PSEUDO_LOGIN_LOCK_SECONDS: integer(1, 86_400).default(300),
+  /** Which hops may state the client's address in X-Forwarded-For: a hop count, or IPs/CIDRs; unset, the peer's address (api/http/clientAddress.ts). */
+  PSEUDO_TRUSTED_PROXIES: z.string().min(1).optional(),
 
   PSEUDO_ERASURE_REGISTRY_FILE: z.string().min(1).optional(),
   PSEUDO_ERASURE_LEDGER: z.enum(['sqlite', 'dynamodb']).default('sqlite'),
@@ -114,6 +119,8 @@ export interface LdapConfig {
   readonly userBase: string;
   /** An RFC 4515 filter with {username} where the escaped user name goes. */
   readonly userFilter: string;
+  /** The attribute whose value (as the directory stores it) names the person once found. */
+  readonly usernameAttribute: string;
   readonly groups: { readonly mode: 'memberOf' } | { readonly mode: 'ad-nested'; readonly base: string };
   /** Group DN (normalized) -> roles. */
   readonly roleMap: ReadonlyMap<string, readonly Role[]>;
@@ -158,6 +165,13 @@ export interface PeopleConfig {
   readonly lockSeconds: number;
 }
 
+/** Which peers may tell the client's address in X-Forwarded-For (PSEUDO_TRUSTED_PROXIES). */
+export type TrustedProxies =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'hops'; readonly hops: number }
+  /** IPv4/IPv6 addresses and CIDR ranges, checked well-formed. */
+  | { readonly kind: 'ranges'; readonly ranges: readonly string[] };
+
 export interface Config {
   readonly host: string;
   readonly port: number;
@@ -171,6 +185,7 @@ export interface Config {
   readonly limits: { readonly maxBodyBytes: number; readonly maxValues: number; readonly maxValueBytes: number };
   readonly cacheEntries: number;
   readonly people: PeopleConfig;
+  readonly trustedProxies: TrustedProxies;
   readonly erasure: ErasureConfig;
   /** For AWS calls that belong to no provider above (the registry's Glue check). */
   readonly aws: { readonly region: string; readonly endpoint: string | undefined };
@@ -269,9 +284,29 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     limits: { maxBodyBytes: env.PSEUDO_MAX_BODY_BYTES, maxValues: env.PSEUDO_MAX_VALUES, maxValueBytes: env.PSEUDO_MAX_VALUE_BYTES },
     cacheEntries: env.PSEUDO_CACHE_ENTRIES,
     people,
+    trustedProxies: trustedProxiesOf(env.PSEUDO_TRUSTED_PROXIES),
     erasure,
     aws: { region: env.AWS_REGION, endpoint: env.PSEUDO_AWS_ENDPOINT },
   };
+}
+
+/** `2` (hops) or `10.0.0.0/8, 192.168.1.7, fd00::/8` (proxies' addresses); every entry checked. */
+function trustedProxiesOf(text: string | undefined): TrustedProxies {
+  if (text === undefined) return { kind: 'none' };
+  const shape = 'PSEUDO_TRUSTED_PROXIES: must be a hop count (1-16) or a comma-separated list of IP addresses and CIDR ranges';
+  if (/^\s*\d+\s*$/.test(text)) {
+    const hops = Number(text);
+    if (hops < 1 || hops > 16) throw new ConfigError(shape);
+    return { kind: 'hops', hops };
+  }
+  const ranges = text.split(',').map((entry) => entry.trim());
+  for (const range of ranges) {
+    const [address = '', prefix, ...rest] = range.split('/');
+    const family = isIP(address);
+    const bits = family === 6 ? 128 : 32;
+    if (family === 0 || rest.length > 0 || (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits))) throw new ConfigError(shape);
+  }
+  return { kind: 'ranges', ranges };
 }
 
 /** Compares group DNs as directories do: case and spaces around separators do not matter. */
@@ -323,6 +358,7 @@ function ldapConfig(env: z.infer<typeof environmentSchema>): LdapConfig | undefi
     bindPassword,
     userBase: need('PSEUDO_LDAP_USER_BASE'),
     userFilter: env.PSEUDO_LDAP_USER_FILTER,
+    usernameAttribute: env.PSEUDO_LDAP_USERNAME_ATTRIBUTE,
     groups: env.PSEUDO_LDAP_GROUPS === 'memberOf' ? { mode: 'memberOf' } : { mode: 'ad-nested', base: need('PSEUDO_LDAP_GROUP_BASE') },
     roleMap: new Map(Object.entries(roles.data).map(([dn, list]) => [normalizeDn(dn), list])),
     timeoutMs: env.PSEUDO_LDAP_TIMEOUT_MS,

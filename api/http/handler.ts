@@ -13,8 +13,9 @@ import { randomUUID } from 'node:crypto';
 import { authorize, type Principal } from '../auth/roles.ts';
 import { AuthError, errorMessage, PlatformError, RequestError } from '../errors.ts';
 import type { PseudonymizationService } from '../service.ts';
+import { clientAddressResolver } from './clientAddress.ts';
 import { problemResponse } from './problem.ts';
-import type { Route } from './route.ts';
+import { bodyLimit, PUBLIC_MAX_BODY_BYTES, type Route } from './route.ts';
 import { ROUTES } from './routes.ts';
 import type { CoreRequest, CoreResponse } from './types.ts';
 
@@ -98,9 +99,25 @@ function match(path: string): { template: string; params: Record<string, string>
   return undefined;
 }
 
+/**
+ * The most a transport needs to buffer for this request: the matched route's body limit (for a path
+ * whose method does not match, the largest of its routes; for an unknown path, a public route's), so
+ * Express never reads megabytes for a route that takes a few KB.
+ */
+export function bodyLimitFor(service: PseudonymizationService, method: string, path: string): number {
+  const configured = service.config.limits.maxBodyBytes;
+  const candidates = PATHS.get(match(path)?.template ?? '') ?? [];
+  const route = candidates.find((r) => r.method === method);
+  if (route) return bodyLimit(route, configured);
+  return Math.max(bodyLimit({ maxBodyBytes: PUBLIC_MAX_BODY_BYTES }, configured), ...candidates.map((r) => bodyLimit(r, configured)));
+}
+
 export function createRequestHandler(service: PseudonymizationService): (request: CoreRequest) => Promise<CoreResponse> {
-  return async (request) => {
+  const clientAddressOf = clientAddressResolver(service.config.trustedProxies);
+  return async (received) => {
     const started = process.hrtime.bigint();
+    // The transport gives the peer; who the client is behind trusted proxies is decided here, once, for both transports.
+    const request: CoreRequest = { ...received, clientAddress: clientAddressOf(received.clientAddress, received.headers['x-forwarded-for']) };
     const offered = request.headers['x-request-id'];
     const requestId = offered && REQUEST_ID.test(offered) ? offered : randomUUID();
     const matched = match(request.path);
@@ -130,7 +147,7 @@ export function createRequestHandler(service: PseudonymizationService): (request
       method: route ? request.method : 'other',
       status: response.status,
       seconds: Number(process.hrtime.bigint() - started) / 1e9,
-      values: facts.valueCount,
+      valueCount: facts.valueCount,
       apiKeyId: facts.principal?.id,
     });
     return response;
@@ -139,12 +156,13 @@ export function createRequestHandler(service: PseudonymizationService): (request
 
 export interface RequestRecord {
   requestId: string;
-  /** A route template, 'unmatched' or 'unread-body': never the raw path. */
+  /** A route template, 'unmatched', 'unread-body' or 'unread-request' (Node could not parse it): never the raw path. */
   route: string;
   method: string;
   status: number;
   seconds: number;
-  values: number;
+  /** How many values the request carried: a count, under a name the logger's redaction list (which hides `values`) leaves alone. */
+  valueCount: number;
   apiKeyId?: string | undefined;
 }
 

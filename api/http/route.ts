@@ -44,7 +44,7 @@ export interface RouteDeclaration<Body, Query> {
    * field, or the configured compatibility context. Absent: the route works on no context.
    */
   readonly scope?: 'body-context' | 'compat-context';
-  /** Checked after authorization and before the body is read: a feature that is not configured answers here (404). */
+  /** Checked after authorization and before the body is read: a feature that is not configured (404) or keys not loaded (503) answer here. */
   readonly requires?: (service: PseudonymizationService) => Promise<void> | void;
   /** Query parameters; unknown ones are ignored. Checked before the body. */
   readonly query?: z.ZodType<Query>;
@@ -58,6 +58,12 @@ export interface RouteDeclaration<Body, Query> {
      */
     readonly items?: readonly string[];
   };
+  /**
+   * The largest body this route reads, checked before JSON parsing (413). Default: the configured
+   * PSEUDO_MAX_BODY_BYTES, or PUBLIC_MAX_BODY_BYTES on a public route, so nobody unauthenticated gets
+   * megabytes parsed. The configured limit still caps it.
+   */
+  readonly maxBodyBytes?: number;
   /** The 2xx body, where it is cheap to state; the OpenAPI test compares it with the document. */
   readonly response?: z.ZodType;
   /** Reidentify routes write an audit entry for every outcome, denials included. */
@@ -77,6 +83,8 @@ export interface Route {
   readonly bodySchema: z.ZodType | undefined;
   readonly itemFields: readonly string[];
   readonly responseSchema: z.ZodType | undefined;
+  /** The route's own body limit (undefined: the configured one); bodyLimit() applies both. */
+  readonly maxBodyBytes: number | undefined;
   /** Reads and checks the query and body, then returns the context to scope-check and the rest of the run. */
   accept(request: CoreRequest, service: PseudonymizationService): Accepted;
 }
@@ -100,6 +108,14 @@ function withUncheckedItems(schema: z.core.$ZodType, fields: readonly string[]):
   return schema;
 }
 
+/** A public route's body limit unless it declares its own: a sign-in body is a few hundred bytes. */
+export const PUBLIC_MAX_BODY_BYTES = 4 * 1024;
+
+/** The most a route reads: its own limit, capped by the configured PSEUDO_MAX_BODY_BYTES. */
+export function bodyLimit(route: Pick<Route, 'maxBodyBytes'>, configuredMaxBodyBytes: number): number {
+  return Math.min(route.maxBodyBytes ?? configuredMaxBodyBytes, configuredMaxBodyBytes);
+}
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -108,6 +124,7 @@ export function defineRoute<Body = undefined, Query = undefined>(declaration: Ro
   const itemFields = declaration.body?.items ?? [];
   const checkQuery = declaration.query ? validator(declaration.query, 'query') : undefined;
   const checkBody = declaration.body ? validator(withUncheckedItems(declaration.body.schema, itemFields), 'body') : undefined;
+  const maxBodyBytes = declaration.maxBodyBytes ?? (declaration.role === 'public' ? PUBLIC_MAX_BODY_BYTES : undefined);
   return {
     method: declaration.method,
     path: declaration.path,
@@ -119,9 +136,10 @@ export function defineRoute<Body = undefined, Query = undefined>(declaration: Ro
     bodySchema: declaration.body?.schema,
     itemFields,
     responseSchema: declaration.response,
+    maxBodyBytes,
     accept(request, service) {
       const query = checkQuery ? checkQuery(request.query) : undefined;
-      const raw: unknown = checkBody ? checkBody(readJson(request, service.config.limits.maxBodyBytes)) : undefined;
+      const raw: unknown = checkBody ? checkBody(readJson(request, bodyLimit({ maxBodyBytes }, service.config.limits.maxBodyBytes))) : undefined;
       let contextName: string | undefined;
       if (declaration.scope === 'compat-context') contextName = service.config.compatContext;
       else if (declaration.scope === 'body-context' && isObject(raw) && typeof raw.context === 'string') contextName = raw.context;

@@ -13,7 +13,7 @@ import { ERASURE_STATUSES, LEGAL_GROUNDS, LIFT_REASONS } from '../erasure/ledger
 import { liftViewOf, MAX_SUBJECTS_PER_LIFT, type LiftFiling } from '../erasure/lifts.ts';
 import { MAX_SUBJECTS_PER_REQUEST, viewOf, type ErasureFiling } from '../erasure/requests.ts';
 import type { PseudonymizationService } from '../service.ts';
-import { defineRoute, type Route } from './route.ts';
+import { defineRoute, PUBLIC_MAX_BODY_BYTES, type Route } from './route.ts';
 import type { CoreResponse } from './types.ts';
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' };
@@ -39,6 +39,14 @@ async function directoryOf(service: PseudonymizationService) {
   });
   if (!directory) throw new RequestError('not-found', 'sign-in with a directory identity is not configured (PSEUDO_LDAP_URL)');
   return directory;
+}
+
+/**
+ * Reidentify needs the keys as much as pseudonymize does: without them every item would come back as
+ * `unknown-key-version` in a 200, which a caller can mistake for bad pseudonyms. Answer 503 like pseudonymize.
+ */
+function keyringLoaded(service: PseudonymizationService): void {
+  if (!service.ready) throw new PlatformError('keyring-unavailable', 'the keyring is not loaded yet');
 }
 
 const nullableStrings = z.array(z.string().nullable());
@@ -134,6 +142,7 @@ export const ROUTES: readonly Route[] = [
     role: 'reidentify',
     scope: 'body-context',
     audited: true,
+    requires: keyringLoaded,
     body: { schema: z.object({ context: z.string(), pseudonyms: nullableStrings, keyVersion: keyVersion.optional() }).strict(), items: ['pseudonyms'] },
     response: z.object({ values: nullableStrings, errors: z.array(itemError) }).strict(),
     handler: async ({ service, body, items }) => {
@@ -168,6 +177,7 @@ export const ROUTES: readonly Route[] = [
     role: 'reidentify',
     scope: 'compat-context',
     audited: true,
+    requires: keyringLoaded,
     // The AWS sample's client sends `reidentifications`; its documentation says `pseudonyms`. Accept either.
     body: {
       schema: z.union([z.object({ pseudonyms: nullableStrings }).strict(), z.object({ reidentifications: nullableStrings }).strict()], {
@@ -191,6 +201,8 @@ export const ROUTES: readonly Route[] = [
     method: 'POST',
     path: '/v1/login',
     role: 'public',
+    // Unauthenticated: a user name and a password fit in far less; nothing larger is read or parsed.
+    maxBodyBytes: PUBLIC_MAX_BODY_BYTES,
     requires: async (service) => {
       await directoryOf(service);
     },

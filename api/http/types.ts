@@ -8,7 +8,10 @@ export interface CoreRequest {
   /** Header names in lower case. */
   readonly headers: Readonly<Record<string, string | undefined>>;
   readonly body: Buffer | undefined;
-  /** The peer's address as the transport sees it (for sign-in throttling and audit). */
+  /**
+   * From a transport: the peer's address as it sees it (socket, or API Gateway's sourceIp). Inside the core:
+   * the client's address, decided from it and X-Forwarded-For by PSEUDO_TRUSTED_PROXIES (clientAddress.ts).
+   */
   readonly clientAddress?: string | undefined;
 }
 
