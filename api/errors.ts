@@ -12,6 +12,8 @@ export type ErrorCode =
   | 'malformed-json'
   | 'unsupported-media-type'
   | 'payload-too-large'
+  /** The request's header fields are larger than the server reads (431). */
+  | 'headers-too-large'
   | 'unknown-context'
   | 'unsupported-mode'
   | 'unauthenticated'

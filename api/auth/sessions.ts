@@ -12,6 +12,8 @@ import type { Keyring } from '../keyring/keyring.ts';
 import { ROLES, type Principal, type Role } from './roles.ts';
 
 const ISSUER = 'pseudonymization-api';
+/** Seconds two clocks (the issuing and the verifying process) may disagree by. */
+const CLOCK_SKEW_SECONDS = 5;
 
 export interface IssuedSession {
   readonly token: string;
@@ -50,7 +52,15 @@ export class SessionTokens {
     const lookup = Number.isInteger(version) ? this.keyring.lookup(version) : { kind: 'unknown' as const };
     if (lookup.kind !== 'usable') throw invalid;
     try {
-      const { payload } = await jwtVerify(token, lookup.key.sessionKey(), { issuer: ISSUER, audience: ISSUER, algorithms: ['HS256'], clockTolerance: 5, requiredClaims: ['sub', 'exp', 'iat'] });
+      // jose checks `iat` only with a maximum age: with it, a token issued in the future (beyond the skew) or older than a session lives is refused.
+      const { payload } = await jwtVerify(token, lookup.key.sessionKey(), {
+        issuer: ISSUER,
+        audience: ISSUER,
+        algorithms: ['HS256'],
+        clockTolerance: CLOCK_SKEW_SECONDS,
+        maxTokenAge: this.ttlSeconds,
+        requiredClaims: ['sub', 'exp', 'iat'],
+      });
       const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is Role => (ROLES as readonly unknown[]).includes(r)) : [];
       return { kind: 'person', id: payload.sub!, name: payload.sub!, roles: new Set(roles), contexts: undefined };
     } catch {

@@ -16,6 +16,7 @@ const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
   'not-found': { status: 404, title: 'Not found' },
   'method-not-allowed': { status: 405, title: 'Method not allowed' },
   'payload-too-large': { status: 413, title: 'The body is too large' },
+  'headers-too-large': { status: 431, title: 'The request header fields are too large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported content type' },
   'reidentification-failed': { status: 422, title: 'Some pseudonyms could not be reidentified' },
   'subject-erased': { status: 422, title: 'Some values belong to subjects whose erasure was filed' },
