@@ -20,6 +20,11 @@ TransactWriteItems checks conditions and writes item by item, rolling back by re
 taken before: two transactions at once can both pass a condition, and one's rollback can erase the other's
 commit. DynamoDB itself is serializable for these operations; one lock around moto's item operations gives
 the same guarantee, so the erasure ledger's concurrency tests test the ledger, not moto's threads.
+
+**CloudFormation change sets settle like CloudFormation's.** moto executes a change set without recomputing
+the stack's outputs (they stay as computed when the change set was created, before any resource existed: none)
+and records no event per resource. After moto's execution, the outputs are computed again and each resource of
+the stack gets its `<ACTION>_COMPLETE` event, so `npm run infra -- deploy` reads outputs and shows progress.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from moto.cloudformation.models import CloudFormationBackend, Event
 from moto.dynamodb.models import DynamoDBBackend
 from moto.emr.models import Step, emr_backends
 from moto.kinesis.models import Shard
@@ -69,6 +75,38 @@ def _status_with_failure(self: Any) -> dict[str, Any]:
     return status
 
 
+_execute_change_set: Any = CloudFormationBackend.execute_change_set
+
+
+def _execute_change_set_settled(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
+    _execute_change_set(self, change_set_name, stack_name)
+    change_set = self.change_sets.get(change_set_name) or next(
+        (cs for cs in self.change_sets.values() if cs.change_set_name == change_set_name), None
+    )
+    if change_set is None:
+        return
+    stack = self.stacks[change_set.stack_id]
+    stack._parse_template()  # moto set the template text only
+    stack.output_map = stack._create_output_map()
+    status = f"{change_set.change_set_type}_COMPLETE"
+    resource_map = stack.resource_map
+    for logical_id, definition in resource_map._resource_json_map.items():
+        resource = resource_map._parsed_resources.get(logical_id)
+        if resource is None:  # a type moto's CloudFormation does not create, or a false condition
+            continue
+        event = Event(
+            stack_id=stack.stack_id,
+            stack_name=stack.name,
+            logical_resource_id=logical_id,
+            physical_resource_id=getattr(resource, "physical_resource_id", logical_id),
+            resource_type=definition["Type"],
+            resource_status=status,
+            resource_status_reason=None,
+            resource_properties=None,
+        )
+        stack.events.insert(len(stack.events) - 1, event)  # before the stack's own final event
+
+
 _dynamodb_lock = threading.RLock()
 _DYNAMODB_ITEM_OPERATIONS = (
     "get_item",
@@ -97,6 +135,7 @@ def patch() -> None:
     setattr(Shard, "get_min_sequence_number", _min_sequence_number)  # noqa: B010
     setattr(Shard, "get_records", _get_records)  # noqa: B010
     setattr(Step, "status", property(_status_with_failure))  # noqa: B010
+    setattr(CloudFormationBackend, "execute_change_set", _execute_change_set_settled)  # noqa: B010
 
 
 def _find_step(step_id: str) -> Any:
