@@ -17,12 +17,15 @@ import { bindPassword, readClusterConfig } from './config.ts';
 import { doctor } from './doctor.ts';
 import { EmrLdapProvisioner } from './emr/provision.ts';
 import { ldapSecurityConfiguration } from './emr/securityConfiguration.ts';
+import { runStackCommand, STACK_COMMANDS } from './deploy/cli.ts';
 
 const USAGE = 'usage: infra (render | up | endpoints --cluster ID | terminate --cluster ID | doctor --user NAME) --config FILE [--endpoint URL]';
 
 class UsageError extends Error {}
 
 async function run(argv: readonly string[]): Promise<number> {
+  // The platform's CloudFormation stacks have their own options and usage (infra/deploy/cli.ts).
+  if (argv[0] !== undefined && STACK_COMMANDS.has(argv[0])) return runStackCommand(argv);
   const { values, positionals } = parseArgs({
     args: [...argv],
     allowPositionals: true,
