@@ -28,6 +28,43 @@ const ldapSchema = z
   .refine((l) => (l.bindPasswordEnv === undefined) !== (l.bindPasswordFile === undefined), { message: 'set exactly one of bindPasswordEnv, bindPasswordFile', path: ['bindPasswordEnv'] })
   .refine((l) => l.serverType !== 'ActiveDirectory' || l.adDomain !== undefined, { message: 'required for ActiveDirectory', path: ['adDomain'] });
 
+/** EMR needs a key ARN (not a bare id) for local-disk encryption; an alias ARN is accepted too. */
+const kmsKeyArn = z
+  .string()
+  .regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/[A-Za-z0-9/_-]+$/, 'must be a KMS key ARN: arn:aws:kms:<region>:<account>:key/<id> (or …:alias/<name>)');
+
+/**
+ * The cluster's data encryption, on by default: a cluster of this platform holds personal data. At rest, the
+ * local disks (LUKS) and, with ebs, the EBS volumes are encrypted with the KMS key, and what EMRFS writes to S3
+ * with SSE-KMS (or SSE-S3); in transit, TLS between the applications with the certificates of a PEM zip in S3.
+ * Turning at-rest encryption off takes an explicit "enabled": false; in-transit cannot be off here, because
+ * EMR's LDAP integration requires it.
+ */
+const encryptionSchema = z
+  .object({
+    atRest: z
+      .object({
+        enabled: z.boolean().default(true),
+        kmsKeyArn: kmsKeyArn.optional(),
+        s3: z.enum(['SSE-KMS', 'SSE-S3']).default('SSE-KMS'),
+        ebs: z.boolean().default(true),
+      })
+      .strict()
+      .refine((atRest) => !atRest.enabled || atRest.kmsKeyArn !== undefined, {
+        message: 'required while at-rest encryption is on (the default): the key for local disks, EBS volumes and SSE-KMS in S3; or set "enabled": false',
+        path: ['kmsKeyArn'],
+      }),
+    inTransit: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** A zip of PEM files (privateKey.pem, certificateChain.pem, trustedCertificates.pem) for EMR's TLS. */
+        certificatesS3Object: z.string().regex(/^s3:\/\/[^/]+\/.+\.zip$/, 'must be an s3:// zip object of PEM files: s3://bucket/path/certs.zip'),
+      })
+      .strict()
+      .refine((inTransit) => inTransit.enabled, { message: 'cannot be false: EMR LDAP integration requires in-transit encryption', path: ['enabled'] }),
+  })
+  .strict();
+
 export const clusterConfigSchema = z
   .object({
     region: z.string().min(1),
@@ -37,8 +74,7 @@ export const clusterConfigSchema = z
     /** KMS key that encrypts the two LDAP secrets; without it, `up` finds or creates alias/<name>-ldap-secrets. */
     kmsKeyId: z.string().min(1).optional(),
     ldap: ldapSchema,
-    /** A zip of PEM files for EMR in-transit encryption, which the LDAP integration requires. */
-    inTransitCertificatesS3Object: z.string().regex(/^s3:\/\//, 'must be an s3:// object'),
+    encryption: encryptionSchema,
     instances: z
       .object({
         instanceType: z.string().min(1).default('m6i.xlarge'),
@@ -62,6 +98,9 @@ function atLeast6_12(label: string): boolean {
 }
 
 export function parseClusterConfig(json: unknown, where: string): ClusterConfig {
+  if (typeof json === 'object' && json !== null && 'inTransitCertificatesS3Object' in json) {
+    throw new ConfigError(`${where}: inTransitCertificatesS3Object: moved to encryption.inTransit.certificatesS3Object (see infra/cluster.example.json)`);
+  }
   const parsed = clusterConfigSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -71,11 +110,22 @@ export function parseClusterConfig(json: unknown, where: string): ClusterConfig 
 }
 
 export function readClusterConfig(path: string): ClusterConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+    throw new ConfigError(
+      code === 'ENOENT'
+        ? `${path}: no such file (start from infra/cluster.example.json: cp infra/cluster.example.json ${path})`
+        : `${path}: cannot read the file${code === 'EACCES' ? ' (permission denied)' : code === 'EISDIR' ? ' (it is a folder)' : ''}`,
+    );
+  }
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = JSON.parse(text);
   } catch {
-    throw new ConfigError(`${path}: cannot read it as JSON`);
+    throw new ConfigError(`${path}: not valid JSON`);
   }
   return parseClusterConfig(json, path);
 }

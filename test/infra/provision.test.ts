@@ -5,7 +5,7 @@
  * configuration document, RunJobFlow) and the CLI's behaviour, not EMR's reaction to them.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,6 +19,7 @@ const run = promisify(execFile);
 const work = mkdtempSync(join(tmpdir(), 'infra-'));
 const BIND_PASSWORD = 'emr-bind-SENTINEL-7f3a';
 const CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';
+const AT_REST_KEY = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 let moto: Moto;
 let kmsKeyId: string;
 
@@ -50,7 +51,7 @@ function clusterConfig(overrides: Record<string, unknown> = {}, ldap: Record<str
       accessFilter: '(memberOf=cn=analytics-users,ou=groups,dc=corp,dc=example,dc=com)',
       ...ldap,
     },
-    inTransitCertificatesS3Object: 's3://config/certs.zip',
+    encryption: { atRest: { kmsKeyArn: AT_REST_KEY }, inTransit: { certificatesS3Object: 's3://config/certs.zip' } },
     instances: { instanceType: 'm6i.xlarge', count: 3 },
     ...overrides,
   };
@@ -59,13 +60,21 @@ function clusterConfig(overrides: Record<string, unknown> = {}, ldap: Record<str
 async function infra(config: unknown, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const file = join(work, `cluster-${Math.random().toString(36).slice(2)}.json`);
   writeFileSync(file, JSON.stringify(config));
+  return infraCli(...args, '--config', file, '--endpoint', moto.endpoint);
+}
+
+async function infraCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run('node_modules/.bin/tsx', ['infra/cli.ts', ...args, '--config', file, '--endpoint', moto.endpoint], { env: { ...process.env, ...moto.env, LDAP_BIND_PASSWORD: BIND_PASSWORD } });
+    const { stdout, stderr } = await run('node_modules/.bin/tsx', ['infra/cli.ts', ...args], { env: { ...process.env, ...moto.env, LDAP_BIND_PASSWORD: BIND_PASSWORD } });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
+}
+
+interface Encryption {
+  EncryptionConfiguration: Record<string, unknown>;
 }
 
 describe('cluster configuration', () => {
@@ -78,6 +87,30 @@ describe('cluster configuration', () => {
     [{}, { bindPassword: 'inline' }, 'ldap'],
   ])('rejects %o %o', (overrides, ldap, message) => {
     expect(() => parseClusterConfig(clusterConfig(overrides, ldap), 'cluster.json')).toThrow(message);
+  });
+
+  it.each([
+    [{ atRest: {}, inTransit: { certificatesS3Object: 's3://c/certs.zip' } }, 'encryption.atRest.kmsKeyArn: required while at-rest encryption is on'],
+    [{ atRest: { kmsKeyArn: 'alias/emr' }, inTransit: { certificatesS3Object: 's3://c/certs.zip' } }, 'encryption.atRest.kmsKeyArn: must be a KMS key ARN'],
+    [{ atRest: { kmsKeyArn: AT_REST_KEY, s3: 'CSE-CUSTOM' }, inTransit: { certificatesS3Object: 's3://c/certs.zip' } }, 'encryption.atRest.s3'],
+    [{ atRest: { kmsKeyArn: AT_REST_KEY }, inTransit: { enabled: false, certificatesS3Object: 's3://c/certs.zip' } }, 'encryption.inTransit.enabled: cannot be false'],
+    [{ atRest: { kmsKeyArn: AT_REST_KEY }, inTransit: { certificatesS3Object: 'https://c/certs.zip' } }, 'encryption.inTransit.certificatesS3Object: must be an s3:// zip'],
+    [{ atRest: { kmsKeyArn: AT_REST_KEY } }, 'encryption.inTransit'],
+    [undefined, 'encryption'],
+  ])('refuses encryption settings %o, naming the key', (encryption, message) => {
+    expect(() => parseClusterConfig(clusterConfig({ encryption }), 'cluster.json')).toThrow(`cluster.json: ${message}`);
+  });
+
+  it('names the key that moved when a config still has inTransitCertificatesS3Object', () => {
+    expect(() => parseClusterConfig({ ...clusterConfig(), inTransitCertificatesS3Object: 's3://c/certs.zip' }, 'cluster.json')).toThrow(
+      'inTransitCertificatesS3Object: moved to encryption.inTransit.certificatesS3Object',
+    );
+  });
+
+  it('reads infra/cluster.example.json as it ships, with encryption at rest and in transit on', () => {
+    const example = parseClusterConfig(JSON.parse(readFileSync('infra/cluster.example.json', 'utf8')), 'infra/cluster.example.json');
+    expect(example.encryption.atRest).toMatchObject({ enabled: true, s3: 'SSE-KMS', ebs: true });
+    expect(example.encryption.inTransit.enabled).toBe(true);
   });
 
   it('accepts emr-6.12.0 and Active Directory with its domain', () => {
@@ -107,8 +140,12 @@ describe('infra up, endpoints, terminate (moto)', () => {
     expect(JSON.parse(stored.SecurityConfiguration!)).toEqual({
       EncryptionConfiguration: {
         EnableInTransitEncryption: true,
-        EnableAtRestEncryption: false,
+        EnableAtRestEncryption: true,
         InTransitEncryptionConfiguration: { TLSCertificateConfiguration: { CertificateProviderType: 'PEM', S3Object: 's3://config/certs.zip' } },
+        AtRestEncryptionConfiguration: {
+          S3EncryptionConfiguration: { EncryptionMode: 'SSE-KMS', AwsKmsKey: AT_REST_KEY },
+          LocalDiskEncryptionConfiguration: { EncryptionKeyProviderType: 'AwsKms', AwsKmsKey: AT_REST_KEY, EnableEbsEncryption: true },
+        },
       },
       AuthenticationConfiguration: {
         LDAPConfiguration: {
@@ -146,7 +183,7 @@ describe('infra up, endpoints, terminate (moto)', () => {
     expect((await infra(clusterConfig({ name: 'twice' }), 'up')).code).toBe(0);
     expect((await infra(clusterConfig({ name: 'twice' }), 'up')).code).toBe(0);
     const changed = await infra(clusterConfig({ name: 'twice' }, { accessFilter: '(objectClass=posixAccount)' }), 'up');
-    expect(changed.code).toBe(1);
+    expect(changed.code).toBe(2);
     expect(changed.stderr).toContain('security configurations cannot be changed');
   });
 
@@ -167,7 +204,47 @@ describe('infra up, endpoints, terminate (moto)', () => {
     }
   });
 
-  it('exits 2 with usage for a wrong command', async () => {
-    expect((await infra(clusterConfig(), 'launch-everything')).code).toBe(2);
+  it('renders at-rest encryption as configured: SSE-S3 without EBS, or off when turned off explicitly', async () => {
+    const sseS3 = JSON.parse((await infra(clusterConfig({ encryption: { atRest: { kmsKeyArn: AT_REST_KEY, s3: 'SSE-S3', ebs: false }, inTransit: { certificatesS3Object: 's3://c/certs.zip' } } }), 'render')).stdout) as Encryption;
+    expect(sseS3.EncryptionConfiguration).toMatchObject({
+      EnableAtRestEncryption: true,
+      AtRestEncryptionConfiguration: {
+        S3EncryptionConfiguration: { EncryptionMode: 'SSE-S3' },
+        LocalDiskEncryptionConfiguration: { EncryptionKeyProviderType: 'AwsKms', AwsKmsKey: AT_REST_KEY, EnableEbsEncryption: false },
+      },
+    });
+    const off = JSON.parse((await infra(clusterConfig({ encryption: { atRest: { enabled: false }, inTransit: { certificatesS3Object: 's3://c/certs.zip' } } }), 'render')).stdout) as Encryption;
+    expect(off.EncryptionConfiguration).toEqual({
+      EnableInTransitEncryption: true,
+      EnableAtRestEncryption: false,
+      InTransitEncryptionConfiguration: { TLSCertificateConfiguration: { CertificateProviderType: 'PEM', S3Object: 's3://c/certs.zip' } },
+    });
+  });
+
+  it('exits 2 with usage for a wrong command, an unknown option or no command', async () => {
+    for (const args of [['launch-everything'], ['render', '--shards', '2'], []]) {
+      const result = await infra(clusterConfig(), ...args);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain('usage: npm run infra');
+    }
+  });
+
+  it('prints its usage with examples for --help and exits 0, with or without a command', async () => {
+    for (const args of [['--help'], ['up', '-h']]) {
+      const result = await infraCli(...args);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain('usage: npm run infra -- <command> --config FILE');
+      expect(result.stdout).toContain('examples:');
+    }
+  });
+
+  it('says a config file that does not exist is missing (not unreadable JSON) and exits 2', async () => {
+    const missing = await infraCli('render', '--config', join(work, 'cluster.json'));
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`${join(work, 'cluster.json')}: no such file (start from infra/cluster.example.json`);
+    writeFileSync(join(work, 'broken.json'), '{"region": ');
+    const broken = await infraCli('render', '--config', join(work, 'broken.json'));
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toContain('broken.json: not valid JSON');
   });
 });
