@@ -3,14 +3,18 @@
  * (the same PSEUDO_* variables as the service):
  *
  *   keys create | rotate | list | destroy --version N
- *   apikeys create --name NAME --roles pseudonymize[,reidentify,...] [--contexts vin,email] [--out FILE]
+ *   apikeys create --name NAME --roles pseudonymize[,reidentify,...] [--contexts vin,email] [--out FILE] [--force]
  *   apikeys list | revoke --id ID
  *   audit list | export | verify [--head HASH]   the erasure ledger's hash-chained audit log (audit/auditCommand.ts)
  *
- * Output is JSON on stdout (audit list prints a table, audit export JSON lines). A new API key's secret
- * is written only to a 0600 file; stdout gets its id and the file's path.
+ * Each area answers --help with its usage and examples. Output is JSON on stdout (audit list prints a table,
+ * audit export JSON lines). A new API key's secret is written only to a 0600 file; stdout gets its id and the
+ * file's path. Creating a key never overwrites the secret file of a key that stays active: it refuses, or with
+ * --force revokes that key first.
+ *
+ * Exit status: 0 done, 1 the command failed, 2 usage or configuration error.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiKeyRegistry, ROLES, type Role } from './auth/apiKeys.ts';
@@ -24,14 +28,72 @@ import type { ErasureLedger } from './erasure/ledger.ts';
 import { DynamoErasureLedger } from './erasure/dynamoLedger.ts';
 import { SqliteErasureLedger } from './erasure/sqliteLedger.ts';
 
-const USAGE = `usage:
-  keys create | rotate | list | destroy --version N
-  apikeys create --name NAME --roles ROLE[,ROLE] [--contexts C[,C]] [--out FILE]
-  apikeys list | revoke --id ID
-  audit list | export | verify [--head HASH]   (audit --help: filters, examples)
-roles: ${ROLES.join(', ')}`;
+const EXIT_STATUS = 'exit status: 0 done, 1 the command failed, 2 usage or configuration error';
 
-class UsageError extends Error {}
+const KEYS_USAGE = `usage: npm run keys -- <command> [options]
+
+The keyring of the provider the PSEUDO_* environment configures (a 0600 file under PSEUDO_DATA_DIR, or
+Secrets Manager + KMS), the same settings as the service.
+
+commands:
+  create               create the keyring with its first version (refused when one exists)
+  rotate               add a version and make it active; older versions still reidentify
+  list                 the versions and their states (never key material)
+  destroy --version N  destroy a version that is no longer active: its pseudonyms can never be
+                       reidentified again
+
+${EXIT_STATUS}
+
+examples:
+  npm run keys -- list
+  npm run keys -- rotate
+  npm run keys -- destroy --version 1`;
+
+const APIKEYS_USAGE = `usage: npm run apikeys -- <command> [options]
+
+API keys for machines (Spark jobs, producers), in the registry the PSEUDO_* environment configures.
+
+commands:
+  create --name NAME --roles ROLE[,ROLE] [--contexts C[,C]] [--out FILE] [--force]
+                       a new key; its secret goes only to a 0600 file (default
+                       <PSEUDO_DATA_DIR>/api-keys/NAME.key), stdout shows its id and the file's path.
+                       Refused when an active key has that name or the file exists: the old key's
+                       secret would be lost while it stays valid. --force revokes the active keys of
+                       that name (and the key the file holds) and writes the new key in its place.
+  list                 every key's id, name, roles, contexts and dates (never secrets)
+  revoke --id ID       revoke a key; the service stops accepting it within seconds
+
+roles: ${ROLES.join(', ')}
+
+${EXIT_STATUS}
+
+examples:
+  npm run apikeys -- create --name steward --roles reidentify
+  npm run apikeys -- create --name spark --roles pseudonymize --contexts vin,email --out /secure/spark.key
+  npm run apikeys -- create --name steward --roles reidentify --force
+  npm run apikeys -- revoke --id 0b9f3c2e4a51`;
+
+const USAGE = `usage: npm run keys -- <command> | npm run apikeys -- <command> | npm run audit -- <command>
+  (or tsx api/cli.ts keys|apikeys|audit <command>)
+
+  keys create | rotate | list | destroy --version N
+  apikeys create --name NAME --roles ROLE[,ROLE] [--contexts C[,C]] [--out FILE] [--force]
+  apikeys list | revoke --id ID
+  audit list | export | verify [--head HASH]
+
+each takes --help for its options and examples, e.g. npm run apikeys -- --help
+
+${EXIT_STATUS}`;
+
+/** A mistake in the command line: exit 2 with the usage of the area it concerns. */
+class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly usage: string = USAGE,
+  ) {
+    super(message);
+  }
+}
 
 function list(value: string | undefined): string[] {
   return (value ?? '')
@@ -40,20 +102,40 @@ function list(value: string | undefined): string[] {
     .filter((s) => s.length > 0);
 }
 
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'string' },
+  name: { type: 'string' },
+  roles: { type: 'string' },
+  contexts: { type: 'string' },
+  out: { type: 'string' },
+  id: { type: 'string' },
+  force: { type: 'boolean' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+/** What --help prints for these arguments: the area's usage, or the overview. */
+export function helpFor(argv: readonly string[]): string {
+  if (argv[0] === 'keys') return KEYS_USAGE;
+  if (argv[0] === 'apikeys') return APIKEYS_USAGE;
+  return USAGE;
+}
+
 export async function run(argv: readonly string[]): Promise<unknown> {
-  const { values, positionals } = parseArgs({
-    args: [...argv],
-    allowPositionals: true,
-    options: {
-      version: { type: 'string' },
-      name: { type: 'string' },
-      roles: { type: 'string' },
-      contexts: { type: 'string' },
-      out: { type: 'string' },
-      id: { type: 'string' },
-    },
-  });
-  const [area, action] = positionals;
+  const usage = helpFor(argv);
+  let values: Values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: [...argv], allowPositionals: true, options: OPTIONS }));
+  } catch (error) {
+    // parseArgs names the option it could not read, never its value.
+    throw isParseArgsError(error) ? new UsageError(errorMessage(error), usage) : error;
+  }
+  const [area, action, ...rest] = positionals;
+  if (area !== 'keys' && area !== 'apikeys') throw new UsageError(area === undefined ? 'a command is needed: keys, apikeys or audit' : 'unknown command', usage);
+  if (action === undefined) throw new UsageError(`${area} needs a command: ${area === 'keys' ? 'create, rotate, list or destroy' : 'create, list or revoke'}`, usage);
+  if (rest.length > 0) throw new UsageError('unexpected arguments after the command', usage);
   const config = loadConfig();
 
   if (area === 'keys') {
@@ -63,32 +145,66 @@ export async function run(argv: readonly string[]): Promise<unknown> {
     if (action === 'list') return { keyring: manager.description, versions: await manager.list() };
     if (action === 'destroy') {
       const version = Number(values.version);
-      if (!Number.isInteger(version) || version < 1) throw new UsageError('destroy needs --version N');
+      if (!Number.isInteger(version) || version < 1) throw new UsageError('destroy needs --version N', usage);
       return { keyring: manager.description, versions: await manager.destroy(version) };
     }
+    throw new UsageError('unknown keys command: create, rotate, list or destroy', usage);
   }
 
-  if (area === 'apikeys') {
-    const registry = new ApiKeyRegistry(apiKeyDocumentsFor(config.apiKeys));
-    if (action === 'list') return { registry: registry.description, keys: await registry.list() };
-    if (action === 'revoke') {
-      if (!values.id) throw new UsageError('revoke needs --id ID');
-      return { registry: registry.description, revoked: await registry.revoke(values.id) };
-    }
-    if (action === 'create') {
-      const name = values.name;
-      if (!name || !/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new UsageError('create needs --name of 1-64 A-Z a-z 0-9 _ . -');
-      const roles = list(values.roles);
-      const unknown = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
-      if (roles.length === 0 || unknown.length > 0) throw new UsageError(`--roles must list some of: ${ROLES.join(', ')}`);
-      const contexts = values.contexts === undefined ? undefined : list(values.contexts);
-      const out = values.out ?? join(config.dataDir, 'api-keys', `${name}.key`);
-      const { key, record } = await registry.create(name, roles as Role[], contexts);
-      await new PrivateFile(out).write(key + '\n');
-      return { registry: registry.description, created: record, secretFile: out };
-    }
+  const registry = new ApiKeyRegistry(apiKeyDocumentsFor(config.apiKeys));
+  if (action === 'list') return { registry: registry.description, keys: await registry.list() };
+  if (action === 'revoke') {
+    if (!values.id) throw new UsageError('revoke needs --id ID', usage);
+    return { registry: registry.description, revoked: await registry.revoke(values.id) };
   }
-  throw new UsageError(`unknown command: ${positionals.join(' ') || '(none)'}`);
+  if (action === 'create') return createApiKey(registry, values, join(config.dataDir, 'api-keys'), usage);
+  throw new UsageError('unknown apikeys command: create, list or revoke', usage);
+}
+
+/** A key whose only secret copy would be overwritten while it stays valid: refused unless --force. */
+class RefusedError extends Error {}
+
+async function createApiKey(registry: ApiKeyRegistry, values: Values, keyFolder: string, usage: string): Promise<unknown> {
+  const name = values.name;
+  if (!name || !/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new UsageError('create needs --name of 1-64 A-Z a-z 0-9 _ . -', usage);
+  const roles = list(values.roles);
+  const unknown = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
+  if (roles.length === 0 || unknown.length > 0) throw new UsageError(`--roles must list some of: ${ROLES.join(', ')}`, usage);
+  const contexts = values.contexts === undefined ? undefined : list(values.contexts);
+  const out = values.out ?? join(keyFolder, `${name}.key`);
+
+  const active = (await registry.list()).filter((key) => key.revokedAt === null);
+  const sameName = active.filter((key) => key.name === name).map((key) => key.id);
+  const fileExists = existsSync(out);
+  // The key the file holds now, if it is one of ours and still active: overwriting the file loses its only copy.
+  const fileKeyId = fileExists ? keyIdIn(out) : undefined;
+  const fileKey = active.find((key) => key.id === fileKeyId)?.id;
+  if (!values.force && (sameName.length > 0 || fileExists)) {
+    throw new RefusedError(
+      sameName.length > 0
+        ? `an active API key is named ${name} (id ${sameName.join(', ')}): revoke it first (npm run apikeys -- revoke --id ${sameName[0]!}), choose another --name, or pass --force to revoke it and write the new key in its place`
+        : `${out} exists${fileKey ? ` and holds the active key ${fileKey}` : ''}: choose another --out, or pass --force to ${fileKey ? 'revoke that key and ' : ''}overwrite the file`,
+    );
+  }
+  // Revoked before the new key exists: a failure here leaves no valid key whose secret is gone.
+  const toRevoke = [...new Set([...sameName, ...(fileKey ? [fileKey] : [])])];
+  for (const id of toRevoke) await registry.revoke(id);
+  const { key, record } = await registry.create(name, roles as Role[], contexts);
+  await new PrivateFile(out).write(key + '\n');
+  return { registry: registry.description, created: record, secretFile: out, ...(toRevoke.length > 0 ? { revoked: toRevoke } : {}) };
+}
+
+/** The id of the API key a secret file holds (`pk_<id>_…`), without keeping the secret. */
+function keyIdIn(path: string): string | undefined {
+  try {
+    return /^pk_([0-9a-f]{12})_/.exec(readFileSync(path, 'utf8').trim())?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+function isParseArgsError(error: unknown): boolean {
+  return error instanceof TypeError && 'code' in error && typeof error.code === 'string' && error.code.startsWith('ERR_PARSE_ARGS_');
 }
 
 /** The ledger the environment configures, for reading: a SQLite path that holds none is a configuration error, not a new empty ledger. */
@@ -112,14 +228,14 @@ if (argv[0] === 'audit') {
     },
   );
 } else if (argv.includes('--help') || argv.includes('-h')) {
-  process.stdout.write(`${USAGE}\n`);
+  process.stdout.write(`${helpFor(argv)}\n`);
 } else {
   run(argv).then(
     (result) => process.stdout.write(JSON.stringify(result, null, 2) + '\n'),
     (error: unknown) => {
       process.stderr.write(`${errorMessage(error)}\n`);
-      if (error instanceof UsageError) process.stderr.write(`${USAGE}\n`);
-      process.exit(error instanceof UsageError ? 2 : 1);
+      if (error instanceof UsageError) process.stderr.write(`${error.usage}\n`);
+      process.exitCode = error instanceof UsageError || error instanceof ConfigError ? 2 : 1;
     },
   );
 }
