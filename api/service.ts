@@ -102,7 +102,7 @@ export class PseudonymizationService {
         throw new ConfigError('PSEUDO_ERASURE_LEDGER: sqlite keeps the ledger in one instance\'s file, which other instances never see; use dynamodb here');
       }
       const registry = await TableRegistry.load(config.erasure.registryFile, policies, config.aws, { sharedCatalogOnly: options.sharedStoresOnly === true });
-      const ledger = store.store === 'dynamodb' ? new DynamoErasureLedger(store) : new SqliteErasureLedger(store.file);
+      const ledger = store.store === 'dynamodb' ? new DynamoErasureLedger(store) : SqliteErasureLedger.open(store.file, config.erasure.ledgerHeadFile).ledger;
       // Withholding and the ingestion check read a cached set of erased pseudonyms, at most cacheSeconds old.
       const suppression = new ErasureSuppression(ledger, service.engine, service.keyring, { cacheSeconds: config.erasure.cacheSeconds });
       const requests = new ErasureRequests(ledger, suppression, policies, registry);

@@ -148,6 +148,8 @@ export interface ErasureConfig {
   readonly registryFile: string | undefined;
   /** The SQLite ledger's file (also where the audit CLI looks when the store is SQLite). */
   readonly ledgerFile: string;
+  /** The SQLite ledger's head record in the data folder (erasure/ledgerHead.ts): a lost or rolled-back ledger is refused at start. */
+  readonly ledgerHeadFile: string;
   readonly ledger: ErasureLedgerConfig;
   readonly runner: ErasureRunnerConfig;
   readonly maxAttempts: number;
@@ -252,6 +254,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
   const erasure: ErasureConfig = {
     registryFile: env.PSEUDO_ERASURE_REGISTRY_FILE ? resolve(env.PSEUDO_ERASURE_REGISTRY_FILE) : undefined,
     ledgerFile,
+    ledgerHeadFile: resolve(`${dataDir}/erasure-ledger.head.json`),
     ledger,
     runner:
       env.PSEUDO_ERASURE_RUNNER === 'local'

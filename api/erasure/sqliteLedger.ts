@@ -3,13 +3,19 @@
  * compiled to WebAssembly with a Node file-system VFS, so no native build on Node 20, which has no
  * node:sqlite). Every change and its audit entry commit in one transaction, with synchronous=FULL.
  *
- * The VFS locks the file with a `<file>.lock` directory; a process killed inside a transaction leaves it
- * behind, so a lock older than STALE_LOCK_MS is removed on open (transactions here last milliseconds).
+ * Every use of the file holds an OwnerLock (`<file>.owner`, see _sqlite.ts): a process killed inside a read
+ * or a transaction leaves the VFS's `<file>.lock` directory behind, and the next process clears it at once
+ * because no running process owns it. A service opens its ledger through `SqliteErasureLedger.open`, which
+ * checks the head record (ledgerHead.ts): a lost, emptied or rolled-back ledger is refused, never recreated.
+ *
+ * SQLite's failures (disk full, I/O, a read-only file) become ledger-unavailable naming SQLite's result code,
+ * never a value; a failed COMMIT has already rolled back, so ROLLBACK is only issued while a transaction is open.
  */
 import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { openSqlite, type Database, type SQLiteValue } from './_sqlite.ts';
-import { PlatformError } from '../errors.ts';
+import { openSqlite, OwnerLock, OwnerLockBusy, type Database, type SQLiteValue } from './_sqlite.ts';
+import { ConfigError, LedgerError, PlatformError } from '../errors.ts';
+import { checkLedgerHead, EMPTY_HEAD, readLedgerHead, writeLedgerHead, type LedgerHead } from './ledgerHead.ts';
 import {
   auditHash,
   checkExpected,
@@ -30,7 +36,14 @@ import {
   type TableProgress,
 } from './ledger.ts';
 
-const STALE_LOCK_MS = 30_000;
+const FILE_KEY = 'PSEUDO_ERASURE_LEDGER_FILE';
+
+export interface SqliteLedgerOptions {
+  /** Create the file when there is none (default). False: a missing file is refused, naming the setting. */
+  readonly create?: boolean;
+  /** The head record to keep current after each audit entry (ledgerHead.ts); none for tools and tests. */
+  readonly headFile?: string;
+}
 
 type Row = Record<string, SQLiteValue>;
 
@@ -82,27 +95,79 @@ CREATE TABLE IF NOT EXISTS audit_log (
 export class SqliteErasureLedger implements ErasureLedger {
   readonly description: string;
   private readonly db: Database;
+  private readonly lock: OwnerLock;
+  private readonly headFile: string | undefined;
+  /** The audit head a transaction appended, written to the head record once it commits. */
+  private appendedHead: LedgerHead | undefined;
   private erasedCache = new Map<string, Set<string>>();
   private cachedDataVersion = -1;
 
-  constructor(readonly file: string) {
+  constructor(
+    readonly file: string,
+    options: SqliteLedgerOptions = {},
+  ) {
     this.description = `SQLite ledger ${file}`;
-    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    removeStaleLock(file);
-    this.db = openSqlite(file);
+    this.headFile = options.headFile;
+    // The VFS's lock directory is made only inside the owner lock, so one found while holding it is a dead process's.
+    this.lock = new OwnerLock(`${file}.owner`, () => {
+      rmSync(`${file}.lock`, { recursive: true, force: true });
+    });
+    const create = options.create ?? true;
+    checkPath(file, create);
     try {
-      this.db.exec(`PRAGMA journal_mode=DELETE; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; ${SCHEMA}`);
-      // Ledgers created before the stepped runner (lambda/erasureStep.ts) have no step_id column yet.
-      const columns = (this.db.all('PRAGMA table_info(erasure_requests)') as Row[]).map((row) => String(row.name));
-      if (!columns.includes('step_id')) this.db.exec('ALTER TABLE erasure_requests ADD COLUMN step_id TEXT');
+      if (create) mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+      this.db = this.lock.holdWhile(() => openSqlite(file, { fileMustExist: !create }));
+    } catch (error) {
+      throw openFailure(file, error);
+    }
+    try {
+      this.lock.holdWhile(() => {
+        this.db.exec(`PRAGMA journal_mode=DELETE; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; ${SCHEMA}`);
+        // Ledgers created before the stepped runner (lambda/erasureStep.ts) have no step_id column yet.
+        const columns = (this.db.all('PRAGMA table_info(erasure_requests)') as Row[]).map((row) => String(row.name));
+        if (!columns.includes('step_id')) this.db.exec('ALTER TABLE erasure_requests ADD COLUMN step_id TEXT');
+      });
     } catch (error) {
       this.db.close();
-      throw new PlatformError('ledger-unavailable', `the erasure ledger at ${file} cannot be opened: ${error instanceof Error ? error.message : 'unknown error'}`);
+      throw openFailure(file, error);
     }
   }
 
+  /**
+   * Opens a service's ledger against its head record: with no record, a first start creates the ledger (or adopts
+   * one from before head records) and records its head; with a record, a missing or empty file, a chain behind the
+   * recorded head or another ledger is refused with a ConfigError naming the setting and the files. Never recreates.
+   */
+  static open(file: string, headFile: string): { ledger: SqliteErasureLedger; created: boolean } {
+    const recorded = readLedgerHead(headFile);
+    const size = fileSize(file);
+    if (recorded && (size === undefined || size === 0)) {
+      throw new ConfigError(
+        `${FILE_KEY}: the erasure ledger ${file} is ${size === undefined ? 'missing' : 'empty (0 bytes)'}, but ${headFile} records a ledger with ${recorded.seq} audit entries. ` +
+          'The service never recreates a ledger: restore the file from its latest backup (see the README, Restoring the erasure ledger)',
+      );
+    }
+    const ledger = new SqliteErasureLedger(file, { create: recorded === undefined, headFile });
+    try {
+      if (recorded) {
+        const last = ledger.lock.holdWhile(() => ledger.readHead());
+        checkLedgerHead(file, headFile, recorded, (seq) => ledger.lock.holdWhile(() => ledger.hashAt(seq)), last);
+      }
+      const head = ledger.lock.holdWhile(() => ledger.readHead());
+      try {
+        writeLedgerHead(headFile, file, head);
+      } catch {
+        throw new ConfigError(`PSEUDO_DATA_DIR: the erasure ledger's head record ${headFile} cannot be written`);
+      }
+    } catch (error) {
+      ledger.db.close();
+      throw error instanceof PlatformError ? error : openFailure(file, error);
+    }
+    return { ledger, created: recorded === undefined && (size === undefined || size === 0) };
+  }
+
   create(request: NewErasureRequest, audit: AuditInput, isSame?: (existing: ErasureRequest) => boolean): Promise<{ request: ErasureRequest; created: boolean }> {
-    return settle(() => {
+    return this.guarded(() => {
       const now = new Date().toISOString();
       return this.transaction(() => {
         if (isSame) {
@@ -128,7 +193,7 @@ export class SqliteErasureLedger implements ErasureLedger {
   }
 
   get(id: string): Promise<ErasureRequest | undefined> {
-    return settle(() => {
+    return this.guarded(() => {
       return this.read(id);
     });
   }
@@ -139,7 +204,7 @@ export class SqliteErasureLedger implements ErasureLedger {
   }
 
   list(status?: ErasureStatus): Promise<ErasureRequest[]> {
-    return settle(() => {
+    return this.guarded(() => {
       const rows = (status
         ? this.db.all('SELECT * FROM erasure_requests WHERE status = ? ORDER BY created_at, id', [status])
         : this.db.all('SELECT * FROM erasure_requests ORDER BY created_at, id')) as Row[];
@@ -148,7 +213,7 @@ export class SqliteErasureLedger implements ErasureLedger {
   }
 
   transition(id: string, change: StatusChange, audit: AuditInput): Promise<ErasureRequest> {
-    return settle(() => {
+    return this.guarded(() => {
       const now = new Date().toISOString();
       return this.transaction(() => {
         const current = this.read(id);
@@ -172,13 +237,13 @@ export class SqliteErasureLedger implements ErasureLedger {
   }
 
   updateTables(id: string, tables: readonly TableProgress[]): Promise<void> {
-    return settle(() => {
+    return this.guarded(() => {
       this.transaction(() => this.db.run('UPDATE erasure_requests SET tables = ?, updated_at = ? WHERE id = ?', [JSON.stringify(tables), new Date().toISOString(), id]));
     });
   }
 
   erasedPseudonyms(context: string): Promise<ReadonlySet<string>> {
-    return settle(() => {
+    return this.guarded(() => {
       // data_version changes when another connection (another worker process) commits: reload then.
       const version = Number((this.db.get('PRAGMA data_version') as Row).data_version);
       if (version !== this.cachedDataVersion) {
@@ -197,7 +262,7 @@ export class SqliteErasureLedger implements ErasureLedger {
 
   /** Deletes the subjects' rows from erased_pseudonyms (a later filing inserts new ones: the latest event wins). */
   lift(lift: NewSuppressionLift, audit: AuditInput): Promise<SuppressionLift> {
-    return settle(() => {
+    return this.guarded(() => {
       const createdAt = new Date().toISOString();
       return this.transaction(() => {
         const refusals: LiftRefusal[] = [];
@@ -230,7 +295,7 @@ export class SqliteErasureLedger implements ErasureLedger {
   }
 
   lifts(): Promise<SuppressionLift[]> {
-    return settle(() =>
+    return this.guarded(() =>
       (this.db.all('SELECT * FROM suppression_lifts ORDER BY created_at, id') as Row[]).map((row) => ({
         id: String(row.id),
         reference: String(row.reference),
@@ -243,7 +308,7 @@ export class SqliteErasureLedger implements ErasureLedger {
   }
 
   auditEntries(): Promise<AuditEntry[]> {
-    return settle(() => {
+    return this.guarded(() => {
       return (this.db.all('SELECT * FROM audit_log ORDER BY seq') as Row[]).map((row) => ({
         seq: Number(row.seq),
         at: String(row.at),
@@ -258,7 +323,7 @@ export class SqliteErasureLedger implements ErasureLedger {
   }
 
   close(): Promise<void> {
-    return settle(() => {
+    return this.guarded(() => {
       if (this.db.isOpen) this.db.close();
     });
   }
@@ -279,22 +344,66 @@ export class SqliteErasureLedger implements ErasureLedger {
       previousHash,
       hash,
     ]);
+    this.appendedHead = { seq, hash };
     return { ...entry, previousHash, hash };
+  }
+
+  /** The audit head: the last entry's seq and hash, or the genesis head. */
+  private readHead(): LedgerHead {
+    const last = this.db.get('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1') as Row | null;
+    return last ? { seq: Number(last.seq), hash: String(last.hash) } : EMPTY_HEAD;
+  }
+
+  private hashAt(seq: number): string | undefined {
+    const row = this.db.get('SELECT hash FROM audit_log WHERE seq = ?', [seq]) as Row | null;
+    return row ? String(row.hash) : undefined;
+  }
+
+  /** One use of the file: inside the owner lock, SQLite's failures as ledger-unavailable. A throw rejects. */
+  private guarded<T>(work: () => T): Promise<T> {
+    return settle(() => {
+      try {
+        return this.lock.holdWhile(work);
+      } catch (error) {
+        throw error instanceof PlatformError ? error : new LedgerError(`the erasure ledger cannot be read or written: ${sqliteCause(error)}`);
+      }
+    });
   }
 
   private transaction<T>(work: () => T): T {
     this.db.exec('BEGIN IMMEDIATE');
+    let result: T;
     try {
-      const result = work();
+      result = work();
       this.db.exec('COMMIT');
-      return result;
     } catch (error) {
-      this.db.exec('ROLLBACK');
+      // A failed COMMIT (disk full, I/O error) has already rolled back; a second ROLLBACK would hide its cause.
+      if (this.db.inTransaction) {
+        try {
+          this.db.exec('ROLLBACK');
+        } catch {
+          // the first error is the one to report
+        }
+      }
+      this.appendedHead = undefined;
       throw error;
+    }
+    this.recordHead();
+    return result;
+  }
+
+  /** After a commit that appended audit entries: the head record follows, still inside the owner lock. */
+  private recordHead(): void {
+    const head = this.appendedHead;
+    this.appendedHead = undefined;
+    if (!head || !this.headFile) return;
+    try {
+      writeLedgerHead(this.headFile, this.file, head);
+    } catch {
+      // The entry is committed; a record left one entry behind only makes the start-up check less strict.
     }
   }
 }
-
 function toRequest(row: Row): ErasureRequest {
   const text = (name: string): string | undefined => (row[name] === null || row[name] === undefined ? undefined : String(row[name]));
   const certificate = text('certificate');
@@ -316,13 +425,54 @@ function toRequest(row: Row): ErasureRequest {
   };
 }
 
-function removeStaleLock(file: string): void {
-  const lock = `${file}.lock`;
+function fileSize(file: string): number | undefined {
   try {
-    if (Date.now() - statSync(lock).mtimeMs > STALE_LOCK_MS) rmSync(lock, { recursive: true, force: true });
+    return statSync(file).size;
   } catch {
-    // no lock: nothing to do
+    return undefined;
   }
+}
+
+/** A path that cannot hold the ledger, named before SQLite tries: a folder, or a file where a folder must be. */
+function checkPath(file: string, create: boolean): void {
+  let stat;
+  try {
+    stat = statSync(file);
+  } catch (error) {
+    const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+    if (code === 'ENOTDIR') throw new ConfigError(`${FILE_KEY}: ${file} cannot be the erasure ledger: a part of its folder path is a file`);
+    if (code === 'ENOENT' && !create) throw new ConfigError(`${FILE_KEY}: there is no erasure ledger at ${file}`);
+    return;
+  }
+  if (stat.isDirectory()) throw new ConfigError(`${FILE_KEY}: ${file} cannot be the erasure ledger: it is a folder`);
+}
+
+function openFailure(file: string, error: unknown): PlatformError {
+  if (error instanceof PlatformError) return error;
+  if (error instanceof OwnerLockBusy) return new LedgerError(`the erasure ledger at ${file} cannot be opened: another running process holds it`);
+  const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
+  if (code === 'ENOTDIR' || code === 'EEXIST') return new ConfigError(`${FILE_KEY}: ${file} cannot be the erasure ledger: a part of its folder path is a file`);
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new LedgerError(`the erasure ledger at ${file} cannot be opened: ${code} (no permission to its file or folder)`);
+  return new LedgerError(`the erasure ledger at ${file} cannot be opened: ${sqliteCause(error)}`);
+}
+
+/**
+ * SQLite's result as a fixed phrase with its code (its own messages can quote SQL, never caller values, but only
+ * the known ones are passed on). node-sqlite3-wasm's VFS answers every failed write, ENOSPC included, as an I/O error.
+ */
+const SQLITE_CAUSES: readonly (readonly [RegExp, string])[] = [
+  [/database or disk is full/, 'SQLITE_FULL (the disk is full)'],
+  [/disk I\/O error/, 'SQLITE_IOERR (a disk read or write failed: a full disk, a lost volume)'],
+  [/database is locked|database table is locked/, 'SQLITE_BUSY (another process holds the file)'],
+  [/readonly database/, 'SQLITE_READONLY (the file or its folder cannot be written)'],
+  [/unable to open database file|Could not open the database/, 'SQLITE_CANTOPEN (the file cannot be opened)'],
+  [/malformed|not a database/, 'SQLITE_CORRUPT (the file is not an intact SQLite database)'],
+];
+
+function sqliteCause(error: unknown): string {
+  if (error instanceof OwnerLockBusy) return 'another running process holds the file';
+  const message = error instanceof Error ? error.message : '';
+  return SQLITE_CAUSES.find(([pattern]) => pattern.test(message))?.[1] ?? `SQLITE_ERROR (${error instanceof Error ? error.name : 'unknown error'})`;
 }
 
 /** The ledger's work is synchronous (one local file); the interface is asynchronous for networked stores. A throw rejects. */
