@@ -6,7 +6,7 @@
 import cluster from 'node:cluster';
 import { bootstrapLocal } from './bootstrap.ts';
 import { loadConfig } from './config/config.ts';
-import { errorMessage } from './errors.ts';
+import { ConfigError, errorMessage } from './errors.ts';
 import { createLogger } from './observability/logger.ts';
 import { startServer } from './server.ts';
 
@@ -55,7 +55,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  // Start-up errors are our own typed errors that name the setting; print the message only.
+  // Start-up errors are our own typed errors that name the setting; print the message only. A configuration or
+  // state refusal (a missing keyring or ledger, a ledger behind its head record) exits 2, anything else 1.
   process.stderr.write(`cannot start: ${errorMessage(error)}\n`);
-  process.exit(1);
+  process.exit(error instanceof ConfigError ? 2 : 1);
 });

@@ -36,7 +36,10 @@ export class KeyringManager {
     }
   }
 
-  /** Creates the keyring with version 1 active. Refuses when one exists, so keys are never overwritten. */
+  /**
+   * Creates the keyring with version 1 active. Refuses when one exists, so keys are never overwritten. Callers
+   * decide when a new keyring is right: the admin CLI's `keys create`, or a first start with no other state (bootstrap.ts).
+   */
   async create(): Promise<KeyVersionInfo[]> {
     if (await this.exists()) throw new KeyringError(`a keyring already exists at ${this.description}`);
     const { material, stored } = await this.wrapper.generate(this.name, 1);
@@ -48,13 +51,6 @@ export class KeyringManager {
     };
     await this.save(document);
     return listing(document);
-  }
-
-  /** Creates the keyring when there is none; returns whether it did. */
-  async ensure(): Promise<boolean> {
-    if (await this.exists()) return false;
-    await this.create();
-    return true;
   }
 
   async rotate(): Promise<KeyVersionInfo[]> {
