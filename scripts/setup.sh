@@ -4,6 +4,28 @@
 # Every step is skipped when its inputs have not changed (a stamp holds their hash).
 # Downloads are cached inside the project (.cache/, ignored by git).
 set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+usage: npm run setup [-- runtime]   (or bash scripts/setup.sh [runtime])
+
+Idempotent set-up for a fresh clone: the Debian packages the build and tests use, the Node packages, the
+Python venv (.venv) with both packages and the test tools, and the Iceberg jars (.cache/jars). A step whose
+inputs have not changed is skipped. `runtime` stops after what the service needs (what npm start runs).
+
+exit status: 0 done, 1 a step failed, 2 usage error
+
+examples:
+  npm run setup
+  bash scripts/setup.sh runtime
+USAGE
+}
+case "${1:-}" in
+  -h | --help) usage; exit 0 ;;
+  '' | runtime) ;;
+  *) echo "setup: unknown argument (the only one is runtime)" >&2; usage >&2; exit 2 ;;
+esac
+
 cd "$(dirname "$0")/.."
 root=$(pwd)
 mkdir -p .cache
