@@ -30,7 +30,7 @@ export async function bootstrapLocal(config: Config, logger: Logger): Promise<vo
         throw new ConfigError(
           `PSEUDO_KEYRING_FILE: the keyring ${config.keyring.file} is missing, but this installation already has ${state.join(', ')}. ` +
             'A new keyring would make every earlier pseudonym irreversible, so none is created: restore the keyring file from its backup ' +
-            '(see the README, Restoring the keyring). To start over with new keys knowingly, run npm run keys -- create',
+            '(README: Backups and restoring state). To start over with new keys knowingly, run npm run keys -- create',
         );
       }
       await manager.create();

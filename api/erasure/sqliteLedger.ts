@@ -137,23 +137,27 @@ export class SqliteErasureLedger implements ErasureLedger {
    * Opens a service's ledger against its head record: with no record, a first start creates the ledger (or adopts
    * one from before head records) and records its head; with a record, a missing or empty file, a chain behind the
    * recorded head or another ledger is refused with a ConfigError naming the setting and the files. Never recreates.
+   * `forReading`: no record is no first start but no ledger, and the record is checked, not written.
    */
-  static open(file: string, headFile: string): { ledger: SqliteErasureLedger; created: boolean } {
+  static open(file: string, headFile: string, options: { readonly forReading?: boolean } = {}): { ledger: SqliteErasureLedger; created: boolean } {
     const recorded = readLedgerHead(headFile);
     const size = fileSize(file);
+    // A tool that reads (the audit CLI) never creates a ledger and leaves the head record to the service.
+    if (options.forReading && !recorded && (size === undefined || size === 0)) throw new ConfigError(`${FILE_KEY}: there is no erasure ledger at ${file}`);
     if (recorded && (size === undefined || size === 0)) {
       throw new ConfigError(
         `${FILE_KEY}: the erasure ledger ${file} is ${size === undefined ? 'missing' : 'empty (0 bytes)'}, but ${headFile} records a ledger with ${recorded.seq} audit entries. ` +
-          'The service never recreates a ledger: restore the file from its latest backup (see the README, Restoring the erasure ledger)',
+          'The service never recreates a ledger: restore the file from its latest backup (README: Backups and restoring state)',
       );
     }
-    const ledger = new SqliteErasureLedger(file, { create: recorded === undefined, headFile });
+    const ledger = new SqliteErasureLedger(file, options.forReading ? { create: false } : { create: recorded === undefined, headFile });
     try {
       if (recorded) {
         const last = ledger.lock.holdWhile(() => ledger.readHead());
         checkLedgerHead(file, headFile, recorded, (seq) => ledger.lock.holdWhile(() => ledger.hashAt(seq)), last);
       }
       const head = ledger.lock.holdWhile(() => ledger.readHead());
+      if (options.forReading) return { ledger, created: false };
       try {
         writeLedgerHead(headFile, file, head);
       } catch {

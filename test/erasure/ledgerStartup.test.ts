@@ -193,6 +193,31 @@ async function readEntries(file: string) {
   }
 }
 
+describe('a tool that reads the ledger (forReading, for the audit CLI)', () => {
+  it('refuses a missing or 0-byte ledger even without a head record, checks the record, and writes neither', async () => {
+    const dir = folder('reading');
+    const file = join(dir, 'ledger.db');
+    const headFile = join(dir, 'head.json');
+    expect(() => SqliteErasureLedger.open(file, headFile, { forReading: true })).toThrow(`PSEUDO_ERASURE_LEDGER_FILE: there is no erasure ledger at ${file}`);
+    writeFileSync(file, '');
+    expect(() => SqliteErasureLedger.open(file, headFile, { forReading: true })).toThrow('there is no erasure ledger');
+    expect(statSync(file).size).toBe(0);
+    expect(existsSync(headFile)).toBe(false);
+
+    rmSync(file);
+    const { ledger } = SqliteErasureLedger.open(file, headFile);
+    await ledger.create(filed('er-1'), entry('er-1'));
+    await ledger.close();
+    const recorded = readFileSync(headFile, 'utf8');
+    const reader = SqliteErasureLedger.open(file, headFile, { forReading: true }).ledger;
+    expect((await reader.auditEntries()).length).toBe(1);
+    await reader.close();
+    expect(readFileSync(headFile, 'utf8')).toBe(recorded);
+    writeFileSync(file, '');
+    expect(() => SqliteErasureLedger.open(file, headFile, { forReading: true })).toThrow('is empty (0 bytes)');
+  });
+});
+
 describe('a path that cannot hold the ledger', () => {
   it('is a ConfigError naming PSEUDO_ERASURE_LEDGER_FILE: a folder, or a file where a folder must be', () => {
     const dir = folder('paths');
