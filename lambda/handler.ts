@@ -9,16 +9,20 @@
  * never throws, whatever the configuration: a start that fails is logged (error class and code, the
  * setting's name, never values), answered with a 503 problem naming the cause (`config-invalid`,
  * `keyring-unavailable`, `ledger-unavailable`), and tried again on the next invocation. Events are
- * never logged.
+ * never logged. On Lambda the service's metrics also go to CloudWatch as EMF lines (api/observability/emf.ts),
+ * flushed at the end of each invocation; /metrics stays the server's.
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { loadConfig } from '../api/config/config.ts';
 import { ConfigError, PlatformError } from '../api/errors.ts';
 import { problemResponse, statusOf } from '../api/http/problem.ts';
 import type { CoreRequest, CoreResponse } from '../api/http/types.ts';
+import { EmfMetricsSink } from '../api/observability/emf.ts';
 import { PseudonymizationService } from '../api/service.ts';
 
 let servicePromise: Promise<PseudonymizationService> | undefined;
+/** The EMF sink of this execution environment, once the service has started on Lambda. */
+let emfSink: EmfMetricsSink | undefined;
 
 /**
  * Set by the Lambda runtime in every execution environment. There each instance has its own /tmp, so erasure
@@ -30,7 +34,15 @@ const ON_LAMBDA = process.env.AWS_LAMBDA_FUNCTION_NAME !== undefined;
 /** The service of this execution environment; a failed start is retried on the next invocation. */
 export function service(): Promise<PseudonymizationService> {
   // Async all the way: loadConfig throws synchronously, and that must reject, not throw at module load.
-  servicePromise ??= (async () => PseudonymizationService.start(loadConfig(), { sharedStoresOnly: ON_LAMBDA }))().catch((error: unknown) => {
+  servicePromise ??= (async () => {
+    const config = loadConfig();
+    const started = await PseudonymizationService.start(config, { sharedStoresOnly: ON_LAMBDA });
+    if (ON_LAMBDA) {
+      emfSink = new EmfMetricsSink(config.metrics);
+      started.metrics.addSink(emfSink);
+    }
+    return started;
+  })().catch((error: unknown) => {
     servicePromise = undefined;
     throw error;
   });
@@ -108,7 +120,11 @@ async function respond(request: CoreRequest): Promise<CoreResponse> {
     logStartFailure(error);
     return problemResponse(startFailure(error), 'cold-start');
   }
-  return running.handle(request);
+  try {
+    return await running.handle(request);
+  } finally {
+    emfSink?.flush();
+  }
 }
 
 export async function restApiHandler(event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {

@@ -26,6 +26,9 @@ const environmentSchema = z.object({
   PSEUDO_POLICY_FILE: z.string().min(1).default('config/policies.json'),
   PSEUDO_COMPAT_CONTEXT: z.string().min(1).default('vin'),
   PSEUDO_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // CloudWatch Embedded Metric Format on Lambda: the namespace and the service dimension of every metric.
+  PSEUDO_METRICS_NAMESPACE: z.string().regex(/^[A-Za-z0-9_./#:-]{1,255}$/, 'must be 1-255 of A-Z a-z 0-9 _ . / # : -').default('Pseudonymization'),
+  PSEUDO_METRICS_SERVICE: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 _ . -').default('pseudonymization-api'),
 
   PSEUDO_KEYRING: z.enum(['local', 'aws']).default('local'),
   PSEUDO_KEYRING_NAME: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 of A-Z a-z 0-9 _ . -').default('default'),
@@ -182,6 +185,8 @@ export interface Config {
   readonly policyFile: string;
   readonly compatContext: string;
   readonly logLevel: z.infer<typeof environmentSchema>['PSEUDO_LOG_LEVEL'];
+  /** Where metrics go when they are not scraped (Lambda: CloudWatch EMF): namespace and service dimension. */
+  readonly metrics: { readonly namespace: string; readonly service: string };
   readonly keyring: KeyringConfig;
   readonly apiKeys: ApiKeysConfig;
   readonly limits: { readonly maxBodyBytes: number; readonly maxValues: number; readonly maxValueBytes: number };
@@ -282,6 +287,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     policyFile: resolve(env.PSEUDO_POLICY_FILE),
     compatContext: env.PSEUDO_COMPAT_CONTEXT,
     logLevel: env.PSEUDO_LOG_LEVEL,
+    metrics: { namespace: env.PSEUDO_METRICS_NAMESPACE, service: env.PSEUDO_METRICS_SERVICE },
     keyring,
     apiKeys,
     limits: { maxBodyBytes: env.PSEUDO_MAX_BODY_BYTES, maxValues: env.PSEUDO_MAX_VALUES, maxValueBytes: env.PSEUDO_MAX_VALUE_BYTES },

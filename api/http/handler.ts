@@ -168,8 +168,7 @@ export interface RequestRecord {
 
 /** The one log line and the metrics of a finished request, from the core or from a transport that answered itself. */
 export function recordRequest(service: PseudonymizationService, record: RequestRecord): void {
-  service.metrics.requests.inc({ route: record.route, method: record.method, status: String(record.status) });
-  service.metrics.duration.observe({ route: record.route, method: record.method }, record.seconds);
+  service.metrics.recordRequest({ route: record.route, method: record.method, status: record.status, seconds: record.seconds });
   const { seconds, ...fields } = record;
   service.logger.info({ ...fields, ms: Math.round(seconds * 1e5) / 100 }, 'request');
 }

@@ -24,7 +24,7 @@ function json(status: number, body: unknown): CoreResponse {
 
 /** Contexts outside the policy file would let callers mint label values: count them as "other". */
 function countValues(service: PseudonymizationService, operation: 'pseudonymize' | 'reidentify', contextName: string, count: number): void {
-  service.metrics.values.inc({ operation, context: service.policies.isKnown(contextName) ? contextName : 'other' }, count);
+  service.metrics.countValues(operation, service.policies.isKnown(contextName) ? contextName : 'other', count);
 }
 
 function erasureOf(service: PseudonymizationService): NonNullable<PseudonymizationService['erasure']> {

@@ -1,10 +1,14 @@
 /**
  * Prometheus metrics on a registry of the service's own. Labels are route templates, methods,
  * statuses, operations, configured context and table names, request states and run outcomes: never
- * values, pseudonyms, request ids or anything a caller chose.
+ * values, pseudonyms, request ids or anything a caller chose. The core records through ServiceMetrics
+ * once; the transport adds sinks (sink.ts), e.g. CloudWatch EMF on Lambda, that hear the same events.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { ERASURE_STATUSES, type ErasureLedger, type ErasureStatus } from '../erasure/ledger.ts';
+import type { ErasureRunOutcome, MetricsSink, RequestMeasurement, ValueOperation } from './sink.ts';
+
+export type { ErasureRunOutcome } from './sink.ts';
 
 export interface MetricSources {
   cache(): { hits: number; misses: number; entries: number };
@@ -13,9 +17,6 @@ export interface MetricSources {
   erasureLedger?(): Pick<ErasureLedger, 'list'> | undefined;
 }
 
-/** How one erasure run ended: its certificate verified, it certified a failed verification, or it left no certificate. */
-export type ErasureRunOutcome = 'verified' | 'unverified' | 'crashed';
-
 /** What the erasure worker reports about its runs (the ledger-derived gauges are in ServiceMetrics). */
 export class ErasureMetrics {
   private readonly runs: Counter;
@@ -23,7 +24,7 @@ export class ErasureMetrics {
   private readonly duration: Histogram;
   private readonly rowsDeleted: Counter<'table'>;
 
-  constructor(registers: Registry[]) {
+  constructor(registers: Registry[], private readonly sinks: readonly MetricsSink[] = []) {
     this.runs = new Counter({ name: 'pseudo_erasure_runs_total', help: 'Erasure runs finished, whatever their outcome', registers });
     this.failures = new Counter({
       name: 'pseudo_erasure_run_failures_total',
@@ -47,6 +48,7 @@ export class ErasureMetrics {
     if (outcome !== 'verified') this.failures.inc({ outcome });
     this.duration.observe(seconds);
     for (const [table, rows] of rowsDeleted) this.rowsDeleted.inc({ table }, rows);
+    for (const sink of this.sinks) sink.erasureRun(outcome, seconds, rowsDeleted);
   }
 }
 
@@ -90,9 +92,11 @@ function erasureSnapshots(source: () => Pick<ErasureLedger, 'list'> | undefined)
 
 export class ServiceMetrics {
   readonly registry = new Registry();
-  readonly requests: Counter<'route' | 'method' | 'status'>;
-  readonly duration: Histogram<'route' | 'method'>;
-  readonly values: Counter<'operation' | 'context'>;
+  private readonly requests: Counter<'route' | 'method' | 'status'>;
+  private readonly duration: Histogram<'route' | 'method'>;
+  private readonly values: Counter<'operation' | 'context'>;
+  /** Sinks the transport added; the Prometheus registry above always records. */
+  private readonly sinks: MetricsSink[] = [];
   readonly keyringRefreshFailures: Counter;
   readonly erasure: ErasureMetrics;
 
@@ -123,7 +127,7 @@ export class ServiceMetrics {
     new Gauge({ name: 'pseudo_cache_entries', help: 'Entries in the pseudonymize cache', registers, collect() { this.set(sources.cache().entries); } });
     new Gauge({ name: 'pseudo_keyring_loaded', help: '1 when an active key version is loaded', registers, collect() { this.set(sources.keyring().loaded ? 1 : 0); } });
     new Gauge({ name: 'pseudo_keyring_active_version', help: 'The active key version', registers, collect() { this.set(sources.keyring().activeVersion ?? 0); } });
-    this.erasure = new ErasureMetrics(registers);
+    this.erasure = new ErasureMetrics(registers, this.sinks);
     const erasureSnapshot = erasureSnapshots(() => sources.erasureLedger?.());
     new Gauge({
       name: 'pseudo_erasure_requests',
@@ -146,5 +150,23 @@ export class ServiceMetrics {
         this.set(snapshot.oldestOpenMs === undefined ? 0 : Math.max(0, (Date.now() - snapshot.oldestOpenMs) / 1000));
       },
     });
+  }
+
+  /** Another place the same events go (the transport's choice: Lambda adds CloudWatch EMF). */
+  addSink(sink: MetricsSink): void {
+    this.sinks.push(sink);
+  }
+
+  recordRequest(measurement: RequestMeasurement): void {
+    const { route, method } = measurement;
+    this.requests.inc({ route, method, status: String(measurement.status) });
+    this.duration.observe({ route, method }, measurement.seconds);
+    for (const sink of this.sinks) sink.request(measurement);
+  }
+
+  /** `context` must already be a context of the policy file or "other". */
+  countValues(operation: ValueOperation, context: string, count: number): void {
+    this.values.inc({ operation, context }, count);
+    for (const sink of this.sinks) sink.values(operation, context, count);
   }
 }
