@@ -61,6 +61,8 @@ def api_server(
     """Starts the built API (run `npm run build` first) with its own data folder and one API key per role."""
     data_dir = tempfile.mkdtemp(prefix="pseudo-api-")
     env = {**os.environ, "PSEUDO_DATA_DIR": data_dir, "PSEUDO_LOG_LEVEL": "warn", **(environment or {})}
+    # The keyring first: the service creates none once API keys exist (a new one would orphan their pseudonyms).
+    subprocess.run(["node", "dist/cli.mjs", "keys", "create"], cwd=ROOT, env=env, check=True, capture_output=True)
     key_files = {}
     for role in roles:
         out = subprocess.run(
