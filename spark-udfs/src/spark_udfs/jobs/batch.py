@@ -22,10 +22,10 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..client import ClientConfig, PseudonymizationClient, PseudonymizationError
-from ..iceberg import ensure_table_properties, sql_properties
+from ..iceberg import ensure_table_properties, sql_properties, table_properties
 from ..spark import SuppressedPolicy
 from .config import (
     IDENTIFIER,
@@ -40,6 +40,9 @@ from .config import (
 )
 from .failures import root_cause
 from .session import CatalogConfig
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,20 @@ def _table_properties(config: JobConfig) -> dict[str, str]:
     return properties
 
 
+def _pseudonymized_once(pseudonymized: DataFrame, properties: Mapping[str, str]) -> DataFrame:
+    """The frame to append. A table with a sort order (or range distribution) makes Spark sample the input before
+    the sorted write, which ran the pseudonymizing step twice: twice the requests, and every row counted twice.
+    Then the pseudonyms are computed once into Spark's cache (memory, spilling to local disk) and the write reads
+    them from there; the caller unpersists it after the write."""
+    if "sort-order" not in properties and properties.get("write.distribution-mode") != "range":
+        return pseudonymized
+    from pyspark import StorageLevel
+
+    cached = pseudonymized.persist(StorageLevel.MEMORY_AND_DISK)
+    cached.count()  # fills the cache: one pass through the API, counted once
+    return cached
+
+
 def run(config: JobConfig) -> dict[str, Any]:
     """Runs the job; returns a summary without values. Raises on any failure (nothing committed)."""
     from pyspark.sql import SparkSession
@@ -161,7 +178,12 @@ def run(config: JobConfig) -> dict[str, Any]:
         ensure_table_properties(
             spark, table.name, {k: v for k, v in properties.items() if k.startswith("write.metadata.metrics.column.")}
         )
-        pseudonymized.writeTo(table.name).append()
+        once = _pseudonymized_once(pseudonymized, table_properties(spark, table.name))
+        try:
+            once.writeTo(table.name).append()
+        finally:
+            if once is not pseudonymized:
+                once.unpersist()
         created = False
     else:
         view = f"pseudonymized_{os.getpid()}"
