@@ -137,3 +137,15 @@ describe.each(entryPoints)('EMF metrics on Lambda: $name', (entry) => {
     expect(stdout).not.toContain(SENTINEL_VALUE);
   });
 });
+
+describe('the dashboard in the template', () => {
+  const platform = readFileSync('infra/cloudformation/platform.yaml', 'utf8');
+
+  it('reads the metric names the EMF sink writes, in the namespace and service the API function is given', () => {
+    const charted = new Set([...platform.matchAll(/MetricName=\\"(\w+)\\"/g)].map((match) => match[1]!));
+    expect([...charted].sort()).toEqual([EMF_METRIC_NAMES.requests, EMF_METRIC_NAMES.duration, EMF_METRIC_NAMES.values, EMF_METRIC_NAMES.erasureRuns, EMF_METRIC_NAMES.erasureRunFailures].sort());
+    expect(platform).toMatch(/^ {10}PSEUDO_METRICS_NAMESPACE: Pseudonymization$/m);
+    expect(platform).toMatch(/^ {10}PSEUDO_METRICS_SERVICE: !Sub '\$\{EnvironmentName\}-pseudonymization-api'$/m);
+    for (const search of platform.matchAll(/SEARCH\('\{(\w+),/g)) expect(search[1]).toBe('Pseudonymization');
+  });
+});
