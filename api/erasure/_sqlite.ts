@@ -6,7 +6,7 @@
  * node-sqlite3-wasm's VFS locks a database by creating a `<file>.lock` directory (for reads too) and removing it
  * when SQLite unlocks. A process killed while it holds the lock leaves the directory behind, and nothing in it
  * says who made it, so every later open answers "database is locked". OwnerLock is the record that is missing:
- * a `<file>.owner` file holding the pid (and its start time) of the one process inside the database. Every use
+ * a `<file>.owner` file holding the pid (its start time, and the thread) of the one process inside the database. Every use
  * of a file goes through it, so a `<file>.lock` directory found while holding the owner file was left by a dead
  * process and can go; an owner file whose process is gone (or is this process: it never holds across calls) is
  * broken at once instead of after a timeout.
@@ -14,6 +14,7 @@
 import { linkSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { threadId } from 'node:worker_threads';
 import type { Database } from 'node-sqlite3-wasm';
 
 interface SqliteModule { Database: typeof Database }
@@ -33,7 +34,7 @@ const UNWRITTEN_OWNER_GRACE_MS = 1000;
 export class OwnerLockBusy extends Error {}
 
 /**
- * One process at a time inside a file, recorded as `<pid> <start time>` in `<path>`. Held only for the length
+ * One process at a time inside a file, recorded as `<pid> <start time> <thread id>` in `<path>`. Held only for the length
  * of one synchronous piece of work, so a wait is another process's transaction (milliseconds).
  */
 export class OwnerLock {
@@ -83,10 +84,10 @@ export class OwnerLock {
       if (errorCode(error) === 'ENOENT') return true;
       throw error;
     }
-    const owner = /^(\d+) (\d*)$/.exec(text);
+    const owner = /^(\d+) (\d*)(?: (\d+))?$/.exec(text);
     if (!owner) {
       if (Date.now() - stat.mtimeMs < UNWRITTEN_OWNER_GRACE_MS) return false;
-    } else if (isRunning(Number(owner[1]), owner[2] ?? '')) {
+    } else if (isRunning(Number(owner[1]), owner[2] ?? '', owner[3] === undefined ? threadId : Number(owner[3]))) {
       return false;
     }
     // Move it aside and check it is still the file judged stale: another process may have broken it and taken the
@@ -115,13 +116,17 @@ export class OwnerLock {
 let identity: string | undefined;
 
 function selfIdentity(): string {
-  identity ??= `${process.pid} ${startTimeOf(process.pid) ?? ''}`;
+  identity ??= `${process.pid} ${startTimeOf(process.pid) ?? ''} ${threadId}`;
   return identity;
 }
 
-/** Whether the process that wrote an owner file still runs: alive, not a zombie, not a reused pid. Never this one. */
-function isRunning(pid: number, startTime: string): boolean {
-  if (pid === process.pid) return false;
+/**
+ * Whether the process that wrote an owner file still runs: alive, not a zombie, not a reused pid. Never this thread
+ * (it holds only inside holdWhile); another thread of this process is taken as running.
+ */
+function isRunning(pid: number, startTime: string, ownerThread: number): boolean {
+  // This pid: another thread of this process holds it, or an earlier process with the same pid (a restarted container) left it.
+  if (pid === process.pid) return ownerThread !== threadId && startTime === (startTimeOf(pid) ?? '');
   try {
     process.kill(pid, 0);
   } catch (error) {
