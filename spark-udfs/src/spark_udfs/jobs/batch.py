@@ -5,7 +5,8 @@
     pseudonymize-batch --config job.json            (the same, as the package's console script)
 
 The configuration (a JSON file, flags override it) is checked before Spark starts, with errors that
-name the key: a missing input, an unknown or non-string column, an API that is not reachable. A first
+name the key: a missing input, an unreadable API key file, an unknown or non-string column, an API that is
+not reachable. Spark's Python workers run the job's own interpreter unless PYSPARK_PYTHON says otherwise. A first
 write is an atomic CREATE TABLE AS SELECT, later ones an append; if any task cannot get its
 pseudonyms, Spark aborts the write and the table gets no commit.
 
@@ -31,6 +32,7 @@ from .config import (
     IDENTIFIER,
     JobConfigError,
     Section,
+    check_api_key,
     check_partitioning,
     check_table_name,
     parse_api,
@@ -150,6 +152,7 @@ def run(config: JobConfig) -> dict[str, Any]:
 
     if not config.input_path.startswith(("s3://", "s3a://", "hdfs://")) and not os.path.exists(config.input_path):
         raise JobConfigError(f"input.path: {config.input_path} does not exist")
+    check_api_key(config.api)
     probe = PseudonymizationClient(config.api)
     try:
         if not probe.ready():

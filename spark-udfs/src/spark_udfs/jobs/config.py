@@ -4,6 +4,7 @@ errors that name the key at fault, before Spark starts."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -140,6 +141,31 @@ def parse_api(api_raw: Mapping[str, object]) -> ClientConfig:
         )
     except ValueError as error:
         raise JobConfigError(f"api: {error}") from None
+
+
+def check_api_key(client: ClientConfig, section: str = "api") -> None:
+    """The API key can be had where the configuration says, checked on the driver before Spark starts (a missing
+    key file surfaced only inside a failed task's trace). The message names the key and the file, never the key.
+    A Secrets Manager secret is read by the executors and checked by the API probe."""
+    source = client.api_key
+    if source.file:
+        where = source.file if os.path.isabs(source.file) else f"{source.file} (relative to {os.getcwd()})"
+        try:
+            with open(source.file, encoding="utf-8") as handle:
+                present = bool(handle.read().strip())
+        except FileNotFoundError:
+            raise JobConfigError(f"{section}.apiKeyFile: {where} does not exist") from None
+        except IsADirectoryError:
+            raise JobConfigError(f"{section}.apiKeyFile: {where} is a folder, not a key file") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise JobConfigError(f"{section}.apiKeyFile: cannot read {where} ({type(error).__name__})") from None
+        if not present:
+            raise JobConfigError(f"{section}.apiKeyFile: {where} is empty")
+    elif not source.secret_id and not (source.env and os.environ.get(source.env)):
+        raise JobConfigError(
+            f"{section}.apiKeyEnv: {source.env} is not set; set it, or give {section}.apiKeyFile or "
+            f"{section}.apiKeySecretId"
+        )
 
 
 def parse_catalog(catalog_raw: Mapping[str, object]) -> CatalogConfig:

@@ -89,12 +89,16 @@ def build_session(
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
-    if (master or "").startswith("local"):
-        # Local mode stays on the loopback interface, and its Python workers use this interpreter (the venv).
-        builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+    # Spark's Python workers run PYSPARK_PYTHON, else a bare `python3` from PATH, which does not have this
+    # package ("No module named 'spark_udfs'" when a job was started without --master). Unless configured
+    # (spark-submit sets it from spark.pyspark.python), they use the job's own interpreter.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if master is None or master.startswith("local"):
         # (spark.pyspark.python alone was not honoured for local workers here; the variable is.)
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
+    if (master or "").startswith("local"):
+        # Local mode stays on the loopback interface.
+        builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
     jars = local_jars(catalog)
     if jars:
         builder = builder.config("spark.jars", ",".join(jars))
