@@ -41,6 +41,7 @@ from .config import (
     read_json,
 )
 from .failures import root_cause
+from .progress import JobProgress
 from .session import CatalogConfig
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ def _pseudonymized_once(pseudonymized: DataFrame, properties: Mapping[str, str])
     return cached
 
 
-def run(config: JobConfig) -> dict[str, Any]:
+def run(config: JobConfig, progress: JobProgress | None = None) -> dict[str, Any]:
     """Runs the job; returns a summary without values. Raises on any failure (nothing committed)."""
     from pyspark.sql import SparkSession
 
@@ -170,6 +171,8 @@ def run(config: JobConfig) -> dict[str, Any]:
     source = reader.format(config.input_format).load(config.input_path)
     check_columns(source, config.columns)
     metrics = SparkMetrics.create(spark)
+    if progress is not None:
+        progress.rows = lambda: metrics.rows.value
     pseudonymized = pseudonymize(source, config.columns, config.api, metrics=metrics, suppressed=config.suppressed)
 
     table = config.table
@@ -247,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.master:
         raw["master"] = args.master
     try:
-        summary = run(parse_config(raw))
+        with JobProgress("batch") as progress:  # stages and rows on stderr while Spark works
+            summary = run(parse_config(raw), progress)
     except (JobConfigError, ValueError) as error:
         print(f"configuration: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,175 @@
+/**
+ * The README's walk-through runs on examples/: every example configuration loads with the loader that reads it
+ * for real (the batch job's and the streaming job's configuration checks, the erasure table registry, the EMR
+ * cluster file), the example batch job runs once end to end on local Spark against the real API, and
+ * `npm run local-stack` makes the stream and secret the examples name and stops cleanly on Ctrl-C. So the
+ * examples cannot rot.
+ *
+ * Commands run in a scratch folder laid out like the repository root (examples/ and .cache/ linked in,
+ * data/ of its own), because the README runs them from the root with paths relative to it and this test
+ * must not write into the checkout's data/.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { DescribeStreamSummaryCommand, KinesisClient } from '@aws-sdk/client-kinesis';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TableRegistry } from '../../api/erasure/registry.ts';
+import { PolicySet } from '../../api/policy/policy.ts';
+import { readClusterConfig } from '../../infra/config.ts';
+import { freePort, waitFor } from '../support/processes.ts';
+import { startTestService, type TestService } from '../support/service.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const PYTHON = join(ROOT, '.venv', 'bin', 'python');
+const SCRATCH = mkdtempSync(join(tmpdir(), 'pseudo-examples-'));
+const SPARK_KEY_FILE = join(SCRATCH, 'data', 'api-keys', 'spark.key');
+
+let service: TestService;
+let sparkKey: string;
+
+beforeAll(async () => {
+  symlinkSync(join(ROOT, 'examples'), join(SCRATCH, 'examples'));
+  symlinkSync(join(ROOT, '.cache'), join(SCRATCH, '.cache'));
+  // The service with the policy file a start from the README uses (config/policies.json).
+  service = await startTestService({ PSEUDO_POLICY_FILE: 'config/policies.json' });
+  // As `npm run apikeys -- create --name spark --roles pseudonymize` writes it.
+  sparkKey = await service.createKey('spark', ['pseudonymize']);
+  mkdirSync(join(SCRATCH, 'data', 'api-keys'), { recursive: true });
+  writeFileSync(SPARK_KEY_FILE, `${sparkKey}\n`, { mode: 0o600 });
+});
+
+afterAll(async () => {
+  await service.close();
+  rmSync(SCRATCH, { recursive: true, force: true });
+});
+
+/** Runs a command to its end without blocking this process's event loop (the API under test serves from it). */
+async function run(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const status = await new Promise<number | null>((done) => {
+    child.once('exit', (code) => {
+      done(code);
+    });
+  });
+  return { status, stdout, stderr };
+}
+
+/** Runs a Python snippet in the scratch root with the project venv; its stdout parsed as JSON. */
+function python(code: string): unknown {
+  const result = spawnSync(PYTHON, ['-c', code], { cwd: SCRATCH, encoding: 'utf8' });
+  expect(result.stderr, 'the Python loader printed an error').toBe('');
+  expect(result.status).toBe(0);
+  return JSON.parse(result.stdout);
+}
+
+describe('example configurations load with the real loaders', () => {
+  it('the batch job configuration passes the job configuration check', () => {
+    const checked = python(`
+import json
+from spark_udfs.jobs.batch import parse_config
+from spark_udfs.jobs.config import read_json
+config = parse_config(read_json("examples/batch-job.json"))
+print(json.dumps({"input": config.input_path, "columns": config.columns, "table": config.table.name, "jars": config.catalog.jars}))
+`);
+    expect(checked).toEqual({ input: 'examples/vehicles.csv', columns: { vin: 'vin', customer_id: 'customer_id', email: 'email' }, table: 'local.crm.customers', jars: '.cache/jars' });
+  });
+
+  it('the stream configuration passes the streaming job configuration check, on the local stack port', () => {
+    const checked = python(`
+import json
+from spark_udfs.jobs.config import read_json
+from stream_consumer.config import parse_config
+config = parse_config(read_json("examples/stream.json"))
+print(json.dumps({"stream": config.source.stream_name, "endpoint": config.source.endpoint_url, "key": config.api.api_key.file}))
+`) as { stream: string; endpoint: string; key: string };
+    expect(checked.stream).toBe('vehicles');
+    expect(checked.key).toBe('data/api-keys/spark.key');
+    // npm run local-stack serves moto here by default and creates this stream.
+    expect(checked.endpoint).toBe('http://127.0.0.1:5000');
+  });
+
+  it('the EMR cluster file loads and its CA file is there', () => {
+    const cluster = readClusterConfig(join(ROOT, 'examples', 'cluster.json'));
+    expect(readFileSync(join(ROOT, cluster.ldap.caFile), 'utf8')).toContain('BEGIN CERTIFICATE');
+    const rendered = spawnSync(join(ROOT, 'node_modules', '.bin', 'tsx'), ['infra/cli.ts', 'render', '--config', 'examples/cluster.json'], { cwd: ROOT, encoding: 'utf8' });
+    expect(rendered.status, rendered.stderr).toBe(0);
+    expect(JSON.parse(rendered.stdout)).toHaveProperty('EncryptionConfiguration.EnableAtRestEncryption', true);
+  });
+
+  it('the vehicles input is what make_vehicles.py writes (300 rows, reproducible)', () => {
+    const regenerated = join(SCRATCH, 'vehicles.csv');
+    const made = spawnSync(PYTHON, ['examples/make_vehicles.py', regenerated], { cwd: ROOT, encoding: 'utf8' });
+    expect(made.status, made.stderr).toBe(0);
+    const shipped = readFileSync(join(ROOT, 'examples', 'vehicles.csv'), 'utf8');
+    expect(readFileSync(regenerated, 'utf8')).toBe(shipped);
+    expect(shipped.trim().split('\n')).toHaveLength(301);
+  });
+});
+
+describe('the example batch job, end to end', () => {
+  it('writes local.crm.customers on local Spark, shows progress, and the example registry then loads', async () => {
+    const job = await run(
+      join(ROOT, '.venv', 'bin', 'pseudonymize-batch'),
+      // As the README runs it; only the API's address differs (the test service listens on a free port).
+      ['--config', 'examples/batch-job.json', '--master', 'local[2]', '--api-url', service.url],
+      { cwd: SCRATCH, env: { ...process.env, SPARK_UDFS_PROGRESS_SECONDS: '0.5' } },
+    );
+    expect(job.status, job.stderr.slice(-2000)).toBe(0);
+    const summary = JSON.parse(job.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    expect(summary).toMatchObject({ table: 'local.crm.customers', created: true, rows: 300, rowsSuppressed: 0 });
+    // Progress while Spark works: stages and tasks on stderr as plain lines (not a terminal), never a value.
+    expect(job.stderr).toMatch(/^batch: stage \d+ \d+\/\d+ tasks/m);
+    const input = readFileSync(join(ROOT, 'examples', 'vehicles.csv'), 'utf8').split('\n')[1]!.split(',');
+    for (const value of input.slice(1, 4)) expect(job.stderr + job.stdout).not.toContain(value);
+
+    // The registry checks its tables against the catalog the job wrote (paths relative to the working directory).
+    const before = process.cwd();
+    process.chdir(SCRATCH);
+    try {
+      const registry = await TableRegistry.load('examples/erasure-registry.json', PolicySet.fromFile(join(ROOT, 'config', 'policies.json')));
+      expect(registry.tablesFor(['email']).map((t) => t.name)).toEqual(['local.crm.customers']);
+    } finally {
+      process.chdir(before);
+    }
+  }, 660_000);
+});
+
+describe('npm run local-stack', () => {
+  it('serves moto with the example stream and secret, prints the exports, and stops on Ctrl-C', async () => {
+    const port = await freePort();
+    const child = spawn(PYTHON, [join(ROOT, 'scripts', 'local-stack.py'), '--port', String(port)], { cwd: SCRATCH, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((done) => {
+      child.once('exit', (code) => {
+        done(code);
+      });
+    });
+    try {
+      await waitFor(() => Promise.resolve(output.includes('local stack ready')), 'the local stack', 90_000);
+      const endpoint = `http://127.0.0.1:${port}`;
+      expect(output).toContain(`export AWS_ENDPOINT_URL=${endpoint}`);
+      expect(output).toContain('AWS_ACCESS_KEY_ID=testing');
+      expect(output, 'the key itself is never printed').not.toContain(sparkKey);
+      const aws = { region: 'eu-west-1', endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
+      // HTTP/1.1: moto does not speak the Kinesis client's default HTTP/2.
+      const stream = await new KinesisClient({ ...aws, requestHandler: new NodeHttpHandler() }).send(new DescribeStreamSummaryCommand({ StreamName: 'vehicles' }));
+      expect(stream.StreamDescriptionSummary).toMatchObject({ StreamStatus: 'ACTIVE', OpenShardCount: 2 });
+      const secret = await new SecretsManagerClient(aws).send(new GetSecretValueCommand({ SecretId: 'pseudonymization/spark-key' }));
+      expect(secret.SecretString).toBe(sparkKey);
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
+    expect(output).toContain('local-stack: stopped');
+  });
+});
