@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+from urllib.parse import urlsplit
 
 from spark_udfs import ClientConfig
 from spark_udfs.jobs.config import (
@@ -130,7 +131,26 @@ def parse_source(section: Section) -> SourceConfig:
     if max_records < 1:
         raise JobConfigError("source.maxRecordsPerShard: must be at least 1")
     endpoint = section.optional_text("endpointUrl")
+    if endpoint is not None:
+        check_endpoint_url(endpoint, section.key("endpointUrl"))
     return SourceConfig(stream, region, endpoint, position, timestamp, max_records, connector)
+
+
+def check_endpoint_url(endpoint: str, key: str) -> None:
+    """An endpoint is http(s)://host[:port][/path] and nothing else (boto3 said only `ValueError` at start-up)."""
+    try:
+        parts = urlsplit(endpoint)
+        valid = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and not parts.query
+            and not parts.fragment
+            and (parts.port is None or parts.port > 0)
+        )
+    except ValueError:  # a port that is not a number, a broken IPv6 address
+        valid = False
+    if not valid or any(character.isspace() for character in endpoint):
+        raise JobConfigError(f"{key}: must be a URL such as http://127.0.0.1:5000 (a local Kinesis endpoint)")
 
 
 def parse_schema(section: Section) -> DeclaredSchema:

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = parse_config(raw)
     except JobConfigError as error:
-        print(f"configuration: {error}", file=sys.stderr)
+        print(f"configuration: {error} (in {args.config})", file=sys.stderr)
         return 2
     stop = StopRequest()
     signal.signal(signal.SIGTERM, stop)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from spark_udfs import PseudonymizationClient, PseudonymizationError, ValuesRejected
 from spark_udfs.errors import ValueFreeError
+from spark_udfs.jobs.config import JobConfigError, check_api_key
 
 from .config import SourceConfig, StreamJobConfig
 
@@ -51,7 +52,12 @@ def check_stream(source: SourceConfig) -> int:
 
 
 def check_api(config: StreamJobConfig) -> None:
-    """The API answers, and the key may pseudonymize every context the job uses (a probe value each)."""
+    """The API key can be read, the API answers, and the key may pseudonymize every context the job uses (a probe
+    value each)."""
+    try:
+        check_api_key(config.api)
+    except JobConfigError as error:
+        raise PreflightError(str(error)) from None
     client = PseudonymizationClient(config.api)
     try:
         if not client.ready():
