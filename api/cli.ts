@@ -209,10 +209,10 @@ function isParseArgsError(error: unknown): boolean {
 
 /** The ledger the environment configures, for reading: a SQLite path that holds none is a configuration error, not a new empty ledger. */
 function openConfiguredLedger(): ErasureLedger {
-  const { ledger } = loadConfig().erasure;
+  const { ledger, ledgerHeadFile } = loadConfig().erasure;
   if (ledger.store === 'dynamodb') return new DynamoErasureLedger(ledger);
-  if (!existsSync(ledger.file)) throw new ConfigError(`PSEUDO_ERASURE_LEDGER_FILE: there is no ledger at ${ledger.file}`);
-  return new SqliteErasureLedger(ledger.file);
+  // Through the head record: a missing, emptied or older ledger is refused, never read as an empty valid chain.
+  return SqliteErasureLedger.open(ledger.file, ledgerHeadFile, { forReading: true }).ledger;
 }
 
 const argv = process.argv.slice(2);

@@ -3,7 +3,7 @@
  * file this test writes through the SQLite ledger, at fixed times so that the time filters have known answers.
  */
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sqlite from 'node-sqlite3-wasm';
@@ -18,8 +18,12 @@ interface Run {
 }
 
 function audit(ledgerFile: string, ...args: string[]): Promise<Run> {
+  return auditIn(dir, ledgerFile, ...args);
+}
+
+function auditIn(dataDir: string, ledgerFile: string, ...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile('node', ['dist/cli.mjs', 'audit', ...args], { env: { ...process.env, PSEUDO_DATA_DIR: dir, PSEUDO_ERASURE_LEDGER_FILE: ledgerFile } }, (error, stdout, stderr) => {
+    execFile('node', ['dist/cli.mjs', 'audit', ...args], { env: { ...process.env, PSEUDO_DATA_DIR: dataDir, PSEUDO_ERASURE_LEDGER_FILE: ledgerFile } }, (error, stdout, stderr) => {
       resolve({ status: error ? Number(error.code) : 0, stdout, stderr });
     });
   });
@@ -233,5 +237,20 @@ describe('usage', () => {
     expect(status).toBe(2);
     expect(stderr).toContain('PSEUDO_ERASURE_LEDGER_FILE');
     expect(existsSync(missing)).toBe(false);
+  });
+
+  it('exits 2 when the ledger the service recorded was emptied, instead of verifying an empty chain', async () => {
+    // The service keeps a head record beside its data (PSEUDO_DATA_DIR); a 0-byte ledger must not read as valid.
+    const dataDir = mkdtempSync(join(tmpdir(), 'audit-cli-head-'));
+    const emptied = join(dataDir, 'erasure-ledger.db');
+    copyFileSync(ledgerFile, emptied);
+    const { ledger } = SqliteErasureLedger.open(emptied, join(dataDir, 'erasure-ledger.head.json'));
+    await ledger.close();
+    truncateSync(emptied, 0);
+    const { status, stdout, stderr } = await auditIn(dataDir, emptied, 'verify');
+    expect(status).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toContain('PSEUDO_ERASURE_LEDGER_FILE');
+    expect(stderr).toContain('empty (0 bytes)');
   });
 });
