@@ -19,6 +19,7 @@ import { doctor } from './doctor.ts';
 import { EmrLdapProvisioner } from './emr/provision.ts';
 import { ldapSecurityConfiguration } from './emr/securityConfiguration.ts';
 import { runStackCommand, STACK_COMMANDS } from './deploy/cli.ts';
+import { runSubmitCommand } from './artifacts/submit.ts';
 
 const USAGE = `usage: npm run infra -- <command> --config FILE [options]
 
@@ -32,6 +33,8 @@ commands:
   terminate --cluster ID      terminate it
   doctor --user NAME          check DNS, TCP, TLS with the CA, the bind, the user and their groups
   deploy | outputs | destroy  the platform's CloudFormation stacks, no --config (npm run infra -- deploy --help)
+  submit batch|stream|erasure a job of the uploaded Spark artifacts as an EMR step, followed to its end
+                              (npm run infra -- submit --help)
 
 options:
   --config FILE               the cluster description (required)
@@ -56,6 +59,8 @@ class UsageError extends Error {}
 async function run(argv: readonly string[]): Promise<number> {
   // The platform's CloudFormation stacks have their own options and usage (infra/deploy/cli.ts).
   if (argv[0] !== undefined && STACK_COMMANDS.has(argv[0])) return runStackCommand(argv);
+  // Jobs of the uploaded Spark artifacts as EMR steps (infra/artifacts/submit.ts), no --config either.
+  if (argv[0] === 'submit') return runSubmitCommand(argv);
   let parsed;
   try {
     parsed = parseArgs({

@@ -14,12 +14,13 @@ import { AddJobFlowStepsCommand, DescribeStepCommand, EMRClient, ListStepsComman
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { ConfigError, PlatformError } from '../errors.ts';
 import { backoffDelayMs, sleep } from '../retry/backoff.ts';
+import { sparkSubmitArgs } from '../../infra/artifacts/sparkSubmit.ts';
 import { parseContract } from '../contracts/contracts.ts';
 import { outcomeOfCertificate, parseProgress, type ErasureOrder, type ProgressListener, type RunCheck, type RunOutcome, type SteppedErasureRunner } from './runner.ts';
 
 export interface EmrRunnerConfig {
   readonly clusterId: string;
-  /** s3://bucket/…/job.py: spark-udfs/src/spark_udfs/erasure/job.py, with spark-udfs on the cluster (bootstrap action). */
+  /** s3://bucket/…/erasure.py: the erasure entry script deploy uploads (spark-udfs/entry/erasure.py), with spark-udfs on the cluster (its wheel, by a bootstrap action). */
   readonly jobUri: string;
   /** s3://bucket[/prefix]: one folder per run with order.json and certificate.json. */
   readonly workUri: string;
@@ -85,7 +86,8 @@ export class EmrErasureRunner implements SteppedErasureRunner {
           {
             Name: stepName,
             ActionOnFailure: 'CONTINUE',
-            HadoopJarStep: { Jar: 'command-runner.jar', Args: ['spark-submit', '--deploy-mode', 'cluster', this.config.jobUri, '--order', uris.order, '--certificate', uris.certificate, '--progress', uris.progress] },
+            // The argument builder `npm run infra -- submit` and the artifacts manifest use too.
+            HadoopJarStep: { Jar: 'command-runner.jar', Args: sparkSubmitArgs({ entryScript: this.config.jobUri, jobArgs: ['--order', uris.order, '--certificate', uris.certificate, '--progress', uris.progress] }) },
           },
         ],
       }),

@@ -6,8 +6,9 @@
  *
  * Why two: the functions' code must be in S3 before CloudFormation creates them, so the bucket cannot be
  * created by the stack that needs the code in it. `deploy` deploys the artifacts stack, uploads dist/lambda.zip
- * (built when missing) under its SHA-256, then deploys the platform stack with ArtifactsBucket and
- * LambdaCodeKey set. `destroy` deletes the platform stack, empties and deletes the artifacts stack.
+ * (built when missing) under its SHA-256 and the Spark artifacts of dist/spark (npm run package, run when
+ * missing) under spark/<sha256>/ with their manifest, then deploys the platform stack with ArtifactsBucket,
+ * LambdaCodeKey and ErasureJobKey (the uploaded erasure entry script, unless given) set. `destroy` deletes the platform stack, empties and deletes the artifacts stack.
  *
  * Exit codes: 0 done, 1 an AWS operation failed (the message names the resource and the reason), 2 usage.
  */
@@ -18,6 +19,8 @@ import { parseArgs } from 'node:util';
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
 import { S3Client } from '@aws-sdk/client-s3';
 import { emptyArtifactsBucket, lambdaZip, uploadLambdaZip } from './artifacts.ts';
+import { SPARK_PREFIX, artifactKey } from '../artifacts/manifest.ts';
+import { sparkArtifacts, uploadSparkArtifacts } from '../artifacts/upload.ts';
 import { StackOperationError, StackOperations, type Output } from './stack.ts';
 
 export const STACK_COMMANDS = new Set(['deploy', 'outputs', 'destroy']);
@@ -27,8 +30,8 @@ export const STACK_USAGE = `usage:
   infra outputs --stack NAME [--endpoint URL]
   infra destroy --stack NAME [--yes] [--endpoint URL]
 
-deploy   deploys NAME-artifacts (the artifacts bucket), uploads dist/lambda.zip (building it when missing),
-         then deploys NAME (infra/cloudformation/platform.yaml) through a change set, showing its events.
+deploy   deploys NAME-artifacts (the artifacts bucket), uploads dist/lambda.zip (building it when missing)
+         and the Spark artifacts of dist/spark with their manifest (npm run package when missing), then deploys NAME (infra/cloudformation/platform.yaml) through a change set, showing its events.
          Parameters are the template's (KeyAdministratorArn is required; EnvironmentName defaults to NAME);
          on an update, parameters not given keep their values.
 outputs  prints the stacks' outputs (API URL, key ids, bucket and table names).
@@ -120,10 +123,15 @@ async function run(argv: readonly string[], { stdout }: Streams): Promise<number
       const bucket = bootstrap.outputs.ArtifactsBucketName;
       if (!bucket) throw new StackOperationError(`stack ${artifactsStack} has no ArtifactsBucketName output`);
       const codeKey = await uploadLambdaZip(s3, bucket, lambdaZip(stdout), stdout);
+      const spark = sparkArtifacts(stdout);
+      await uploadSparkArtifacts(s3, bucket, spark, stdout);
+      // The erasure runner's job: the uploaded entry script (the cluster has spark-udfs installed from the wheel).
+      const erasureEntry = spark.manifest.files.find((file) => file.name === spark.manifest.jobs.erasure.entry);
+      const erasureJobKey = parameters.ErasureJobKey ?? (erasureEntry ? artifactKey(SPARK_PREFIX, erasureEntry) : undefined);
       const platform = await stacks.deploy({
         stackName,
         templateBody: readFileSync(TEMPLATES.platform, 'utf8'),
-        parameters: { ...parameters, EnvironmentName: environmentName, ArtifactsBucket: bucket, LambdaCodeKey: codeKey },
+        parameters: { ...parameters, EnvironmentName: environmentName, ArtifactsBucket: bucket, LambdaCodeKey: codeKey, ...(erasureJobKey ? { ErasureJobKey: erasureJobKey } : {}) },
       });
       stdout.write(`${stackName}: ${platform.status}\n`);
       printOutputs(stdout, platform.outputs);
