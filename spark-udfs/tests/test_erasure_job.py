@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -196,3 +198,57 @@ def test_a_pseudonym_of_any_alphabet_is_one_exact_sql_literal_in_spark(spark: Sp
     from spark_udfs.erasure.job import _sql_string
 
     assert spark.sql(f"SELECT {_sql_string(pseudonym)} AS p").collect()[0]["p"] == pseudonym
+
+
+def _newest_metadata_snapshot(location: str) -> int | None:
+    """The current snapshot id of the newest metadata.json file (read from disk, no catalog, no lock)."""
+    for path in sorted(Path(location, "metadata").glob("*.metadata.json"), reverse=True):
+        try:
+            snapshot: int | None = json.loads(path.read_text()).get("current-snapshot-id")
+            return snapshot
+        except (json.JSONDecodeError, OSError):  # being written
+            continue
+    return None
+
+
+def test_a_rerun_after_a_kill_past_the_delete_certifies_the_whole_run(
+    spark: SparkSession, warehouse: CatalogConfig, history: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """Killed after its DELETE committed and run again under the same run id (as the runner does), the job's
+    certificate names the snapshot before the first attempt and the rows that attempt deleted."""
+    name, pseudonyms = history
+    subjects = [pseudonyms[mail] for mail in emails(5)]
+    listed = ", ".join(repr(s) for s in subjects)
+    rows_of_subjects = spark.sql(f"SELECT count(*) FROM {name} WHERE email IN ({listed})").collect()[0][0]
+    assert rows_of_subjects > 0
+    before = _current(spark, name)
+    location = _location(spark, name)
+    order = order_for(name, warehouse, subjects)
+    order_file, certificate_file = tmp_path / "order.json", tmp_path / "certificate.json"
+    order_file.write_text(json.dumps(order))
+    first = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "spark_udfs.erasure.job", "--order", str(order_file)),
+            *("--certificate", str(certificate_file), "--master", "local[2]"),
+        ],
+        env={**os.environ, "PYSPARK_PYTHON": sys.executable},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own group: the kill takes Spark's JVM along
+    )
+    try:
+        while _newest_metadata_snapshot(location) == before:  # the first commit after `before` is the DELETE
+            assert first.poll() is None, "the job ended before its DELETE committed"
+            time.sleep(0.02)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert not certificate_file.exists(), "killed after the DELETE, before the certificate"
+
+    code, certificate, output = run_job(order, tmp_path)
+    assert code == 0, output
+    report = certificate["tables"][0]
+    assert report["snapshotBefore"] == str(before)
+    assert int(report["rowsDeleted"]) == rows_of_subjects
+    assert report["verification"]["result"] == "passed" and certificate["result"] == "verified"
+    assert files_holding(location, subjects) == []

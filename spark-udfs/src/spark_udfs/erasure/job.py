@@ -26,6 +26,8 @@ Per table, in this order (each step is needed; see the README's erasure section 
     (metadata kept: the current one only, from now on).
  6. Verify: every file under the table location, raw and decoded, holds none of the pseudonyms; time travel to
     every remaining snapshot finds none; the other rows are all still there.
+A re-run under the same run id (after a kill) certifies the whole run: the snapshot before the first attempt and
+the rows every attempt deleted, from attempts.json beside the certificate (RunAttempts).
 The certificate (JSON) records, per table, snapshots before and after, files rewritten and deleted, refs
 changed, and the verification method and outcome. Exit 0 when every table verified, 1 otherwise, 2 for a bad
 order.
@@ -42,7 +44,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from .. import contracts
-from ..iceberg import set_table_properties, write_text_whole
+from ..iceberg import read_text, set_table_properties, write_text_whole
 from ..jobs.config import IDENTIFIER, JobConfigError, Section, check_table_name, parse_catalog, read_json
 from ..jobs.session import CatalogConfig, SessionConfigError
 from ..retry import Backoff, retry
@@ -79,6 +81,50 @@ class ErasureOrder:
     refs: RefsPolicy = "drop"
     master: str | None = None
     max_commit_attempts: int = 5
+
+
+@dataclass
+class RunAttempts:
+    """What earlier attempts of this run did, per table, kept in `attempts.json` beside the certificate: the
+    snapshot before the run's first attempt and the rows every attempt deleted, and the rows an attempt was about
+    to delete when it wrote the record (saved before its DELETE commits). A job killed after its DELETE and run
+    again under the same run id finds the rows gone and the table's history moved on; from this record its
+    certificate still covers the whole run. (Not in progress.json: the service reads that and shows it on the
+    request.) Table names, snapshot ids and counts only."""
+
+    location: str | None
+    run_id: str
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @staticmethod
+    def beside(certificate: str) -> str:
+        folder = certificate.rsplit("/", 1)[0] if "/" in certificate else "."
+        return f"{folder}/attempts.json"
+
+    @staticmethod
+    def load(location: str | None, run_id: str) -> RunAttempts:
+        text = _read_if_present(location) if location else None
+        recorded: Any = json.loads(text) if text else {}
+        if not isinstance(recorded, dict) or recorded.get("runId") != run_id:
+            return RunAttempts(location, run_id)  # none yet, or another run's (a reused folder)
+        return RunAttempts(location, run_id, dict(recorded.get("tables", {})))
+
+    def record(self, table: str, entry: dict[str, Any]) -> None:
+        self.tables[table] = entry
+        if self.location:
+            write_text_whole(self.location, json.dumps({"runId": self.run_id, "tables": self.tables}))
+
+
+def _read_if_present(location: str) -> str | None:
+    try:
+        return read_text(location)
+    except FileNotFoundError:
+        return None
+    except Exception as error:  # an S3 object that does not exist yet
+        code = getattr(error, "response", {}).get("Error", {}).get("Code")
+        if code in ("NoSuchKey", "404"):
+            return None
+        raise
 
 
 def parse_order(raw: Mapping[str, object]) -> ErasureOrder:
@@ -178,8 +224,12 @@ def _retry_on_conflict(action: Callable[[], T], attempts: int, report: dict[str,
     )
 
 
-def erase_table(spark: Any, order: ErasureOrder, table: RegisteredTable, started_ms: int) -> dict[str, Any]:
+def erase_table(
+    spark: Any, order: ErasureOrder, table: RegisteredTable, started_ms: int, attempts: RunAttempts | None = None
+) -> dict[str, Any]:
     from ..jobs.markers import fold_markers
+
+    attempts = attempts or RunAttempts(None, order.run_id)
 
     name = table.name
     short = name.split(".", 1)[1]
@@ -187,9 +237,11 @@ def erase_table(spark: Any, order: ErasureOrder, table: RegisteredTable, started
     condition = _condition(table, order.subjects)
     pseudonyms = sorted({p for s in order.subjects if s.context in table.columns.values() for p in s.pseudonyms})
     # Snapshot ids and counts are Java longs: the certificate carries them as decimal strings (contracts.int64).
+    earlier = attempts.tables.get(name)
     report: dict[str, Any] = {
         "table": name,
-        "snapshotBefore": contracts.int64(_current_snapshot(spark, name)),
+        # The snapshot before the run's first attempt: a re-run's current one may already be after the DELETE.
+        "snapshotBefore": earlier["snapshotBefore"] if earlier else contracts.int64(_current_snapshot(spark, name)),
         "startedAt": datetime.now(UTC).isoformat(),
         "commitConflictsRetried": 0,
     }
@@ -209,12 +261,20 @@ def erase_table(spark: Any, order: ErasureOrder, table: RegisteredTable, started
     )
     deleted = 0
     if condition:
-        deleted = spark.sql(f"SELECT count(*) FROM {name} WHERE {condition}").collect()[0][0]
-        if deleted:
-            _retry_on_conflict(
-                lambda: spark.sql(f"DELETE FROM {name} WHERE {condition}"), order.max_commit_attempts, report
-            )
-    report["rowsDeleted"] = contracts.count(deleted)
+        deleted = int(spark.sql(f"SELECT count(*) FROM {name} WHERE {condition}").collect()[0][0])
+    earlier_deleted = int(earlier["rowsDeleted"]) if earlier else 0
+    pending = int(earlier.get("pendingDelete", 0)) if earlier else 0
+    # An attempt stopped around its DELETE: the DELETE is one commit, so its rows are all gone (it committed:
+    # they count for the run) or all still here (it did not: this attempt deletes them).
+    earlier_deleted += pending - min(pending, deleted)
+    entry = {"snapshotBefore": report["snapshotBefore"], "rowsDeleted": earlier_deleted}
+    if deleted:
+        attempts.record(name, {**entry, "pendingDelete": deleted})  # before the commit: a kill after it is seen
+        _retry_on_conflict(
+            lambda: spark.sql(f"DELETE FROM {name} WHERE {condition}"), order.max_commit_attempts, report
+        )
+    attempts.record(name, {**entry, "rowsDeleted": earlier_deleted + deleted})
+    report["rowsDeleted"] = contracts.count(earlier_deleted + deleted)
 
     rewrite = _retry_on_conflict(
         # Only files with deletes (their masked rows are still in them); no size-based compaction of the rest.
@@ -334,8 +394,11 @@ def verify_table(
     }
 
 
-def run(order: ErasureOrder, progress: str | None = None) -> dict[str, Any]:
+def run(order: ErasureOrder, progress: str | None = None, attempts_location: str | None = None) -> dict[str, Any]:
+    """Erases and verifies every table; `attempts_location` keeps what each attempt did, for a re-run of the run."""
     from ..jobs.session import build_session
+
+    attempts = RunAttempts.load(attempts_location, order.run_id)
 
     started = datetime.now(UTC)
     started_ms = int(started.timestamp() * 1000)
@@ -347,7 +410,7 @@ def run(order: ErasureOrder, progress: str | None = None) -> dict[str, Any]:
         for table in order.tables:
             states[table.name] = "running"
             _report_progress(progress, states)
-            tables.append(erase_table(spark, order, table, started_ms))
+            tables.append(erase_table(spark, order, table, started_ms, attempts))
             states[table.name] = "verified" if tables[-1]["verification"]["result"] == "passed" else "failed"
         _report_progress(progress, states)
     finally:
@@ -395,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"order: {error}", file=sys.stderr)
         return 2
     try:
-        certificate = run(order, args.progress)
+        certificate = run(order, args.progress, RunAttempts.beside(args.certificate))
     except SessionConfigError as error:
         print(f"order: {error}", file=sys.stderr)
         return 2
