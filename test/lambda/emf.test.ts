@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKeyRegistry } from '../../api/auth/apiKeys.ts';
 import { apiKeyDocumentsFor } from '../../api/auth/fromConfig.ts';
 import { bootstrapLocal } from '../../api/bootstrap.ts';
+import { loadConfig } from '../../api/config/config.ts';
+import { ConfigError } from '../../api/errors.ts';
 import { EMF_METRIC_NAMES } from '../../api/observability/emf.ts';
 import { createLogger } from '../../api/observability/logger.ts';
 import { testConfig } from '../support/service.ts';
@@ -147,5 +149,27 @@ describe('the dashboard in the template', () => {
     expect(platform).toMatch(/^ {10}PSEUDO_METRICS_NAMESPACE: Pseudonymization$/m);
     expect(platform).toMatch(/^ {10}PSEUDO_METRICS_SERVICE: !Sub '\$\{EnvironmentName\}-pseudonymization-api'$/m);
     for (const search of platform.matchAll(/SEARCH\('\{(\w+),/g)) expect(search[1]).toBe('Pseudonymization');
+  });
+});
+
+describe('the metrics settings', () => {
+  it('default to the Pseudonymization namespace and refuse a namespace CloudWatch would not take, naming the key', () => {
+    expect(loadConfig({}).metrics).toEqual({ namespace: 'Pseudonymization', service: 'pseudonymization-api' });
+    for (const [key, value] of [
+      ['PSEUDO_METRICS_NAMESPACE', 'has spaces'],
+      ['PSEUDO_METRICS_SERVICE', 'a/b'],
+    ] as const) {
+      const thrown = (() => {
+        try {
+          loadConfig({ [key]: value });
+        } catch (error) {
+          return error;
+        }
+        return undefined;
+      })();
+      expect(thrown).toBeInstanceOf(ConfigError);
+      expect((thrown as ConfigError).key).toBe(key);
+      expect((thrown as ConfigError).message).not.toContain(value);
+    }
   });
 });
