@@ -66,6 +66,7 @@ def last_line(text: str) -> str:
         ({"api": {"apiKeyFile": None, "apiKeyEnv": "PREFLIGHT_UNSET_KEY"}}, (), "api.apiKeyEnv: PREFLIGHT_UNSET_KEY"),
         ({"input": {"path": "no/such/input.parquet"}}, (), "input.path: no/such/input.parquet does not exist"),
         ({}, ("--table", "local.crm"), "table.name: must be local.<namespace>.<table>"),
+        ({"catalog": {"uri": "FILE/catalog.db"}}, (), "catalog.uri: cannot create the folder"),
     ],
 )
 def test_is_refused_before_spark_starts_naming_the_key(
@@ -79,11 +80,13 @@ def test_is_refused_before_spark_starts_naming_the_key(
 ) -> None:
     (tmp_path / "FOLDER").mkdir()
     (tmp_path / "EMPTY").write_text("\n")
+    (tmp_path / "FILE").write_text("a file where a folder belongs")
     config = job_config(api, warehouse, tiny_input, "never_preflight")
     for section, values in change.items():
         config[section] = {**config[section], **values}
-        if config[section].get("apiKeyFile") in ("FOLDER", "EMPTY"):
-            config[section]["apiKeyFile"] = str(tmp_path / config[section]["apiKeyFile"])
+        for key, value in values.items():
+            if isinstance(value, str) and value.split("/")[0] in ("FOLDER", "EMPTY", "FILE"):
+                config[section][key] = str(tmp_path / value)
     # Spark cannot start at all here: a refusal that comes out is one made before it.
     finished = run_job(config, tmp_path, *flags, SPARK_HOME=str(tmp_path / "no-spark"))
     assert finished.returncode == 2, finished.stderr

@@ -56,3 +56,26 @@ def test_a_missing_api_key_file_stops_the_start_naming_the_key_and_the_file(
 def test_the_example_configuration_parses_with_a_url_endpoint() -> None:
     config = parse_config(read_json(str(ROOT / "stream-consumer" / "stream.example.json")))
     assert config.source.endpoint_url == "http://127.0.0.1:5000"
+
+
+def test_a_checkpoint_or_catalog_folder_that_cannot_be_made_stops_the_start_naming_the_key(
+    api: ApiServer,
+    kinesis: Any,
+    moto_endpoint: str,
+    catalog: CatalogConfig,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    create_stream(kinesis, "startup-folders", 1)
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("not a folder")
+    cases = [
+        ({"checkpointLocation": str(in_the_way / "checkpoint")}, "cannot start: checkpointLocation: cannot create"),
+        ({"catalog": {"uri": str(in_the_way / "catalog.db")}}, "cannot start: catalog.uri: cannot create the folder"),
+    ]
+    for change, message in cases:
+        config = {**job_config(api, catalog, moto_endpoint, "startup-folders", tmp_path), **change}
+        path = tmp_path / "stream.json"
+        path.write_text(json.dumps(config))
+        assert main(["--config", str(path)]) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1].startswith(message)

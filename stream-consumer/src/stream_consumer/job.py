@@ -31,7 +31,7 @@ from spark_udfs.jobs.session import SessionConfigError
 
 from .config import SourceConfig, StreamJobConfig, parse_config
 from .loop import MicroBatchWriter, StopRequest, run, source_reader, start_query
-from .preflight import PreflightError
+from .preflight import PreflightError, check_checkpoint
 
 __all__ = [
     "MicroBatchWriter",
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
+        check_checkpoint(config)
         run(config, stop)
     except (PreflightError, SessionConfigError) as error:
         print(f"cannot start: {error}", file=sys.stderr)

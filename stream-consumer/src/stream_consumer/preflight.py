@@ -3,6 +3,8 @@ the key pseudonymize every context the job uses. Failures say what is wrong (nev
 
 from __future__ import annotations
 
+import os
+
 from spark_udfs import PseudonymizationClient, PseudonymizationError, ValuesRejected
 from spark_udfs.errors import ValueFreeError
 from spark_udfs.jobs.config import JobConfigError, check_api_key
@@ -74,3 +76,19 @@ def check_api(config: StreamJobConfig) -> None:
                 raise PreflightError(f"api: cannot pseudonymize context {context}: {error}") from None
     finally:
         client.close()
+
+
+def check_checkpoint(config: StreamJobConfig) -> None:
+    """A local checkpoint folder exists or can be created, checked before the stream, the API and Spark (Spark
+    would find out only when the query starts). Other filesystems (s3://) are Spark's to check."""
+    location = config.checkpoint_location
+    if "://" in location and not location.startswith("file:"):
+        return
+    path = os.path.abspath(location.removeprefix("file://").removeprefix("file:"))
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise PreflightError(
+            f"checkpointLocation: cannot create or write the folder {path} ({existing} is not a writable folder)"
+        )

@@ -64,8 +64,14 @@ def catalog_settings(catalog: CatalogConfig) -> dict[str, str]:
         prefix: "org.apache.iceberg.spark.SparkCatalog",
     }
     if catalog.type == "jdbc":
-        os.makedirs(os.path.dirname(os.path.abspath(catalog.uri)), exist_ok=True)
-        os.makedirs(catalog.warehouse, exist_ok=True)
+        for key, folder in (
+            ("catalog.uri", os.path.dirname(os.path.abspath(catalog.uri))),
+            ("catalog.warehouse", catalog.warehouse),
+        ):
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as error:  # a file in the path, no permission: a setting to fix, not a crash
+                raise SessionConfigError(f"{key}: cannot create the folder {folder} ({type(error).__name__})") from None
         settings |= {
             f"{prefix}.type": "jdbc",
             f"{prefix}.uri": f"jdbc:sqlite:{os.path.abspath(catalog.uri)}",
