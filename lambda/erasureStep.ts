@@ -14,11 +14,14 @@ import { EmrErasureRunner } from '../api/erasure/emrRunner.ts';
 import { advanceErasures, type ErasureStepParts, type ErasureStepSummary } from '../api/erasure/steps.ts';
 import { ErasureWorker } from '../api/erasure/worker.ts';
 import { ConfigError, KeyringError, PlatformError } from '../api/errors.ts';
+import { EmfMetricsSink } from '../api/observability/emf.ts';
 import { PseudonymizationService } from '../api/service.ts';
 
 /** The step's parts, and whether the keyring is loaded (it is refreshed in the background after a failed load). */
 interface StepFunction extends ErasureStepParts {
   ready(): boolean;
+  /** The runs' metrics as CloudWatch EMF lines, written at the end of each invocation (as the API handler does). */
+  readonly metrics: EmfMetricsSink;
 }
 
 let partsPromise: Promise<StepFunction> | undefined;
@@ -34,7 +37,9 @@ async function start(): Promise<StepFunction> {
   if (!erasure) throw new ConfigError('PSEUDO_ERASURE_REGISTRY_FILE: required for the erasure step function');
   const runner = new EmrErasureRunner(runnerConfig);
   const worker = new ErasureWorker(erasure.ledger, erasure.registry, erasure.suppression, service.policies, runner, config.erasure, service.logger, service.metrics.erasure);
-  return { ledger: erasure.ledger, worker, runner, logger: service.logger, ready: () => service.ready };
+  const metrics = new EmfMetricsSink(config.metrics);
+  service.metrics.addSink(metrics);
+  return { ledger: erasure.ledger, worker, runner, logger: service.logger, ready: () => service.ready, metrics };
 }
 
 /** The parts of this execution environment; a failed start is tried again at the next invocation. */
@@ -65,7 +70,11 @@ export async function erasureStepHandler(): Promise<ErasureStepSummary> {
   }
   // Without keys a run cannot add the pseudonyms of versions created since filing: wait for the next call.
   if (!running.ready()) throw new KeyringError('the keyring is not loaded; no erasure step was taken', 'keyring-unavailable');
-  const summary = await advanceErasures(running);
-  running.logger.info({ submitted: summary.submitted, running: summary.running, finished: summary.finished }, 'erasure step done');
-  return summary;
+  try {
+    const summary = await advanceErasures(running);
+    running.logger.info({ submitted: summary.submitted, running: summary.running, finished: summary.finished }, 'erasure step done');
+    return summary;
+  } finally {
+    running.metrics.flush();
+  }
 }
