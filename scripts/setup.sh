@@ -33,6 +33,38 @@ mkdir -p .cache
 stamp_ok() { [ -f ".cache/$1.stamp" ] && [ "$(cat ".cache/$1.stamp")" = "$2" ]; }
 stamp_set() { echo "$2" > ".cache/$1.stamp"; }
 
+# Progress on stderr: each step says when it starts, every 15 s that it is still working, and when it is done,
+# with its time and what it left (counts, sizes), so a first set-up of several minutes is never silent.
+setup_started=$(date +%s)
+step_label=''
+step_started=0
+heartbeat_pid=''
+heartbeat() {
+  local sleeper=''
+  trap 'exec 2>/dev/null; kill "$sleeper"; exit 0' TERM  # quietly: the step's own message is the last word
+  while :; do
+    sleep 15 & sleeper=$!
+    wait "$sleeper" 2>/dev/null
+    echo "setup:   … still $step_label ($(( $(date +%s) - step_started )) s)" >&2
+  done
+}
+begin() {
+  step_label=$1
+  step_started=$(date +%s)
+  echo "setup: $step_label …" >&2
+  heartbeat &
+  heartbeat_pid=$!
+}
+finish() {
+  kill "$heartbeat_pid" 2>/dev/null || true
+  wait "$heartbeat_pid" 2>/dev/null || true
+  heartbeat_pid=''
+  echo "setup: $step_label: done in $(( $(date +%s) - step_started )) s${1:+, $1}" >&2
+}
+skipped() { echo "setup: $1: up to date" >&2; }
+mb() { du -sm "$@" 2>/dev/null | awk '{ total += $1 } END { print total + 0 " MB" }'; }
+trap '{ [ -n "$heartbeat_pid" ] && kill "$heartbeat_pid"; } 2>/dev/null; true' EXIT
+
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_major" -lt 20 ]; then echo "setup: Node 20 or newer is needed (found $(node --version))" >&2; exit 1; fi
 
@@ -49,30 +81,40 @@ if [ "${1:-}" != "runtime" ]; then
   command -v openssl >/dev/null || missing+=(openssl)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  begin "installing Debian packages (${missing[*]})"
   apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+  finish "${#missing[@]} packages"
 fi
 
 npm_hash=$( (cat package-lock.json; node --version) | sha256sum | cut -d' ' -f1)
 if ! stamp_ok npm "$npm_hash" || [ ! -d node_modules ]; then
-  echo "setup: installing Node packages (npm ci)" >&2
+  begin "installing Node packages (npm ci)"
   npm ci --no-audit --no-fund --cache "$root/.cache/npm" --loglevel=error >&2
   stamp_set npm "$npm_hash"
+  finish "$(node -p "Object.keys(require('./node_modules/.package-lock.json').packages).length" 2>/dev/null || echo '?') packages, $(mb node_modules)"
+else
+  skipped "Node packages (node_modules)"
 fi
 
-[ "${1:-}" = "runtime" ] && exit 0
+if [ "${1:-}" = "runtime" ]; then
+  echo "setup: ready for npm start in $(( $(date +%s) - setup_started )) s" >&2
+  exit 0
+fi
 
 jar_hash=$(cat spark-udfs/jars/pom.xml | sha256sum | cut -d' ' -f1)
 if ! stamp_ok jars "$jar_hash" || [ -z "$(ls .cache/jars/*.jar 2>/dev/null)" ]; then
-  echo "setup: fetching the Iceberg and SQLite JDBC jars with Maven (.cache/jars)" >&2
+  begin "fetching the Iceberg and SQLite JDBC jars with Maven (.cache/jars)"
   rm -rf .cache/jars
   mvn -q -B -f spark-udfs/jars/pom.xml dependency:copy-dependencies -DoutputDirectory="$root/.cache/jars" -Dmaven.repo.local="$root/.cache/m2" >&2
   stamp_set jars "$jar_hash"
+  finish "$(ls .cache/jars/*.jar | wc -l) files, $(mb .cache/jars)"
+else
+  skipped "jars (.cache/jars)"
 fi
 
 py_hash=$( (cat requirements-test.txt spark-udfs/pyproject.toml stream-consumer/pyproject.toml; python3 --version) | sha256sum | cut -d' ' -f1)
 if ! stamp_ok venv "$py_hash" || [ ! -x .venv/bin/python ]; then
-  echo "setup: creating the Python venv (.venv) with the test tools" >&2
+  begin "creating the Python venv (.venv) with both packages and the test tools"
   if ! python3 -m venv .venv 2>/dev/null; then
     if command -v apt-get >/dev/null; then
       apt-get update -qq >&2 && apt-get install -y -qq python3-venv >&2
@@ -83,4 +125,8 @@ if ! stamp_ok venv "$py_hash" || [ ! -x .venv/bin/python ]; then
   fi
   PIP_CACHE_DIR="$root/.cache/pip" .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt >&2
   stamp_set venv "$py_hash"
+  finish "$(ls -d .venv/lib/python3*/site-packages/*.dist-info | wc -l) packages, $(mb .venv)"
+else
+  skipped "Python venv (.venv)"
 fi
+echo "setup: ready in $(( $(date +%s) - setup_started )) s" >&2
