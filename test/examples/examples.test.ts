@@ -2,8 +2,8 @@
  * The README's walk-through runs on examples/: every example configuration loads with the loader that reads it
  * for real (the batch job's and the streaming job's configuration checks, the erasure table registry, the EMR
  * cluster file), the example batch job runs once end to end on local Spark against the real API, and
- * `npm run local-stack` makes the stream and secret the examples name and stops cleanly on Ctrl-C. So the
- * examples cannot rot.
+ * `npm run local-stack` makes the stream and secret the examples name (the example streaming job starts on
+ * them) and stops cleanly on Ctrl-C. So the examples cannot rot.
  *
  * Commands run in a scratch folder laid out like the repository root (examples/ and .cache/ linked in,
  * data/ of its own), because the README runs them from the root with paths relative to it and this test
@@ -143,7 +143,7 @@ describe('the example batch job, end to end', () => {
 });
 
 describe('npm run local-stack', () => {
-  it('serves moto with the example stream and secret, prints the exports, and stops on Ctrl-C', async () => {
+  it('serves moto with the example stream and secret for the example streaming job, and stops on Ctrl-C', async () => {
     const port = await freePort();
     const child = spawn(PYTHON, [join(ROOT, 'scripts', 'local-stack.py'), '--port', String(port)], { cwd: SCRATCH, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
@@ -166,10 +166,41 @@ describe('npm run local-stack', () => {
       expect(stream.StreamDescriptionSummary).toMatchObject({ StreamStatus: 'ACTIVE', OpenShardCount: 2 });
       const secret = await new SecretsManagerClient(aws).send(new GetSecretValueCommand({ SecretId: 'pseudonymization/spark-key' }));
       expect(secret.SecretString).toBe(sparkKey);
+
+      // The example streaming job reads the local stack's stream (its endpoint and the API's address as here).
+      const example = JSON.parse(readFileSync(join(ROOT, 'examples', 'stream.json'), 'utf8')) as { source: Record<string, unknown>; api: Record<string, unknown> };
+      const config = { ...example, source: { ...example.source, endpointUrl: endpoint }, api: { ...example.api, url: service.url } };
+      writeFileSync(join(SCRATCH, 'stream.local.json'), JSON.stringify(config));
+      const streaming = spawn(join(ROOT, '.venv', 'bin', 'stream-consumer'), ['--config', 'stream.local.json', '--master', 'local[1]'], {
+        cwd: SCRATCH,
+        // The credentials the local stack tells you to export.
+        env: { ...process.env, AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_REGION: 'eu-west-1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let streamOut = '';
+      let streamErr = '';
+      streaming.stdout.on('data', (chunk: Buffer) => (streamOut += chunk.toString()));
+      streaming.stderr.on('data', (chunk: Buffer) => (streamErr += chunk.toString()));
+      const streamExit = new Promise<number | null>((done) => {
+        streaming.once('exit', (code) => {
+          done(code);
+        });
+      });
+      try {
+        await waitFor(() => Promise.resolve(/"event": ?"started"/.test(streamOut) || streaming.exitCode !== null), 'the streaming job to start', 300_000);
+        expect(streamOut, streamErr.slice(-2000)).toMatch(/"event": ?"started"/);
+        // Before its first batch it said which start-up step it was in.
+        for (const step of ['checking the stream vehicles', 'checking the API', 'starting Spark', 'creating or checking local.streaming.vehicles', 'running: a batch every 10 s']) {
+          expect(streamErr).toContain(`stream-consumer: ${step}`);
+        }
+      } finally {
+        streaming.kill('SIGTERM');
+      }
+      expect(await streamExit, streamErr.slice(-2000)).toBe(0);
     } finally {
       child.kill('SIGINT');
     }
     expect(await exited).toBe(0);
     expect(output).toContain('local-stack: stopped');
-  });
+  }, 420_000);
 });

@@ -177,14 +177,21 @@ def stop_now(stop: StopRequest | None, query: Any) -> bool:
 
 def run(config: StreamJobConfig, stop: StopRequest | None = None) -> None:
     """Runs until stopped (returns) or failed (raises)."""
+    from spark_udfs.jobs.progress import step
     from spark_udfs.jobs.session import build_session
 
+    # Start-up takes minutes before the first batch line: say which step it is in (stderr; names, no values).
+    step("stream-consumer", f"checking the stream {config.source.stream_name}")
     shards = check_stream(config.source)
+    step("stream-consumer", "checking the API (readiness, a probe per context)")
     check_api(config)
+    step("stream-consumer", f"starting Spark ({config.master or 'master from spark-submit'})")
     spark = build_session(config.catalog, app_name=config.query_name, master=config.master)
     spark.sparkContext.setLogLevel("ERROR")
     try:
+        step("stream-consumer", f"creating or checking {config.table} and {config.dead_letter_table}")
         query = start_query(spark, config, source_reader(spark, config.source).load())
+        step("stream-consumer", f"running: a batch every {config.trigger_seconds:g} s, one JSON line each on stdout")
         emit(
             {
                 "event": "started",
