@@ -24,6 +24,10 @@ export type ErrorCode =
   /** Values whose data subject's erasure was filed, on a route whose answer has no room to withhold them one by one. */
   | 'subject-erased'
   | 'too-many-attempts'
+  /** A subject named by FPE pseudonym (not authenticated) without `confirm`, the identifier's last characters or whole (422). */
+  | 'confirmation-required'
+  /** A subject named by pseudonym whose identifier does not match its `confirm`: a mistyped pseudonym or the wrong person (422). */
+  | 'confirmation-mismatch'
   // another writer got there first (409)
   | 'ledger-conflict'
   /** A lift names a subject that is not suppressed in its context (409). */

@@ -9,6 +9,8 @@
  * - A later filing naming a subject suppresses them again: the latest event wins.
  * - Refused as a whole when a subject is not suppressed (409 not-suppressed) or an erasure request naming them
  *   has not finished (409 erasure-pending: the run would delete what is written after the lift), by index only.
+ * - A subject named by FPE pseudonym needs `confirm` as in a filing (422 confirmation-required or -mismatch), checked
+ *   before the suppression state, so lifting the wrong person by a mistyped pseudonym is refused the same way.
  *
  * Subjects are named as in a filing and stored the same way (pseudonyms under every readable key version). The
  * audit entry (action `erasure.lifted`) carries the count, reason and reference in the hash chain, never a subject.
@@ -57,7 +59,8 @@ export class SuppressionLifts {
 
   /** Lifts suppression of the subjects, with its audit entry; 400 for a subject that cannot be resolved, 409 as above. */
   async lift(principal: Principal, filing: LiftFiling): Promise<SuppressionLift> {
-    const subjects = filing.subjects.map((subject, index) => this.requests.resolve(subject, index));
+    // Named and checked as in a filing: an FPE pseudonym needs its confirmation here too (422 without or on a mismatch).
+    const subjects = this.requests.resolveAll(filing.subjects);
     const id = `lf-${randomUUID()}`;
     const lift = { id, reference: filing.reference, reason: filing.reason, liftedBy: actorOf(principal), subjects };
     const lifted = await this.ledger.lift(lift, { actor: actorOf(principal), action: 'erasure.lifted', requestId: id, outcome: liftOutcome(lift) });

@@ -5,8 +5,15 @@
  * (`{context, pseudonym, keyVersion?}`). Either way it is stored as its deterministic pseudonyms under every
  * key version readable now; the identifier exists only in memory while they are computed. Filing is
  * idempotent: the same reference with subjects already filed under it returns the existing request.
+ *
+ * An FPE (FF1) pseudonym is not authenticated: any string of the right length and alphabet decrypts to some
+ * plausible identifier, so a one-character typo names another person (and a pseudonym of one FPE context decrypts
+ * under another). A subject named by FPE pseudonym must therefore carry `confirm`, the identifier's last 4
+ * characters or the whole identifier, which the officer can check against the request; the pseudonym is decrypted
+ * and compared in constant time, and a missing or wrong confirmation is refused (422) before anything is filed,
+ * naming subjects by index only. AES-SIV pseudonyms need none: a changed or other-context one fails authentication.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Principal } from '../auth/roles.ts';
 import { PlatformError, RequestError } from '../errors.ts';
 import type { PolicySet } from '../policy/policy.ts';
@@ -19,7 +26,10 @@ export const MAX_SUBJECTS_PER_REQUEST = 1000;
 /** A data subject as filed: an identifier in a context, or a pseudonym (with its key version for FPE). */
 export type ErasureSubjectReference =
   | { readonly context: string; readonly value: string }
-  | { readonly context: string; readonly pseudonym: string; readonly keyVersion?: number | undefined };
+  | { readonly context: string; readonly pseudonym: string; readonly keyVersion?: number | undefined; readonly confirm?: string | undefined };
+
+/** How many characters of the identifier's end `confirm` may carry instead of the whole identifier. */
+export const CONFIRM_TAIL_CHARACTERS = 4;
 
 /** A filing as the HTTP route has validated it (its schema is declared in api/http/routes.ts). */
 export interface ErasureFiling {
@@ -74,7 +84,7 @@ export class ErasureRequests {
   /** Files a request, or returns the one already filed for these subjects under this reference. */
   async file(principal: Principal, filing: ErasureFiling): Promise<{ request: ErasureRequest; created: boolean }> {
     const { reference, reason, subjects: named } = filing;
-    const subjects = named.map((subject, index) => this.resolve(subject, index));
+    const subjects = this.resolveAll(named);
     // The same request again: same reference, and every subject already filed under it (any key version).
     const isSame = (existing: ErasureRequest): boolean => {
       const filed = new Set(existing.subjects.flatMap((s) => s.pseudonyms.map((p) => `${s.context}\u0000${p}`)));
@@ -98,23 +108,61 @@ export class ErasureRequests {
     return this.ledger.list(status);
   }
 
-  /** The subject's pseudonyms under every readable key version; 400s say which subject and why. Lifts name subjects the same way. */
-  resolve(subject: ErasureSubjectReference, index: number): ErasureSubject {
+  /**
+   * Every subject's pseudonyms under every readable key version, for a filing or a lift. 400s say which subject and
+   * why; FPE pseudonyms without `confirm` are refused first (422 confirmation-required), then those whose identifier
+   * does not match it (422 confirmation-mismatch), each listing every such subject by index and nothing filed.
+   */
+  resolveAll(named: readonly ErasureSubjectReference[]): ErasureSubject[] {
+    const unconfirmed = named.flatMap((subject, index) => ('pseudonym' in subject && !subject.confirm && this.policies.resolve(subject.context).transform === 'fpe' ? [index] : []));
+    if (unconfirmed.length > 0) {
+      throw new PlatformError(
+        'confirmation-required',
+        `${fieldList(unconfirmed, 'confirm')}: required for a pseudonym of an FPE context, which is not authenticated (a mistyped one names another person): the identifier's last ${CONFIRM_TAIL_CHARACTERS} characters, or the whole identifier`,
+        unconfirmed.map((index) => ({ index, reason: 'confirmation-required' })),
+      );
+    }
+    const mismatched: number[] = [];
+    const subjects = named.map((subject, index) => {
+      const { resolved, confirmed } = this.resolve(subject, index);
+      if (!confirmed) mismatched.push(index);
+      return resolved;
+    });
+    if (mismatched.length > 0) {
+      throw new PlatformError(
+        'confirmation-mismatch',
+        `${fieldList(mismatched, 'pseudonym')}: the identifier does not end with (or equal) its confirm: check the pseudonym, its keyVersion and the confirmation; nothing was filed`,
+        mismatched.map((index) => ({ index, reason: 'confirmation-mismatch' })),
+      );
+    }
+    return subjects;
+  }
+
+  /** One subject's pseudonyms under every readable key version, and whether its `confirm` (when given) matches. */
+  private resolve(subject: ErasureSubjectReference, index: number): { resolved: ErasureSubject; confirmed: boolean } {
     const where = `subjects[${index}]`;
     const policy = this.policies.resolve(subject.context); // unknown-context: 400
     if ('value' in subject) {
       if (subject.value.length === 0) throw new RequestError('validation-failed', `${where}.value: must not be empty`);
-      return { context: subject.context, pseudonyms: this.everyVersion(subject.context, subject.value, where) };
+      return { resolved: { context: subject.context, pseudonyms: this.everyVersion(subject.context, subject.value, where) }, confirmed: true };
     }
     const answer = this.suppression.resolveForErasure(subject.context, [subject.pseudonym], subject.keyVersion);
     const failure = answer.errors[0]?.reason;
-    if (failure === 'irreversible') return { context: subject.context, pseudonyms: [subject.pseudonym] }; // a hash token: itself is all there is
+    if (failure === 'irreversible') {
+      // A hash token: itself is all there is, and there is no identifier to hold a confirmation against.
+      if (subject.confirm) throw new RequestError('validation-failed', `${where}.confirm: a hash token cannot be reversed, so it cannot be confirmed: leave confirm out`);
+      return { resolved: { context: subject.context, pseudonyms: [subject.pseudonym] }, confirmed: true };
+    }
     if (failure !== undefined || answer.values[0] == null) {
       throw new RequestError('validation-failed', `${where}.pseudonym: cannot be resolved (${failure === 'malformed' || failure === 'authentication-failed' ? 'malformed, or from another context' : failure ?? 'malformed'})`);
     }
-    const pseudonyms = this.everyVersion(subject.context, answer.values[0], where);
+    const value = answer.values[0];
+    // Required for FPE (checked by the caller); checked on an AES-SIV pseudonym too when the officer gives one.
+    const confirmed = subject.confirm ? confirms(value, subject.confirm) : true;
+    if (!confirmed) return { resolved: { context: subject.context, pseudonyms: [] }, confirmed };
+    const pseudonyms = this.everyVersion(subject.context, value, where);
     // An FPE pseudonym depends on the version it was made with; keep the one presented as well.
-    return { context: subject.context, pseudonyms: policy.transform === 'fpe' ? [...new Set([...pseudonyms, subject.pseudonym])] : pseudonyms };
+    return { resolved: { context: subject.context, pseudonyms: policy.transform === 'fpe' ? [...new Set([...pseudonyms, subject.pseudonym])] : pseudonyms }, confirmed };
   }
 
   private everyVersion(context: string, value: string, where: string): string[] {
@@ -125,4 +173,27 @@ export class ErasureRequests {
       throw error;
     }
   }
+}
+
+/** `subjects[0].confirm, subjects[3].confirm` (the first few, then a count): fields by index, never their contents. */
+function fieldList(indexes: readonly number[], field: string): string {
+  const shown = indexes.slice(0, 5).map((index) => `subjects[${index}].${field}`);
+  return indexes.length > shown.length ? `${shown.join(', ')} and ${indexes.length - shown.length} more` : shown.join(', ');
+}
+
+/**
+ * Whether `confirm` is the whole identifier or its last CONFIRM_TAIL_CHARACTERS characters (code points, as FF1
+ * counts them). Both are compared, always, as SHA-256 digests with timingSafeEqual: the time taken says nothing of
+ * how much of either matched.
+ */
+function confirms(value: string, confirm: string): boolean {
+  const tail = Array.from(value).slice(-CONFIRM_TAIL_CHARACTERS).join('');
+  const whole = sameInConstantTime(confirm, value);
+  const end = sameInConstantTime(confirm, tail);
+  return whole || end;
+}
+
+function sameInConstantTime(a: string, b: string): boolean {
+  const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
+  return timingSafeEqual(digest(a), digest(b));
 }

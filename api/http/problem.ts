@@ -20,6 +20,8 @@ const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
   'unsupported-media-type': { status: 415, title: 'Unsupported content type' },
   'reidentification-failed': { status: 422, title: 'Some pseudonyms could not be reidentified' },
   'subject-erased': { status: 422, title: 'Some values belong to subjects whose erasure was filed' },
+  'confirmation-required': { status: 422, title: 'A subject named by FPE pseudonym needs a confirmation' },
+  'confirmation-mismatch': { status: 422, title: 'A subject does not match its confirmation' },
   'too-many-attempts': { status: 429, title: 'Too many failed sign-in attempts' },
   'ledger-conflict': { status: 409, title: 'The erasure request was changed by another writer' },
   'not-suppressed': { status: 409, title: 'Some subjects are not suppressed' },

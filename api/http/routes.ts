@@ -64,9 +64,10 @@ const deterministicFlag = z
 const subjectSchema = z.union(
   [
     z.object({ context: z.string(), value: z.string() }).strict(),
-    z.object({ context: z.string(), pseudonym: z.string(), keyVersion: keyVersion.optional() }).strict(),
+    // `confirm` (the identifier's last 4 characters, or all of it) is required for an FPE pseudonym: FF1 is not authenticated.
+    z.object({ context: z.string(), pseudonym: z.string(), keyVersion: keyVersion.optional(), confirm: z.string().optional() }).strict(),
   ],
-  { error: 'must be {context, value} or {context, pseudonym, keyVersion?}' },
+  { error: 'must be {context, value} or {context, pseudonym, keyVersion?, confirm?}' },
 );
 
 const ticketReference = z.string({ error: 'a ticket reference of 1-64 letters, digits and . _ : / # -' }).regex(/^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}$/, 'a ticket reference of 1-64 letters, digits and . _ : / # -');
