@@ -6,7 +6,7 @@
  * DescribeStep) and driven to COMPLETED or FAILED through the moto launcher's control port, since moto records
  * steps but never runs them; what is tested is the step's arguments, the following, and the exit codes.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -73,12 +73,21 @@ async function stepIds(): Promise<Set<string>> {
   return new Set(((await emr.send(new ListStepsCommand({ ClusterId: clusterId }))).Steps ?? []).map((step) => step.Id!));
 }
 
-/** Waits until the child has printed the step's first state, so the drive below is a change it must follow. */
-async function untilFollowed(stepId: string): Promise<void> {
-  // DescribeStep answers at once; the child prints PENDING or RUNNING after its first poll, within its first backoff.
-  const { Step } = await emr.send(new DescribeStepCommand({ ClusterId: clusterId, StepId: stepId }));
-  expect(Step?.Status?.State).toMatch(/PENDING|RUNNING/);
-  await new Promise((resolve) => setTimeout(resolve, 500));
+/** `infra submit` as a child whose output can be waited on while it follows its step. */
+function following(...args: string[]): { printed: (pattern: RegExp) => Promise<void>; done: Promise<Ran> } {
+  const child = spawn('node_modules/.bin/tsx', ['infra/cli.ts', ...args], { env: { ...process.env, ...moto.env, NODE_NO_WARNINGS: '1' } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const done = new Promise<Ran>((resolve) => child.on('close', (code) => {
+      resolve({ code: code ?? -1, stdout, stderr });
+    }));
+  const printed = async (pattern: RegExp): Promise<void> => {
+    for (let i = 0; i < 1200 && !pattern.test(stdout); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(stdout).toMatch(pattern);
+  };
+  return { printed, done };
 }
 
 beforeAll(async () => {
@@ -171,17 +180,19 @@ describe('npm run infra -- submit', () => {
 
   it('adds the batch step from the stack\'s artifacts (entry script, --py-files, the config) and exits 0 once it COMPLETED', async () => {
     const known = await stepIds();
-    const running = infra('submit', 'batch', '--cluster', clusterId, '--config', 's3://my-config/batch.json', '--stack', STACK, '--endpoint', moto.endpoint);
+    const running = following('submit', 'batch', '--cluster', clusterId, '--config', 's3://my-config/batch.json', '--stack', STACK, '--endpoint', moto.endpoint);
     const step = await newStep(known);
     expect(step.args).toEqual(['spark-submit', '--deploy-mode', 'cluster', '--conf', 'spark.sql.extensions=org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions', '--py-files', location('spark_udfs-0.1.0.zip'), location('batch.py'), '--config', 's3://my-config/batch.json']);
     const { Step } = await emr.send(new DescribeStepCommand({ ClusterId: clusterId, StepId: step.id }));
     expect(Step?.Config?.Jar).toBe('command-runner.jar');
     expect(Step?.ActionOnFailure).toBe('CONTINUE');
-    await untilFollowed(step.id);
+    // Each change is made once submit has printed the state before it, so it must follow every one.
+    // moto starts a step PENDING or, first on an idle cluster, RUNNING.
+    await running.printed(new RegExp(`${step.id}: \\w+`));
     await moto.setStepState(step.id, 'RUNNING');
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await running.printed(new RegExp(`${step.id}: RUNNING`));
     await moto.setStepState(step.id, 'COMPLETED');
-    const ran = await running;
+    const ran = await running.done;
     expect(ran.stderr).toBe('');
     expect(ran.code).toBe(0);
     expect(ran.stdout).toContain(`${clusterId}: step ${step.id} added: batch (spark-udfs 0.1.0, stream-consumer 0.1.0)`);
@@ -190,25 +201,27 @@ describe('npm run infra -- submit', () => {
 
   it('the stream step carries both zips; a FAILED step exits 1 with EMR\'s reason, message and log file', async () => {
     const known = await stepIds();
-    const running = infra('submit', 'stream', '--cluster', clusterId, '--config', 's3://my-config/stream.json', '--artifacts', base(), '--endpoint', moto.endpoint);
+    const running = following('submit', 'stream', '--cluster', clusterId, '--config', 's3://my-config/stream.json', '--artifacts', base(), '--endpoint', moto.endpoint);
     const step = await newStep(known);
     expect(step.args).toContain(`${location('spark_udfs-0.1.0.zip')},${location('stream_consumer-0.1.0.zip')}`);
     expect(step.args.slice(-3)).toEqual([location('stream.py'), '--config', 's3://my-config/stream.json']);
-    await untilFollowed(step.id);
+    await running.printed(new RegExp(`${step.id}: \\w+`));
     await moto.setStepState(step.id, 'FAILED', { Reason: 'Spark application failed', Message: 'exit code 2', LogFile: 's3://logs/steps/stderr.gz' });
-    const ran = await running;
+    const ran = await running.done;
     expect(ran.code).toBe(1);
     expect(ran.stderr).toBe(`${step.id} FAILED: Spark application failed; exit code 2; log: s3://logs/steps/stderr.gz\n`);
   });
 
   it('the erasure step takes the order, certificate and progress, as the EMR runner passes them', async () => {
     const known = await stepIds();
-    const running = infra('submit', 'erasure', '--cluster', clusterId, '--order', 's3://work/run-1/order.json', '--certificate', 's3://work/run-1/certificate.json', '--artifacts', base(), '--endpoint', moto.endpoint);
+    const running = following('submit', 'erasure', '--cluster', clusterId, '--order', 's3://work/run-1/order.json', '--certificate', 's3://work/run-1/certificate.json', '--artifacts', base(), '--endpoint', moto.endpoint);
     const step = await newStep(known);
     expect(step.args.slice(-7)).toEqual([location('erasure.py'), '--order', 's3://work/run-1/order.json', '--certificate', 's3://work/run-1/certificate.json', '--progress', 's3://work/run-1/progress.json']);
-    await untilFollowed(step.id);
+    await running.printed(new RegExp(`${step.id}: \\w+`));
     await moto.setStepState(step.id, 'CANCELLED');
-    expect((await running).code).toBe(1);
+    const ran = await running.done;
+    expect(ran.code).toBe(1);
+    expect(ran.stderr).toBe(`${step.id} CANCELLED\n`);
   });
 
   it('usage mistakes exit 2 with the usage and add no step; artifacts that were never uploaded exit 1 naming the manifest', async () => {
