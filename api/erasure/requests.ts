@@ -2,7 +2,7 @@
  * Filing and reading erasure requests (the core behind /v1/erasure-requests, for both transports).
  *
  * A subject is named by an identifier in a context (`{context, value}`) or by a pseudonym
- * (`{context, pseudonym, keyVersion?}`). Either way it is stored as its deterministic pseudonyms under every
+ * (`{context, pseudonym, keyVersion?, confirm?}`). Either way it is stored as its deterministic pseudonyms under every
  * key version readable now; the identifier exists only in memory while they are computed. Filing is
  * idempotent: the same reference with subjects already filed under it returns the existing request.
  *
