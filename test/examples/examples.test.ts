@@ -167,6 +167,15 @@ describe('npm run local-stack', () => {
       const secret = await new SecretsManagerClient(aws).send(new GetSecretValueCommand({ SecretId: 'pseudonymization/spark-key' }));
       expect(secret.SecretString).toBe(sparkKey);
 
+      // The example EMR cluster comes up on the local stack (secrets, security configuration, cluster).
+      const up = await run(join(ROOT, 'node_modules', '.bin', 'tsx'), ['infra/cli.ts', 'up', '--config', 'examples/cluster.json'], {
+        cwd: ROOT,
+        env: { ...process.env, AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_REGION: 'eu-west-1', PSEUDO_AWS_ENDPOINT: endpoint, LDAP_BIND_PASSWORD: 'example-only' },
+      });
+      expect(up.status, up.stderr).toBe(0);
+      expect(up.stdout + up.stderr).not.toContain('example-only');
+      expect(JSON.parse(up.stdout)).toHaveProperty('clusterId');
+
       // The example streaming job reads the local stack's stream (its endpoint and the API's address as here).
       const example = JSON.parse(readFileSync(join(ROOT, 'examples', 'stream.json'), 'utf8')) as { source: Record<string, unknown>; api: Record<string, unknown> };
       const config = { ...example, source: { ...example.source, endpointUrl: endpoint }, api: { ...example.api, url: service.url } };
