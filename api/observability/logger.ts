@@ -13,7 +13,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       base: { service: 'pseudonymization-api' },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: {
-        paths: ['headers', 'body', 'values', 'pseudonyms', 'identifiers', 'apiKey', 'password', '*.headers', '*.body'],
+        paths: ['headers', 'body', 'values', 'pseudonyms', 'identifiers', 'confirm', 'apiKey', 'password', '*.headers', '*.body'],
         censor: '[redacted]',
       },
     },
