@@ -19,6 +19,10 @@ for package in spark-udfs stream-consumer; do
   (cd "$package" && ../.venv/bin/ruff check . && ../.venv/bin/ruff format --check .) || exit 1
 done
 (cd test/python && ../../.venv/bin/ruff check . && ../../.venv/bin/ruff format --check .) || exit 1
+# The local stack and the examples' data generator: development scripts outside the packages, the same checks.
+dev_python=(scripts/local-stack.py examples/make_vehicles.py)
+.venv/bin/mypy --strict --ignore-missing-imports "${dev_python[@]}" || exit 1
+(.venv/bin/ruff check --config test/python/ruff.toml "${dev_python[@]}" && .venv/bin/ruff format --check --config test/python/ruff.toml "${dev_python[@]}") || exit 1
 vitest_report=.cache/vitest-report.json
 pytest_reports=(.cache/pytest-spark-udfs.xml .cache/pytest-stream-consumer.xml)
 logs=.cache/test-logs
