@@ -55,6 +55,10 @@ export function packageSpark(out: string, log: (line: string) => void): SparkMan
   if (!existsSync(python)) throw new Error('the venv is missing: run `npm run setup` first');
   const work = mkdtempSync(join(tmpdir(), 'spark-package-'));
   try {
+    // Only an earlier build (or nothing) is replaced: `--out .` must not empty a checkout.
+    if (existsSync(out) && readdirSync(out).length > 0 && !existsSync(join(out, MANIFEST_FILE))) {
+      throw new Error(`${out} holds files but no ${MANIFEST_FILE} of an earlier build: choose an empty or new folder`);
+    }
     rmSync(out, { recursive: true, force: true });
     mkdirSync(out, { recursive: true });
     const files: ManifestFile[] = [];

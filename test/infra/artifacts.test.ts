@@ -137,6 +137,15 @@ describe('npm run package', () => {
     expect((await node('scripts/package.ts', '--out', again)).code).toBe(0);
     expect(readFileSync(join(again, MANIFEST_FILE), 'utf8')).toBe(readFileSync(join(dist, MANIFEST_FILE), 'utf8'));
   });
+
+  it('refuses to replace a folder that is not an earlier build, and leaves it as it was', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'not-a-build-'));
+    writeFileSync(join(folder, 'notes.txt'), 'keep me');
+    const refused = await node('scripts/package.ts', '--out', folder);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('holds files but no manifest.json of an earlier build');
+    expect(readdirSync(folder)).toEqual(['notes.txt']);
+  });
 });
 
 describe("deploy's upload of the Spark artifacts", () => {
