@@ -9,6 +9,15 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench_cli import parse_arguments  # load-tests/, this script's folder
+
+parse_arguments(
+    "npm run bench:batch-size",
+    "The Python client's values/s against the API (cache off, one server process) for request sizes 900, 2,000, 5,000\n"
+    "and 10,000 at concurrency 1 and 4: 1,000,000 values per row, to choose ClientConfig.batch_size's default.",
+    "about 2 to 4 minutes (eight rows of 1,000,000 values, plus starting the API)",
+    examples=["npm run build && npm run bench:batch-size"],
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "spark-udfs" / "src"))

@@ -10,6 +10,19 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { freePort, startProcess, waitFor } from '../test/support/processes.ts';
 import { machineHeader, table, vins } from './machine.ts';
+import { parseCli, type Help } from './cli.ts';
+
+const HELP: Help = {
+  usage: 'npm run bench:http   (run npm run build first; npm run bench does)',
+  measures: 'The API over HTTP on loopback: starts node dist/server.mjs and drives it with autocannon from this process;\nvalues/s and latency for 900- and 10,000-value batches, cache off and warm.',
+  duration: 'about 1 minute (BENCH_SECONDS per row, four rows, plus warm-up)',
+  environment: [
+    ['BENCH_SECONDS', 'seconds per measured row (default 10)'],
+    ['BENCH_CONNECTIONS', 'concurrent connections (default 8)'],
+  ],
+  examples: ['npm run build && npm run bench:http', 'BENCH_SECONDS=3 npm run bench:http'],
+};
+parseCli(HELP, { options: {} });
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);

@@ -15,13 +15,12 @@
  *   --only a,b         these scenarios only
  *   --quick            smoke run: every stage 1 s, the soak 3 s, rates / 50; latency thresholds not enforced
  *   --json FILE        also write the results as JSON
- * Exit status: 0 thresholds met, 1 a threshold missed, 2 usage.
+ * Exit status: 0 thresholds met, 1 a threshold missed, 2 usage (load-tests/cli.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { ApiKeyRegistry } from '../api/auth/apiKeys.ts';
 import { apiKeyDocumentsFor } from '../api/auth/fromConfig.ts';
@@ -30,19 +29,26 @@ import { loadConfig } from '../api/config/config.ts';
 import { createLogger } from '../api/observability/logger.ts';
 import { freePort, waitFor } from '../test/support/processes.ts';
 import { BATCH_COUNT, BATCH_SIZE, DEFAULT_OPTIONS, ENDPOINTS, batchValues, endpointAt, requestBody, scenarios, type EndpointName, type Scenario, type Stage } from './k6/scenarios.ts';
+import { parseCli, positiveNumber, usageError, type Help } from './cli.ts';
 import { machineHeader, table } from './machine.ts';
 
-const USAGE = `usage: npm run bench:k6-local -- [--seconds N] [--soak-minutes N] [--only NAME[,NAME]] [--quick] [--json FILE]
-  scenarios: ${scenarios().map((scenario) => scenario.name).join(', ')}
-  BASE_URL, API_KEY [, REIDENTIFY_API_KEY]: run against that server instead of starting one
-examples:
-  npm run bench:k6-local                       every scenario, 30 s each, a 1-minute soak
-  npm run bench:k6-local -- --only soak --soak-minutes 10`;
-
-function usageError(message: string): never {
-  console.error(`${message}\n${USAGE}`);
-  process.exit(2);
-}
+const HELP: Help = {
+  usage: 'npm run bench:k6-local -- [--seconds N] [--soak-minutes N] [--only NAME[,NAME]] [--quick] [--json FILE]',
+  measures: `The k6 scenarios (load-tests/k6/scenarios.ts) run with autocannon against node dist/server.mjs (built by the npm
+script) or BASE_URL: p50/p99, requests/s, errors and threshold results per scenario, the soak's server RSS growth.
+scenarios: ${scenarios().map((scenario) => scenario.name).join(', ')}`,
+  duration: 'about 5 minutes with the defaults (each scenario --seconds, the soak --soak-minutes); --quick about 30 s',
+  options: [
+    ['--seconds N', "each constant scenario's length (default 30)"],
+    ['--soak-minutes N', "the soak's length (default 1; the target is 10)"],
+    ['--only NAME[,NAME]', 'these scenarios only'],
+    ['--quick', 'smoke run: every stage 1 s, the soak 3 s, rates / 50; latency thresholds not enforced'],
+    ['--json FILE', 'also write the results as JSON'],
+  ],
+  environment: [['BASE_URL, API_KEY [, REIDENTIFY_API_KEY]', 'run against that server instead of starting one']],
+  failure: 'a threshold missed',
+  examples: ['npm run bench:k6-local                       every scenario, 30 s each, a 1-minute soak', 'npm run bench:k6-local -- --only soak --soak-minutes 10'],
+};
 
 interface Arguments {
   readonly seconds: number;
@@ -52,40 +58,26 @@ interface Arguments {
   readonly json: string | undefined;
 }
 
-function positive(name: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) usageError(`--${name} must be a positive number`);
-  return value;
-}
-
 function parseArguments(argv: string[]): Arguments {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
+  const { values } = parseCli(
+    HELP,
+    {
       options: {
         seconds: { type: 'string' },
         'soak-minutes': { type: 'string' },
         only: { type: 'string' },
         quick: { type: 'boolean' },
         json: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
       },
-    }));
-  } catch (error) {
-    usageError(error instanceof Error ? error.message : 'bad arguments');
-  }
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
+    },
+    argv,
+  );
   const only = values.only?.split(',').map((name) => name.trim());
   const known = new Set(scenarios().map((scenario) => scenario.name as string));
-  for (const name of only ?? []) if (!known.has(name)) usageError('--only names a scenario that does not exist');
+  for (const name of only ?? []) if (!known.has(name)) usageError(HELP, '--only names a scenario that does not exist');
   return {
-    seconds: positive('seconds', values.seconds, DEFAULT_OPTIONS.seconds),
-    soakMinutes: positive('soak-minutes', values['soak-minutes'], DEFAULT_OPTIONS.soakMinutes),
+    seconds: positiveNumber(HELP, 'seconds', values.seconds, DEFAULT_OPTIONS.seconds),
+    soakMinutes: positiveNumber(HELP, 'soak-minutes', values['soak-minutes'], DEFAULT_OPTIONS.soakMinutes),
     only,
     quick: values.quick === true,
     json: values.json,
@@ -162,7 +154,7 @@ interface Target {
 }
 
 async function startLocalServer(): Promise<Target> {
-  if (!existsSync('dist/server.mjs')) usageError('dist/server.mjs is missing: run npm run build (npm run bench:k6-local does)');
+  if (!existsSync('dist/server.mjs')) usageError(HELP, 'dist/server.mjs is missing: run npm run build (npm run bench:k6-local does)');
   const dataDir = mkdtempSync(join(tmpdir(), 'k6-local-'));
   const port = await freePort();
   const env = { PSEUDO_DATA_DIR: dataDir, PSEUDO_PORT: String(port), PSEUDO_LOG_LEVEL: 'info' };
@@ -202,7 +194,7 @@ async function startLocalServer(): Promise<Target> {
 
 function remoteTarget(baseUrl: string): Target {
   const apiKey = process.env.API_KEY;
-  if (!apiKey) usageError('BASE_URL is set: set API_KEY too');
+  if (!apiKey) usageError(HELP, 'BASE_URL is set: set API_KEY too');
   return { url: baseUrl.replace(/\/$/, ''), keys: { pseudonymize: apiKey, reidentify: process.env.REIDENTIFY_API_KEY ?? apiKey }, pid: undefined, stop: () => Promise.resolve() };
 }
 

@@ -12,8 +12,18 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { startMoto } from '../test/support/moto.ts';
 import { machineHeader, table, vins } from './machine.ts';
+import { parseCli, type Help } from './cli.ts';
 
 const run = promisify(execFile);
+const HELP: Help = {
+  usage: 'npm run bench:lambda   (run npm run build first; npm run bench does)',
+  measures: "The Lambda bundle's size and cold-start cost in fresh Node processes (import, build the service, answer a\nfirst 900-value event), with the local keyring and with the AWS keyring on a local moto server.",
+  duration: 'about 30 s to 1 minute (BENCH_RUNS cold starts per keyring, plus starting moto)',
+  environment: [['BENCH_RUNS', 'cold starts per keyring (default 7)']],
+  examples: ['npm run build && npm run bench:lambda', 'BENCH_RUNS=3 npm run bench:lambda'],
+};
+parseCli(HELP, { options: {} });
+
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 
 const probe = `

@@ -33,6 +33,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from bench_cli import parse_arguments  # load-tests/, this script's folder
+
+parse_arguments(
+    "npm run bench:stream",
+    "The streaming job end to end (10 s trigger): sustained records/s and produced-to-visible latency, through Kinesis\n"
+    "on a local moto server at each BENCH_KINESIS_RATES rate, and from Spark's rate source at each\n"
+    "BENCH_RATE_SOURCE_RATES rate.",
+    "about 8 minutes with the defaults (BENCH_STREAM_SECONDS per rate plus draining)",
+    [
+        ("BENCH_STREAM_SECONDS", "seconds each rate is offered (default 60)"),
+        ("BENCH_KINESIS_RATES", "records/s through Kinesis (default 2000,5000,10000)"),
+        ("BENCH_RATE_SOURCE_RATES", "records/s from the rate source (default 20000,40000)"),
+    ],
+    ["npm run build && npm run bench:stream", "BENCH_STREAM_SECONDS=20 BENCH_KINESIS_RATES=2000 npm run bench:stream"],
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "spark-udfs" / "src"))

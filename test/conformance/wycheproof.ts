@@ -11,7 +11,7 @@
  * "acceptable" cases pass either way. Valid cases flagged SmallMessageSize (Wycheproof's LEGACY: the
  * domain is below NIST SP 800-38G Rev. 1's 1,000,000 minimum, which the engine enforces) count as
  * skipped when rejected. Prints one line per file and a last line `conformance: N passed, N failed,
- * N skipped`; exits 1 on any failure.
+ * N skipped`; exits 1 on any failure, 2 on a usage error (`--help` for usage).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import { gunzipSync } from 'node:zlib';
 import { packByteArrays, packedItem } from '../../api/engine/_blocks.ts';
 import { Ff1Digits } from '../../api/engine/ff1.ts';
 import { AesSiv } from '../../api/engine/siv.ts';
+import { parseCli, type Help } from '../../load-tests/cli.ts';
 
 type Result = 'valid' | 'invalid' | 'acceptable';
 interface Tally {
@@ -101,7 +102,15 @@ function defaultFiles(): string[] {
   return folders.flatMap((folder) => readdirSync(folder).filter((f) => /_test\.json(\.gz)?$/.test(f)).sort().map((f) => join(folder, f)));
 }
 
-const files = process.argv.slice(2).length > 0 ? process.argv.slice(2) : defaultFiles();
+const HELP: Help = {
+  usage: 'npm run conformance [-- FILE...]',
+  measures: "Runs Wycheproof-format test-vector files (DaeadTest for AES-SIV, FpeListTest for FF1) against the engine's\nproduction classes; without FILE, every *_test.json[.gz] under test/fixtures/wycheproof and test/fixtures/nist.\nPrints one line per file and a total.",
+  duration: 'a few seconds',
+  failure: 'a vector failed, or none passed',
+  examples: ['npm run conformance', 'npm run conformance -- ~/vectors/aes_siv_cmac_test.json'],
+};
+const { positionals } = parseCli(HELP, { options: {}, allowPositionals: true });
+const files = positionals.length > 0 ? positionals : defaultFiles();
 const total: Tally = { passed: 0, failed: 0, skipped: 0, failures: [] };
 for (const file of files) {
   const tally = runFile(file);
