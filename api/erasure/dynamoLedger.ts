@@ -299,23 +299,7 @@ export class DynamoErasureLedger implements ErasureLedger {
 
   async erasedPseudonyms(context: string): Promise<ReadonlySet<string>> {
     const erased = new Set<string>();
-    let start: Item | undefined;
-    do {
-      const page = await this.call(() =>
-        this.client.send(
-          new QueryCommand({
-            TableName: this.table,
-            KeyConditionExpression: 'pk = :context',
-            ExpressionAttributeValues: { ':context': { S: `ERASED#${context}` } },
-            ProjectionExpression: 'pseudonyms',
-            ConsistentRead: true,
-            ExclusiveStartKey: start,
-          }),
-        ),
-      );
-      for (const item of page.Items ?? []) for (const pseudonym of item.pseudonyms?.SS ?? []) erased.add(pseudonym);
-      start = page.LastEvaluatedKey;
-    } while (start);
+    for (const item of await this.erasedItems(context, 'pseudonyms')) for (const pseudonym of item.pseudonyms?.SS ?? []) erased.add(pseudonym);
     return erased;
   }
 
@@ -406,8 +390,8 @@ export class DynamoErasureLedger implements ErasureLedger {
     return found;
   }
 
-  /** The `ERASED#<context>` items (one per request filing pseudonyms there), read strongly. */
-  private async erasedItems(context: string): Promise<Item[]> {
+  /** The `ERASED#<context>` items (one per request filing pseudonyms there), read strongly; `projection` to read fewer attributes. */
+  private async erasedItems(context: string, projection?: string): Promise<Item[]> {
     const items: Item[] = [];
     let start: Item | undefined;
     do {
@@ -417,6 +401,7 @@ export class DynamoErasureLedger implements ErasureLedger {
             TableName: this.table,
             KeyConditionExpression: 'pk = :context',
             ExpressionAttributeValues: { ':context': { S: `ERASED#${context}` } },
+            ...(projection ? { ProjectionExpression: projection } : {}),
             ConsistentRead: true,
             ExclusiveStartKey: start,
           }),

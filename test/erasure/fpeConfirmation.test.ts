@@ -8,11 +8,8 @@
  * filed. AES-SIV pseudonyms need none. The real service over HTTP; values and confirmations never reach an answer
  * or a log line.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeLocalCatalog } from '../support/catalog.ts';
+import { writeTestRegistry } from '../support/catalog.ts';
 import { startTestService, type CallResult, type TestService } from '../support/service.ts';
 
 const ACCOUNT = '4000123412344352';
@@ -25,17 +22,14 @@ const EMAIL = 'sentinel.fpe@example.com';
 const PROBLEM = 'urn:pseudonymization:problem:';
 
 function registryFile(): string {
-  const folder = mkdtempSync(join(tmpdir(), 'registry-'));
-  const catalog = writeLocalCatalog(folder, [{ namespace: 'crm', name: 'accounts', columns: { account: 'string', national: 'string', email: 'string' } }]);
-  const file = join(folder, 'registry.json');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      catalog: { type: 'jdbc', name: 'local', ...catalog },
-      tables: [{ name: 'local.crm.accounts', columns: { account: 'account_number', national: 'national_id', email: 'email' } }],
-    }),
-  );
-  return file;
+  return writeTestRegistry([
+    {
+      namespace: 'crm',
+      name: 'accounts',
+      columns: { account: 'string', national: 'string', email: 'string' },
+      contexts: { account: 'account_number', national: 'national_id', email: 'email' },
+    },
+  ]);
 }
 
 /** The pseudonym with its character at `position` replaced by the next digit (a one-digit typo). */

@@ -1,32 +1,17 @@
 /** Erasure requests over HTTP: filing, idempotency, reading, roles, validation, and reidentify answering `erased`. */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestService, type TestService } from '../support/service.ts';
-import { writeLocalCatalog } from '../support/catalog.ts';
+import { writeTestRegistry } from '../support/catalog.ts';
 
 const JANE = 'sentinel.jane@example.com';
 const JOHN = 'sentinel.john@example.com';
 
 function registryFile(): string {
-  const folder = mkdtempSync(join(tmpdir(), 'registry-'));
-  const catalog = writeLocalCatalog(folder, [
-    { namespace: 'crm', name: 'customers', columns: { id: 'long', email: 'string' } },
-    { namespace: 'fleet', name: 'vehicles', columns: { vin: 'string', km: 'long' } },
+  return writeTestRegistry([
+    { namespace: 'crm', name: 'customers', columns: { id: 'long', email: 'string' }, contexts: { email: 'email' } },
+    { namespace: 'fleet', name: 'vehicles', columns: { vin: 'string', km: 'long' }, contexts: { vin: 'vin' } },
   ]);
-  const file = join(folder, 'registry.json');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      catalog: { type: 'jdbc', name: 'local', ...catalog },
-      tables: [
-        { name: 'local.crm.customers', columns: { email: 'email' } },
-        { name: 'local.fleet.vehicles', columns: { vin: 'vin' } },
-      ],
-    }),
-  );
-  return file;
 }
 
 describe('erasure requests over HTTP', () => {

@@ -3,34 +3,18 @@
  * usable pseudonym for them. v1 answers null at that index and lists it in `erased`; the compatibility route,
  * whose shape has no room for that, refuses the batch (422 subject-erased) naming indexes only.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeLocalCatalog } from '../support/catalog.ts';
+import { writeTestRegistry } from '../support/catalog.ts';
 import { startTestService, type TestService } from '../support/service.ts';
 
 const JANE = 'sentinel.jane@example.com';
 const VIN = 'SENTINEL0VIN00042';
 
 function registryFile(): string {
-  const folder = mkdtempSync(join(tmpdir(), 'registry-'));
-  const catalog = writeLocalCatalog(folder, [
-    { namespace: 'crm', name: 'customers', columns: { email: 'string' } },
-    { namespace: 'fleet', name: 'vehicles', columns: { vin: 'string' } },
+  return writeTestRegistry([
+    { namespace: 'crm', name: 'customers', columns: { email: 'string' }, contexts: { email: 'email' } },
+    { namespace: 'fleet', name: 'vehicles', columns: { vin: 'string' }, contexts: { vin: 'vin' } },
   ]);
-  const file = join(folder, 'registry.json');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      catalog: { type: 'jdbc', name: 'local', ...catalog },
-      tables: [
-        { name: 'local.crm.customers', columns: { email: 'email' } },
-        { name: 'local.fleet.vehicles', columns: { vin: 'vin' } },
-      ],
-    }),
-  );
-  return file;
 }
 
 describe('suppression at ingestion', () => {

@@ -4,7 +4,7 @@
  * erasure still running, missing reference, wrong role) are problem+json naming fields and indexes, never values.
  * Erasure requests are finished through the service's own ledger, as the worker would (no runner here).
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { liftOutcome, verifyAuditChain, type NewSuppressionLift } from '../../api/erasure/ledger.ts';
 import { SqliteErasureLedger } from '../../api/erasure/sqliteLedger.ts';
 import { ErasureSuppression } from '../../api/erasure/suppression.ts';
-import { writeLocalCatalog } from '../support/catalog.ts';
+import { writeTestRegistry } from '../support/catalog.ts';
 import { engineOf, keyringOf } from '../support/engine.ts';
 import { assertMatchesOpenApi } from '../support/openapi.ts';
 import { startTestService, type CallResult, type TestService } from '../support/service.ts';
@@ -22,11 +22,7 @@ const JOHN = 'sentinel.john@example.com';
 const KEPT = 'sentinel.kept@example.com';
 
 function registryFile(): string {
-  const folder = mkdtempSync(join(tmpdir(), 'registry-'));
-  const catalog = writeLocalCatalog(folder, [{ namespace: 'crm', name: 'customers', columns: { email: 'string' } }]);
-  const file = join(folder, 'registry.json');
-  writeFileSync(file, JSON.stringify({ catalog: { type: 'jdbc', name: 'local', ...catalog }, tables: [{ name: 'local.crm.customers', columns: { email: 'email' } }] }));
-  return file;
+  return writeTestRegistry([{ namespace: 'crm', name: 'customers', columns: { email: 'string' }, contexts: { email: 'email' } }]);
 }
 
 interface Pseudonymized {

@@ -3,7 +3,8 @@
  * writes (table `iceberg_tables`, a metadata.json per table), for tests of the registry check that need no
  * Spark. The erasure end-to-end tests use tables Spark wrote.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sqlite from 'node-sqlite3-wasm';
 
@@ -30,4 +31,19 @@ export function writeLocalCatalog(folder: string, tables: readonly CatalogTable[
   }
   db.close();
   return { uri, warehouse };
+}
+
+/** A registered table: its catalog columns (Iceberg types) and which of them hold which context. */
+export interface RegisteredTestTable extends CatalogTable {
+  readonly contexts: Readonly<Record<string, string>>;
+}
+
+/** A local catalog with these tables and an erasure table registry naming them (PSEUDO_ERASURE_REGISTRY_FILE). */
+export function writeTestRegistry(tables: readonly RegisteredTestTable[]): string {
+  const folder = mkdtempSync(join(tmpdir(), 'registry-'));
+  const catalog = writeLocalCatalog(folder, tables);
+  const file = join(folder, 'registry.json');
+  const registered = tables.map((table) => ({ name: `local.${table.namespace}.${table.name}`, columns: table.contexts }));
+  writeFileSync(file, JSON.stringify({ catalog: { type: 'jdbc', name: 'local', ...catalog }, tables: registered }));
+  return file;
 }
