@@ -21,6 +21,7 @@ import type { Nullable, PseudonymEngine, PseudonymizeResult, ReidentifyResult } 
 import { PlatformError } from '../errors.ts';
 import type { Keyring } from '../keyring/keyring.ts';
 import type { ErasureLedger, ErasureSubject } from './ledger.ts';
+import { parsePseudonym } from '../engine/pseudonymFormat.ts';
 
 /** Pseudonymize with the indexes of values withheld because their subject's erasure was filed (null in `pseudonyms`). */
 export interface SuppressedPseudonymizeResult extends PseudonymizeResult {
@@ -126,7 +127,12 @@ export class ErasureSuppression implements PseudonymOperations {
     const result = this.engine.reidentify(context, pseudonyms, options);
     if (erased.size === 0) return result;
     const indexes = result.values.flatMap((value, i) => (value === null ? [] : [i]));
-    const withheld = [...this.erasedAmong(context, erased, indexes.map((i) => result.values[i]!))];
+    // A deterministic token that decrypted is its value's pseudonym under its own version: when the whole batch
+    // is of one such version (a table written under one key), look the tokens up as they are and compute only
+    // the other readable versions' pseudonyms (a subject filed before that version existed has only those).
+    const version = sharedDeterministicVersion(indexes.map((i) => pseudonyms[i]!));
+    const computed = this.erasedAmong(context, erased, indexes.map((i) => result.values[i]!), version);
+    const withheld = indexes.flatMap((index, k) => (computed.has(k) || (version !== undefined && erased.has(pseudonyms[index]!)) ? [k] : []));
     if (withheld.length === 0) return result;
     const values = [...result.values];
     const errors = [...result.errors];
@@ -209,4 +215,15 @@ export class ErasureSuppression implements PseudonymOperations {
     this.loading.set(context, loading);
     return loading;
   }
+}
+
+/** The key version of these tokens when every one is a deterministic AES-SIV pseudonym of that one version. */
+function sharedDeterministicVersion(tokens: readonly string[]): number | undefined {
+  let version: number | undefined;
+  for (const token of tokens) {
+    const parsed = parsePseudonym(token);
+    if (parsed?.mode !== 'deterministic' || (version !== undefined && parsed.version !== version)) return undefined;
+    version = parsed.version;
+  }
+  return version;
 }

@@ -62,6 +62,20 @@ describe('erasure suppression', () => {
     await ledger.close();
   });
 
+  it('withholds from a batch of one version\'s deterministic tokens, filed under that version or only an older one', async () => {
+    const { engine, ledger, suppression } = setUp();
+    const [jane, john] = suppression.pseudonymsInEveryVersion('email', [JANE, JOHN]);
+    await ledger.create(filing('er-1', 'email', [jane![0]!]), audit('er-1')); // filed under version 1 only
+    // Every token of version 1 (looked up as it is), then every token of version 2 (computed under version 1).
+    for (const version of [0, 1]) {
+      const answer = await suppression.reidentify('email', [john![version]!, jane![version]!]);
+      expect(answer.values).toEqual([JOHN, null]);
+      expect(answer.errors).toEqual([{ index: 1, reason: 'erased' }]);
+    }
+    expect(engine.reidentify('email', [jane![1]!]).values).toEqual([JANE]);
+    await ledger.close();
+  });
+
   it('withholds from pseudonymize a subject filed under an older key version only, and counts nothing else', async () => {
     const { oldEngine, ledger, suppression } = setUp();
     const underVersion1 = oldEngine.pseudonymize('email', [JANE], { deterministic: true }).pseudonyms[0]!;
