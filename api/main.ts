@@ -57,6 +57,15 @@ async function main(): Promise<void> {
 main().catch((error: unknown) => {
   // Start-up errors are our own typed errors that name the setting; print the message only. A configuration or
   // state refusal (a missing keyring or ledger, a ledger behind its head record) exits 2, anything else 1.
+  if (isAddressInUse(error)) {
+    // Most often a server from an earlier start still runs; the fix is a setting, so it is a usage error.
+    process.stderr.write('cannot start: PSEUDO_HOST:PSEUDO_PORT is already in use (is another server still running? stop it, or set PSEUDO_PORT)\n');
+    process.exit(2);
+  }
   process.stderr.write(`cannot start: ${errorMessage(error)}\n`);
   process.exit(error instanceof ConfigError ? 2 : 1);
 });
+
+function isAddressInUse(error: unknown): boolean {
+  return error instanceof Error && 'code' in error && error.code === 'EADDRINUSE';
+}

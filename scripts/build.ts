@@ -12,7 +12,7 @@
  * file (`zip -u dist/lambda.zip config/…`) with PSEUDO_ERASURE_REGISTRY_FILE naming it.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { build } from 'esbuild';
 
@@ -45,8 +45,13 @@ mkdirSync(join(lambdaDir, 'config'), { recursive: true });
 cpSync('config/policies.json', join(lambdaDir, 'config/policies.json'));
 
 rmSync(zipFile, { force: true });
+// The same sources give the same zip: every entry gets one fixed time (zip stores mtimes), entries in sorted order.
+// Otherwise each build is a new artifact, and each deploy uploads it again and updates the functions.
+const FIXED_TIME = new Date('2026-01-01T00:00:00Z');
+const entries = readdirSync(lambdaDir, { recursive: true, encoding: 'utf8' }).sort();
+for (const entry of entries) utimesSync(join(lambdaDir, entry), FIXED_TIME, FIXED_TIME);
 // From inside the folder, so that the zip's paths are the task root's (handler.mjs, config/policies.json).
-execFileSync('zip', ['-q', '-r', '-X', relative(lambdaDir, zipFile), ...readdirSync(lambdaDir)], { cwd: lambdaDir });
+execFileSync('zip', ['-q', '-X', '-D', relative(lambdaDir, zipFile), ...entries.filter((entry) => statSync(join(lambdaDir, entry)).isFile())], { cwd: lambdaDir });
 
 for (const file of [join(out, 'server.mjs'), join(out, 'cli.mjs'), join(lambdaDir, 'handler.mjs'), join(lambdaDir, 'erasureStep.mjs'), zipFile]) {
   console.log(`${file.padEnd(30)} ${(statSync(file).size / 1024).toFixed(0).padStart(6)} KiB`);

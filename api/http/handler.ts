@@ -33,6 +33,8 @@ interface RequestFacts {
 /** A person's session token (Authorization: Bearer) or a machine's API key (x-api-key). */
 async function authenticate(service: PseudonymizationService, request: CoreRequest): Promise<Principal> {
   const bearer = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
+  // An API key sent as a bearer token would read as an expired session: say where it belongs (never echoing it).
+  if (bearer?.[1]!.startsWith('pk_')) throw new AuthError('unauthenticated', 'API keys go in the x-api-key header, not in Authorization: Bearer');
   return bearer ? service.sessions.verify(bearer[1]!) : service.authenticator.authenticate(request.headers['x-api-key']);
 }
 

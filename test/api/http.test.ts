@@ -75,6 +75,13 @@ describe('authentication and roles', () => {
     expect(statuses[0].headers.get('www-authenticate')).toContain('x-api-key');
   });
 
+  it('tells a caller that sent its API key as a bearer token where the key belongs, without echoing it', async () => {
+    const answer = await api.call('POST', '/v1/pseudonymize', { body: { context: 'vin', values: ['x'] }, headers: { authorization: `Bearer ${api.keys.pseudonymize}` } });
+    expect(answer.status).toBe(401);
+    expect(answer.text).toContain('x-api-key header');
+    expect(answer.text).not.toContain(api.keys.pseudonymize);
+  });
+
   it('accepts a new key within a second and stops accepting it within the refresh period once revoked', async () => {
     const key = await api.createKey('short-lived', ['pseudonymize']);
     await new Promise((r) => setTimeout(r, 1100));

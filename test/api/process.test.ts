@@ -76,6 +76,19 @@ describe('node dist/server.mjs on the embedded defaults', () => {
     expect('code' in result ? result.code : 0).toBe(2); // 2: configuration, as every CLI here
     expect('stderr' in result ? result.stderr : '').toContain('PSEUDO_PORT: must be a whole number');
   });
+
+  it('refuses a port another server holds with exit 2 and the setting to change, not a bare EADDRINUSE', async () => {
+    const dataDir = join(work, 'port-taken');
+    const { url, server } = await startServerProcess({ PSEUDO_DATA_DIR: dataDir });
+    try {
+      const env = { ...process.env, PSEUDO_DATA_DIR: dataDir, PSEUDO_PORT: new URL(url).port, PSEUDO_POLICY_FILE: 'test/fixtures/policies.json' };
+      const result = await run('node', ['dist/server.mjs'], { env }).catch((error: unknown) => error as { code: number; stderr: string });
+      expect('code' in result ? result.code : 0).toBe(2);
+      expect('stderr' in result ? result.stderr : '').toContain('set PSEUDO_PORT');
+    } finally {
+      await server.stop();
+    }
+  });
 });
 
 describe('the admin CLI', () => {
