@@ -139,6 +139,9 @@ def test_appends_to_an_existing_table_as_a_new_snapshot(
     first = run(parse_config(job(api, warehouse, dataset, "appended")))
     second = run(parse_config(job(api, warehouse, dataset, "appended")))
     assert second["created"] is False and second["snapshotId"] != first["snapshotId"]
+    # 64-bit ids travel as decimal strings, every digit the catalog's.
+    latest = spark.sql("SELECT snapshot_id FROM local.analytics.appended.snapshots ORDER BY committed_at DESC LIMIT 1")
+    assert second["snapshotId"] == str(latest.collect()[0][0])
     assert spark.table("local.analytics.appended").count() == 24_000
 
 

@@ -211,7 +211,8 @@ def run(config: JobConfig, progress: JobProgress | None = None) -> dict[str, Any
     return {
         "table": table.name,
         "created": created,
-        "snapshotId": snapshot,
+        # A decimal string, as in the erasure certificate: Iceberg ids exceed 2^53 and JSON readers round numbers.
+        "snapshotId": str(snapshot),
         # Rows written; rowsSuppressed were read but left out (their subject's erasure was filed).
         "rows": metrics.rows.value - metrics.suppressed_rows.value,
         "rowsSuppressed": metrics.suppressed_rows.value,
