@@ -79,6 +79,8 @@ if [ "${1:-}" != "runtime" ]; then
   [ -x /usr/sbin/slapd ] || missing+=(slapd)
   command -v ldapadd >/dev/null || missing+=(ldap-utils)
   command -v openssl >/dev/null || missing+=(openssl)
+  # The console's browser tests drive Debian's Chromium with playwright-core (no browser download).
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   begin "installing Debian packages (${missing[*]})"
