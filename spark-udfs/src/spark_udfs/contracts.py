@@ -27,8 +27,14 @@ from referencing import Registry, Resource
 
 from .errors import ValueFreeError
 
-ContractName = Literal["erasure-order", "erasure-progress", "erasure-certificate", "stream-marker"]
-CONTRACTS: tuple[ContractName, ...] = ("erasure-order", "erasure-progress", "erasure-certificate", "stream-marker")
+ContractName = Literal["erasure-order", "erasure-progress", "erasure-certificate", "stream-marker", "key-inventory"]
+CONTRACTS: tuple[ContractName, ...] = (
+    "erasure-order",
+    "erasure-progress",
+    "erasure-certificate",
+    "stream-marker",
+    "key-inventory",
+)
 SCHEMA_FILES: tuple[str, ...] = ("common.schema.json", *(f"{name}.schema.json" for name in CONTRACTS))
 
 
@@ -66,6 +72,7 @@ _REASONS = {
     "enum": "is not one of the allowed values",
     "const": "is not the required value",
     "minItems": "has too few items",
+    "uniqueItems": "has duplicate items",
     "minLength": "is too short",
     "maxLength": "is too long",
     "minProperties": "has too few fields",
