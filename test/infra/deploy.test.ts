@@ -63,7 +63,7 @@ interface Statement {
 }
 
 async function rolePolicy(roleLogicalId: string, policyLogicalId: string): Promise<Statement[]> {
-  const policyName = { ApiFunctionPolicy: 'api-function', ErasureStepPolicy: 'erasure-step', EmrJobPolicy: 'emr-jobs', ProducerPolicy: 'producer' }[policyLogicalId]!;
+  const policyName = { ApiFunctionPolicy: 'api-function', ApiRegisteredTablesPolicy: 'api-function-registered-tables', ErasureStepPolicy: 'erasure-step', ErasureStepEmrPolicy: 'erasure-step-emr', EmrJobPolicy: 'emr-jobs', ProducerPolicy: 'producer' }[policyLogicalId]!;
   const body = new URLSearchParams({ Action: 'GetRolePolicy', Version: '2010-05-08', RoleName: resources.get(roleLogicalId)!.id, PolicyName: policyName }).toString();
   const xml = await motoCall('iam', '/', { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
   const encoded = /<PolicyDocument>([\s\S]*?)<\/PolicyDocument>/.exec(xml)![1]!;
@@ -156,14 +156,14 @@ describe('npm run infra -- deploy, against moto', () => {
   });
 
   it('the deployed role policies: the API Lambda reaches neither EMR, the warehouse nor the stream; the producer only puts records', async () => {
-    const api = await rolePolicy('ApiFunctionRole', 'ApiFunctionPolicy');
+    const api = [...(await rolePolicy('ApiFunctionRole', 'ApiFunctionPolicy')), ...(await rolePolicy('ApiFunctionRole', 'ApiRegisteredTablesPolicy'))];
     const apiActions = api.flatMap((statement) => list(statement.Action));
     expect(apiActions.filter((action) => /^(elasticmapreduce|s3|kinesis):/.test(action))).toEqual([]);
     expect(apiActions.filter((action) => action.startsWith('glue:'))).toEqual(['glue:GetTable']);
     const producer = await rolePolicy('ProducerRole', 'ProducerPolicy');
     expect(producer.flatMap((statement) => list(statement.Action)).sort()).toEqual(['kinesis:PutRecord', 'kinesis:PutRecords', 'kms:GenerateDataKey']);
     expect(producer[0]!.Resource).toBe(`arn:aws:kinesis:${TEST_REGION}:${ACCOUNT}:stream/${STACK}-pseudonymization-records`);
-    const step = await rolePolicy('ErasureStepRole', 'ErasureStepPolicy');
+    const step = [...(await rolePolicy('ErasureStepRole', 'ErasureStepPolicy')), ...(await rolePolicy('ErasureStepRole', 'ErasureStepEmrPolicy'))];
     const emr = step.find((statement) => list(statement.Action).includes('elasticmapreduce:AddJobFlowSteps'))!;
     expect(emr.Resource).toBe(`arn:aws:elasticmapreduce:${TEST_REGION}:${ACCOUNT}:cluster/j-ITEST`);
     for (const statements of [api, producer, step, await rolePolicy('EmrJobRole', 'EmrJobPolicy')]) {
@@ -181,6 +181,24 @@ describe('npm run infra -- deploy, against moto', () => {
       [`/aws/lambda/${STACK}-pseudonymization-erasure-step`, 30],
     ]);
   });
+
+  it('deploys without EmrClusterId and ErasureRegistryFile: the conditional Glue and EMR policies are not created, the functions get no registry or cluster', async () => {
+    const bare = 'itestbare';
+    const result = await infra('deploy', '--stack', bare, '--endpoint', moto.endpoint, '--parameters', `KeyAdministratorArn=arn:aws:iam::${ACCOUNT}:root`, 'DeletionProtection=false');
+    expect(result.stderr).not.toMatch(/Error/);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`${bare}: CREATE_COMPLETE`);
+    const cloudFormation = new CloudFormationClient({ region: TEST_REGION, endpoint: moto.endpoint });
+    const { StackResources } = await cloudFormation.send(new DescribeStackResourcesCommand({ StackName: bare }));
+    const created = new Set((StackResources ?? []).map((resource) => resource.LogicalResourceId));
+    expect(created.has('ApiFunctionPolicy')).toBe(true);
+    expect(created.has('ApiRegisteredTablesPolicy')).toBe(false);
+    expect(created.has('ErasureStepEmrPolicy')).toBe(false);
+    const { Configuration } = JSON.parse(await motoCall('lambda', `/2015-03-31/functions/${bare}-pseudonymization-erasure-step`)) as { Configuration: { Environment: { Variables: Record<string, string> } } };
+    expect(Object.keys(Configuration.Environment.Variables).filter((key) => key === 'PSEUDO_ERASURE_REGISTRY_FILE' || key === 'PSEUDO_ERASURE_EMR_CLUSTER_ID')).toEqual([]);
+    const destroyed = await infra('destroy', '--stack', bare, '--yes', '--endpoint', moto.endpoint);
+    expect(destroyed.code).toBe(0);
+  }, 120_000);
 
   it('deploying the same build again changes nothing', async () => {
     const again = await infra('deploy', '--stack', STACK, '--endpoint', moto.endpoint);

@@ -205,8 +205,14 @@ function policyResources(template: Template, role: Role): string[] {
     .map(([logicalId]) => logicalId);
 }
 
+/** The statements a role gets with the renderer's parameters: a policy whose Condition is false is not created. */
 function statementsOf(renderer: Renderer, role: Role): Statement[] {
-  return policyResources(platform, role).flatMap((logicalId) => (renderer.properties(logicalId).PolicyDocument as unknown as { Statement: Statement[] }).Statement);
+  return policyResources(platform, role)
+    .filter((logicalId) => {
+      const condition = platform.Resources[logicalId]!.Condition;
+      return condition === undefined || renderer.condition(condition);
+    })
+    .flatMap((logicalId) => (renderer.properties(logicalId).PolicyDocument as unknown as { Statement: Statement[] }).Statement);
 }
 
 const list = (value: string | string[]): string[] => (Array.isArray(value) ? value : [value]);
@@ -341,6 +347,14 @@ describe('IAM: one role per component, least privilege', () => {
     expect(statements.flatMap((statement) => list(statement.Action)).sort()).toEqual(['kinesis:PutRecord', 'kinesis:PutRecords', 'kms:GenerateDataKey']);
     const kms = statements.find((statement) => list(statement.Action).includes('kms:GenerateDataKey'))!;
     expect(kms.Condition).toEqual({ StringEquals: { 'kms:ViaService': `kinesis.${REGION}.amazonaws.com` } });
+  });
+
+  it('no policy statement is chosen by !If inside a Statement list (moto keeps AWS::NoValue list items as null): a conditional permission is a policy resource with a Condition', () => {
+    for (const [logicalId, resource] of Object.entries(platform.Resources).filter(([, candidate]) => candidate.Type === 'AWS::IAM::Policy')) {
+      for (const statement of (resource.Properties!.PolicyDocument as { Statement: Json[] }).Statement) expect(isObject(statement) && 'Fn::If' in statement, logicalId).toBe(false);
+    }
+    expect(platform.Resources.ApiRegisteredTablesPolicy!.Condition).toBe('HasErasureRegistry');
+    expect(platform.Resources.ErasureStepEmrPolicy!.Condition).toBe('HasEmrCluster');
   });
 
   it('without a registry the API Lambda has no Glue permission at all, and without a cluster the erasure step none on EMR', () => {
@@ -521,15 +535,11 @@ function iamTable(): string {
   for (const role of ROLES) {
     let component = components[role];
     for (const logicalId of policyResources(platform, role)) {
-      const statements = (platform.Resources[logicalId]!.Properties!.PolicyDocument as { Statement: Json[] }).Statement;
+      const { Properties, Condition } = platform.Resources[logicalId]!;
+      const statements = (Properties!.PolicyDocument as { Statement: Json[] }).Statement;
+      const when = Condition === undefined ? '' : (conditionsOf[Condition] ?? Condition);
       for (const raw of statements) {
-        let statement = raw as JsonObject;
-        let when = '';
-        if ('Fn::If' in statement) {
-          const [condition, whenTrue] = statement['Fn::If'] as [string, JsonObject];
-          statement = whenTrue;
-          when = conditionsOf[condition] ?? condition;
-        }
+        const statement = raw as JsonObject;
         const actions = list(statement.Action as string | string[]).map((action) => `\`${action}\``).join(', ');
         const resources = (Array.isArray(statement.Resource) ? statement.Resource : [statement.Resource!]).map((resource) => `\`${symbolic(resource)}\``).join(', ');
         const keys = isObject(statement.Condition) ? Object.values(statement.Condition).flatMap((test) => Object.keys(test as JsonObject)) : [];
