@@ -10,6 +10,12 @@ its index and lists it in `erased`. `pseudonymize` raises `SubjectSuppressed` on
 does not ask cannot write a null in the person's place); `pseudonymize_unless_erased` returns the indexes, so a
 job can drop those rows or fail, as it is configured to.
 
+`rewrap` turns pseudonyms of older key versions into the same subjects' pseudonyms under the active version
+(`POST /v1/rewrap`, role `rewrap`: the identifiers never leave the service, so a re-keying job needs no
+`reidentify`). An erased subject gets no new pseudonym (None, listed in `erased`); a pseudonym the API cannot
+rewrap (tampered, another context's, a destroyed key version, a keyed hash) raises `PseudonymsRefused` with the
+indexes and reasons.
+
 The API key is read once per process from the environment, a file, or AWS Secrets Manager.
 No value, pseudonym or key ever goes into an exception message or a log line.
 """
@@ -55,6 +61,27 @@ class SubjectSuppressed(PseudonymizationError):
     def __init__(self, message: str, suppressed: frozenset[int]) -> None:
         super().__init__(message)
         self.suppressed = suppressed
+
+
+class PseudonymsRefused(PseudonymizationError):
+    """The API could not rewrap some pseudonyms (per-item errors as /v1/reidentify gives them: `malformed`,
+    `unknown-key-version`, `key-destroyed`, `irreversible`, ...); `refused` maps their index in the call to the
+    reason. Never the pseudonyms themselves."""
+
+    def __init__(self, message: str, refused: dict[int, str]) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+@dataclass(frozen=True)
+class Rewrapped:
+    """A rewrap answer: the new pseudonyms in input order, None exactly at the indexes in `erased` (the subject's
+    erasure was filed: no pseudonym comes out, the caller keeps or removes the old one, never writes a new one)."""
+
+    pseudonyms: list[str | None]
+    erased: frozenset[int]
+    #: The active key version(s) the answers were made under: two only when the key rotated during the call.
+    key_versions: frozenset[int]
 
 
 @dataclass(frozen=True)
@@ -203,6 +230,51 @@ class PseudonymizationClient:
         values, _ = self._batched("/v1/reidentify", pseudonyms, body, "values", check_errors=True)
         return [str(v) for v in values]
 
+    def rewrap(self, context: str, pseudonyms: Sequence[str], key_version: int | None = None) -> Rewrapped:
+        """The same subjects' pseudonyms under the active key version, in order (needs the rewrap role). Each
+        distinct pseudonym is sent once, in batches of `batch_size` with `concurrency` requests at a time, retried
+        as pseudonymize is. `key_version` names the version of FF1 (fpe) pseudonyms, which carry none (default:
+        the active one); SIV pseudonyms carry theirs. Raises PseudonymsRefused when any item cannot be rewrapped."""
+        unique = list(dict.fromkeys(pseudonyms))
+        position = {pseudonym: i for i, pseudonym in enumerate(unique)}
+        size = self.config.batch_size
+        offsets = range(0, len(unique), size)
+
+        def send(offset: int) -> tuple[list[str | None], set[int], dict[int, str], int]:
+            chunk = unique[offset : offset + size]
+            body: dict[str, Any] = {"context": context, "pseudonyms": chunk}
+            if key_version is not None:
+                body["keyVersion"] = key_version
+            try:
+                answer = self._post("/v1/rewrap", body)
+            except ValuesRejected as error:
+                return [None] * len(chunk), set(), {offset + i: r for i, r in error.rejected.items()}, 0
+            return _rewrap_answer(answer, len(chunk), offset)
+
+        if not unique:
+            return Rewrapped([], frozenset(), frozenset())
+        if len(offsets) == 1 or self.config.concurrency == 1:
+            parts = [send(offset) for offset in offsets]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.config.concurrency, len(offsets))) as pool:
+                parts = list(pool.map(send, offsets))
+        with self._stats_lock:
+            self.stats.values += len(unique)
+        refused = {index: reason for part in parts for index, reason in part[2].items()}
+        if refused:
+            reasons = ", ".join(sorted(set(refused.values())))
+            raise PseudonymsRefused(
+                f"/v1/rewrap: {len(refused)} pseudonym(s) of context {context} could not be rewrapped ({reasons})",
+                {i: refused[position[p]] for i, p in enumerate(pseudonyms) if position[p] in refused},
+            )
+        answers = [value for part in parts for value in part[0]]
+        erased_unique = {index for part in parts for index in part[1]}
+        return Rewrapped(
+            [answers[position[p]] for p in pseudonyms],
+            frozenset(i for i, p in enumerate(pseudonyms) if position[p] in erased_unique),
+            frozenset(part[3] for part in parts),
+        )
+
     def ready(self) -> bool:
         try:
             return (
@@ -341,6 +413,37 @@ def _erased_indexes(listed: object, size: int, path: str) -> set[int]:
     ):
         raise PseudonymizationError(f"{path}: the answer's erased list is not a list of indexes into the request")
     return set(listed)
+
+
+def _rewrap_answer(
+    answer: dict[str, Any], size: int, offset: int
+) -> tuple[list[str | None], set[int], dict[int, str], int]:
+    """One /v1/rewrap answer checked: (pseudonyms, erased indexes, refused index -> reason, key version), indexes
+    shifted by `offset` into the call. A null is accepted only where the answer says why (erased or an error)."""
+    path = "/v1/rewrap"
+    results = answer.get("pseudonyms")
+    version = answer.get("keyVersion")
+    if not isinstance(results, list) or len(results) != size:
+        raise PseudonymizationError(f"{path}: the answer does not have one pseudonym item per input")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise PseudonymizationError(f"{path}: the answer has no key version")
+    listed = answer.get("errors") or []
+    if not isinstance(listed, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("index"), int) and 0 <= e["index"] < size for e in listed
+    ):
+        raise PseudonymizationError(f"{path}: the answer's errors are not a list of indexes into the request")
+    refused = {int(e["index"]): str(e.get("reason", "")) for e in listed}
+    erased = _erased_indexes(answer.get("erased"), size, path)
+    if any(not isinstance(r, str) for i, r in enumerate(results) if i not in erased and i not in refused):
+        raise PseudonymizationError(f"{path}: the answer has a null for a non-null input")
+    if any(results[i] is not None for i in erased | set(refused)):
+        raise PseudonymizationError(f"{path}: the answer has a pseudonym at an erased or refused index")
+    return (
+        [None if i in erased or i in refused else str(r) for i, r in enumerate(results)],
+        {offset + i for i in erased},
+        {offset + i: reason for i, reason in refused.items()},
+        version,
+    )
 
 
 def _retry_after_seconds(header: str | None) -> float | None:
