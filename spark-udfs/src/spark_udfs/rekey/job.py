@@ -1,0 +1,543 @@
+"""The re-keying job: rewrite the pseudonymized columns of registered Iceberg tables from older key versions to the
+active one, through the API's `/v1/rewrap`, so that joins between data written before and after a key rotation
+keep working; then remove the old versions from the tables' history and record which versions remain.
+
+    rekey-tables --registry registry.json --api api.json [--report report.json] [--table NAME ...] [--master local[2]]
+    spark-submit spark-udfs/entry/rekey.py --registry … --api …        (spark-submit's entry)
+
+The registry is the service's table registry (examples/erasure-registry.json: the catalog and, per table, column ->
+context), with an optional `keyInventory` (a path relative to the registry file, or an s3:// URI; default
+`key-inventory.json` beside the registry). The API file is the batch job's `api` section (`url`, `apiKeyFile` or
+`apiKeyEnv` or `apiKeySecretId`, `batchSize`, `concurrency`, ...); the key needs the `rewrap` role only: the
+identifiers never leave the service.
+
+Per table, in this order:
+ 1. Count, per column, the rows and distinct values of each key version: the `<mode><version>.` prefix of AES-SIV
+    pseudonyms (`s` deterministic, `r` randomized, `h` keyed hash). The active version comes from the API (the
+    `keyVersion` of a rewrap answer), so the job needs no keyring access.
+ 2. One `UPDATE … SET col = rewrap(col), … WHERE <any column holds an older s/r version>`, copy-on-write: ONE atomic
+    Iceberg commit per table. An Arrow UDF rewraps each batch's distinct older pseudonyms once (as the pseudonymize
+    path does) and leaves every other value as it is.
+    Why UPDATE rather than MERGE INTO or an overwrite: MERGE needs a mapping table joined per column (several
+    columns of one table mean several MERGEs, so several commits, or a fan-in of joins); an overwrite by filter
+    replaces files appended by the streaming job after the read (their rows would be lost). UPDATE rewrites only
+    the data files holding matching rows, in one commit, and Iceberg validates it against concurrent commits;
+    a conflict with the streaming job is retried (`iceberg_ops.retry_on_conflict`, the erasure job's pattern),
+    recomputing the UDF over the new state. Killed before the commit, the table is entirely as before; after, it
+    is entirely rewritten: a re-run finds no older version and only finishes steps 3-4 (idempotent).
+    Next step for tables too large for one commit: a per-partition plan (one UPDATE per partition, each
+    idempotent by the same WHERE clause, the plan and the partitions done kept beside the report) -- not built.
+ 3. Fold the streaming job's batch markers into table properties (`jobs.markers.fold_markers`), expire every
+    snapshot older than the commit (Iceberg deletes the old data files, which hold the old pseudonyms), remove
+    orphan files older than the start minus `--orphan-grace-seconds` (a killed attempt's uncommitted files).
+    Tags and branches are not dropped (unlike erasure, nothing obliges it): the snapshots they pin keep their
+    versions, and the inventory says so.
+ 4. Count the versions again over every remaining snapshot and record them per column in the key inventory
+    (contracts/key-inventory.schema.json; read, changed for this table, validated, written whole).
+
+What is left as it is, and reported:
+ - an erased subject: rewrap answers null for it; its rows keep the old pseudonym (never a new one), the column
+   keeps that version in the inventory until the erasure job removes the rows (`rowsKeptErased`);
+ - FF1 (`fpe`) columns: their pseudonyms keep the identifier's alphabet and length and carry no key version, so
+   the job cannot tell what to rewrap nor whether a re-run would rewrap twice. Such a column is reported as
+   `unversioned` and left out of the inventory; re-key it by pseudonymizing the source again;
+ - keyed hashes (`h`): irreversible, they cannot be rewrapped; their versions stay in the inventory.
+A pseudonym the API refuses (tampered, another context's, a destroyed version) fails the table: nothing is
+committed, and the error names the reason and count, never a value.
+
+The report (stdout, and `--report` as a file) holds per table: rows rewritten, distinct values rewritten, versions
+before and after per column, snapshots expired, commit conflicts retried, seconds. Progress lines go to stderr.
+Exit 0 when every table was re-keyed (the report says what remains and why), 1 when a table failed, 2 for a
+bad configuration.
+
+Not meant to run twice at once on one inventory: the read-modify-write of the inventory is not locked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import contracts
+from ..client import ClientConfig, PseudonymizationError, PseudonymsRefused, shared_client
+from ..errors import ValueFreeError
+from ..iceberg import is_s3_uri, read_text, set_table_properties, write_text_whole
+from ..jobs.config import (
+    IDENTIFIER,
+    JobConfigError,
+    Section,
+    check_api_key,
+    check_table_name,
+    parse_api,
+    parse_catalog,
+    read_json,
+)
+from ..jobs.session import CatalogConfig, SessionConfigError
+
+#: `<mode><version>.`: the prefix every AES-SIV pseudonym and keyed hash starts with (api/engine/pseudonymFormat.ts).
+VERSIONED = re.compile(r"^([srh])([1-9][0-9]{0,9})[.]")
+#: The same rule in Spark SQL (group 1: mode, group 2: version). Only characters that need no escaping in a literal.
+_SQL_VERSIONED = "^([srh])([1-9][0-9]{0,9})[.]"
+#: Modes rewrap can turn into the active version (a keyed hash cannot be reversed).
+REWRAPPABLE = frozenset("sr")
+DEFAULT_INVENTORY = "key-inventory.json"
+
+
+class RekeyError(ValueFreeError):
+    """A table cannot be re-keyed as configured; names tables, columns and counts, never a value."""
+
+
+@dataclass(frozen=True)
+class RegisteredTable:
+    name: str
+    #: column -> context
+    columns: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RekeySettings:
+    catalog: CatalogConfig
+    tables: tuple[RegisteredTable, ...]
+    inventory: str
+    api: ClientConfig
+    master: str | None = None
+    max_commit_attempts: int = 5
+    orphan_grace_seconds: int = 3600
+
+
+def inventory_location(registry: str, configured: str | None) -> str:
+    """Where the key inventory lives: `configured` (relative to the registry's folder unless absolute or s3://),
+    or key-inventory.json beside the registry."""
+    folder = registry.rsplit("/", 1)[0] if "/" in registry else "."
+    if configured is None:
+        return f"{folder}/{DEFAULT_INVENTORY}"
+    if is_s3_uri(configured) or os.path.isabs(configured):
+        return configured
+    return f"{folder}/{configured}"
+
+
+def parse_registry(raw: Mapping[str, object], registry: str) -> tuple[CatalogConfig, list[RegisteredTable], str]:
+    """The registry's catalog, tables and inventory location; errors name the key at fault."""
+    section = Section(raw)
+    catalog = parse_catalog(section.section("catalog").values)
+    if catalog.type == "jdbc" and not is_s3_uri(registry):
+        # The service resolves a local catalog's paths from its working directory; so does this job.
+        catalog = replace(catalog, uri=os.path.abspath(catalog.uri), warehouse=os.path.abspath(catalog.warehouse))
+    tables = []
+    for table in section.objects("tables"):
+        name = check_table_name(table.text("name", ""), catalog, table.key("name"))
+        columns = table.text_map("columns", "must map column names to contexts")
+        if not all(IDENTIFIER.match(column) for column in columns):
+            raise JobConfigError(f"{table.key('columns')}: must map column names to contexts")
+        tables.append(RegisteredTable(name, columns))
+    if not tables:
+        raise JobConfigError("tables: at least one registered table")
+    return catalog, tables, inventory_location(registry, section.optional_text("keyInventory"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What a column holds
+
+
+@dataclass
+class ColumnVersions:
+    """Rows per (mode, version) of one column, the rows without a version prefix, and the distinct values of the
+    versions to rewrap. Counts only."""
+
+    rows: dict[tuple[str, int], int] = field(default_factory=dict)
+    unversioned_rows: int = 0
+    stale_distinct: int = 0
+
+    def versions(self) -> list[int]:
+        return sorted({version for _, version in self.rows})
+
+    def stale_rows(self, active: int) -> int:
+        return sum(n for (mode, version), n in self.rows.items() if mode in REWRAPPABLE and version != active)
+
+
+def _stale_condition(column: str, active: int) -> str:
+    """SQL true for a row whose column holds an s/r pseudonym of another version than `active`."""
+    mode = f"regexp_extract(`{column}`, '{_SQL_VERSIONED}', 1)"
+    version = f"regexp_extract(`{column}`, '{_SQL_VERSIONED}', 2)"
+    return f"({mode} IN ('s', 'r') AND {version} <> '{int(active)}')"
+
+
+def column_versions(
+    spark: Any, name: str, column: str, snapshot: int | None = None, active: int | None = None
+) -> ColumnVersions:
+    """The versions of one column, in the current state or at `snapshot`; with `active`, also the distinct values
+    that are not of that version (what a rewrite sends)."""
+    source = f"{name} VERSION AS OF {int(snapshot)}" if snapshot is not None else name
+    found = ColumnVersions()
+    rows = spark.sql(
+        f"SELECT regexp_extract(`{column}`, '{_SQL_VERSIONED}', 1) AS mode, "
+        f"regexp_extract(`{column}`, '{_SQL_VERSIONED}', 2) AS version, count(*) AS n "
+        f"FROM {source} WHERE `{column}` IS NOT NULL GROUP BY 1, 2"
+    ).collect()
+    for row in rows:
+        if row["mode"]:
+            found.rows[(str(row["mode"]), int(row["version"]))] = int(row["n"])
+        else:
+            found.unversioned_rows += int(row["n"])
+    if active is not None and found.stale_rows(active):
+        found.stale_distinct = int(
+            spark.sql(
+                f"SELECT count(DISTINCT `{column}`) FROM {source} WHERE {_stale_condition(column, active)}"
+            ).collect()[0][0]
+        )
+    return found
+
+
+def _sample_stale(spark: Any, name: str, column: str, active_guess: int, limit: int = 5) -> list[str]:
+    rows = spark.sql(
+        f"SELECT DISTINCT `{column}` FROM {name} WHERE {_stale_condition(column, active_guess)} LIMIT {int(limit)}"
+    ).collect()
+    return [str(row[0]) for row in rows]
+
+
+def active_version(config: ClientConfig, context: str, samples: Sequence[str]) -> int:
+    """The API's active key version: the `keyVersion` of a rewrap answer for one of `samples` (one that rewraps)."""
+    client = shared_client(config)
+    refused: set[str] = set()
+    for sample in samples:
+        try:
+            return max(client.rewrap(context, [sample]).key_versions)
+        except PseudonymsRefused as error:
+            refused |= set(error.refused.values())
+    raise RekeyError(
+        f"none of {len(samples)} sampled pseudonym(s) of context {context} could be rewrapped "
+        f"({', '.join(sorted(refused))}): cannot learn the active key version"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The rewrite
+
+
+def rewrap_udf(config: ClientConfig, context: str, active: int, erased: Any, rewrapped: Any) -> Any:
+    """An Arrow UDF (string -> string) for one column: per Arrow batch, the distinct s/r pseudonyms of another
+    version than `active` go to /v1/rewrap once; every other value, and an erased subject's (null answer), stays
+    as it is. `erased` and `rewrapped` are accumulators of distinct values per batch."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from pyspark.sql.functions import arrow_udf  # type: ignore[attr-defined]  # (pyspark 4.1, not in its hints)
+
+    def stale(value: str) -> bool:
+        match = VERSIONED.match(value)
+        return match is not None and match.group(1) in REWRAPPABLE and int(match.group(2)) != active
+
+    def rekey(column: pa.Array) -> pa.Array:
+        unique = pc.unique(column.drop_null())
+        values: list[str] = unique.to_pylist()
+        old = [value for value in values if stale(value)]
+        if not old:
+            return column
+        answer = shared_client(config).rewrap(context, old)
+        new = dict(zip(old, answer.pseudonyms, strict=True))
+        erased.add(len(answer.erased))
+        rewrapped.add(len(old) - len(answer.erased))
+        # A null answer is an erased subject: the old pseudonym stays (the erasure job removes the row), never a
+        # null and never a new pseudonym. index_in keeps nulls null.
+        replaced = [new.get(value) or value for value in values]
+        return pa.array(replaced, type=column.type).take(pc.index_in(column, value_set=unique))
+
+    return arrow_udf(rekey, "string")
+
+
+def _now_sql() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _progress(message: str) -> None:
+    print(f"rekey: {message}", file=sys.stderr, flush=True)
+
+
+def _string_columns(spark: Any, table: RegisteredTable) -> None:
+    from pyspark.sql.types import StringType
+
+    fields = {f.name: f.dataType for f in spark.table(table.name).schema.fields}
+    for column in table.columns:
+        if column not in fields:
+            raise RekeyError(f"{table.name} has no column {column}")
+        if not isinstance(fields[column], StringType):
+            raise RekeyError(f"{table.name}.{column} is not a string column")
+
+
+def _snapshot_versions(spark: Any, table: RegisteredTable, columns: Sequence[str]) -> dict[str, set[int]]:
+    """The versions each column holds over every remaining snapshot (the current one and any a ref pins)."""
+    from ..iceberg_ops import current_snapshot
+
+    snapshots = {int(row[0]) for row in spark.sql(f"SELECT snapshot_id FROM {table.name}.snapshots").collect()}
+    current = current_snapshot(spark, table.name)
+    found: dict[str, set[int]] = {column: set() for column in columns}
+    for snapshot in sorted(snapshots - {current} if current is not None else snapshots):
+        for column in columns:
+            found[column] |= set(column_versions(spark, table.name, column, snapshot).versions())
+    for column in columns:
+        found[column] |= set(column_versions(spark, table.name, column).versions())
+    return found
+
+
+def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, started_ms: int) -> dict[str, Any]:
+    from ..iceberg_ops import current_snapshot, remove_orphans, retry_on_conflict
+    from ..jobs.markers import fold_markers
+
+    started = time.monotonic()
+    name = table.name
+    short = name.split(".", 1)[1]
+    _string_columns(spark, table)
+    report: dict[str, Any] = {
+        "table": name,
+        "snapshotBefore": contracts.int64(current_snapshot(spark, name)),
+        "commitConflictsRetried": 0,
+    }
+    _progress(f"{name}: counting key versions")
+    before = {column: column_versions(spark, name, column) for column in table.columns}
+    unversioned = [c for c, v in before.items() if v.unversioned_rows and not v.rows]
+    versioned = [c for c in table.columns if c not in unversioned]
+
+    # The active version, from the API: rewrap a few pseudonyms of the column with the highest version found.
+    highest = max((v for c in versioned for (mode, v) in before[c].rows if mode in REWRAPPABLE), default=None)
+    active: int | None = None
+    if highest is not None:
+        column = next(c for c in versioned if any(m in REWRAPPABLE and v == highest for m, v in before[c].rows))
+        samples = _sample_stale(spark, name, column, highest + 1)
+        active = active_version(settings.api, table.columns[column], samples)
+        before = {c: column_versions(spark, name, c, active=active) for c in versioned} | {
+            c: before[c] for c in unversioned
+        }
+    report["activeVersion"] = active
+
+    stale = [c for c in versioned if active is not None and before[c].stale_rows(active)]
+    erased = spark.sparkContext.accumulator(0)
+    rewrapped = spark.sparkContext.accumulator(0)
+    if stale and active is not None:
+        # Copy-on-write, so that the rewritten files replace the old ones and expiry deletes those (merge-on-read
+        # would keep the old pseudonyms in the old files under position deletes).
+        set_table_properties(spark, name, {"write.update.mode": "copy-on-write"})
+        assignments = []
+        for column in stale:
+            function = f"rekey_{column}"
+            spark.udf.register(function, rewrap_udf(settings.api, table.columns[column], active, erased, rewrapped))
+            assignments.append(f"`{column}` = {function}(`{column}`)")
+        condition = " OR ".join(_stale_condition(column, active) for column in stale)
+        rows = sum(before[c].stale_rows(active) for c in stale)
+        _progress(f"{name}: rewriting {rows} value(s) in {len(stale)} column(s) to key version {active}")
+        from ..jobs.progress import JobProgress
+
+        with JobProgress(f"rekey {name}"):
+            retry_on_conflict(
+                lambda: spark.sql(f"UPDATE {name} SET {', '.join(assignments)} WHERE {condition}"),
+                settings.max_commit_attempts,
+                report,
+            )
+        _progress(f"{name}: committed")
+    report["snapshotRewritten"] = contracts.int64(current_snapshot(spark, name))
+
+    _progress(f"{name}: expiring older snapshots")
+    report["streamMarkersFolded"] = {
+        query: contracts.count(batch) for query, batch in fold_markers(spark, name).items()
+    }
+    snapshots_before_expiry = int(spark.sql(f"SELECT count(*) FROM {name}.snapshots").collect()[0][0])
+    expired = (
+        spark.sql(
+            f"CALL {settings.catalog.name}.system.expire_snapshots(table => '{short}', "
+            f"older_than => TIMESTAMP '{_now_sql()}', retain_last => 1)"
+        )
+        .collect()[0]
+        .asDict()
+    )
+    remaining = int(spark.sql(f"SELECT count(*) FROM {name}.snapshots").collect()[0][0])
+    report["snapshotsExpired"] = contracts.count(snapshots_before_expiry - remaining)
+    report["filesDeletedByExpiry"] = {key: contracts.count(value) for key, value in expired.items()}
+    report["orphanFilesDeleted"] = contracts.count(
+        remove_orphans(spark, name, started_ms - settings.orphan_grace_seconds * 1000)
+    )
+    report["refsKept"] = [
+        str(row["name"]) for row in spark.sql(f"SELECT name FROM {name}.refs WHERE name <> 'main'").collect()
+    ]
+
+    _progress(f"{name}: recording the versions that remain")
+    after = {column: column_versions(spark, name, column) for column in versioned}
+    remaining_versions = _snapshot_versions(spark, table, versioned)
+    columns: dict[str, Any] = {}
+    for column, context in table.columns.items():
+        entry: dict[str, Any] = {
+            "context": context,
+            "versionsBefore": {f"{m}{v}": contracts.count(n) for (m, v), n in sorted(before[column].rows.items())},
+        }
+        if column in unversioned:
+            entry["status"] = "unversioned"
+            entry["reason"] = (
+                "the values carry no key version (FF1/fpe keeps the identifier's form): not re-keyed, not in the "
+                "key inventory; re-key by pseudonymizing the source again"
+            )
+            entry["unversionedRows"] = contracts.count(before[column].unversioned_rows)
+        else:
+            rewritten = before[column].stale_rows(active) - after[column].stale_rows(active) if active else 0
+            entry |= {
+                "status": "rekeyed",
+                "rowsRewritten": contracts.count(max(0, rewritten)),
+                "distinctValuesRewritten": contracts.count(before[column].stale_distinct),
+                "rowsKeptErased": contracts.count(after[column].stale_rows(active) if active else 0),
+                "versionsAfter": {f"{m}{v}": contracts.count(n) for (m, v), n in sorted(after[column].rows.items())},
+                "keyVersionsRemaining": sorted(remaining_versions[column]),
+                "unversionedRows": contracts.count(before[column].unversioned_rows),
+            }
+        columns[column] = entry
+    report["columns"] = columns
+    report["erasedValuesKept"] = contracts.count(erased.value)
+    report["distinctValuesRewrapped"] = contracts.count(rewrapped.value)
+    report["rowsRewritten"] = contracts.count(sum(int(c.get("rowsRewritten", "0")) for c in columns.values()))
+    report["snapshotAfter"] = contracts.int64(current_snapshot(spark, name))
+    record_inventory(
+        settings.inventory,
+        name,
+        {column: (table.columns[column], remaining_versions[column]) for column in versioned},
+        report["snapshotAfter"],
+    )
+    report["seconds"] = round(time.monotonic() - started, 3)
+    report["result"] = "rekeyed"
+    return report
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The key inventory
+
+
+def read_inventory(location: str) -> dict[str, Any]:
+    """The inventory at `location` (an empty one when there is none yet), checked against its contract."""
+    try:
+        text = read_text(location)
+    except FileNotFoundError:
+        return {"inventoryVersion": 1, "tables": {}}
+    except Exception as error:  # an S3 object that does not exist yet
+        if getattr(error, "response", {}).get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+            raise
+        return {"inventoryVersion": 1, "tables": {}}
+    document: Any = json.loads(text)
+    contracts.validate("key-inventory", document)
+    result: dict[str, Any] = document
+    return result
+
+
+def record_inventory(
+    location: str, table: str, columns: Mapping[str, tuple[str, set[int]]], snapshot: str | None
+) -> None:
+    """Read-modify-write of one table's entry: column -> (context, versions it still holds)."""
+    inventory = read_inventory(location)
+    inventory["tables"][table] = {
+        "columns": {
+            column: {"context": context, "keyVersions": sorted(versions)}
+            for column, (context, versions) in columns.items()
+        },
+        "snapshotId": snapshot,
+        "recordedAt": datetime.now(UTC).isoformat(),
+    }
+    contracts.validate("key-inventory", inventory)
+    write_text_whole(location, json.dumps(inventory, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The job
+
+
+def run(settings: RekeySettings) -> dict[str, Any]:
+    from ..jobs.failures import root_cause
+    from ..jobs.session import build_session
+
+    started = datetime.now(UTC)
+    started_ms = int(started.timestamp() * 1000)
+    spark = build_session(settings.catalog, app_name="rekey-tables", master=settings.master)
+    spark.sparkContext.setLogLevel("ERROR")
+    tables: list[dict[str, Any]] = []
+    try:
+        for table in settings.tables:
+            try:
+                tables.append(rekey_table(spark, settings, table, started_ms))
+            except (RekeyError, PseudonymizationError) as error:
+                tables.append({"table": table.name, "result": "failed", "error": str(error)})
+            except Exception as error:  # Spark's text around a task failure: only our own value-free message
+                tables.append({"table": table.name, "result": "failed", "error": root_cause(error)})
+            _progress(f"{table.name}: {tables[-1]['result']}")
+    finally:
+        spark.stop()
+    return {
+        "startedAt": started.isoformat(),
+        "finishedAt": datetime.now(UTC).isoformat(),
+        "keyInventory": settings.inventory,
+        "tables": tables,
+        "result": "rekeyed" if all(t["result"] == "rekeyed" for t in tables) else "failed",
+    }
+
+
+def _selected(tables: list[RegisteredTable], names: Sequence[str] | None) -> Iterator[RegisteredTable]:
+    known = {table.name for table in tables}
+    for name in names or ():
+        if name not in known:
+            raise JobConfigError(f"--table: {name} is not in the registry")
+    yield from (table for table in tables if not names or table.name in names)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rekey-tables",
+        description=(
+            "Rewrite the pseudonymized columns of registered Iceberg tables from older key versions to the active "
+            "one through the API's /v1/rewrap (one atomic commit per table), expire the older snapshots, and "
+            "record the key versions each table still holds in the key inventory."
+        ),
+    )
+    parser.add_argument("--registry", required=True, help="the table registry (JSON, as the service's)")
+    parser.add_argument("--api", required=True, help="the API client settings (JSON: the batch job's api section)")
+    parser.add_argument("--report", help="also write the report (JSON) here")
+    parser.add_argument("--table", action="append", help="only this registered table (repeatable)")
+    parser.add_argument("--master", help="Spark master, e.g. local[2] (spark-submit sets it otherwise)")
+    parser.add_argument(
+        "--orphan-grace-seconds",
+        type=int,
+        default=3600,
+        help="remove uncommitted files older than the job's start minus this (default 3600)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        catalog, tables, inventory = parse_registry(read_json(args.registry), args.registry)
+        api_raw = read_json(args.api)
+        nested = api_raw.get("api")
+        api = parse_api(nested if isinstance(nested, dict) else api_raw)
+        check_api_key(api)
+        if args.orphan_grace_seconds < 0:
+            raise JobConfigError("--orphan-grace-seconds: must be 0 or more")
+        settings = RekeySettings(
+            catalog,
+            tuple(_selected(tables, args.table)),
+            inventory,
+            api,
+            master=args.master,
+            orphan_grace_seconds=args.orphan_grace_seconds,
+        )
+    except JobConfigError as error:
+        print(f"configuration: {error}", file=sys.stderr)
+        return 2
+    try:
+        report = run(settings)
+    except SessionConfigError as error:
+        print(f"configuration: {error}", file=sys.stderr)
+        return 2
+    text = json.dumps(report, indent=2)
+    if args.report:
+        write_text_whole(args.report, text + "\n")
+    print(text)
+    return 0 if report["result"] == "rekeyed" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
