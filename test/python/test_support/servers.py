@@ -52,6 +52,8 @@ class ApiServer:
     url: str
     #: role -> file holding a new API key with only that role
     key_files: Mapping[str, str]
+    #: PSEUDO_DATA_DIR of the server (its keyring), for the CLI: `rotate_keys`
+    data_dir: str = ""
 
 
 @contextmanager
@@ -96,7 +98,7 @@ def api_server(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url + "/readyz", "the API server")
-        yield ApiServer(url, key_files)
+        yield ApiServer(url, key_files, data_dir)
     finally:
         server.terminate()
         try:
@@ -104,6 +106,13 @@ def api_server(
         except subprocess.TimeoutExpired:
             server.kill()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def rotate_keys(server: ApiServer) -> None:
+    """`keys rotate` on the server's data folder: a new active version (the server loads it within its
+    PSEUDO_KEYRING_REFRESH_SECONDS)."""
+    env = {**os.environ, "PSEUDO_DATA_DIR": server.data_dir}
+    subprocess.run(["node", "dist/cli.mjs", "keys", "rotate"], cwd=ROOT, env=env, check=True, capture_output=True)
 
 
 @contextmanager
