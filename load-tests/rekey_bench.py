@@ -1,0 +1,198 @@
+"""`npm run bench:rekey`: re-keying throughput of the rekey-tables job (spark_udfs.rekey.job) on this machine.
+
+One Iceberg table per distinct-value count (`--rows` rows each, `email` holding the pseudonyms of `--distinct`
+distinct addresses, written under key version 1 through spark-udfs and the API, node dist/server.mjs). Then the
+key is rotated (`keys rotate` on the server's data folder; the server switches within 5 s) and each table is
+re-keyed by the job as its own process (`python -m spark_udfs.rekey.job`, local[2]): one UPDATE through
+/v1/rewrap, snapshot expiry, the key inventory. Reported per table: the job's whole time (Spark start
+included), the table's own time (counts, rewrite, expiry, inventory), and rows/s per core over the table time
+(local[2]: two cores), to compare with the batch job's pseudonymize rows/s per core in BENCHMARKS.md.
+The issue's sizes: --rows 10000000 --distinct 10000 --distinct 10000000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+EXAMPLES = [
+    "npm run build && npm run bench:rekey",
+    "npm run bench:rekey -- --rows 10000000 --distinct 10000 --distinct 10000000",
+]
+
+
+def parse() -> argparse.Namespace:
+    # The house layout of bench_cli.parse_arguments (what it measures, how long, examples, exit status) with the
+    # sizes as flags.
+    parser = argparse.ArgumentParser(
+        prog="npm run bench:rekey",
+        description=(
+            "Re-keying throughput: rows/s per core of the rekey-tables job (one UPDATE through /v1/rewrap, expiry,\n"
+            "key inventory) on tables of --rows rows with --distinct distinct pseudonyms, after a key rotation."
+        ),
+        epilog="\n".join(
+            [
+                "takes: about 2 minutes with the defaults; the issue's sizes (10,000,000 rows) take far longer",
+                "",
+                "examples:",
+                *(f"  {example}" for example in EXAMPLES),
+                "",
+                "exit status: 0 done, 1 the run failed, 2 usage error",
+            ]
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--rows", type=int, default=200_000, help="rows per table (default 200000)")
+    parser.add_argument(
+        "--distinct",
+        type=int,
+        action="append",
+        help="distinct values in a table, one table per flag (default: 1000 and --rows)",
+    )
+    args = parser.parse_args()
+    if args.rows < 1 or any(d < 1 or d > args.rows for d in args.distinct or []):
+        parser.error("--rows must be 1 or more and each --distinct between 1 and --rows")
+    return args
+
+
+ARGS = parse()
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "spark-udfs" / "src"))
+sys.path.insert(0, str(ROOT / "test" / "python"))  # test_support: servers for tests and benchmarks, not shipped
+
+import requests  # noqa: E402
+
+from spark_udfs import ApiKeySource, ClientConfig, pseudonymize  # noqa: E402
+from spark_udfs.jobs.session import CatalogConfig, build_session  # noqa: E402
+from test_support.servers import api_server, rotate_keys  # noqa: E402
+from test_support.spark import use_local_jars  # noqa: E402
+
+use_local_jars()
+
+
+def main() -> None:
+    rows: int = ARGS.rows
+    distincts: list[int] = ARGS.distinct or sorted({min(1000, rows), rows})
+    folder = tempfile.mkdtemp(prefix="rekey-bench-")
+    catalog = CatalogConfig(uri=f"{folder}/catalog.db", warehouse=f"{folder}/warehouse")
+    results: list[list[str]] = []
+    with api_server(("pseudonymize", "rewrap"), {"PSEUDO_KEYRING_REFRESH_SECONDS": "5"}) as api:
+        client_config = ClientConfig(url=api.url, api_key=ApiKeySource(env=None, file=api.key_files["pseudonymize"]))
+        spark = build_session(catalog, app_name="rekey-bench", master="local[2]")
+        spark.sparkContext.setLogLevel("ERROR")
+        from pyspark.sql import functions as F
+
+        started = time.monotonic()
+        tables = {}
+        for distinct in distincts:
+            table = f"local.bench.rekey_{distinct}"
+            spark.sql(f"CREATE TABLE {table} (id bigint, email string, amount double) USING iceberg")
+            data = spark.range(0, rows).select(
+                F.col("id"),
+                F.format_string("person%08d@example.com", ((F.col("id") * 7919) % distinct).cast("int")).alias("email"),
+                (F.col("id") % 1000 / 10).alias("amount"),
+            )
+            pseudonymize(data, {"email": "email"}, client_config).writeTo(table).append()
+            tables[table] = distinct
+            print(f"built {table}: {rows:,} rows, {distinct:,} distinct", file=sys.stderr)
+        build_seconds = time.monotonic() - started
+        version = spark.version
+        spark.stop()
+
+        rotate_keys(api)
+        key = Path(api.key_files["pseudonymize"]).read_text().strip()
+        deadline = time.monotonic() + 60
+        while (
+            requests.post(
+                api.url + "/v1/pseudonymize", json={"context": "email", "values": ["probe"]}, headers={"x-api-key": key}
+            ).json()["keyVersion"]
+            != 2
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not switch to key version 2")
+            time.sleep(0.5)
+
+        registry, api_file = Path(folder) / "registry.json", Path(folder) / "api.json"
+        api_file.write_text(json.dumps({"api": {"url": api.url, "apiKeyFile": api.key_files["rewrap"]}}))
+        for table, distinct in tables.items():
+            registry.write_text(
+                json.dumps(
+                    {
+                        "catalog": {
+                            "name": "local",
+                            "type": "jdbc",
+                            "uri": catalog.uri,
+                            "warehouse": catalog.warehouse,
+                        },
+                        "tables": [{"name": table, "columns": {"email": "email"}}],
+                    }
+                )
+            )
+            began = time.monotonic()
+            done = subprocess.run(
+                [
+                    *(sys.executable, "-m", "spark_udfs.rekey.job", "--registry", str(registry)),
+                    *("--api", str(api_file), "--master", "local[2]", "--orphan-grace-seconds", "0"),
+                ],
+                env={**os.environ, "PYSPARK_PYTHON": sys.executable},
+                capture_output=True,
+                text=True,
+            )
+            seconds = time.monotonic() - began
+            if done.returncode != 0:
+                raise RuntimeError(done.stdout[-2000:] + done.stderr[-2000:])
+            report = json.loads(done.stdout)["tables"][0]
+            column = report["columns"]["email"]
+            table_seconds = float(report["seconds"])
+            results.append(
+                [
+                    f"{rows:,}",
+                    f"{distinct:,}",
+                    f"{int(column['rowsRewritten']):,}",
+                    f"{int(report['distinctValuesRewrapped']):,}",
+                    ",".join(str(v) for v in column["keyVersionsRemaining"]),
+                    str(report["snapshotsExpired"]),
+                    f"{seconds:.1f}",
+                    f"{table_seconds:.1f}",
+                    f"{int(column['rowsRewritten']) / table_seconds / 2:,.0f}",
+                ]
+            )
+            print(" | ".join(results[-1]), file=sys.stderr)
+
+    with open("/proc/cpuinfo", encoding="utf-8") as info:
+        cpu = next(
+            (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), platform.processor()
+        )
+    print(f"date:    {datetime.now(UTC).isoformat()}")
+    print(f"machine: {cpu}, {os.cpu_count()} cores, {platform.system()}/{platform.machine()}")
+    print(f"runtime: Python {platform.python_version()}, Spark {version} local[2], Iceberg (JDBC catalog on SQLite)")
+    print(f"command: npm run bench:rekey -- --rows {rows}{''.join(f' --distinct {d}' for d in distincts)}")
+    print(f"         (tables built in {build_seconds:.0f} s under key version 1; re-keyed to version 2)\n")
+    headers = [
+        "rows",
+        "distinct",
+        "rows rewritten",
+        "values rewrapped",
+        "versions left",
+        "snapshots expired",
+        "seconds (whole job)",
+        "seconds (table)",
+        "rows/s per core (table)",
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in results)) for i, h in enumerate(headers)]
+    print("| " + " | ".join(h.rjust(widths[i]) for i, h in enumerate(headers)) + " |")
+    print("|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|")
+    for row in results:
+        print("| " + " | ".join(c.rjust(widths[i]) for i, c in enumerate(row)) + " |")
+
+
+if __name__ == "__main__":
+    main()
