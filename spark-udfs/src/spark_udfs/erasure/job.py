@@ -38,21 +38,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from .. import contracts
 from ..iceberg import read_text, set_table_properties, write_text_whole
+from ..iceberg_ops import current_snapshot as _current_snapshot
+from ..iceberg_ops import remove_orphans as _remove_orphans
+from ..iceberg_ops import remove_previous_metadata as _remove_previous_metadata
+from ..iceberg_ops import retry_on_conflict as _retry_on_conflict
 from ..jobs.config import IDENTIFIER, JobConfigError, Section, check_table_name, parse_catalog, read_json
 from ..jobs.session import CatalogConfig, SessionConfigError
-from ..retry import Backoff, retry
 from .scan import scan_table_files
 
 #: Tags and branches pin old snapshots: the job drops them (the only policy the service asks for).
 RefsPolicy = Literal["drop"]
-T = TypeVar("T")
 #: Characters a pseudonym keeps as they are inside a SQL literal; every other one is written as \uXXXX.
 _SQL_PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 
@@ -193,37 +195,6 @@ def _now_sql() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-def _current_snapshot(spark: Any, table: str) -> int | None:
-    rows = spark.sql(
-        f"SELECT snapshot_id FROM {table}.history WHERE is_current_ancestor ORDER BY made_current_at DESC LIMIT 1"
-    ).collect()
-    return int(rows[0][0]) if rows else None
-
-
-#: Waits between attempts of a commit that conflicted with a concurrent writer (a streaming append).
-COMMIT_CONFLICT_BACKOFF = Backoff(base_seconds=0.5, max_seconds=10.0)
-
-
-def _is_commit_conflict(error: Exception) -> bool:
-    # Py4J wraps Iceberg's exceptions: only their text tells a conflict from another failure.
-    text = str(error)
-    return any(
-        marker in text
-        for marker in ("ValidationException", "CommitFailedException", "Found conflicting files", "conflicting")
-    )
-
-
-def _retry_on_conflict(action: Callable[[], T], attempts: int, report: dict[str, Any]) -> T:
-    """Runs `action`, again after a commit conflict with a concurrent writer (with backoff); counts the retries."""
-
-    def count(_error: Exception, _attempt: int) -> None:
-        report["commitConflictsRetried"] = report.get("commitConflictsRetried", 0) + 1
-
-    return retry(
-        action, attempts=attempts, backoff=COMMIT_CONFLICT_BACKOFF, retryable=_is_commit_conflict, on_retry=count
-    )
-
-
 def erase_table(
     spark: Any, order: ErasureOrder, table: RegisteredTable, started_ms: int, attempts: RunAttempts | None = None
 ) -> dict[str, Any]:
@@ -334,33 +305,6 @@ def erase_table(
     report["verification"] = verify_table(spark, name, condition, pseudonyms, other_rows_before)
     report["finishedAt"] = datetime.now(UTC).isoformat()
     return report
-
-
-def _remove_orphans(spark: Any, name: str, older_than_ms: int) -> int:
-    """Iceberg's DeleteOrphanFiles action (the procedure refuses a cutoff under 24 hours); returns the count."""
-    jvm = spark._jvm
-    table = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, name)
-    result = (
-        jvm.org.apache.iceberg.spark.actions.SparkActions.get(spark._jsparkSession)
-        .deleteOrphanFiles(table)
-        .olderThan(older_than_ms)
-        .execute()
-    )
-    return sum(1 for _ in result.orphanFileLocations())
-
-
-def _remove_previous_metadata(spark: Any, name: str) -> int:
-    """Deletes the metadata.json files the current metadata still lists as previous versions (Iceberg keeps at
-    least one); only the current one remains. They hold no row values, but the old table states they describe
-    are gone, and a certificate should not leave them to chance."""
-    jvm = spark._jvm
-    table = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, name)
-    current = table.operations().current()
-    deleted = 0
-    for entry in current.previousFiles():
-        table.io().deleteFile(entry.file())
-        deleted += 1
-    return deleted
 
 
 def verify_table(

@@ -1,0 +1,75 @@
+"""Table operations the erasure job and the maintenance job both run on Iceberg tables that a stream may be
+appending to: commits retried after a conflict with a concurrent writer, the current snapshot, orphan-file and
+old-metadata removal through Iceberg's Java API (Py4J).
+
+Everything here handles table names, snapshot ids, file locations and counts, never a row value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .retry import Backoff, retry
+
+T = TypeVar("T")
+
+#: Waits between attempts of a commit that conflicted with a concurrent writer (a streaming append).
+COMMIT_CONFLICT_BACKOFF = Backoff(base_seconds=0.5, max_seconds=10.0)
+
+
+def is_commit_conflict(error: Exception) -> bool:
+    # Py4J wraps Iceberg's exceptions: only their text tells a conflict from another failure.
+    text = str(error)
+    return any(
+        marker in text
+        for marker in ("ValidationException", "CommitFailedException", "Found conflicting files", "conflicting")
+    )
+
+
+def retry_on_conflict(action: Callable[[], T], attempts: int, report: dict[str, Any]) -> T:
+    """Runs `action`, again after a commit conflict with a concurrent writer (with backoff); counts the retries
+    in `report["commitConflictsRetried"]`."""
+
+    def count(_error: Exception, _attempt: int) -> None:
+        report["commitConflictsRetried"] = report.get("commitConflictsRetried", 0) + 1
+
+    return retry(
+        action, attempts=attempts, backoff=COMMIT_CONFLICT_BACKOFF, retryable=is_commit_conflict, on_retry=count
+    )
+
+
+def current_snapshot(spark: Any, table: str) -> int | None:
+    rows = spark.sql(
+        f"SELECT snapshot_id FROM {table}.history WHERE is_current_ancestor ORDER BY made_current_at DESC LIMIT 1"
+    ).collect()
+    return int(rows[0][0]) if rows else None
+
+
+def load_table(spark: Any, name: str) -> Any:
+    """The Java org.apache.iceberg.Table of `name` (for the actions and metadata the SQL procedures do not offer)."""
+    return spark._jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, name)
+
+
+def remove_orphans(spark: Any, name: str, older_than_ms: int) -> int:
+    """Iceberg's DeleteOrphanFiles action (the procedure refuses a cutoff under 24 hours); returns the count."""
+    jvm = spark._jvm
+    result = (
+        jvm.org.apache.iceberg.spark.actions.SparkActions.get(spark._jsparkSession)
+        .deleteOrphanFiles(load_table(spark, name))
+        .olderThan(older_than_ms)
+        .execute()
+    )
+    return sum(1 for _ in result.orphanFileLocations())
+
+
+def remove_previous_metadata(spark: Any, name: str, keep: int = 0) -> int:
+    """Deletes the metadata.json files the current metadata still lists as previous versions, all but the newest
+    `keep` (the erasure job keeps none: the old table states they describe are gone, and a certificate should not
+    leave them to chance). Returns how many it deleted."""
+    table = load_table(spark, name)
+    previous = list(table.operations().current().previousFiles())  # oldest first
+    doomed = previous[: max(0, len(previous) - keep)]
+    for entry in doomed:
+        table.io().deleteFile(entry.file())
+    return len(doomed)
