@@ -21,14 +21,14 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { emptyArtifactsBucket, lambdaZip, uploadLambdaZip } from './artifacts.ts';
 import { SPARK_PREFIX, artifactKey } from '../artifacts/manifest.ts';
 import { sparkArtifacts, uploadSparkArtifacts } from '../artifacts/upload.ts';
-import { StackOperationError, StackOperations, type Output } from './stack.ts';
+import { DEFAULT_TIMEOUT_MINUTES, StackOperationError, StackOperations, type Output } from './stack.ts';
 
 export const STACK_COMMANDS = new Set(['deploy', 'outputs', 'destroy']);
 
 export const STACK_USAGE = `usage:
-  infra deploy  --stack NAME [--parameters KEY=VALUE ...] [--endpoint URL]
+  infra deploy  --stack NAME [--parameters KEY=VALUE ...] [--timeout MINUTES] [--endpoint URL]
   infra outputs --stack NAME [--endpoint URL]
-  infra destroy --stack NAME [--yes] [--endpoint URL]
+  infra destroy --stack NAME [--yes] [--timeout MINUTES] [--endpoint URL]
 
 deploy   deploys NAME-artifacts (the artifacts bucket), uploads dist/lambda.zip (building it when missing)
          and the Spark artifacts of dist/spark with their manifest (npm run package when missing), then deploys NAME (infra/cloudformation/platform.yaml) through a change set, showing its events.
@@ -38,6 +38,8 @@ outputs  prints the stacks' outputs (API URL, key ids, bucket and table names).
 destroy  deletes NAME, then empties and deletes NAME-artifacts; asks for the stack name unless --yes.
          A warehouse bucket that still holds data is not emptied: its deletion fails, named.
 
+--timeout MINUTES  how long each stack operation may take (default ${DEFAULT_TIMEOUT_MINUTES}); past it the command exits 1
+         naming the stack, its status and the last event (CloudFormation goes on: deploy again once it settled).
 --endpoint URL (or PSEUDO_AWS_ENDPOINT) points every client at a local endpoint such as moto;
 AWS_REGION picks the region (default eu-west-1). Exit codes: 0 done, 1 failed, 2 usage.
 `;
@@ -83,6 +85,7 @@ async function run(argv: readonly string[], { stdout }: Streams): Promise<number
         parameters: { type: 'string', multiple: true },
         endpoint: { type: 'string' },
         yes: { type: 'boolean' },
+        timeout: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -102,6 +105,8 @@ async function run(argv: readonly string[], { stdout }: Streams): Promise<number
   // `--parameters A=1 B=2`: the first value is the option's, the others arrive as positionals.
   const parameters = parseParameters([...(values.parameters ?? []), ...rest]);
   if (command !== 'deploy' && Object.keys(parameters).length > 0) throw new StackUsageError(`${command} takes no parameters`);
+  const timeoutMinutes = values.timeout === undefined ? DEFAULT_TIMEOUT_MINUTES : Number(values.timeout);
+  if (!(Number.isFinite(timeoutMinutes) && timeoutMinutes > 0)) throw new StackUsageError('--timeout: minutes, a number above 0');
 
   const endpoint = values.endpoint ?? process.env.PSEUDO_AWS_ENDPOINT;
   const region = process.env.AWS_REGION ?? 'eu-west-1';
@@ -109,7 +114,7 @@ async function run(argv: readonly string[], { stdout }: Streams): Promise<number
   const cloudFormation = new CloudFormationClient({ region, ...local });
   const s3 = new S3Client({ region, ...local, forcePathStyle: endpoint !== undefined });
   // A local endpoint settles at once; AWS takes minutes, and DescribeStackEvents has a rate limit.
-  const stacks = new StackOperations(cloudFormation, stdout, endpoint ? 200 : 5000);
+  const stacks = new StackOperations(cloudFormation, stdout, endpoint ? 200 : 5000, timeoutMinutes * 60_000);
   const artifactsStack = `${stackName}-artifacts`;
 
   switch (command) {

@@ -10,6 +10,10 @@
  *            a table with deletion protection) is named with its reason.
  *   outputs  the stack's outputs.
  *
+ * Every wait (the change set, the stack's events) has one deadline per operation (`--timeout`, 60 minutes by
+ * default): past it the command fails naming the stack, its status and the last event, instead of polling a
+ * stuck stack without end. CloudFormation itself carries on; the message says so.
+ *
  * Messages carry stack, resource and type names and CloudFormation's reasons; parameters' values are never
  * printed (they hold ARNs at most, but the rule is simpler kept whole).
  */
@@ -34,6 +38,9 @@ import { progressView } from './progress.ts';
 export class StackOperationError extends Error {
   override readonly name = 'StackOperationError';
 }
+
+/** How long one stack operation (change set, then the stack's events) may take by default. */
+export const DEFAULT_TIMEOUT_MINUTES = 60;
 
 export interface Output {
   write(text: string): unknown;
@@ -61,6 +68,7 @@ export class StackOperations {
     private readonly cloudFormation: CloudFormationClient,
     private readonly output: Output,
     private readonly pollMilliseconds = 5000,
+    private readonly timeoutMilliseconds = DEFAULT_TIMEOUT_MINUTES * 60_000,
   ) {}
 
   /** The stack, or undefined when there is none by that name (or it was deleted). */
@@ -83,10 +91,14 @@ export class StackOperations {
 
   async deploy(deployment: StackDeployment): Promise<DeployResult> {
     const { stackName } = deployment;
+    const deadline = Date.now() + this.timeoutMilliseconds;
     const existing = await this.describe(stackName);
     const status = existing?.StackStatus;
     if (status === 'ROLLBACK_COMPLETE') {
       throw new StackOperationError(`stack ${stackName} is ROLLBACK_COMPLETE (its creation failed and was rolled back): destroy it, then deploy again`);
+    }
+    if (status === 'UPDATE_ROLLBACK_FAILED') {
+      throw new StackOperationError(`stack ${stackName} is UPDATE_ROLLBACK_FAILED (an update failed and so did its rollback): fix what the failed resource's reason names, run aws cloudformation continue-update-rollback --stack-name ${stackName}, then deploy again`);
     }
     if (status && status !== 'REVIEW_IN_PROGRESS' && status.endsWith('_IN_PROGRESS')) {
       throw new StackOperationError(`stack ${stackName} is ${status}: wait for that operation to end`);
@@ -111,7 +123,7 @@ export class StackOperations {
       if (existing && error instanceof Error && error.name === 'ValidationError' && NO_CHANGES.test(error.message)) return this.unchanged(existing);
       throw error;
     }
-    const changeSet = await this.waitForChangeSet(stackName, changeSetId);
+    const changeSet = await this.waitForChangeSet(stackName, changeSetId, deadline);
     const changes = changeSet.Changes ?? [];
     const noChanges = (changeSet.Status === 'FAILED' && NO_CHANGES.test(changeSet.StatusReason ?? '')) || (changeSet.Status === 'CREATE_COMPLETE' && changeSetType === 'UPDATE' && changes.length === 0);
     if (noChanges) {
@@ -119,6 +131,8 @@ export class StackOperations {
       if (existing) return this.unchanged(existing);
     }
     if (changeSet.Status !== 'CREATE_COMPLETE') {
+      // A failed change set stays listed on the stack until deleted; the next deploy creates a new one anyway.
+      await this.cloudFormation.send(new DeleteChangeSetCommand({ StackName: stackName, ChangeSetName: changeSetId })).catch(() => undefined);
       throw new StackOperationError(`the change set for ${stackName} could not be created: ${changeSet.StatusReason ?? changeSet.Status ?? 'no reason given'}`);
     }
     this.output.write(`${stackName}: ${changeSetType === 'CREATE' ? 'creating' : 'updating'}, ${changes.length} change${changes.length === 1 ? '' : 's'}\n`);
@@ -126,7 +140,7 @@ export class StackOperations {
 
     const seen = await this.eventIds(stackName);
     await this.cloudFormation.send(new ExecuteChangeSetCommand({ StackName: stackName, ChangeSetName: changeSetId }));
-    const settled = await this.follow(existing?.StackId ?? changeSet.StackId ?? stackName, seen);
+    const settled = await this.follow(existing?.StackId ?? changeSet.StackId ?? stackName, seen, `deploy of ${stackName}`, deadline);
     if (!SUCCEEDED.has(settled.status)) throw new StackOperationError(failureMessage(`deploy of ${stackName}`, settled));
     const stack = await this.describe(stackName);
     return { changed: true, status: settled.status, outputs: stack ? outputsOf(stack) : {} };
@@ -142,19 +156,36 @@ export class StackOperations {
     const existing = await this.describe(stackName);
     if (!existing) return false;
     const stackId = existing.StackId ?? stackName;
+    const deadline = Date.now() + this.timeoutMilliseconds;
     const seen = await this.eventIds(stackId);
     await this.cloudFormation.send(new DeleteStackCommand({ StackName: stackId }));
-    const settled = await this.follow(stackId, seen);
+    const settled = await this.follow(stackId, seen, `destroy of ${stackName}`, deadline);
     if (settled.status !== 'DELETE_COMPLETE') throw new StackOperationError(failureMessage(`destroy of ${stackName}`, settled));
     return true;
   }
 
-  private async waitForChangeSet(stackName: string, changeSetId: string): Promise<DescribeChangeSetCommandOutput> {
+  private async waitForChangeSet(stackName: string, changeSetId: string, deadline: number): Promise<DescribeChangeSetCommandOutput> {
     for (;;) {
       const changeSet = await this.cloudFormation.send(new DescribeChangeSetCommand({ StackName: stackName, ChangeSetName: changeSetId }));
       if (changeSet.Status !== 'CREATE_PENDING' && changeSet.Status !== 'CREATE_IN_PROGRESS') return changeSet;
+      if (Date.now() >= deadline) {
+        throw new StackOperationError(`deploy of ${stackName} timed out after ${this.timeoutText()}: its change set is still ${changeSet.Status}; delete it (aws cloudformation delete-change-set --stack-name ${stackName} --change-set-name ${changeSetId}) and deploy again`);
+      }
       await sleep(this.pollMilliseconds);
     }
+  }
+
+  /**
+   * Follows a stack until it settles, as deploy and destroy do after starting an operation: for an operation
+   * started elsewhere (the console, an earlier deploy that timed out). Fails past the timeout like they do.
+   */
+  async waitUntilSettled(stackName: string, operation: string): Promise<{ status: string; events: StackEvent[] }> {
+    return this.follow(stackName, await this.eventIds(stackName), operation, Date.now() + this.timeoutMilliseconds);
+  }
+
+  private timeoutText(): string {
+    const minutes = this.timeoutMilliseconds / 60_000;
+    return Number.isInteger(minutes) ? `${minutes} min` : `${this.timeoutMilliseconds / 1000} s`;
   }
 
   private async eventIds(stackName: string): Promise<Set<string>> {
@@ -169,8 +200,11 @@ export class StackOperations {
     return StackEvents ?? [];
   }
 
-  /** Prints the operation's events as they come until the stack's status stops being *_IN_PROGRESS. */
-  private async follow(stackId: string, seen: Set<string>): Promise<{ status: string; events: StackEvent[] }> {
+  /**
+   * Prints the operation's events as they come until the stack's status stops being *_IN_PROGRESS; past the
+   * deadline, fails naming the stack, its status and the last event seen.
+   */
+  private async follow(stackId: string, seen: Set<string>, operation: string, deadline: number): Promise<{ status: string; events: StackEvent[] }> {
     const view = progressView(this.output);
     const events: StackEvent[] = [];
     try {
@@ -184,6 +218,7 @@ export class StackOperations {
         const { Stacks } = await this.cloudFormation.send(new DescribeStacksCommand({ StackName: stackId }));
         const status = Stacks?.[0]?.StackStatus ?? 'DELETE_COMPLETE';
         if (!status.endsWith('_IN_PROGRESS')) return { status, events };
+        if (Date.now() >= deadline) throw new StackOperationError(timeoutMessage(operation, Stacks?.[0]?.StackName ?? stackId, status, events.at(-1), this.timeoutText()));
         await sleep(this.pollMilliseconds);
       }
     } finally {
@@ -221,6 +256,12 @@ export function failureMessage(operation: string, settled: { status: string; eve
     ? `${cause.LogicalResourceId ?? '?'} (${cause.ResourceType ?? '?'}) ${cause.ResourceStatus ?? ''}: ${cause.ResourceStatusReason ?? 'no reason given'}`
     : (stackEvent?.ResourceStatusReason ?? 'no resource reported a failure');
   return `${operation} failed: ${detail}; the stack is ${settled.status}`;
+}
+
+/** What a timed-out wait says: the stack goes on without us, so say where it stands and how to carry on. */
+export function timeoutMessage(operation: string, stackName: string, status: string, lastEvent: StackEvent | undefined, after: string): string {
+  const last = lastEvent ? `; last event: ${lastEvent.LogicalResourceId ?? '?'} (${lastEvent.ResourceType ?? '?'}) ${lastEvent.ResourceStatus ?? ''}${lastEvent.ResourceStatusReason ? `: ${lastEvent.ResourceStatusReason}` : ''}` : '; no event since it started';
+  return `${operation} timed out after ${after}: stack ${stackName} is still ${status}${last}. CloudFormation carries on without this command: follow it (aws cloudformation describe-stack-events --stack-name ${stackName}) and deploy again once it has settled`;
 }
 
 function outputsOf(stack: Stack): Record<string, string> {

@@ -13,13 +13,13 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { CloudFormationClient, DescribeStackResourcesCommand, type ResourceStatus, type StackEvent } from '@aws-sdk/client-cloudformation';
+import { CloudFormationClient, CreateChangeSetCommand, DeleteStackCommand, DescribeStackResourcesCommand, type ResourceStatus, type StackEvent } from '@aws-sdk/client-cloudformation';
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetKeyPolicyCommand, GetKeyRotationStatusCommand, KMSClient } from '@aws-sdk/client-kms';
 import { GetBucketEncryptionCommand, GetBucketVersioningCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DYNAMO_LEDGER_TABLE } from '../../api/erasure/dynamoLedger.ts';
-import { failureMessage } from '../../infra/deploy/stack.ts';
+import { failureMessage, StackOperationError, StackOperations } from '../../infra/deploy/stack.ts';
 import { startMoto, TEST_REGION, type Moto } from '../support/moto.ts';
 
 const run = promisify(execFile);
@@ -238,10 +238,28 @@ describe('the stack commands usage', () => {
     [['deploy', '--stack', 'ok', '--parameters', 'novalue'], 2, 'parameters are KEY=VALUE'],
     [['deploy', '--stack', 'ok', '--parameters', 'LambdaCodeKey=x'], 2, 'LambdaCodeKey is set by deploy'],
     [['outputs', '--stack', 'ok', '--parameters', 'A=1'], 2, 'outputs takes no parameters'],
+    [['deploy', '--stack', 'ok', '--timeout', '0'], 2, '--timeout: minutes, a number above 0'],
+    [['destroy', '--stack', 'ok', '--timeout', 'soon'], 2, '--timeout: minutes, a number above 0'],
   ])('%j exits %i', async (args, code, text) => {
     const result = await infra(...args);
     expect(result.code).toBe(code);
     expect(code === 0 ? result.stdout : result.stderr).toContain(text);
+  }, 60_000);
+});
+
+describe('a stack that does not settle', () => {
+  it('fails past the timeout, naming the stack and its status, instead of polling without end', async () => {
+    // A change set created and never executed leaves a new stack in REVIEW_IN_PROGRESS: on moto, the one
+    // *_IN_PROGRESS status that lasts (moto runs every operation to its end at once).
+    const cloudFormation = new CloudFormationClient({ region: TEST_REGION, endpoint: moto.endpoint });
+    const stuck = 'itest-stuck';
+    await cloudFormation.send(new CreateChangeSetCommand({ StackName: stuck, ChangeSetName: 'never-executed', ChangeSetType: 'CREATE', TemplateBody: readFileSync('infra/cloudformation/bootstrap.yaml', 'utf8'), Parameters: [{ ParameterKey: 'EnvironmentName', ParameterValue: 'stuck' }] }));
+    const printed: string[] = [];
+    const operations = new StackOperations(cloudFormation, { write: (text: string) => printed.push(text) }, 20, 300);
+    const waited = operations.waitUntilSettled(stuck, `deploy of ${stuck}`);
+    await expect(waited).rejects.toBeInstanceOf(StackOperationError);
+    await expect(waited).rejects.toThrow(new RegExp(`^deploy of ${stuck} timed out after 0\\.3 s: stack ${stuck} is still REVIEW_IN_PROGRESS.*deploy again once it has settled$`));
+    await cloudFormation.send(new DeleteStackCommand({ StackName: stuck }));
   }, 60_000);
 });
 
