@@ -75,6 +75,8 @@ export interface TableReport {
   readonly dataFilesRewritten: Int64String;
   readonly deleteFilesRemoved: Int64String | null;
   readonly positionDeleteFilesRewritten: Int64String;
+  /** Manifests rewritten because they still listed removed files; absent in older certificates. */
+  readonly manifestsRewritten?: Int64String;
   readonly refs: readonly { readonly name: string; readonly type: 'tag' | 'branch'; readonly snapshotId: Int64String; readonly action: 'dropped' }[];
   /** streaming query id -> highest batch id */
   readonly streamMarkersFolded: Readonly<Record<string, Int64String>>;

@@ -252,3 +252,65 @@ def test_a_rerun_after_a_kill_past_the_delete_certifies_the_whole_run(
     assert int(report["rowsDeleted"]) == rows_of_subjects
     assert report["verification"]["result"] == "passed" and certificate["result"] == "verified"
     assert files_holding(location, subjects) == []
+
+
+def _manifest_values(location: str) -> list[bytes]:
+    """Every string and bytes value in every Avro file under the table's metadata folder (decoded)."""
+    import fastavro
+
+    found: list[bytes] = []
+
+    def leaves(value: object) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                leaves(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                leaves(item)
+        elif isinstance(value, str):
+            found.append(value.encode())
+        elif isinstance(value, bytes | bytearray):
+            found.append(bytes(value))
+
+    folder = os.path.join(location, "metadata")
+    for file in os.listdir(folder):
+        if file.endswith(".avro"):
+            with open(os.path.join(folder, file), "rb") as handle:
+                for record in fastavro.reader(handle):
+                    leaves(record)
+    return found
+
+
+@pytest.mark.parametrize("layout", ["a manifest per append", "one manifest, the subject's file removed whole"])
+def test_a_subject_that_bounds_its_files_leaves_no_prefix_in_any_manifest(
+    spark: SparkSession, warehouse: CatalogConfig, tmp_path: Path, layout: str
+) -> None:
+    """A removed file stays in its manifest as a DELETED entry with its column bounds (16-character prefixes):
+    when the subject's pseudonym was a file's lowest value, the DELETE alone would leave that prefix behind."""
+    name = f"local.crm.bounds_{uuid.uuid4().hex[:8]}"
+    spark.sql(
+        f"CREATE TABLE {name} (id bigint, email string) USING iceberg "
+        "TBLPROPERTIES ('format-version'='2', 'write.parquet.compression-codec'='uncompressed')"
+    )
+    subject = "s1.AAAAAAAAAAAAAAAAAAAAAA-subject"  # sorts before every other value: each file's lower bound
+    schema = "id bigint, email string"
+    if layout == "a manifest per append":
+        for batch in range(5):
+            rows = [(batch * 100 + k, f"s1.Z{batch:02d}{k:03d}-other-value-xxxx") for k in range(20)]
+            spark.createDataFrame([*rows, (batch * 100 + 99, subject)], schema).writeTo(name).append()
+    else:
+        spark.createDataFrame([(1, subject), (2, subject)], schema).coalesce(1).writeTo(name).append()
+        others = [(10 + k, f"s1.Z{k:03d}-other-value-xxxxxxxx") for k in range(20)]
+        spark.createDataFrame(others, schema).coalesce(1).writeTo(name).append()
+        spark.sql(f"CALL local.system.rewrite_manifests(table => '{name.split('.', 1)[1]}')")
+        assert spark.sql(f"SELECT count(*) FROM {name}.manifests").collect()[0][0] == 1
+    location = _location(spark, name)
+    prefix = subject[:16].encode()
+    assert any(v.startswith(prefix) for v in _manifest_values(location)), "the bound is in a manifest before"
+
+    code, certificate, output = run_job(order_for(name, warehouse, [subject]), tmp_path)
+    assert code == 0, output
+    report = certificate["tables"][0]
+    assert report["verification"]["result"] == "passed" and int(report["manifestsRewritten"]) >= 1
+    assert not any(prefix in v for v in _manifest_values(location))
+    assert spark.sql(f"SELECT count(*) FROM {name}").collect()[0][0] == (100 if layout.startswith("a ") else 20)

@@ -17,7 +17,8 @@ Per table, in this order (each step is needed; see the README's erasure section 
  2. Rewrite every data file that still has delete files (merge-on-read deletes applied), and drop the delete
     files that no longer apply: afterwards no live file holds the rows, and no delete file is needed.
  3. Tags and branches pin old snapshots and so old files: they are dropped (`refs`: "drop", the only policy);
-    each is reported.
+    each is reported. Then the manifests that still list removed files are rewritten: such DELETED entries keep
+    the removed file's column bounds, a 16-character prefix of a pseudonym when it was a file's lowest or highest.
  4. Fold the streaming job's batch markers into a table property (spark_udfs.jobs.markers), then expire every
     snapshot older than that moment but the current one: Iceberg deletes the data, delete and manifest files
     only those snapshots used.
@@ -282,6 +283,13 @@ def erase_table(
             }
         )
     report["refs"] = refs
+    report["manifestsRewritten"] = contracts.count(
+        _retry_on_conflict(
+            lambda: _rewrite_manifests_with_deleted_entries(spark, catalog, name, short),
+            order.max_commit_attempts,
+            report,
+        )
+    )
 
     report["streamMarkersFolded"] = {
         query: contracts.count(batch) for query, batch in fold_markers(spark, name).items()
@@ -305,6 +313,51 @@ def erase_table(
     report["verification"] = verify_table(spark, name, condition, pseudonyms, other_rows_before)
     report["finishedAt"] = datetime.now(UTC).isoformat()
     return report
+
+
+def _rewrite_manifests_with_deleted_entries(spark: Any, catalog: str, name: str, short: str) -> int:
+    """Rewrites the current snapshot's manifests that still list removed files; returns how many were replaced.
+
+    A commit that removes a data or delete file keeps it in its manifests as a DELETED entry with all its column
+    statistics: when a subject's pseudonym was a file's lower or upper bound, its 16-character prefix survives the
+    DELETE, in the one snapshot that expiry keeps. Iceberg's rewrite_manifests writes live entries only; afterwards
+    expiry removes the DELETE's manifests with its snapshot. The procedure leaves a partition spec with a single
+    manifest alone, so an empty manifest is committed beside such a one first (RewriteManifests.addManifest)."""
+    rows = spark.sql(
+        f"SELECT content, partition_spec_id AS spec, "
+        f"deleted_data_files_count + deleted_delete_files_count AS deleted FROM {name}.manifests"
+    ).collect()
+    with_deleted = {(int(r["content"]), int(r["spec"])) for r in rows if int(r["deleted"]) > 0}
+    if not with_deleted:
+        return 0
+    for content, spec in sorted(with_deleted):
+        if sum(1 for r in rows if (int(r["content"]), int(r["spec"])) == (content, spec)) == 1:
+            _commit_empty_manifest(spark, name, content, spec)
+    replaced = 0
+    for spec in sorted({spec for _, spec in with_deleted}):
+        result = spark.sql(f"CALL {catalog}.system.rewrite_manifests(table => '{short}', spec_id => {spec})").collect()
+        replaced += int(result[0]["rewritten_manifests_count"])
+    return replaced
+
+
+def _commit_empty_manifest(spark: Any, name: str, content: int, spec_id: int) -> None:
+    """Adds a manifest without entries (content 0: data, 1: deletes) of one partition spec to the table."""
+    import uuid
+
+    jvm = spark._jvm
+    table = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, name)
+    operations = table.operations()
+    version = operations.current().formatVersion()
+    spec = table.specs().get(spec_id)
+    output = table.io().newOutputFile(operations.metadataFileLocation(f"{uuid.uuid4()}-m-empty.avro"))
+    files = jvm.org.apache.iceberg.ManifestFiles
+    writer = (
+        files.write(version, spec, output, None)
+        if content == 0
+        else files.writeDeleteManifest(version, spec, output, None)
+    )
+    writer.close()
+    table.rewriteManifests().addManifest(writer.toManifestFile()).commit()
 
 
 def verify_table(
