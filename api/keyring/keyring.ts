@@ -10,6 +10,7 @@ import { createHmac, hkdfSync } from 'node:crypto';
 import { KeyringError } from '../errors.ts';
 import { AesSiv } from '../engine/siv.ts';
 import { Ff1Text } from '../engine/ff1.ts';
+import { KeyedHash } from '../engine/keyedHash.ts';
 import type { KeyState, KeyVersionMaterial } from '../types/keyring.ts';
 
 const INFO_PREFIX = 'pseudonymization-platform/v1/';
@@ -29,6 +30,7 @@ export class KeyVersion {
   private readonly sessionTokenKey: Uint8Array;
   private readonly headerStates = new Map<string, Uint8Array>();
   private readonly ff1ByContext = new Map<string, Ff1Text>();
+  private readonly keyedHashByContext = new Map<string, KeyedHash>();
   private destroyed = false;
 
   constructor(version: number, state: KeyState, root: Uint8Array) {
@@ -66,6 +68,18 @@ export class KeyVersion {
     return createHmac('sha256', this.hmacKey).update(context, 'utf8').update(NUL).update(value).digest();
   }
 
+  /** HMAC-SHA256 over context || 0x00 || value for whole batches, its key and context states computed once. */
+  keyedHash(context: string): KeyedHash {
+    this.assertUsable();
+    let hash = this.keyedHashByContext.get(context);
+    if (!hash) {
+      if (this.keyedHashByContext.size >= MAX_CACHED_CONTEXTS) this.keyedHashByContext.clear();
+      hash = new KeyedHash(this.hmacKey, Buffer.concat([Buffer.from(context, 'utf8'), NUL]));
+      this.keyedHashByContext.set(context, hash);
+    }
+    return hash;
+  }
+
   ff1(context: string, alphabet: string): Ff1Text {
     this.assertUsable();
     const cacheKey = `${alphabet}\u0000${context}`;
@@ -88,6 +102,8 @@ export class KeyVersion {
     for (const state of this.headerStates.values()) state.fill(0);
     this.headerStates.clear();
     this.ff1ByContext.clear();
+    for (const hash of this.keyedHashByContext.values()) hash.destroy();
+    this.keyedHashByContext.clear();
   }
 
   private assertUsable(): void {
