@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Config } from './config/config.ts';
 import { RequestError } from './errors.ts';
+import { consoleMiddleware } from './http/console.ts';
 import { bodyLimitFor, recordRequest } from './http/handler.ts';
 import { problemResponse } from './http/problem.ts';
 import type { CoreRequest, CoreResponse } from './http/types.ts';
@@ -45,6 +46,8 @@ export function createApp(service: PseudonymizationService): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  // The console's static files (api/http/console.ts), before any body is read: they are only ever GET.
+  app.use(consoleMiddleware());
   // The route's own limit, not the largest one: a 6 MB body sent to sign-in is refused after a few KB (413), unread.
   const readers = new Map<number, express.RequestHandler>();
   app.use((request: Request, response: Response, next: NextFunction) => {

@@ -7,6 +7,7 @@
  *   erasureStep.mjs  the scheduled erasure step (erasureStep.erasureStepHandler)
  *   chunk-*.mjs      code both share (the service core, the AWS SDK clients: DynamoDB, EMR, S3, KMS, ...)
  *   config/policies.json  the default PSEUDO_POLICY_FILE (relative to the task root, /var/task)
+ * dist/console holds the compliance officers' console (index.html, console.js, console.css), served at /console.
  * node-sqlite3-wasm is not in it: on Lambda a SQLite ledger or jdbc catalog is refused at start (each instance
  * has its own /tmp), so the module is never loaded there. A deployment's table registry goes next to the policy
  * file (`zip -u dist/lambda.zip config/…`) with PSEUDO_ERASURE_REGISTRY_FILE naming it.
@@ -27,6 +28,12 @@ const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20'
 const external = ['node-sqlite3-wasm'];
 
 await build({ ...common, external, entryPoints: { server: 'api/main.ts', cli: 'api/cli.ts' }, outdir: out, outExtension: { '.js': '.mjs' } });
+// The compliance officers' console (console/, served at /console by the Express server): one script, one
+// stylesheet and the page, for browsers. Everything is in these files; the page loads nothing from elsewhere.
+const consoleDir = join(out, 'console');
+await build({ entryPoints: { console: 'console/src/main.ts' }, bundle: true, platform: 'browser', format: 'esm', target: 'es2022', minify: true, sourcemap: false, legalComments: 'none', outdir: consoleDir });
+cpSync('console/index.html', join(consoleDir, 'index.html'));
+cpSync('console/console.css', join(consoleDir, 'console.css'));
 // Old chunks would otherwise ride along in the zip.
 rmSync(lambdaDir, { recursive: true, force: true });
 await build({
@@ -53,6 +60,6 @@ for (const entry of entries) utimesSync(join(lambdaDir, entry), FIXED_TIME, FIXE
 // From inside the folder, so that the zip's paths are the task root's (handler.mjs, config/policies.json).
 execFileSync('zip', ['-q', '-X', '-D', relative(lambdaDir, zipFile), ...entries.filter((entry) => statSync(join(lambdaDir, entry)).isFile())], { cwd: lambdaDir });
 
-for (const file of [join(out, 'server.mjs'), join(out, 'cli.mjs'), join(lambdaDir, 'handler.mjs'), join(lambdaDir, 'erasureStep.mjs'), zipFile]) {
+for (const file of [join(out, 'server.mjs'), join(out, 'cli.mjs'), join(consoleDir, 'console.js'), join(lambdaDir, 'handler.mjs'), join(lambdaDir, 'erasureStep.mjs'), zipFile]) {
   console.log(`${file.padEnd(30)} ${(statSync(file).size / 1024).toFixed(0).padStart(6)} KiB`);
 }

@@ -1,0 +1,117 @@
+/**
+ * The compliance officers' console at /console: three static files (index.html, console.js, console.css) that
+ * `npm run build` writes to dist/console, served by the Express transport with headers that keep the page to
+ * its own origin. The console is a client of the API like any other (it signs in with /v1/login and calls the
+ * /v1 routes with the bearer token), so no rule lives here: only which bytes go out, and under which headers.
+ *
+ * Only the files found in the folder at start are served, from memory, by exact name: no path is ever joined
+ * with what the caller sent. Without a built console, /console answers a problem saying how to build it.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { NextFunction, Request, Response } from 'express';
+import { RequestError } from '../errors.ts';
+import { problemResponse } from './problem.ts';
+
+export const CONSOLE_PATH = '/console';
+
+/**
+ * No inline script or style, no eval, nothing from another origin, never in a frame. `form-action 'none'`: the
+ * console submits with fetch, so a form that would post (and put field values into a URL or a request body the
+ * page did not build) is refused by the browser.
+ */
+export const CONSOLE_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "font-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/** Headers on every console answer. `no-cache`: the file names are not hashed, so a browser asks again each time. */
+export const CONSOLE_HEADERS: Readonly<Record<string, string>> = {
+  'content-security-policy': CONSOLE_CSP,
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+  'permissions-policy': 'camera=(), microphone=(), geolocation=(), payment=()',
+  'cache-control': 'no-cache',
+};
+
+const CONTENT_TYPES: Readonly<Record<string, string>> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+};
+
+interface ConsoleFile {
+  readonly body: Buffer;
+  readonly contentType: string;
+}
+
+/**
+ * The built console: beside the server bundle (dist/server.mjs → dist/console), or dist/console under the
+ * repository when the server runs from its sources (tests, tsx).
+ */
+function consoleFolder(): string | undefined {
+  const candidates = [fileURLToPath(new URL('./console/', import.meta.url)), fileURLToPath(new URL('../../dist/console/', import.meta.url))];
+  return candidates.find((folder) => existsSync(join(folder, 'index.html')));
+}
+
+function loadFiles(folder: string | undefined): ReadonlyMap<string, ConsoleFile> {
+  const files = new Map<string, ConsoleFile>();
+  if (!folder) return files;
+  for (const name of readdirSync(folder)) {
+    const contentType = CONTENT_TYPES[extname(name)];
+    if (contentType) files.set(name, { body: readFileSync(join(folder, name)), contentType });
+  }
+  return files;
+}
+
+function answer(response: Response, status: number, headers: Readonly<Record<string, string>>, body: string | Buffer, method: string): void {
+  response.status(status);
+  for (const [name, value] of Object.entries({ ...CONSOLE_HEADERS, ...headers })) response.setHeader(name, value);
+  response.end(method === 'HEAD' ? undefined : body);
+}
+
+/** Express middleware answering GET/HEAD under /console; everything else goes on to the API. */
+export function consoleMiddleware(folder = consoleFolder()): (request: Request, response: Response, next: NextFunction) => void {
+  const files = loadFiles(folder);
+  return (request, response, next) => {
+    const path = request.path;
+    if (path !== CONSOLE_PATH && !path.startsWith(`${CONSOLE_PATH}/`)) {
+      next();
+      return;
+    }
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      const problem = problemResponse(new RequestError('method-not-allowed', 'use GET'), randomUUID());
+      answer(response, problem.status, { ...problem.headers, allow: 'GET, HEAD' }, problem.body, request.method);
+      return;
+    }
+    // One page: the console routes by the URL's fragment (#/requests/…), which never reaches a server.
+    if (path === CONSOLE_PATH) {
+      answer(response, 308, { location: `${CONSOLE_PATH}/` }, '', request.method);
+      return;
+    }
+    const name = path.slice(CONSOLE_PATH.length + 1) || 'index.html';
+    const file = files.get(name);
+    if (!file) {
+      const problem = problemResponse(new RequestError('not-found', files.size === 0 ? 'the console is not built: run npm run build' : 'no such console file'), randomUUID());
+      answer(response, problem.status, problem.headers, problem.body, request.method);
+      return;
+    }
+    answer(response, 200, { 'content-type': file.contentType, 'content-length': String(file.body.length) }, file.body, request.method);
+  };
+}
