@@ -1,7 +1,11 @@
 /** Roles, the principal a request acts as (a machine's API key or a person from the directory), and the one role check. */
 import { AuthError } from '../errors.ts';
 
-export const ROLES = ['pseudonymize', 'reidentify', 'privacy-officer'] as const;
+/**
+ * `rewrap` turns pseudonyms into the same subjects' pseudonyms under the active key without showing the values, so a
+ * re-keying job never holds `reidentify`; `admin` operates the running service (keyring reload).
+ */
+export const ROLES = ['pseudonymize', 'reidentify', 'rewrap', 'privacy-officer', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface Principal {

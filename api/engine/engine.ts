@@ -49,6 +49,21 @@ export interface ReidentifyResult {
   readonly errors: { index: number; reason: ReidentifyFailure }[];
 }
 
+/** Rewrap: pseudonyms under the active version; failed items are null and listed in `errors`, as in reidentify. */
+export interface RewrapResult {
+  readonly pseudonyms: Nullable<string>[];
+  readonly keyVersion: number;
+  readonly errors: ReidentifyResult['errors'];
+}
+
+/** One group of AES-SIV tokens decrypted as a batch: item k belongs to input `indexes[k]`, and is usable when `valid[k]`. */
+interface DecryptedGroup {
+  readonly randomized: boolean;
+  readonly indexes: readonly number[];
+  readonly plaintexts: PackedBytes;
+  readonly valid: Uint8Array;
+}
+
 /** At most this many item problems are reported for one request. */
 const MAX_REPORTED_PROBLEMS = 20;
 
@@ -128,6 +143,36 @@ export class PseudonymEngine {
   }
 
   /**
+   * The same subjects' pseudonyms under the active key version, in input order, each in its own mode (a
+   * deterministic token stays deterministic, a randomized one gets a fresh nonce; FF1 stays FF1, and `keyVersion`
+   * names the version of FF1 inputs as in reidentify). Items that cannot be decrypted fail as in reidentify; a keyed
+   * hash is `irreversible`. The plaintexts stay in packed bytes between one batch decryption per group and one
+   * batch encryption under the active key: they never become strings, and never leave this call.
+   */
+  rewrap(context: string, pseudonyms: readonly Nullable<string>[], options: { keyVersion?: number | undefined } = {}): RewrapResult {
+    const policy = this.policies.resolve(context);
+    const active = this.keyring.active();
+    const out: Nullable<string>[] = new Array<Nullable<string>>(pseudonyms.length).fill(null);
+    const errors: ReidentifyResult['errors'] = [];
+    if (policy.transform === 'fpe') {
+      const values: Nullable<string>[] = new Array<Nullable<string>>(pseudonyms.length).fill(null);
+      this.fpeReidentify(context, policy, pseudonyms, options.keyVersion, values, errors);
+      const cipher = active.ff1(context, policy.alphabet);
+      for (let i = 0; i < values.length; i++) {
+        const value = values[i];
+        if (value !== null && value !== undefined) out[i] = cipher.encrypt(value);
+      }
+    } else {
+      for (const group of this.decryptTokens(context, pseudonyms, errors)) {
+        const rewrapped = this.sivEncryptPacked(active, context, group.plaintexts, !group.randomized);
+        for (let k = 0; k < group.indexes.length; k++) if (group.valid[k]) out[group.indexes[k]!] = rewrapped[k]!;
+      }
+    }
+    errors.sort((a, b) => a.index - b.index);
+    return { pseudonyms: out, keyVersion: active.version, errors };
+  }
+
+  /**
    * The deterministic pseudonyms (as `pseudonymize` would give them, uncached) of each value under each of the
    * given key versions, in that order: one array per value. The values are checked as `pseudonymize` does,
    * unless they come out of `reidentify` (`check: false`): a policy tightened since must not refuse those.
@@ -166,21 +211,26 @@ export class PseudonymEngine {
   }
 
   private sivEncrypt(key: KeyVersion, context: string, values: string[], deterministic: boolean): string[] {
+    return this.sivEncryptPacked(key, context, packUtf8(values), deterministic);
+  }
+
+  /** AES-SIV over packed UTF-8 plaintexts, formatted as pseudonyms of the key's version. */
+  private sivEncryptPacked(key: KeyVersion, context: string, packed: PackedBytes, deterministic: boolean): string[] {
     const header = key.headerState(context);
-    const packed = packUtf8(values);
-    const out = new Array<string>(values.length);
+    const count = packed.offsets.length - 1;
+    const out = new Array<string>(count);
     if (deterministic) {
       const encrypted = key.siv.encryptBatch(header, packed);
       const bytes = asBuffer(encrypted.data);
       const format = pseudonymFormatter('deterministic', key.version);
-      for (let i = 0; i < values.length; i++) out[i] = format(bytes, encrypted.offsets[i], encrypted.offsets[i + 1]);
+      for (let i = 0; i < count; i++) out[i] = format(bytes, encrypted.offsets[i], encrypted.offsets[i + 1]);
       return out;
     }
-    const nonces = randomBytes(values.length * BLOCK);
+    const nonces = randomBytes(count * BLOCK);
     const encrypted = key.siv.encryptBatch(key.siv.headerStatesWithNonces(header, nonces), packed);
     const format = pseudonymFormatter('randomized', key.version);
     const item = Buffer.allocUnsafe(BLOCK + maxItemLength(encrypted));
-    for (let i = 0; i < values.length; i++) {
+    for (let i = 0; i < count; i++) {
       nonces.copy(item, 0, i * BLOCK, (i + 1) * BLOCK);
       const body = packedItem(encrypted, i);
       item.set(body, BLOCK);
@@ -215,6 +265,15 @@ export class PseudonymEngine {
 
   /** Groups tokens by mode and key version, then decrypts each group as one batch. */
   private tokenReidentify(context: string, pseudonyms: readonly Nullable<string>[], values: Nullable<string>[], errors: ReidentifyResult['errors']): void {
+    for (const group of this.decryptTokens(context, pseudonyms, errors)) {
+      const { indexes, plaintexts, valid } = group;
+      const bytes = asBuffer(plaintexts.data);
+      for (let k = 0; k < indexes.length; k++) if (valid[k]) values[indexes[k]!] = bytes.toString('utf8', plaintexts.offsets[k], plaintexts.offsets[k + 1]);
+    }
+  }
+
+  /** The decrypted groups of AES-SIV tokens (one per mode and version); every other item is listed in `errors`. */
+  private decryptTokens(context: string, pseudonyms: readonly Nullable<string>[], errors: ReidentifyResult['errors']): DecryptedGroup[] {
     const groups = new Map<string, { mode: ParsedPseudonym['mode']; version: number; indexes: number[]; parsed: ParsedPseudonym[] }>();
     for (let i = 0; i < pseudonyms.length; i++) {
       const pseudonym = pseudonyms[i];
@@ -230,6 +289,7 @@ export class PseudonymEngine {
       group.indexes.push(i);
       group.parsed.push(parsed);
     }
+    const decrypted: DecryptedGroup[] = [];
     for (const group of groups.values()) {
       const lookup = this.keyring.lookup(group.version);
       const failAll = (reason: ReidentifyFailure): void => {
@@ -238,20 +298,27 @@ export class PseudonymEngine {
       if (group.mode === 'hash') failAll('irreversible');
       else if (lookup.kind === 'unknown') failAll('unknown-key-version');
       else if (lookup.kind === 'destroyed') failAll('key-destroyed');
-      else this.sivDecryptGroup(lookup.key, context, group.mode === 'randomized', group.indexes, group.parsed, pseudonyms, values, errors);
+      else {
+        const done = this.sivDecryptGroup(lookup.key, context, group.mode === 'randomized', group.indexes, group.parsed, pseudonyms, errors);
+        if (done) decrypted.push(done);
+      }
     }
+    return decrypted;
   }
 
+  /**
+   * Decrypts one group of tokens of one mode and version as a batch. Items that fail are listed in `errors`; the
+   * plaintexts of all accepted items come back packed (a failed item has no bytes and `valid[k]` 0).
+   */
   private sivDecryptGroup(
     key: KeyVersion,
     context: string,
     randomized: boolean,
-    indexes: number[],
-    parsed: ParsedPseudonym[],
+    indexes: readonly number[],
+    parsed: readonly ParsedPseudonym[],
     pseudonyms: readonly Nullable<string>[],
-    values: Nullable<string>[],
     errors: ReidentifyResult['errors'],
-  ): void {
+  ): DecryptedGroup | undefined {
     const minimum = randomized ? 2 * BLOCK : BLOCK;
     const maximum = minimum + this.options.maxValueBytes;
     const accepted: number[] = [];
@@ -266,7 +333,7 @@ export class PseudonymEngine {
       accepted.push(indexes[k]!);
       decoded.push(pseudonymPayload(text, parsed[k]!));
     }
-    if (accepted.length === 0) return;
+    if (accepted.length === 0) return undefined;
     const header = key.headerState(context);
     let states: Uint8Array = header;
     let ciphertexts: PackedBytes;
@@ -281,11 +348,8 @@ export class PseudonymEngine {
       ciphertexts = packByteArrays(decoded);
     }
     const { plaintexts, valid } = key.siv.decryptBatch(states, ciphertexts);
-    const bytes = asBuffer(plaintexts.data);
-    for (let k = 0; k < accepted.length; k++) {
-      if (valid[k]) values[accepted[k]!] = bytes.toString('utf8', plaintexts.offsets[k], plaintexts.offsets[k + 1]);
-      else errors.push({ index: accepted[k]!, reason: 'authentication-failed' });
-    }
+    for (let k = 0; k < accepted.length; k++) if (!valid[k]) errors.push({ index: accepted[k]!, reason: 'authentication-failed' });
+    return { randomized, indexes: accepted, plaintexts, valid };
   }
 
   /** A rotation or destruction changes which pseudonym an identifier gets: start the cache afresh. */

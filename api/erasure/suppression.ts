@@ -5,7 +5,7 @@
  * - Reidentify withholds a subject filed for erasure (per item `erased`), whatever token is presented:
  *   deterministic or randomized, under any key version. The decrypted value's deterministic pseudonyms under
  *   every readable version are looked up in the context's set of erased pseudonyms.
- * - Pseudonymize does not hand out a usable pseudonym for such a subject: its index is reported instead.
+ * - Pseudonymize and rewrap do not hand out a usable pseudonym for such a subject: its index is reported instead.
  * - Filing and the worker get a subject's pseudonyms under every readable key version from here.
  *
  * The set of erased pseudonyms of each context is held in memory and read from the (asynchronous, possibly
@@ -17,7 +17,7 @@
  * started after it has landed, this process applies its own event over what it read (a read may predate it); after
  * that the ledger decides, so a later lift or filing in another process is not masked here.
  */
-import type { Nullable, PseudonymEngine, PseudonymizeResult, ReidentifyResult } from '../engine/engine.ts';
+import type { Nullable, PseudonymEngine, PseudonymizeResult, ReidentifyResult, RewrapResult } from '../engine/engine.ts';
 import { PlatformError } from '../errors.ts';
 import type { Keyring } from '../keyring/keyring.ts';
 import type { ErasureLedger, ErasureSubject } from './ledger.ts';
@@ -28,10 +28,16 @@ export interface SuppressedPseudonymizeResult extends PseudonymizeResult {
   readonly erased: number[];
 }
 
+/** Rewrap with the indexes of pseudonyms withheld because their subject's erasure was filed (null in `pseudonyms`, not in `errors`). */
+export interface SuppressedRewrapResult extends RewrapResult {
+  readonly erased: number[];
+}
+
 /** What the routes call: the engine alone, or behind erasure suppression. */
 export interface PseudonymOperations {
   pseudonymize(context: string, values: readonly Nullable<string>[], options: { deterministic: boolean }): Promise<SuppressedPseudonymizeResult>;
   reidentify(context: string, pseudonyms: readonly Nullable<string>[], options?: { keyVersion?: number | undefined }): Promise<ReidentifyResult>;
+  rewrap(context: string, pseudonyms: readonly Nullable<string>[], options?: { keyVersion?: number | undefined }): Promise<SuppressedRewrapResult>;
 }
 
 /** Without erasure configured: the engine as it is. */
@@ -45,6 +51,10 @@ export function engineOperations(engine: PseudonymEngine): PseudonymOperations {
     reidentify: (context, pseudonyms, options) =>
       new Promise((resolve) => {
         resolve(engine.reidentify(context, pseudonyms, options));
+      }),
+    rewrap: (context, pseudonyms, options) =>
+      new Promise((resolve) => {
+        resolve({ ...engine.rewrap(context, pseudonyms, options), erased: [] });
       }),
   };
 }
@@ -158,6 +168,35 @@ export class ErasureSuppression implements PseudonymOperations {
     const pseudonyms = [...result.pseudonyms];
     for (const index of withheld) pseudonyms[index] = null;
     return { pseudonyms, keyVersion: result.keyVersion, erased: withheld };
+  }
+
+  /**
+   * Rewrap that gives no pseudonym out for a subject filed for erasure (its index is listed in `erased`). A batch of
+   * one version's deterministic tokens rewrapped to deterministic tokens is checked by looking both up as they are;
+   * only versions other than those two need the values, which are then decrypted again here and never leave.
+   */
+  async rewrap(context: string, pseudonyms: readonly Nullable<string>[], options: { keyVersion?: number | undefined } = {}): Promise<SuppressedRewrapResult> {
+    const erased = await this.erasedPseudonyms(context);
+    const result = this.engine.rewrap(context, pseudonyms, options);
+    const indexes = result.pseudonyms.flatMap((pseudonym, i) => (pseudonym === null ? [] : [i]));
+    if (erased.size === 0 || indexes.length === 0) return { ...result, erased: [] };
+    const inputs = indexes.map((i) => pseudonyms[i]!);
+    const outputs = indexes.map((i) => result.pseudonyms[i]!);
+    const inputVersion = sharedDeterministicVersion(inputs);
+    const outputVersion = sharedDeterministicVersion(outputs);
+    const others = this.keyring.readable().filter((key) => key.version !== inputVersion && key.version !== outputVersion);
+    let computed = new Set<number>();
+    if (others.length > 0) {
+      // Synchronous since engine.rewrap: the same keys decrypt the same items, so every one of them has its value.
+      const values = this.engine.reidentify(context, inputs, options).values.map((value) => value ?? '');
+      const perValue = this.engine.pseudonymsUnder(others, context, values, { check: false });
+      computed = new Set(perValue.flatMap((under, k) => (under.some((p) => erased.has(p)) ? [k] : [])));
+    }
+    const withheld = indexes.filter((_, k) => computed.has(k) || (inputVersion !== undefined && erased.has(inputs[k]!)) || (outputVersion !== undefined && erased.has(outputs[k]!)));
+    if (withheld.length === 0) return { ...result, erased: [] };
+    const rewrapped = [...result.pseudonyms];
+    for (const index of withheld) rewrapped[index] = null;
+    return { pseudonyms: rewrapped, keyVersion: result.keyVersion, errors: result.errors, erased: withheld };
   }
 
   /**

@@ -12,6 +12,7 @@ import { AuthError, DirectoryError, PlatformError, RequestError, ThrottledError 
 import { ERASURE_STATUSES, LEGAL_GROUNDS, LIFT_REASONS } from '../erasure/ledger.ts';
 import { liftViewOf, MAX_SUBJECTS_PER_LIFT, type LiftFiling } from '../erasure/lifts.ts';
 import { MAX_SUBJECTS_PER_REQUEST, viewOf, type ErasureFiling } from '../erasure/requests.ts';
+import type { ValueOperation } from '../observability/sink.ts';
 import type { PseudonymizationService } from '../service.ts';
 import { defineRoute, PUBLIC_MAX_BODY_BYTES, type Route } from './route.ts';
 import type { CoreResponse } from './types.ts';
@@ -23,7 +24,7 @@ function json(status: number, body: unknown): CoreResponse {
 }
 
 /** Contexts outside the policy file would let callers mint label values: count them as "other". */
-function countValues(service: PseudonymizationService, operation: 'pseudonymize' | 'reidentify', contextName: string, count: number): void {
+function countValues(service: PseudonymizationService, operation: ValueOperation, contextName: string, count: number): void {
   service.metrics.countValues(operation, service.policies.isKnown(contextName) ? contextName : 'other', count);
 }
 
@@ -150,6 +151,22 @@ export const ROUTES: readonly Route[] = [
       const result = await service.pseudonyms.reidentify(body.context, items, { keyVersion: body.keyVersion });
       countValues(service, 'reidentify', body.context, items.length);
       return json(200, result);
+    },
+  }),
+  defineRoute({
+    method: 'POST',
+    path: '/v1/rewrap',
+    role: 'rewrap',
+    scope: 'body-context',
+    requires: keyringLoaded,
+    // keyVersion: the version of FF1 inputs, which do not carry it (as in reidentify).
+    body: { schema: z.object({ context: z.string(), pseudonyms: nullableStrings, keyVersion: keyVersion.optional() }).strict(), items: ['pseudonyms'] },
+    response: z.object({ pseudonyms: nullableStrings, keyVersion, errors: z.array(itemError), erased: z.array(z.number().int().nonnegative()).optional() }).strict(),
+    handler: async ({ service, body, items }) => {
+      // The values stay inside the service: a re-keying job holding only this role never sees one.
+      const { pseudonyms, keyVersion: version, errors, erased } = await service.pseudonyms.rewrap(body.context, items, { keyVersion: body.keyVersion });
+      countValues(service, 'rewrap', body.context, items.length);
+      return json(200, erased.length > 0 ? { pseudonyms, keyVersion: version, errors, erased } : { pseudonyms, keyVersion: version, errors });
     },
   }),
   defineRoute({

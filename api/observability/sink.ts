@@ -18,7 +18,7 @@ export interface RequestMeasurement {
 /** How one erasure run ended: its certificate verified, it certified a failed verification, or it left no certificate. */
 export type ErasureRunOutcome = 'verified' | 'unverified' | 'crashed';
 
-export type ValueOperation = 'pseudonymize' | 'reidentify';
+export type ValueOperation = 'pseudonymize' | 'reidentify' | 'rewrap';
 
 export interface MetricsSink {
   request(measurement: RequestMeasurement): void;

@@ -93,6 +93,7 @@ describe('no identifier, pseudonym or API key reaches logs, metrics or errors', 
 const VALID_BODIES: Record<string, unknown> = {
   'POST /v1/pseudonymize': { context: 'vin', values: ['1HGCM82633A004352'] },
   'POST /v1/reidentify': { context: 'vin', pseudonyms: ['s1.AAAA'] },
+  'POST /v1/rewrap': { context: 'vin', pseudonyms: ['s1.AAAA'] },
   'POST /pseudonymization': { identifiers: ['1HGCM82633A004352'] },
   'POST /reidentification': { pseudonyms: ['s1.AAAA'] },
   'POST /v1/login': { username: PEOPLE.steward.username, password: PEOPLE.steward.password },
@@ -121,8 +122,9 @@ function withSentinelKeys(body: unknown, key: string, value: string): unknown[] 
 describe('sentinels as keys, query parameters, headers and path segments, on every route of the table', () => {
   it('reach no response body, response header, log line or metric', async () => {
     const officer = await api.createKey('privacy-officer', ['privacy-officer']);
+    const rewrapper = await api.createKey('rewrapper', ['rewrap'], ['vin']);
     const keyFor = (role: string): string | undefined =>
-      ({ pseudonymize: api.keys.vinOnly, reidentify: api.keys.reidentify, 'privacy-officer': officer })[role];
+      ({ pseudonymize: api.keys.vinOnly, reidentify: api.keys.reidentify, rewrap: rewrapper, 'privacy-officer': officer })[role];
     const KEY = 'sentinel.key.7f3a@example.org';
     const VALUE = 'SENTINELVALUE7F3A9Q';
     const HEADER = 'x-sentinelheader7f3a';
