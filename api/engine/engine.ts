@@ -16,6 +16,7 @@ import type { Keyring, KeyVersion } from '../keyring/keyring.ts';
 import type { ContextPolicy, PolicySet } from '../policy/policy.ts';
 import { BLOCK, packByteArrays, packedItem, type PackedBytes } from './_blocks.ts';
 import { fpeRejectReason } from './ff1.ts';
+import { DIGEST_BYTES } from './keyedHash.ts';
 import { asBuffer, packUtf8 } from './_text.ts';
 import { parsePseudonym, pseudonymFormatter, pseudonymPayload, type ParsedPseudonym } from './pseudonymFormat.ts';
 
@@ -117,7 +118,7 @@ export class PseudonymEngine {
 
     let computed: string[];
     if (policy.transform === 'hash') computed = this.hash(key, context, missValues);
-    else if (policy.transform === 'fpe') computed = missValues.map((v) => key.ff1(context, policy.alphabet).encrypt(v));
+    else if (policy.transform === 'fpe') computed = key.ff1(context, policy.alphabet).encryptBatch(missValues);
     else computed = this.sivEncrypt(key, context, missValues, options.deterministic);
 
     for (let k = 0; k < missIndexes.length; k++) {
@@ -186,7 +187,7 @@ export class PseudonymEngine {
 
   private deterministic(key: KeyVersion, context: string, policy: ContextPolicy, values: string[]): string[] {
     if (policy.transform === 'hash') return this.hash(key, context, values);
-    if (policy.transform === 'fpe') return values.map((v) => key.ff1(context, policy.alphabet).encrypt(v));
+    if (policy.transform === 'fpe') return key.ff1(context, policy.alphabet).encryptBatch(values);
     return this.sivEncrypt(key, context, values, true);
   }
 
@@ -241,7 +242,10 @@ export class PseudonymEngine {
 
   private hash(key: KeyVersion, context: string, values: string[]): string[] {
     const format = pseudonymFormatter('hash', key.version);
-    return values.map((value) => format(key.hmac(context, Buffer.from(value, 'utf8'))));
+    const digests = key.keyedHash(context).digestBatch(packUtf8(values));
+    const out = new Array<string>(values.length);
+    for (let i = 0; i < values.length; i++) out[i] = format(digests, i * DIGEST_BYTES, (i + 1) * DIGEST_BYTES);
+    return out;
   }
 
   private fpeReidentify(
@@ -253,14 +257,22 @@ export class PseudonymEngine {
     errors: ReidentifyResult['errors'],
   ): void {
     const lookup = keyVersion === undefined ? { kind: 'usable' as const, key: this.keyring.active() } : this.keyring.lookup(keyVersion);
+    const accepted: number[] = [];
+    const ciphertexts: string[] = [];
     for (let i = 0; i < pseudonyms.length; i++) {
       const pseudonym = pseudonyms[i];
       if (pseudonym === null || pseudonym === undefined) continue;
       if (lookup.kind === 'unknown') errors.push({ index: i, reason: 'unknown-key-version' });
       else if (lookup.kind === 'destroyed') errors.push({ index: i, reason: 'key-destroyed' });
       else if (typeof pseudonym !== 'string' || fpeRejectReason(policy.alphabet, policy.maxLength, pseudonym)) errors.push({ index: i, reason: 'malformed' });
-      else values[i] = lookup.key.ff1(context, policy.alphabet).decrypt(pseudonym);
+      else {
+        accepted.push(i);
+        ciphertexts.push(pseudonym);
+      }
     }
+    if (lookup.kind !== 'usable' || accepted.length === 0) return;
+    const decrypted = lookup.key.ff1(context, policy.alphabet).decryptBatch(ciphertexts);
+    for (let k = 0; k < accepted.length; k++) values[accepted[k]!] = decrypted[k]!;
   }
 
   /** Groups tokens by mode and key version, then decrypts each group as one batch. */
