@@ -57,6 +57,7 @@ import {
   UpdateItemCommand,
   type AttributeValue,
   type CreateTableCommandInput,
+  type QueryCommandInput,
   type TransactWriteItem,
 } from '@aws-sdk/client-dynamodb';
 import { LedgerError, PlatformError, RequestError } from '../errors.ts';
@@ -210,22 +211,12 @@ export class DynamoErasureLedger implements ErasureLedger {
     const statuses = status ? [status] : ERASURE_STATUSES;
     const ids: string[] = [];
     for (const wanted of statuses) {
-      let start: Item | undefined;
-      do {
-        const page = await this.call(() =>
-          this.client.send(
-            new QueryCommand({
-              TableName: this.table,
-              IndexName: 'byStatus',
-              KeyConditionExpression: 'gsi1pk = :status',
-              ExpressionAttributeValues: { ':status': { S: `STATUS#${wanted}` } },
-              ExclusiveStartKey: start,
-            }),
-          ),
-        );
-        for (const item of page.Items ?? []) ids.push(stringOf(item, 'pk').slice('REQUEST#'.length));
-        start = page.LastEvaluatedKey;
-      } while (start);
+      const items = await this.queryAll({
+        IndexName: 'byStatus',
+        KeyConditionExpression: 'gsi1pk = :status',
+        ExpressionAttributeValues: { ':status': { S: `STATUS#${wanted}` } },
+      });
+      for (const item of items) ids.push(stringOf(item, 'pk').slice('REQUEST#'.length));
     }
     // The index is eventually consistent: the items themselves are read strongly and a request that has
     // moved on since is left out (it shows up under its new state at the next call).
@@ -367,82 +358,47 @@ export class DynamoErasureLedger implements ErasureLedger {
   }
 
   async lifts(): Promise<SuppressionLift[]> {
-    const found: SuppressionLift[] = [];
-    let start: Item | undefined;
-    do {
-      const page = await this.call(() =>
-        this.client.send(
-          new QueryCommand({ TableName: this.table, KeyConditionExpression: 'pk = :lifts', ExpressionAttributeValues: { ':lifts': { S: 'LIFTS' } }, ConsistentRead: true, ExclusiveStartKey: start }),
-        ),
-      );
-      for (const item of page.Items ?? []) {
-        found.push({
-          id: stringOf(item, 'id'),
-          reference: stringOf(item, 'reference'),
-          reason: stringOf(item, 'reason') as LiftReason,
-          liftedBy: stringOf(item, 'liftedBy'),
-          createdAt: stringOf(item, 'createdAt'),
-          subjects: JSON.parse(stringOf(item, 'subjects')) as SuppressionLift['subjects'],
-        });
-      }
-      start = page.LastEvaluatedKey;
-    } while (start);
-    return found;
+    const items = await this.queryAll({
+      KeyConditionExpression: 'pk = :lifts',
+      ExpressionAttributeValues: { ':lifts': { S: 'LIFTS' } },
+      ConsistentRead: true,
+    });
+    return items.map((item) => ({
+      id: stringOf(item, 'id'),
+      reference: stringOf(item, 'reference'),
+      reason: stringOf(item, 'reason') as LiftReason,
+      liftedBy: stringOf(item, 'liftedBy'),
+      createdAt: stringOf(item, 'createdAt'),
+      subjects: JSON.parse(stringOf(item, 'subjects')) as SuppressionLift['subjects'],
+    }));
   }
 
   /** The `ERASED#<context>` items (one per request filing pseudonyms there), read strongly; `projection` to read fewer attributes. */
-  private async erasedItems(context: string, projection?: string): Promise<Item[]> {
-    const items: Item[] = [];
-    let start: Item | undefined;
-    do {
-      const page = await this.call(() =>
-        this.client.send(
-          new QueryCommand({
-            TableName: this.table,
-            KeyConditionExpression: 'pk = :context',
-            ExpressionAttributeValues: { ':context': { S: `ERASED#${context}` } },
-            ...(projection ? { ProjectionExpression: projection } : {}),
-            ConsistentRead: true,
-            ExclusiveStartKey: start,
-          }),
-        ),
-      );
-      items.push(...(page.Items ?? []));
-      start = page.LastEvaluatedKey;
-    } while (start);
-    return items;
+  private erasedItems(context: string, projection?: string): Promise<Item[]> {
+    return this.queryAll({
+      KeyConditionExpression: 'pk = :context',
+      ExpressionAttributeValues: { ':context': { S: `ERASED#${context}` } },
+      ...(projection ? { ProjectionExpression: projection } : {}),
+      ConsistentRead: true,
+    });
   }
 
   async auditEntries(): Promise<AuditEntry[]> {
-    const entries: AuditEntry[] = [];
-    let start: Item | undefined;
-    do {
-      const page = await this.call(() =>
-        this.client.send(
-          new QueryCommand({
-            TableName: this.table,
-            KeyConditionExpression: 'pk = :audit AND begins_with(sk, :entry)',
-            ExpressionAttributeValues: { ':audit': { S: 'AUDIT' }, ':entry': { S: 'ENTRY#' } },
-            ConsistentRead: true,
-            ExclusiveStartKey: start,
-          }),
-        ),
-      );
-      for (const item of page.Items ?? []) {
-        entries.push({
-          seq: safeNumber(numberText(item, 'seq')),
-          at: stringOf(item, 'at'),
-          actor: stringOf(item, 'actor'),
-          action: stringOf(item, 'action'),
-          requestId: item.requestId?.S,
-          outcome: stringOf(item, 'outcome'),
-          previousHash: stringOf(item, 'previousHash'),
-          hash: stringOf(item, 'hash'),
-        });
-      }
-      start = page.LastEvaluatedKey;
-    } while (start);
-    return entries;
+    const items = await this.queryAll({
+      KeyConditionExpression: 'pk = :audit AND begins_with(sk, :entry)',
+      ExpressionAttributeValues: { ':audit': { S: 'AUDIT' }, ':entry': { S: 'ENTRY#' } },
+      ConsistentRead: true,
+    });
+    return items.map((item) => ({
+      seq: safeNumber(numberText(item, 'seq')),
+      at: stringOf(item, 'at'),
+      actor: stringOf(item, 'actor'),
+      action: stringOf(item, 'action'),
+      requestId: item.requestId?.S,
+      outcome: stringOf(item, 'outcome'),
+      previousHash: stringOf(item, 'previousHash'),
+      hash: stringOf(item, 'hash'),
+    }));
   }
 
   close(): Promise<void> {
@@ -482,6 +438,18 @@ export class DynamoErasureLedger implements ErasureLedger {
       },
       { Put: { TableName: this.table, Item: entryItem, ConditionExpression: 'attribute_not_exists(pk)' } },
     ];
+  }
+
+  /** Every item a Query finds, page after page (each page through `call`, so throttling is retried). */
+  private async queryAll(input: Omit<QueryCommandInput, 'TableName' | 'ExclusiveStartKey'>): Promise<Item[]> {
+    const items: Item[] = [];
+    let start: Item | undefined;
+    do {
+      const page = await this.call(() => this.client.send(new QueryCommand({ ...input, TableName: this.table, ExclusiveStartKey: start })));
+      items.push(...(page.Items ?? []));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return items;
   }
 
   private async getItem(key: Item): Promise<Item | undefined> {
