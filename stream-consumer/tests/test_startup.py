@@ -49,7 +49,7 @@ def test_a_missing_api_key_file_stops_the_start_naming_the_key_and_the_file(
     path.write_text(json.dumps(config))
     assert main(["--config", str(path)]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error == f"cannot start: api.apiKeyFile: {missing} does not exist"
+    assert error == f"cannot start: api.apiKeyFile: {missing} does not exist (configuration {path})"
     assert not (tmp_path / "checkpoint").exists()  # no batch, not even a query
 
 

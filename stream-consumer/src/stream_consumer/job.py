@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         check_checkpoint(config)
         run(config, stop)
     except (PreflightError, SessionConfigError) as error:
-        print(f"cannot start: {error}", file=sys.stderr)
+        print(f"cannot start: {error} (configuration {args.config})", file=sys.stderr)
         return 2
     except Exception as error:
         print(
