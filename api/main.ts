@@ -8,6 +8,7 @@ import { bootstrapLocal } from './bootstrap.ts';
 import { loadConfig } from './config/config.ts';
 import { ConfigError, errorMessage } from './errors.ts';
 import { createLogger } from './observability/logger.ts';
+import { MaintenanceMetrics, MaintenanceSchedule, maintenanceRunnerFor } from './maintenance/schedule.ts';
 import { startServer } from './server.ts';
 
 /** Config, bootstrap, workers, signals. */
@@ -35,7 +36,15 @@ async function main(): Promise<void> {
     return;
   }
   // One process runs the erasure worker: the only one, or the worker the primary forked for it.
-  const running = await startServer(config, { logger, erasureWorker: cluster.isPrimary || process.env.PSEUDO_ERASURE_WORKER_PROCESS === 'true' });
+  const erasureWorker = cluster.isPrimary || process.env.PSEUDO_ERASURE_WORKER_PROCESS === 'true';
+  const running = await startServer(config, { logger, erasureWorker });
+  // Table maintenance runs beside the erasure worker (same process, runner and registry); it skips a table an erasure is pending for.
+  const { erasure } = running.service;
+  if (erasureWorker && erasure && config.erasure.registryFile && config.erasure.maintenanceIntervalHours > 0) {
+    const tables = erasure.registry.tables.map((t) => t.name);
+    const runner = maintenanceRunnerFor(config.erasure.runner, config.erasure.registryFile);
+    new MaintenanceSchedule(tables, erasure.ledger, runner, config.erasure.maintenanceIntervalHours, logger, new MaintenanceMetrics([running.service.metrics.registry])).start();
+  }
   logger.info({ url: running.url, keyring: config.keyring.provider, ready: running.service.ready }, 'listening');
   const stop = (signal: string): void => {
     logger.info({ signal }, 'stopping: draining in-flight requests');

@@ -82,10 +82,14 @@ const environmentSchema = z.object({
   PSEUDO_ERASURE_POLL_SECONDS: integer(1, 3600).default(5),
   PSEUDO_ERASURE_ORPHAN_GRACE_SECONDS: integer(0, 604_800).default(3600),
   PSEUDO_ERASURE_RETRY_SECONDS: integer(0, 86_400).default(900),
+  /** Table maintenance (api/maintenance/schedule.ts) every this many hours, by the process running the erasure worker; 0: off. */
+  PSEUDO_MAINTENANCE_INTERVAL_HOURS: integer(0, 8760).default(0),
   PSEUDO_ERASURE_CACHE_SECONDS: integer(0, 300).default(5),
   PSEUDO_ERASURE_EMR_CLUSTER_ID: z.string().regex(/^j-[A-Z0-9]{1,64}$/, 'must be an EMR cluster id (j-…)').optional(),
   PSEUDO_ERASURE_EMR_JOB_URI: z.string().regex(/^s3:\/\/[^/]+\/.+\.py$/, 'must be s3://bucket/…/job.py').optional(),
   PSEUDO_ERASURE_EMR_WORK_URI: z.string().regex(/^s3:\/\/[^/]+(\/.*)?$/, 'must be s3://bucket[/prefix]').optional(),
+  /** The erasure step's --py-files: comma-separated s3://…/*.zip (the spark-udfs zip deploy uploads); empty: the cluster has spark-udfs installed. */
+  PSEUDO_ERASURE_EMR_PY_FILES: z.string().regex(/^(s3:\/\/[^/,]+\/[^,]+\.(zip|egg|py)(,s3:\/\/[^/,]+\/[^,]+\.(zip|egg|py))*)?$/, 'must be comma-separated s3://bucket/…/name.zip (or .egg, .py)').optional(),
 
   AWS_REGION: z.string().min(1).default('eu-west-1'),
   /** A local AWS endpoint (moto in tests); unset in AWS. */
@@ -137,6 +141,8 @@ export type ErasureRunnerConfig =
       readonly clusterId: string;
       readonly jobUri: string;
       readonly workUri: string;
+      /** The step's --py-files (s3:// zips); empty when the cluster has the package installed. */
+      readonly pyFiles: readonly string[];
       readonly region: string;
       readonly endpoint: string | undefined;
     };
@@ -161,6 +167,8 @@ export interface ErasureConfig {
   readonly retrySeconds: number;
   /** The oldest the in-memory set of erased pseudonyms may be when it answers a request (erasure/suppression.ts). */
   readonly cacheSeconds: number;
+  /** Table maintenance of the registered tables every this many hours (0: off), on the erasure runner. */
+  readonly maintenanceIntervalHours: number;
 }
 
 export interface PeopleConfig {
@@ -269,6 +277,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
             clusterId: requireEmr('PSEUDO_ERASURE_EMR_CLUSTER_ID'),
             jobUri: requireEmr('PSEUDO_ERASURE_EMR_JOB_URI'),
             workUri: requireEmr('PSEUDO_ERASURE_EMR_WORK_URI').replace(/\/$/, ''),
+            pyFiles: env.PSEUDO_ERASURE_EMR_PY_FILES ? env.PSEUDO_ERASURE_EMR_PY_FILES.split(',') : [],
             region: env.AWS_REGION,
             endpoint: env.PSEUDO_AWS_ENDPOINT,
           },
@@ -277,6 +286,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     orphanGraceSeconds: env.PSEUDO_ERASURE_ORPHAN_GRACE_SECONDS,
     retrySeconds: env.PSEUDO_ERASURE_RETRY_SECONDS,
     cacheSeconds: env.PSEUDO_ERASURE_CACHE_SECONDS,
+    maintenanceIntervalHours: env.PSEUDO_MAINTENANCE_INTERVAL_HOURS,
   };
 
   return {
