@@ -185,6 +185,22 @@ export class PseudonymEngine {
     return values.map((_, i) => perVersion.map((pseudonyms) => pseudonyms[i]!));
   }
 
+  /**
+   * Per value, its deterministic pseudonyms under every readable key version, newest (the active one) first; null
+   * for a null value. For queries over data written before a rotation: `col IN (...)` finds every version's rows.
+   * The values must have passed `pseudonymize` (it checks them).
+   */
+  pseudonymsInEveryVersion(context: string, values: readonly Nullable<string>[]): Nullable<string[]>[] {
+    const present = values.flatMap((value, i) => (value === null ? [] : [i]));
+    const keys = this.keyring.readable().reverse();
+    const under = this.pseudonymsUnder(keys, context, present.map((i) => values[i]!), { check: false });
+    const out: Nullable<string[]>[] = new Array<Nullable<string[]>>(values.length).fill(null);
+    present.forEach((index, k) => {
+      out[index] = under[k]!;
+    });
+    return out;
+  }
+
   private deterministic(key: KeyVersion, context: string, policy: ContextPolicy, values: string[]): string[] {
     if (policy.transform === 'hash') return this.hash(key, context, values);
     if (policy.transform === 'fpe') return key.ff1(context, policy.alphabet).encryptBatch(values);

@@ -26,6 +26,14 @@ import { parsePseudonym } from '../engine/pseudonymFormat.ts';
 /** Pseudonymize with the indexes of values withheld because their subject's erasure was filed (null in `pseudonyms`). */
 export interface SuppressedPseudonymizeResult extends PseudonymizeResult {
   readonly erased: number[];
+  /** With `allVersions`: per value, its deterministic pseudonyms under every readable version, newest first (null for a null or withheld value). */
+  readonly allVersions?: Nullable<string[]>[];
+}
+
+export interface PseudonymizeOptions {
+  readonly deterministic: boolean;
+  /** Also answer every readable version's pseudonym of each value (for queries over data not yet re-keyed). */
+  readonly allVersions?: boolean | undefined;
 }
 
 /** Rewrap with the indexes of pseudonyms withheld because their subject's erasure was filed (null in `pseudonyms`, not in `errors`). */
@@ -35,7 +43,7 @@ export interface SuppressedRewrapResult extends RewrapResult {
 
 /** What the routes call: the engine alone, or behind erasure suppression. */
 export interface PseudonymOperations {
-  pseudonymize(context: string, values: readonly Nullable<string>[], options: { deterministic: boolean }): Promise<SuppressedPseudonymizeResult>;
+  pseudonymize(context: string, values: readonly Nullable<string>[], options: PseudonymizeOptions): Promise<SuppressedPseudonymizeResult>;
   reidentify(context: string, pseudonyms: readonly Nullable<string>[], options?: { keyVersion?: number | undefined }): Promise<ReidentifyResult>;
   rewrap(context: string, pseudonyms: readonly Nullable<string>[], options?: { keyVersion?: number | undefined }): Promise<SuppressedRewrapResult>;
 }
@@ -46,7 +54,8 @@ export function engineOperations(engine: PseudonymEngine): PseudonymOperations {
     // A promise that rejects (not a synchronous throw) when the engine refuses, as the suppressing path does.
     pseudonymize: (context, values, options) =>
       new Promise((resolve) => {
-        resolve({ ...engine.pseudonymize(context, values, options), erased: [] });
+        const result = engine.pseudonymize(context, values, options);
+        resolve(options.allVersions ? { ...result, erased: [], allVersions: engine.pseudonymsInEveryVersion(context, values) } : { ...result, erased: [] });
       }),
     reidentify: (context, pseudonyms, options) =>
       new Promise((resolve) => {
@@ -154,7 +163,15 @@ export class ErasureSuppression implements PseudonymOperations {
     return { values, errors };
   }
 
-  async pseudonymize(context: string, values: readonly Nullable<string>[], options: { deterministic: boolean }): Promise<SuppressedPseudonymizeResult> {
+  async pseudonymize(context: string, values: readonly Nullable<string>[], options: PseudonymizeOptions): Promise<SuppressedPseudonymizeResult> {
+    const answer = await this.pseudonymizeWithholding(context, values, options);
+    if (!options.allVersions) return answer;
+    // Synchronous since the engine's pseudonymize: the same keyring, so the newest entry is the answer's own pseudonym.
+    const withheld = new Set(answer.erased);
+    return { ...answer, allVersions: this.engine.pseudonymsInEveryVersion(context, values.map((value, i) => (withheld.has(i) ? null : value))) };
+  }
+
+  private async pseudonymizeWithholding(context: string, values: readonly Nullable<string>[], options: PseudonymizeOptions): Promise<SuppressedPseudonymizeResult> {
     const erased = await this.erasedPseudonyms(context);
     const result = this.engine.pseudonymize(context, values, options);
     if (erased.size === 0) return { ...result, erased: [] };

@@ -12,7 +12,11 @@ import type { Principal, Role } from '../auth/roles.ts';
 import type { Nullable } from '../engine/engine.ts';
 import type { PseudonymizationService } from '../service.ts';
 import type { CoreRequest, CoreResponse } from './types.ts';
-import { readJson, stringsOrNulls, validator } from './validation.ts';
+import { acceptsArrow, ARROW_STREAM, readArrowColumn, type ArrowStringColumn } from './arrow.ts';
+import { mediaTypeOf, readJson, stringsOrNulls, validator } from './validation.ts';
+
+/** The body formats a route reads: JSON always; Arrow IPC where the route declares `body.arrow`. */
+export type BodyFormat = 'application/json' | typeof ARROW_STREAM;
 
 /** What a handler gets: checked input and the request's own facts. */
 export interface RouteInput<Body, Query> {
@@ -33,6 +37,8 @@ export interface RouteInput<Body, Query> {
   /** For a public route that establishes who the caller is (sign-in): names them in the log line. */
   readonly identify: (principal: Principal) => void;
 }
+  /** How to answer: Arrow IPC when the route takes Arrow and `Accept` names it, else JSON. */
+  readonly answerFormat: BodyFormat;
 
 export interface RouteDeclaration<Body, Query> {
   readonly method: 'GET' | 'POST';
@@ -58,6 +64,12 @@ export interface RouteDeclaration<Body, Query> {
      */
     readonly items?: readonly string[];
   };
+    /**
+     * The same operation also takes an Arrow IPC stream (application/vnd.apache.arrow.stream, api/http/arrow.ts)
+     * of one UTF-8 column as the items, with the body's other fields from the query string, checked by this
+     * schema (query strings carry text: flags and numbers are parsed here). Values never travel in a URL.
+     */
+    readonly arrow?: { readonly fields: z.ZodType<Partial<Body>> };
   /**
    * The largest body this route reads, checked before JSON parsing (413). Default: the configured
    * PSEUDO_MAX_BODY_BYTES, or PUBLIC_MAX_BODY_BYTES on a public route, so nobody unauthenticated gets
@@ -86,6 +98,10 @@ export interface Route {
   /** The route's own body limit (undefined: the configured one); bodyLimit() applies both. */
   readonly maxBodyBytes: number | undefined;
   /** Reads and checks the query and body, then returns the context to scope-check and the rest of the run. */
+  /** The body formats the route reads (and answers in); the OpenAPI document lists each. */
+  readonly bodyFormats: readonly BodyFormat[];
+  /** The query parameters that carry the body's other fields with an Arrow body. */
+  readonly arrowFieldsSchema: z.ZodType | undefined;
   accept(request: CoreRequest, service: PseudonymizationService): Accepted;
 }
 
@@ -93,7 +109,7 @@ export interface Accepted {
   readonly contextName: string | undefined;
   /** The one-pass item check; returns how many values the request carries. */
   checkItems(): number;
-  run(facts: Omit<RouteInput<never, never>, 'body' | 'query' | 'items' | 'itemsField' | 'contextName'>): Promise<CoreResponse>;
+  run(facts: Omit<RouteInput<never, never>, 'body' | 'query' | 'items' | 'itemsField' | 'contextName' | 'answerFormat'>): Promise<CoreResponse>;
 }
 
 /** The schema zod runs: the documented one with the item fields taken as they are (checked in one pass later). */
@@ -129,6 +145,9 @@ export function defineRoute<Body = undefined, Query = undefined>(declaration: Ro
     method: declaration.method,
     path: declaration.path,
     role: declaration.role,
+  const arrowFields = declaration.body?.arrow?.fields;
+  const checkArrowFields = arrowFields ? validator(arrowFields, 'query') : undefined;
+  const bodyFormats: readonly BodyFormat[] = arrowFields ? ['application/json', ARROW_STREAM] : ['application/json'];
     scope: declaration.scope,
     audited: declaration.audited ?? false,
     requires: declaration.requires,
@@ -139,7 +158,18 @@ export function defineRoute<Body = undefined, Query = undefined>(declaration: Ro
     maxBodyBytes,
     accept(request, service) {
       const query = checkQuery ? checkQuery(request.query) : undefined;
-      const raw: unknown = checkBody ? checkBody(readJson(request, bodyLimit({ maxBodyBytes }, service.config.limits.maxBodyBytes))) : undefined;
+      const limit = bodyLimit({ maxBodyBytes }, service.config.limits.maxBodyBytes);
+      let raw: unknown;
+      let arrowColumn: ArrowStringColumn | undefined;
+      if (checkArrowFields && mediaTypeOf(request) === ARROW_STREAM) {
+        raw = checkArrowFields(request.query);
+        arrowColumn = readArrowColumn(request.body, limit);
+      } else {
+        raw = checkBody ? checkBody(readJson(request, limit, bodyFormats)) : undefined;
+      }
+      const answerFormat: BodyFormat = checkArrowFields && acceptsArrow(request.headers.accept) ? ARROW_STREAM : 'application/json';
+    bodyFormats,
+    arrowFieldsSchema: arrowFields,
       let contextName: string | undefined;
       if (declaration.scope === 'compat-context') contextName = service.config.compatContext;
       else if (declaration.scope === 'body-context' && isObject(raw) && typeof raw.context === 'string') contextName = raw.context;
@@ -148,12 +178,13 @@ export function defineRoute<Body = undefined, Query = undefined>(declaration: Ro
       return {
         contextName,
         checkItems() {
-          if (itemFields.length > 0) items = stringsOrNulls(isObject(raw) ? raw[itemsField] : undefined, itemsField, service.config.limits.maxValues);
+          if (arrowColumn) items = arrowColumn.strings(itemsField, service.config.limits.maxValues);
+          else if (itemFields.length > 0) items = stringsOrNulls(isObject(raw) ? raw[itemsField] : undefined, itemsField, service.config.limits.maxValues);
           return items.length;
         },
         async run(facts) {
           // The zod schema checked everything but the item fields, which checkItems has just checked.
-          return declaration.handler({ ...facts, body: raw as Body, query: query as Query, items, itemsField, contextName });
+          return declaration.handler({ ...facts, body: raw as Body, query: query as Query, items, itemsField, contextName, answerFormat });
         },
       };
     },

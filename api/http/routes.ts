@@ -14,7 +14,8 @@ import { liftViewOf, MAX_SUBJECTS_PER_LIFT, type LiftFiling } from '../erasure/l
 import { MAX_SUBJECTS_PER_REQUEST, viewOf, type ErasureFiling } from '../erasure/requests.ts';
 import type { ValueOperation } from '../observability/sink.ts';
 import type { PseudonymizationService } from '../service.ts';
-import { defineRoute, PUBLIC_MAX_BODY_BYTES, type Route } from './route.ts';
+import { arrowAnswer, ARROW_STREAM } from './arrow.ts';
+import { defineRoute, PUBLIC_MAX_BODY_BYTES, type BodyFormat, type Route } from './route.ts';
 import type { CoreResponse } from './types.ts';
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' };
@@ -52,6 +53,24 @@ function keyringLoaded(service: PseudonymizationService): void {
 
 const nullableStrings = z.array(z.string().nullable());
 const keyVersion = z.number().int().positive();
+
+/**
+ * A batch route's answer in the format asked for: JSON as declared, or Arrow IPC (api/http/arrow.ts) with the
+ * answers in `column`, why a row is null in `reason`, and the key version (pseudonymize) in `pseudo-key-version`.
+ */
+function batchAnswer(format: BodyFormat, body: object, arrow: { column: string; answers: (string | null)[]; reasons: { index: number; reason: string }[]; keyVersion?: number }): CoreResponse {
+  if (format !== ARROW_STREAM) return json(200, body);
+  const headers: Record<string, string> = { 'content-type': ARROW_STREAM };
+  if (arrow.keyVersion !== undefined) headers['pseudo-key-version'] = String(arrow.keyVersion);
+  return { status: 200, headers, body: arrowAnswer(arrow.column, arrow.answers, arrow.reasons) };
+}
+
+/** A key version in a query string: a positive decimal integer. */
+const keyVersionParameter = z
+  .string()
+  .regex(/^[1-9][0-9]{0,9}$/, { error: 'must be a positive integer' })
+  .transform(Number)
+  .pipe(keyVersion);
 const REIDENTIFY_FAILURES = ['malformed', 'unknown-key-version', 'key-destroyed', 'authentication-failed', 'irreversible', 'erased'] as const satisfies readonly ReidentifyFailure[];
 const itemError = z.object({ index: z.number().int().nonnegative(), reason: z.enum(REIDENTIFY_FAILURES) }).strict();
 
@@ -129,13 +148,26 @@ export const ROUTES: readonly Route[] = [
     path: '/v1/pseudonymize',
     role: 'pseudonymize',
     scope: 'body-context',
-    body: { schema: z.object({ context: z.string(), values: nullableStrings, deterministic: z.boolean().optional() }).strict(), items: ['values'] },
-    response: z.object({ pseudonyms: nullableStrings, keyVersion, erased: z.array(z.number().int().nonnegative()).optional() }).strict(),
-    handler: async ({ service, body, items }) => {
+    body: {
+      schema: z.object({ context: z.string(), values: nullableStrings, deterministic: z.boolean().optional(), allVersions: z.boolean().optional() }).strict(),
+      items: ['values'],
+      arrow: { fields: z.object({ context: z.string(), deterministic: deterministicFlag.optional() }) },
+    },
+    response: z
+      .object({ pseudonyms: nullableStrings, keyVersion, erased: z.array(z.number().int().nonnegative()).optional(), allVersions: z.array(z.array(z.string()).nullable()).optional() })
+      .strict(),
+    handler: async ({ service, body, items, answerFormat }) => {
       // A value whose subject's erasure was filed gets null, and its index is listed in `erased` (only when there are some).
-      const { pseudonyms, keyVersion: version, erased } = await service.pseudonyms.pseudonymize(body.context, items, { deterministic: body.deterministic ?? true });
+      // allVersions: per value, its pseudonyms under every readable version (newest first), for `IN (...)` over data not yet re-keyed.
+      if (body.allVersions && body.deterministic === false) throw new RequestError('validation-failed', 'allVersions: needs deterministic pseudonyms');
+      const { pseudonyms, keyVersion: version, erased, allVersions } = await service.pseudonyms.pseudonymize(body.context, items, { deterministic: body.deterministic ?? true, allVersions: body.allVersions });
       countValues(service, 'pseudonymize', body.context, items.length);
-      return json(200, erased.length > 0 ? { pseudonyms, keyVersion: version, erased } : { pseudonyms, keyVersion: version });
+      return batchAnswer(answerFormat, { pseudonyms, keyVersion: version, ...(erased.length > 0 ? { erased } : {}), ...(allVersions ? { allVersions } : {}) }, {
+        column: 'pseudonyms',
+        answers: pseudonyms,
+        reasons: erased.map((index) => ({ index, reason: 'erased' })),
+        keyVersion: version,
+      });
     },
   }),
   defineRoute({
@@ -145,12 +177,16 @@ export const ROUTES: readonly Route[] = [
     scope: 'body-context',
     audited: true,
     requires: keyringLoaded,
-    body: { schema: z.object({ context: z.string(), pseudonyms: nullableStrings, keyVersion: keyVersion.optional() }).strict(), items: ['pseudonyms'] },
+    body: {
+      schema: z.object({ context: z.string(), pseudonyms: nullableStrings, keyVersion: keyVersion.optional() }).strict(),
+      items: ['pseudonyms'],
+      arrow: { fields: z.object({ context: z.string(), keyVersion: keyVersionParameter.optional() }) },
+    },
     response: z.object({ values: nullableStrings, errors: z.array(itemError) }).strict(),
-    handler: async ({ service, body, items }) => {
+    handler: async ({ service, body, items, answerFormat }) => {
       const result = await service.pseudonyms.reidentify(body.context, items, { keyVersion: body.keyVersion });
       countValues(service, 'reidentify', body.context, items.length);
-      return json(200, result);
+      return batchAnswer(answerFormat, result, { column: 'values', answers: result.values, reasons: result.errors });
     },
   }),
   defineRoute({
@@ -160,13 +196,22 @@ export const ROUTES: readonly Route[] = [
     scope: 'body-context',
     requires: keyringLoaded,
     // keyVersion: the version of FF1 inputs, which do not carry it (as in reidentify).
-    body: { schema: z.object({ context: z.string(), pseudonyms: nullableStrings, keyVersion: keyVersion.optional() }).strict(), items: ['pseudonyms'] },
+    body: {
+      schema: z.object({ context: z.string(), pseudonyms: nullableStrings, keyVersion: keyVersion.optional() }).strict(),
+      items: ['pseudonyms'],
+      arrow: { fields: z.object({ context: z.string(), keyVersion: keyVersionParameter.optional() }) },
+    },
     response: z.object({ pseudonyms: nullableStrings, keyVersion, errors: z.array(itemError), erased: z.array(z.number().int().nonnegative()).optional() }).strict(),
-    handler: async ({ service, body, items }) => {
+    handler: async ({ service, body, items, answerFormat }) => {
       // The values stay inside the service: a re-keying job holding only this role never sees one.
       const { pseudonyms, keyVersion: version, errors, erased } = await service.pseudonyms.rewrap(body.context, items, { keyVersion: body.keyVersion });
       countValues(service, 'rewrap', body.context, items.length);
-      return json(200, erased.length > 0 ? { pseudonyms, keyVersion: version, errors, erased } : { pseudonyms, keyVersion: version, errors });
+      return batchAnswer(answerFormat, erased.length > 0 ? { pseudonyms, keyVersion: version, errors, erased } : { pseudonyms, keyVersion: version, errors }, {
+        column: 'pseudonyms',
+        answers: pseudonyms,
+        reasons: [...errors, ...erased.map((index) => ({ index, reason: 'erased' }))],
+        keyVersion: version,
+      });
     },
   }),
   defineRoute({

@@ -2,6 +2,7 @@
  * POST /v1/rewrap over HTTP: a pseudonym of an older key version becomes the same subject's pseudonym under the
  * active version (what pseudonymize gives now), without the value leaving the service; items that cannot be
  * decrypted fail one by one as in reidentify; an erased subject gets no pseudonym; the route has its own role.
+ * Pseudonymize with `allVersions` answers the pseudonyms under every readable version, for lookups before re-keying.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyringManagerFor } from '../../api/keyring/fromConfig.ts';
@@ -118,6 +119,23 @@ describe('POST /v1/rewrap', () => {
     const extra = await rewrap({ context: 'vin', pseudonyms: [], sentinelFieldName: 1 });
     expect(extra.status).toBe(400);
     expect(extra.text).not.toContain('sentinelFieldName');
+  });
+
+  it('pseudonymize with allVersions answers every readable version\'s pseudonym, newest first; null and erased values get null', async () => {
+    const answer = await service.call('POST', '/v1/pseudonymize', { apiKey: service.keys.pseudonymize, body: { context: 'vin', values: [VINS[0], null, ERASED_VIN, VINS[1]], allVersions: true } });
+    expect(answer.status).toBe(200);
+    const body = answer.json as PseudonymizeAnswer & { allVersions: (string[] | null)[] };
+    const now = (await pseudonymize('vin', [VINS[0]!, VINS[1]!])).pseudonyms;
+    expect(body).toEqual({
+      pseudonyms: [now[0], null, null, now[1]],
+      keyVersion: 2,
+      erased: [2],
+      allVersions: [[now[0], v1.vins[0]], null, null, [now[1], v1.vins[1]]],
+    });
+    const without = (await pseudonymize('vin', [VINS[0]!])) as PseudonymizeAnswer & { allVersions?: unknown };
+    expect(without.allVersions).toBeUndefined();
+    const randomized = await service.call('POST', '/v1/pseudonymize', { apiKey: service.keys.pseudonymize, body: { context: 'vin', values: [VINS[0]], allVersions: true, deterministic: false } });
+    expect(randomized.status).toBe(400);
   });
 
   it('answers key-destroyed once the version is destroyed (last: it changes the keyring)', async () => {
