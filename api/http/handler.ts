@@ -45,7 +45,7 @@ async function runRoute(route: Route, service: PseudonymizationService, request:
     authorize(facts.principal, route.role);
   }
   await route.requires?.(service);
-  const accepted = route.accept(request, service);
+  const accepted = route.accept(request, service, params);
   if (accepted.contextName !== undefined) {
     facts.contextName = accepted.contextName;
     if (route.role !== 'public') authorize(facts.principal!, route.role, accepted.contextName);

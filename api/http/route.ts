@@ -47,9 +47,9 @@ export interface RouteDeclaration<Body, Query> {
   readonly role: Role | 'public';
   /**
    * Where the context comes from that an API key's context scope applies to: the body's `context`
-   * field, or the configured compatibility context. Absent: the route works on no context.
+   * field, the configured compatibility context, or the path's {context} segment. Absent: the route works on no context.
    */
-  readonly scope?: 'body-context' | 'compat-context';
+  readonly scope?: 'body-context' | 'compat-context' | 'path-context';
   /** Checked after authorization and before the body is read: a feature that is not configured (404) or keys not loaded (503) answer here. */
   readonly requires?: (service: PseudonymizationService) => Promise<void> | void;
   /** Query parameters; unknown ones are ignored. Checked before the body. */
@@ -88,7 +88,7 @@ export interface Route {
   readonly method: 'GET' | 'POST';
   readonly path: string;
   readonly role: Role | 'public';
-  readonly scope: 'body-context' | 'compat-context' | undefined;
+  readonly scope: 'body-context' | 'compat-context' | 'path-context' | undefined;
   readonly audited: boolean;
   readonly requires: ((service: PseudonymizationService) => Promise<void> | void) | undefined;
   readonly querySchema: z.ZodType | undefined;
@@ -102,7 +102,7 @@ export interface Route {
   readonly bodyFormats: readonly BodyFormat[];
   /** The query parameters that carry the body's other fields with an Arrow body. */
   readonly arrowFieldsSchema: z.ZodType | undefined;
-  accept(request: CoreRequest, service: PseudonymizationService): Accepted;
+  accept(request: CoreRequest, service: PseudonymizationService, params: Readonly<Record<string, string>>): Accepted;
 }
 
 export interface Accepted {
@@ -156,7 +156,7 @@ export function defineRoute<Body = undefined, Query = undefined>(declaration: Ro
     itemFields,
     responseSchema: declaration.response,
     maxBodyBytes,
-    accept(request, service) {
+    accept(request, service, params) {
       const query = checkQuery ? checkQuery(request.query) : undefined;
       const limit = bodyLimit({ maxBodyBytes }, service.config.limits.maxBodyBytes);
       let raw: unknown;
@@ -172,6 +172,7 @@ export function defineRoute<Body = undefined, Query = undefined>(declaration: Ro
     arrowFieldsSchema: arrowFields,
       let contextName: string | undefined;
       if (declaration.scope === 'compat-context') contextName = service.config.compatContext;
+      else if (declaration.scope === 'path-context') contextName = params.context;
       else if (declaration.scope === 'body-context' && isObject(raw) && typeof raw.context === 'string') contextName = raw.context;
       const itemsField = (isObject(raw) ? itemFields.find((field) => field in raw) : undefined) ?? itemFields[0] ?? '';
       let items: Nullable<string>[] = [];

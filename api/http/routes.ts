@@ -81,6 +81,40 @@ const deterministicFlag = z
   .pipe(z.enum(['true', 'false', '1', '0'], { error: 'must be true or false' }))
   .transform((flag) => flag === 'true' || flag === '1');
 
+/** The compatibility routes' shapes, shared by the fixed-context routes and those with the context in the path. */
+const compatQuery = z.object({ deterministic: deterministicFlag.optional() });
+const compatPseudonymizationBody = { schema: z.object({ identifiers: nullableStrings }).strict(), items: ['identifiers'] };
+const compatPseudonymizationResponse = z.object({ pseudonyms: nullableStrings }).strict();
+// The AWS sample's client sends `reidentifications`; its documentation says `pseudonyms`. Accept either.
+const compatReidentificationBody = {
+  schema: z.union([z.object({ pseudonyms: nullableStrings }).strict(), z.object({ reidentifications: nullableStrings }).strict()], {
+    error: 'must be {"pseudonyms": [...]} or {"reidentifications": [...]}',
+  }),
+  items: ['pseudonyms', 'reidentifications'],
+};
+const compatReidentificationResponse = z.object({ identifiers: nullableStrings }).strict();
+
+async function compatPseudonymize(service: PseudonymizationService, contextName: string, items: (string | null)[], deterministic: boolean): Promise<CoreResponse> {
+  const { pseudonyms, erased } = await service.pseudonyms.pseudonymize(contextName, items, { deterministic });
+  countValues(service, 'pseudonymize', contextName, items.length);
+  // This response shape has no room to withhold items, and a null would be written as if the value were null:
+  // refuse the batch, naming indexes only, so an old caller cannot silently write an erased person back.
+  if (erased.length > 0) {
+    throw new PlatformError('subject-erased', `${erased.length} value(s) belong to subjects whose erasure was filed: remove them and send the batch again`, erased.map((index) => ({ index, reason: 'erased' })));
+  }
+  return json(200, { pseudonyms });
+}
+
+async function compatReidentify(service: PseudonymizationService, contextName: string, items: (string | null)[]): Promise<CoreResponse> {
+  const result = await service.pseudonyms.reidentify(contextName, items);
+  countValues(service, 'reidentify', contextName, items.length);
+  // This response shape has no room for per-item errors, and a silent null would end up in a table.
+  if (result.errors.length > 0) {
+    throw new PlatformError('reidentification-failed', `${result.errors.length} pseudonym(s) could not be reidentified`, result.errors.slice(0, 20));
+  }
+  return json(200, { identifiers: result.values });
+}
+
 const subjectSchema = z.union(
   [
     z.object({ context: z.string(), value: z.string() }).strict(),
@@ -219,20 +253,20 @@ export const ROUTES: readonly Route[] = [
     path: '/pseudonymization',
     role: 'pseudonymize',
     scope: 'compat-context',
-    query: z.object({ deterministic: deterministicFlag.optional() }),
-    body: { schema: z.object({ identifiers: nullableStrings }).strict(), items: ['identifiers'] },
-    response: z.object({ pseudonyms: nullableStrings }).strict(),
-    handler: async ({ service, query, items }) => {
-      const compatContext = service.config.compatContext;
-      const { pseudonyms, erased } = await service.pseudonyms.pseudonymize(compatContext, items, { deterministic: query.deterministic ?? true });
-      countValues(service, 'pseudonymize', compatContext, items.length);
-      // This response shape has no room to withhold items, and a null would be written as if the value were null:
-      // refuse the batch, naming indexes only, so an old caller cannot silently write an erased person back.
-      if (erased.length > 0) {
-        throw new PlatformError('subject-erased', `${erased.length} value(s) belong to subjects whose erasure was filed: remove them and send the batch again`, erased.map((index) => ({ index, reason: 'erased' })));
-      }
-      return json(200, { pseudonyms });
-    },
+    query: compatQuery,
+    body: compatPseudonymizationBody,
+    response: compatPseudonymizationResponse,
+    handler: async ({ service, query, items }) => compatPseudonymize(service, service.config.compatContext, items, query.deterministic ?? true),
+  }),
+  defineRoute({
+    method: 'POST',
+    path: '/compat/contexts/{context}/pseudonymization',
+    role: 'pseudonymize',
+    scope: 'path-context',
+    query: compatQuery,
+    body: compatPseudonymizationBody,
+    response: compatPseudonymizationResponse,
+    handler: async ({ service, query, items, contextName }) => compatPseudonymize(service, contextName ?? '', items, query.deterministic ?? true),
   }),
   defineRoute({
     method: 'POST',
@@ -241,24 +275,20 @@ export const ROUTES: readonly Route[] = [
     scope: 'compat-context',
     audited: true,
     requires: keyringLoaded,
-    // The AWS sample's client sends `reidentifications`; its documentation says `pseudonyms`. Accept either.
-    body: {
-      schema: z.union([z.object({ pseudonyms: nullableStrings }).strict(), z.object({ reidentifications: nullableStrings }).strict()], {
-        error: 'must be {"pseudonyms": [...]} or {"reidentifications": [...]}',
-      }),
-      items: ['pseudonyms', 'reidentifications'],
-    },
-    response: z.object({ identifiers: nullableStrings }).strict(),
-    handler: async ({ service, items }) => {
-      const compatContext = service.config.compatContext;
-      const result = await service.pseudonyms.reidentify(compatContext, items);
-      countValues(service, 'reidentify', compatContext, items.length);
-      // This response shape has no room for per-item errors, and a silent null would end up in a table.
-      if (result.errors.length > 0) {
-        throw new PlatformError('reidentification-failed', `${result.errors.length} pseudonym(s) could not be reidentified`, result.errors.slice(0, 20));
-      }
-      return json(200, { identifiers: result.values });
-    },
+    body: compatReidentificationBody,
+    response: compatReidentificationResponse,
+    handler: async ({ service, items }) => compatReidentify(service, service.config.compatContext, items),
+  }),
+  defineRoute({
+    method: 'POST',
+    path: '/compat/contexts/{context}/reidentification',
+    role: 'reidentify',
+    scope: 'path-context',
+    audited: true,
+    requires: keyringLoaded,
+    body: compatReidentificationBody,
+    response: compatReidentificationResponse,
+    handler: async ({ service, items, contextName }) => compatReidentify(service, contextName ?? '', items),
   }),
   defineRoute({
     method: 'POST',

@@ -96,6 +96,8 @@ const VALID_BODIES: Record<string, unknown> = {
   'POST /v1/rewrap': { context: 'vin', pseudonyms: ['s1.AAAA'] },
   'POST /pseudonymization': { identifiers: ['1HGCM82633A004352'] },
   'POST /reidentification': { pseudonyms: ['s1.AAAA'] },
+  'POST /compat/contexts/{context}/pseudonymization': { identifiers: ['1HGCM82633A004352'] },
+  'POST /compat/contexts/{context}/reidentification': { pseudonyms: ['s1.AAAA'] },
   'POST /v1/login': { username: PEOPLE.steward.username, password: PEOPLE.steward.password },
   'POST /v1/erasure-requests': { reference: 'PRIVACY-1', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: 'kept.out@example.org' }] },
   'POST /v1/erasure-lifts': { reference: 'PRIVACY-2', reason: 'consent', subjects: [{ context: 'email', value: 'kept.out@example.org' }] },
