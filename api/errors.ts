@@ -10,6 +10,8 @@ export type ErrorCode =
   // the caller's mistakes (4xx)
   | 'validation-failed'
   | 'malformed-json'
+  /** An application/vnd.apache.arrow.stream body that is not a readable Arrow IPC stream (400). */
+  | 'malformed-arrow'
   | 'unsupported-media-type'
   | 'payload-too-large'
   /** The request's header fields are larger than the server reads (431). */

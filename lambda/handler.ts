@@ -127,14 +127,23 @@ async function respond(request: CoreRequest): Promise<CoreResponse> {
   }
 }
 
+/**
+ * API Gateway carries text: an answer in bytes (an Arrow IPC stream) goes as base64, which API Gateway turns back
+ * into bytes (REST API: when the type is among the API's BinaryMediaTypes, infra/cloudformation/platform.yaml).
+ * Requests of that type arrive base64-encoded in the same way (decodeBody).
+ */
+function resultBody(response: CoreResponse): { body: string; isBase64Encoded: boolean } {
+  return typeof response.body === 'string' ? { body: response.body, isBase64Encoded: false } : { body: response.body.toString('base64'), isBase64Encoded: true };
+}
+
 export async function restApiHandler(event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
   const response = await respond(fromRestApiEvent(event));
-  return { statusCode: response.status, headers: response.headers, body: response.body, isBase64Encoded: false };
+  return { statusCode: response.status, headers: response.headers, ...resultBody(response) };
 }
 
 export async function httpApiHandler(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> {
   const response = await respond(fromHttpApiEvent(event));
-  return { statusCode: response.status, headers: response.headers, body: response.body, isBase64Encoded: false };
+  return { statusCode: response.status, headers: response.headers, ...resultBody(response) };
 }
 
 export async function handler(event: APIGatewayProxyEvent | APIGatewayProxyEventV2): Promise<APIGatewayProxyResult | APIGatewayProxyStructuredResultV2> {

@@ -9,6 +9,7 @@ import type { CoreResponse } from './types.ts';
 const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
   'validation-failed': { status: 400, title: 'The request is not valid' },
   'malformed-json': { status: 400, title: 'The body is not valid JSON' },
+  'malformed-arrow': { status: 400, title: 'The body is not a valid Arrow IPC stream' },
   'unknown-context': { status: 400, title: 'Unknown context' },
   'unsupported-mode': { status: 400, title: 'Mode not available for this context' },
   unauthenticated: { status: 401, title: 'Authentication required' },
@@ -50,7 +51,7 @@ export function problemType(code: ErrorCode): string {
   return PROBLEM_TYPE_PREFIX + code;
 }
 
-export function problemResponse(error: unknown, requestId: string): CoreResponse {
+export function problemResponse(error: unknown, requestId: string): CoreResponse & { readonly body: string } {
   const known = error instanceof PlatformError ? error : undefined;
   let code: ErrorCode = known?.code ?? 'internal';
   const { status, title } = PROBLEMS[code];

@@ -18,5 +18,6 @@ export interface CoreRequest {
 export interface CoreResponse {
   readonly status: number;
   readonly headers: Record<string, string>;
-  readonly body: string;
+  /** Text (JSON, problem+json, metrics), or bytes (an Arrow IPC stream: a transport that needs text sends them as base64). */
+  readonly body: string | Buffer;
 }

@@ -14,10 +14,14 @@ import type { CoreRequest } from './types.ts';
 
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Content type 415, size 413, strict UTF-8 JSON 400, in that order. */
-export function readJson(request: CoreRequest, maxBodyBytes: number): unknown {
-  const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/json') throw new RequestError('unsupported-media-type', 'send the body as application/json');
+/** The request's media type, lower case, without parameters. */
+export function mediaTypeOf(request: CoreRequest): string {
+  return (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+/** Content type 415 (naming the types the route takes), size 413, strict UTF-8 JSON 400, in that order. */
+export function readJson(request: CoreRequest, maxBodyBytes: number, accepted: readonly string[] = ['application/json']): unknown {
+  if (mediaTypeOf(request) !== 'application/json') throw new RequestError('unsupported-media-type', `send the body as ${accepted.join(' or ')}`);
   const body = request.body ?? Buffer.alloc(0);
   if (body.length > maxBodyBytes) throw new RequestError('payload-too-large', `the body is larger than ${maxBodyBytes} bytes`);
   try {

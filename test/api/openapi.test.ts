@@ -41,8 +41,21 @@ describe('the OpenAPI document', () => {
 
     it('documents the same query parameters', () => {
       const documented = ((op.parameters ?? []) as { name: string; in: string }[]).filter((p) => p.in === 'query').map((p) => p.name).sort();
-      const declared = route.querySchema ? Object.keys((jsonSchema(route.querySchema) as { properties?: object }).properties ?? {}).sort() : [];
+      // With an Arrow body the body's other fields travel in the query string: those are parameters too.
+      const names = (schema: z.ZodType | undefined) => (schema ? Object.keys((jsonSchema(schema) as { properties?: object }).properties ?? {}) : []);
+      const declared = [...new Set([...names(route.querySchema), ...names(route.arrowFieldsSchema)])].sort();
       expect(documented).toEqual(declared);
+    });
+
+    it('lists the body formats the route reads, for the request and the success answer', () => {
+      if (!route.bodySchema) return;
+      const listed = Object.keys((resolved(op.requestBody) as { content: object }).content).sort();
+      expect(listed).toEqual([...route.bodyFormats].sort());
+      const responses = op.responses as Record<string, unknown>;
+      for (const status of Object.keys(responses).filter((s) => s.startsWith('2'))) {
+        const content = (resolved(responses[status]) as { content?: object }).content;
+        if (route.bodyFormats.length > 1) expect(Object.keys(content ?? {}).sort()).toEqual([...route.bodyFormats].sort());
+      }
     });
 
     it('documents the same request body schema', () => {
