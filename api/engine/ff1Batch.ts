@@ -17,9 +17,11 @@
  * `@noble/ciphers` FF1 is the reference: test/engine/ff1Batch.test.ts and `npm run verify:ff1` cross-check
  * this file bit for bit, and `npm run conformance` runs the Wycheproof and NIST FF1 vectors through it.
  */
-import { AesBlockFunction, BLOCK } from './_blocks.ts';
+import { AesBlockFunction } from './_blocks.ts';
 import { CryptoInputError } from '../errors.ts';
 
+/** AES block bytes. A module constant, not the import: a transpiled import is a property read in the hot loops. */
+const BLOCK = 16;
 const ROUNDS = 10;
 /** Largest radix^v kept in doubles: every intermediate of the reduction stays below 2^52. */
 const NUMBER_DOMAIN_LIMIT = 2 ** 44;
@@ -166,29 +168,17 @@ export class Ff1Batch {
     for (let k = 0; k < count; k++) blocks.set(base, k * BLOCK);
     const roundAt = BLOCK - b - 1;
     const wordChunks = powV <= WORD_CHUNK_LIMIT;
-    const baseRound = base[roundAt]!;
+    // Encrypt: Q carries NUM(B) and c = (NUM(A) + y) mod radix^m; A = B, B = C.
+    // Decrypt: Q carries NUM(A) and c = (NUM(B) - y) mod radix^m; B = A, A = C.
+    // Either way the next round's Q carries c, so it is written as soon as c is known.
+    const firstQ = decrypt ? left : right;
+    for (let k = 0; k < count; k++) writeQ(blocks, k * BLOCK, firstQ[k]!, base, roundAt, decrypt ? ROUNDS - 1 : 0);
     for (let step = 0; step < ROUNDS; step++) {
       const i = decrypt ? ROUNDS - 1 - step : step;
+      const next = decrypt ? i - 1 : i + 1;
+      const last = step === ROUNDS - 1;
       const modulus = i % 2 === 0 ? powU : powV;
       const inverse = 1 / modulus;
-      // Encrypt: Q carries NUM(B) and c = (NUM(A) + y) mod radix^m; A = B, B = C.
-      // Decrypt: Q carries NUM(A) and c = (NUM(B) - y) mod radix^m; B = A, A = C.
-      const inQ = decrypt ? left : right;
-      for (let k = 0, p = 0; k < count; k++, p += BLOCK) {
-        blocks[p + roundAt] = baseRound ^ i;
-        const x = inQ[k]!;
-        let low = x >>> 0; // x mod 2^32 (x is an exact integer below 2^44)
-        if (x < TWO_32) {
-          for (let j = BLOCK - 1; j > roundAt; j--, low >>>= 8) blocks[p + j] = base[j]! ^ (low & 0xff);
-        } else {
-          let high = (x - low) / TWO_32;
-          for (let j = BLOCK - 1; j > roundAt; j--) {
-            blocks[p + j] = base[j]! ^ (low & 0xff);
-            low = (low >>> 8) | ((high & 0xff) << 24);
-            high = high >>> 8;
-          }
-        }
-      }
       const r = this.aes.encryptBlocks(blocks);
       for (let k = 0, p = 0; k < count; k++, p += BLOCK) {
         // y = NUM(S[0..d)) mod radix^m (d is 8 or 12), Horner over big-endian chunks, reduced before
@@ -206,17 +196,19 @@ export class Ff1Batch {
           }
         }
         if (y >= modulus) y = reduce(y, modulus, inverse);
+        let c: number;
         if (decrypt) {
-          let c = right[k]! - y;
+          c = right[k]! - y;
           if (c < 0) c += modulus;
           right[k] = left[k]!;
           left[k] = c;
         } else {
-          let c = left[k]! + y;
+          c = left[k]! + y;
           if (c >= modulus) c -= modulus;
           left[k] = right[k]!;
           right[k] = c;
         }
+        if (!last) writeQ(blocks, p, c, base, roundAt, next);
       }
     }
     for (let k = 0; k < count; k++) {
@@ -326,6 +318,25 @@ export class Ff1Batch {
         r /= radix;
       }
     }
+  }
+}
+
+/**
+ * Writes Q's per-value bytes, [round]1 || [x]b, into the value's last PRF block at `p` (base holds the constant
+ * bytes with Y0 folded in). x is an exact integer below 2^44.
+ */
+function writeQ(blocks: Uint8Array, p: number, x: number, base: Uint8Array, roundAt: number, round: number): void {
+  blocks[p + roundAt] = base[roundAt]! ^ round;
+  let low = x >>> 0; // x mod 2^32
+  if (x < TWO_32) {
+    for (let j = BLOCK - 1; j > roundAt; j--, low >>>= 8) blocks[p + j] = base[j]! ^ (low & 0xff);
+    return;
+  }
+  let high = (x - low) / TWO_32;
+  for (let j = BLOCK - 1; j > roundAt; j--) {
+    blocks[p + j] = base[j]! ^ (low & 0xff);
+    low = (low >>> 8) | ((high & 0xff) << 24);
+    high = high >>> 8;
   }
 }
 
