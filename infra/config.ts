@@ -86,6 +86,21 @@ export const clusterConfigSchema = z
     serviceRole: z.string().min(1).default('EMR_DefaultRole'),
     jobFlowRole: z.string().min(1).default('EMR_EC2_DefaultRole'),
     logUri: z.string().regex(/^s3:\/\//).optional(),
+    /**
+     * Scripts EMR runs on every node before its applications start: infra/emr/bootstrap/python-dependencies.sh
+     * installs what the Spark jobs import besides their own packages (those come with each step's --py-files).
+     */
+    bootstrapActions: z
+      .array(
+        z
+          .object({
+            name: z.string().min(1).max(256),
+            path: z.string().regex(/^s3:\/\/[^/]+\/.+$/, 'must be an s3:// object: s3://bucket/path/script.sh'),
+            args: z.array(z.string()).default([]),
+          })
+          .strict(),
+      )
+      .default([]),
   })
   .strict();
 

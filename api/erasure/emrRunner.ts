@@ -1,6 +1,7 @@
 /**
  * Runs the erasure job as a step of a running EMR cluster: the order goes to S3, AddJobFlowSteps submits
- * `spark-submit --deploy-mode cluster <job.py> --order s3://… --certificate s3://…` through command-runner.jar,
+ * `spark-submit --deploy-mode cluster [--py-files s3://…/spark_udfs-….zip] <job.py> --order s3://… --certificate s3://…`
+ * through command-runner.jar,
  * and DescribeStep is polled with exponential backoff until the step ends. A failed, cancelled or interrupted
  * step is reported with EMR's own reason, message and log location.
  *
@@ -20,8 +21,14 @@ import { outcomeOfCertificate, parseProgress, type ErasureOrder, type ProgressLi
 
 export interface EmrRunnerConfig {
   readonly clusterId: string;
-  /** s3://bucket/…/erasure.py: the erasure entry script deploy uploads (spark-udfs/entry/erasure.py), with spark-udfs on the cluster (its wheel, by a bootstrap action). */
+  /** s3://bucket/…/erasure.py: the erasure entry script deploy uploads (spark-udfs/entry/erasure.py). */
   readonly jobUri: string;
+  /**
+   * The step's --py-files: the spark-udfs zip deploy uploads (PSEUDO_ERASURE_EMR_PY_FILES), which Spark puts on
+   * the driver's and executors' path, so the cluster needs only the package's dependencies (a bootstrap action:
+   * infra/emr/bootstrap/python-dependencies.sh). None when spark-udfs is installed on the cluster itself.
+   */
+  readonly pyFiles?: readonly string[];
   /** s3://bucket[/prefix]: one folder per run with order.json and certificate.json. */
   readonly workUri: string;
   readonly region: string;
@@ -87,7 +94,7 @@ export class EmrErasureRunner implements SteppedErasureRunner {
             Name: stepName,
             ActionOnFailure: 'CONTINUE',
             // The argument builder `npm run infra -- submit` and the artifacts manifest use too.
-            HadoopJarStep: { Jar: 'command-runner.jar', Args: sparkSubmitArgs({ entryScript: this.config.jobUri, jobArgs: ['--order', uris.order, '--certificate', uris.certificate, '--progress', uris.progress] }) },
+            HadoopJarStep: { Jar: 'command-runner.jar', Args: sparkSubmitArgs({ entryScript: this.config.jobUri, pyFiles: this.config.pyFiles ?? [], jobArgs: ['--order', uris.order, '--certificate', uris.certificate, '--progress', uris.progress] }) },
           },
         ],
       }),

@@ -8,7 +8,8 @@
  * created by the stack that needs the code in it. `deploy` deploys the artifacts stack, uploads dist/lambda.zip
  * (built when missing) under its SHA-256 and the Spark artifacts of dist/spark (npm run package, run when
  * missing) under spark/<sha256>/ with their manifest, then deploys the platform stack with ArtifactsBucket,
- * LambdaCodeKey and ErasureJobKey (the uploaded erasure entry script, unless given) set. `destroy` deletes the platform stack, empties and deletes the artifacts stack.
+ * LambdaCodeKey, ErasureJobKey and ErasurePyFilesKey (the uploaded erasure entry script and spark-udfs zip,
+ * unless given) set. `destroy` deletes the platform stack, empties and deletes the artifacts stack.
  *
  * Exit codes: 0 done, 1 an AWS operation failed (the message names the resource and the reason), 2 usage.
  */
@@ -130,13 +131,20 @@ async function run(argv: readonly string[], { stdout }: Streams): Promise<number
       const codeKey = await uploadLambdaZip(s3, bucket, lambdaZip(stdout), stdout);
       const spark = sparkArtifacts(stdout);
       await uploadSparkArtifacts(s3, bucket, spark, stdout);
-      // The erasure runner's job: the uploaded entry script (the cluster has spark-udfs installed from the wheel).
-      const erasureEntry = spark.manifest.files.find((file) => file.name === spark.manifest.jobs.erasure.entry);
-      const erasureJobKey = parameters.ErasureJobKey ?? (erasureEntry ? artifactKey(SPARK_PREFIX, erasureEntry) : undefined);
+      // The erasure runner's job: the uploaded entry script, and the spark-udfs zip for its --py-files (the
+      // cluster then needs only the package's dependencies: infra/emr/bootstrap/python-dependencies.sh).
+      const uploadedKey = (name: string | undefined): string | undefined => {
+        const file = spark.manifest.files.find((candidate) => candidate.name === name);
+        return file ? artifactKey(SPARK_PREFIX, file) : undefined;
+      };
+      const erasureJobKey = parameters.ErasureJobKey ?? uploadedKey(spark.manifest.jobs.erasure.entry);
+      const erasurePyFiles = spark.manifest.jobs.erasure.pyFiles;
+      if (erasurePyFiles.length > 1) throw new StackOperationError(`the erasure job needs ${erasurePyFiles.length} zips on --py-files; the template passes one (ErasurePyFilesKey)`);
+      const erasurePyFilesKey = parameters.ErasurePyFilesKey ?? uploadedKey(erasurePyFiles[0]);
       const platform = await stacks.deploy({
         stackName,
         templateBody: readFileSync(TEMPLATES.platform, 'utf8'),
-        parameters: { ...parameters, EnvironmentName: environmentName, ArtifactsBucket: bucket, LambdaCodeKey: codeKey, ...(erasureJobKey ? { ErasureJobKey: erasureJobKey } : {}) },
+        parameters: { ...parameters, EnvironmentName: environmentName, ArtifactsBucket: bucket, LambdaCodeKey: codeKey, ...(erasureJobKey ? { ErasureJobKey: erasureJobKey } : {}), ...(erasurePyFilesKey !== undefined ? { ErasurePyFilesKey: erasurePyFilesKey } : {}) },
       });
       stdout.write(`${stackName}: ${platform.status}\n`);
       printOutputs(stdout, platform.outputs);

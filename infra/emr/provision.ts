@@ -96,6 +96,7 @@ export class EmrLdapProvisioner {
         ReleaseLabel: this.config.releaseLabel,
         ...(this.config.logUri ? { LogUri: this.config.logUri } : {}),
         Applications: APPLICATIONS.map((Name) => ({ Name })),
+        ...(this.config.bootstrapActions.length > 0 ? { BootstrapActions: this.config.bootstrapActions.map((action) => ({ Name: action.name, ScriptBootstrapAction: { Path: action.path, Args: action.args } })) } : {}),
         SecurityConfiguration: securityConfigurationName,
         ServiceRole: this.config.serviceRole,
         JobFlowRole: this.config.jobFlowRole,

@@ -19,6 +19,7 @@ import { TableRegistry } from '../../api/erasure/registry.ts';
 import { ErasureWorker } from '../../api/erasure/worker.ts';
 import { ErasureSuppression } from '../../api/erasure/suppression.ts';
 import { createLogger } from '../../api/observability/logger.ts';
+import { loadConfig } from '../../api/config/config.ts';
 import { writeLocalCatalog } from '../support/catalog.ts';
 import { engineOf, keyringOf, TEST_POLICIES } from '../support/engine.ts';
 import { startMoto, TEST_REGION, type Moto } from '../support/moto.ts';
@@ -93,6 +94,24 @@ describe('EMR erasure runner', () => {
     await s3.send(new PutObjectCommand({ Bucket: 'erasure', Key: 'runs/run-ok/certificate.json', Body: certificate('run-ok') }));
     await moto.setStepState(step.id, 'COMPLETED');
     expect(await running).toEqual({ kind: 'completed', certificate: JSON.parse(certificate('run-ok')) as unknown });
+  });
+
+  it('ships the spark-udfs zip with --py-files when configured (PSEUDO_ERASURE_EMR_PY_FILES), before the entry script', async () => {
+    const zip = 's3://erasure/spark/0123/spark_udfs-0.1.0.zip';
+    const withZip = new EmrErasureRunner({ clusterId, jobUri: 's3://erasure/jobs/erasure_job.py', pyFiles: [zip], workUri: 's3://erasure/runs', region: TEST_REGION, endpoint: moto.endpoint }, { firstDelayMs: 50, maxDelayMs: 200 });
+    await withZip.submit(order('run-py-files'));
+    const step = await stepOf('run-py-files');
+    expect(step.args.slice(0, 6)).toEqual(['spark-submit', '--deploy-mode', 'cluster', '--py-files', zip, 's3://erasure/jobs/erasure_job.py']);
+    expect(step.args.slice(6, 8)).toEqual(['--order', 's3://erasure/runs/run-py-files/order.json']);
+    await moto.setStepState(step.id, 'CANCELLED');
+  });
+
+  it('reads --py-files from the configuration as the scheduled erasure Lambda gets it', () => {
+    const base = { PSEUDO_ERASURE_RUNNER: 'emr', PSEUDO_ERASURE_EMR_CLUSTER_ID: 'j-ABC', PSEUDO_ERASURE_EMR_JOB_URI: 's3://a/spark/erasure.py', PSEUDO_ERASURE_EMR_WORK_URI: 's3://w/erasure-runs' };
+    const runnerOf = (extra: Record<string, string>) => loadConfig({ ...base, ...extra }).erasure.runner;
+    expect(runnerOf({ PSEUDO_ERASURE_EMR_PY_FILES: 's3://a/spark/1/spark_udfs-0.1.0.zip,s3://a/spark/2/more.zip' })).toMatchObject({ kind: 'emr', pyFiles: ['s3://a/spark/1/spark_udfs-0.1.0.zip', 's3://a/spark/2/more.zip'] });
+    expect(runnerOf({})).toMatchObject({ kind: 'emr', pyFiles: [] });
+    expect(() => runnerOf({ PSEUDO_ERASURE_EMR_PY_FILES: 's3://a/spark/spark_udfs-0.1.0-py3-none-any.whl' })).toThrow(/^PSEUDO_ERASURE_EMR_PY_FILES: must be comma-separated s3:\/\/bucket/);
   });
 
   it('reports a failed step with EMR\'s reason, message and log file', async () => {

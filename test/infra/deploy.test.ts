@@ -116,6 +116,14 @@ describe('npm run infra -- deploy, against moto', () => {
     }
   });
 
+  it('the erasure step function submits the uploaded erasure.py with the uploaded spark-udfs zip on --py-files', async () => {
+    const manifest = JSON.parse(readFileSync('dist/spark/manifest.json', 'utf8')) as { files: { name: string; sha256: string }[] };
+    const key = (name: string) => `spark/${manifest.files.find((file) => file.name === name)!.sha256}/${name}`;
+    const bucket = /^ {2}ArtifactsBucketName +(\S+)$/m.exec(deployed.stdout)![1]!;
+    const { Configuration } = JSON.parse(await motoCall('lambda', `/2015-03-31/functions/${STACK}-pseudonymization-erasure-step`)) as { Configuration: { Environment: { Variables: Record<string, string> } } };
+    expect(Configuration.Environment.Variables).toMatchObject({ PSEUDO_ERASURE_EMR_JOB_URI: `s3://${bucket}/${key('erasure.py')}`, PSEUDO_ERASURE_EMR_PY_FILES: `s3://${bucket}/${key('spark_udfs-0.1.0.zip')}` });
+  });
+
   it('the API function: handler, memory, reserved concurrency and the service configuration keys', async () => {
     const { Configuration } = JSON.parse(await motoCall('lambda', `/2015-03-31/functions/${STACK}-pseudonymization-api`)) as { Configuration: { Handler: string; MemorySize: number; Timeout: number; Environment: { Variables: Record<string, string> } } };
     expect(Configuration).toMatchObject({ Handler: 'handler.restApiHandler', MemorySize: 1024, Timeout: 29 });

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { DescribeClusterCommand, DescribeSecurityConfigurationCommand, EMRClient } from '@aws-sdk/client-emr';
+import { DescribeClusterCommand, DescribeSecurityConfigurationCommand, EMRClient, ListBootstrapActionsCommand } from '@aws-sdk/client-emr';
 import { DescribeSecretCommand, GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseClusterConfig } from '../../infra/config.ts';
@@ -113,6 +113,18 @@ describe('cluster configuration', () => {
     expect(example.encryption.inTransit.enabled).toBe(true);
   });
 
+  it('the bootstrap script installs exactly the packages\' third-party dependencies, with their version bounds', () => {
+    // The packages travel with --py-files; what they import besides pyspark must be on every node.
+    const declared = (pyproject: string): string[] => {
+      const list = /^dependencies = \[([\s\S]*?)\]/m.exec(readFileSync(pyproject, 'utf8'))![1]!;
+      return [...list.matchAll(/"([^"]+)"/g)].map((match) => match[1]!).filter((requirement) => !/^(spark-udfs|stream-consumer)\b/.test(requirement));
+    };
+    const script = readFileSync('infra/emr/bootstrap/python-dependencies.sh', 'utf8');
+    const installed = [.../^requirements=\(([\s\S]*?)\n\)/m.exec(script)![1]!.matchAll(/'([^']+)'/g)].map((match) => match[1]!);
+    expect(installed.sort()).toEqual([...new Set([...declared('spark-udfs/pyproject.toml'), ...declared('stream-consumer/pyproject.toml')])].sort());
+    expect(parseClusterConfig(JSON.parse(readFileSync('infra/cluster.example.json', 'utf8')), 'infra/cluster.example.json').bootstrapActions.map((action) => action.path)).toEqual(['s3://example-artifacts-bucket/spark/bootstrap/python-dependencies.sh']);
+  });
+
   it('accepts emr-6.12.0 and Active Directory with its domain', () => {
     const config = parseClusterConfig(clusterConfig({ releaseLabel: 'emr-6.12.0' }, { serverType: 'ActiveDirectory', adDomain: 'corp.example.com' }), 'c.json');
     expect(config.ldap.adDomain).toBe('corp.example.com');
@@ -166,6 +178,7 @@ describe('infra up, endpoints, terminate (moto)', () => {
     expect(Cluster?.ReleaseLabel).toBe('emr-7.5.0');
     expect(Cluster?.SecurityConfiguration).toBe(out.securityConfiguration);
     expect(Cluster?.Applications?.map((a) => a.Name).sort()).toEqual(['Hive', 'Hue', 'Livy', 'Spark', 'Trino']);
+    expect((await emr().send(new ListBootstrapActionsCommand({ ClusterId: out.clusterId }))).BootstrapActions).toEqual([]);
 
     const endpoints = await infra(clusterConfig(), 'endpoints', '--cluster', out.clusterId);
     const listed = JSON.parse(endpoints.stdout) as { endpoints: { application: string; address: string }[] };
@@ -177,6 +190,16 @@ describe('infra up, endpoints, terminate (moto)', () => {
     expect((await infra(clusterConfig(), 'terminate', '--cluster', out.clusterId)).code).toBe(0);
     const after = await emr().send(new DescribeClusterCommand({ ClusterId: out.clusterId }));
     expect(['TERMINATING', 'TERMINATED']).toContain(after.Cluster?.Status?.State);
+  });
+
+  it('runs the configured bootstrap actions on every node (RunJobFlow BootstrapActions)', async () => {
+    const bootstrapActions = [{ name: 'python-dependencies', path: 's3://artifacts/spark/bootstrap/python-dependencies.sh', args: ['pyarrow==17.0.0'] }];
+    const result = await infra(clusterConfig({ name: 'with-bootstrap', bootstrapActions }), 'up');
+    expect(result.code).toBe(0);
+    const { clusterId } = JSON.parse(result.stdout) as { clusterId: string };
+    const listed = await emr().send(new ListBootstrapActionsCommand({ ClusterId: clusterId }));
+    expect(listed.BootstrapActions?.map((action) => [action.Name, action.ScriptPath, action.Args])).toEqual([['python-dependencies', 's3://artifacts/spark/bootstrap/python-dependencies.sh', ['pyarrow==17.0.0']]]);
+    expect((await infra(clusterConfig({ name: 'with-bootstrap' }), 'terminate', '--cluster', clusterId)).code).toBe(0);
   });
 
   it('reuses an identical security configuration and refuses to silently change one', async () => {

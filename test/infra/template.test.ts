@@ -191,7 +191,7 @@ class Renderer {
 }
 
 /** Every condition true: the fullest set of permissions (a registry and a cluster configured). */
-const FULL = { EnvironmentName: 'prod', ArtifactsBucket: 'prod-artifacts-bucket', LambdaCodeKey: `lambda/${'0'.repeat(64)}.zip`, KeyAdministratorArn: `arn:aws:iam::${ACCOUNT}:role/key-admin`, KeyringName: 'default', ErasureRegistryFile: 'config/erasure-registry.json', EmrClusterId: 'j-ABC123', ProducerPrincipalArn: '', DeletionProtection: 'true', ErasureJobKey: 'spark/erasure/job.py' };
+const FULL = { EnvironmentName: 'prod', ArtifactsBucket: 'prod-artifacts-bucket', LambdaCodeKey: `lambda/${'0'.repeat(64)}.zip`, KeyAdministratorArn: `arn:aws:iam::${ACCOUNT}:role/key-admin`, KeyringName: 'default', ErasureRegistryFile: 'config/erasure-registry.json', EmrClusterId: 'j-ABC123', ProducerPrincipalArn: '', DeletionProtection: 'true', ErasureJobKey: 'spark/erasure/job.py', ErasurePyFilesKey: `spark/${'1'.repeat(64)}/spark_udfs-0.1.0.zip` };
 const full = new Renderer(platform, FULL);
 /** Erasure off: no registry, no cluster. */
 const minimal = new Renderer(platform, { ...FULL, ErasureRegistryFile: '', EmrClusterId: '' });
@@ -477,7 +477,9 @@ describe('resources moto creates, as the template declares them', () => {
     const variables = (full.properties('ErasureStepFunction').Environment as { Variables: Record<string, string> }).Variables;
     const config = readFileSync('api/config/config.ts', 'utf8');
     for (const key of Object.keys(variables)) expect(config, key).toContain(`${key}:`);
-    expect(variables).toMatchObject({ PSEUDO_KEYRING: 'aws', PSEUDO_ERASURE_LEDGER: 'dynamodb', PSEUDO_ERASURE_RUNNER: 'emr', PSEUDO_ERASURE_EMR_CLUSTER_ID: 'j-ABC123', PSEUDO_ERASURE_EMR_WORK_URI: 's3://warehousebucket-abc123/erasure-runs' });
+    expect(variables).toMatchObject({ PSEUDO_KEYRING: 'aws', PSEUDO_ERASURE_LEDGER: 'dynamodb', PSEUDO_ERASURE_RUNNER: 'emr', PSEUDO_ERASURE_EMR_CLUSTER_ID: 'j-ABC123', PSEUDO_ERASURE_EMR_WORK_URI: 's3://warehousebucket-abc123/erasure-runs', PSEUDO_ERASURE_EMR_PY_FILES: `s3://prod-artifacts-bucket/spark/${'1'.repeat(64)}/spark_udfs-0.1.0.zip` });
+    const without = (new Renderer(platform, { ...FULL, ErasurePyFilesKey: '' }).properties('ErasureStepFunction').Environment as { Variables: Record<string, string> }).Variables;
+    expect(without.PSEUDO_ERASURE_EMR_PY_FILES).toBeUndefined();
   });
 
   it('the REST API accepts Arrow bodies as binary', () => {
