@@ -66,6 +66,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+# Module level: Spark reads the UDF's type hints (pa.Array) to choose its Arrow evaluation, by this module's names.
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from .. import contracts
 from ..client import ClientConfig, PseudonymizationError, PseudonymsRefused, shared_client
 from ..errors import ValueFreeError
@@ -226,8 +230,6 @@ def rewrap_udf(config: ClientConfig, context: str, active: int, erased: Any, rew
     """An Arrow UDF (string -> string) for one column: per Arrow batch, the distinct s/r pseudonyms of another
     version than `active` go to /v1/rewrap once; every other value, and an erased subject's (null answer), stays
     as it is. `erased` and `rewrapped` are accumulators of distinct values per batch."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
     from pyspark.sql.functions import arrow_udf  # type: ignore[attr-defined]  # (pyspark 4.1, not in its hints)
 
     def stale(value: str) -> bool:
@@ -467,7 +469,8 @@ def run(settings: RekeySettings) -> dict[str, Any]:
                 tables.append({"table": table.name, "result": "failed", "error": str(error)})
             except Exception as error:  # Spark's text around a task failure: only our own value-free message
                 tables.append({"table": table.name, "result": "failed", "error": root_cause(error)})
-            _progress(f"{table.name}: {tables[-1]['result']}")
+            outcome = tables[-1]
+            _progress(f"{table.name}: {outcome['result']}" + (f": {outcome['error']}" if "error" in outcome else ""))
     finally:
         spark.stop()
     return {

@@ -1,0 +1,277 @@
+"""The re-keying job (spark_udfs.rekey.job) end to end: the real API (its own server: these tests rotate its key,
+and file an erasure), local Spark and Iceberg, the job as its own process.
+
+Values are pseudonymized under key version 1 into "old" tables, the key is rotated (`keys rotate` on the server's
+data folder; the server picks it up within its 5 s refresh), "new" data is written under version 2, and the old
+tables are re-keyed: a join on the pseudonym column then finds every subject, the key inventory shows only the
+active version, an erased subject keeps its old pseudonym (no new one), and a job killed mid-way leaves a table
+entirely old or entirely new, and completes when run again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from pyspark.sql import SparkSession
+
+from spark_udfs import ApiKeySource, ClientConfig, PseudonymizationClient
+from spark_udfs.client import PseudonymsRefused
+from spark_udfs.contracts import validate
+from spark_udfs.jobs.session import CatalogConfig
+from spark_udfs.rekey.job import VERSIONED
+from test_support.servers import ApiServer, rotate_keys, started_api
+from test_support.suppression import _placeholder_catalog
+
+pytestmark = pytest.mark.integration
+
+ROLES = ("pseudonymize", "rewrap", "privacy-officer")
+SUBJECTS = 150
+ROWS = 400
+
+
+@dataclass(frozen=True)
+class Rotated:
+    server: ApiServer
+    #: kind ("joined", "erased", "killed") -> (table name, {vin: pseudonym under version 1})
+    tables: dict[str, tuple[str, dict[str, str]]]
+
+    def client(self, role: str = "pseudonymize") -> PseudonymizationClient:
+        return PseudonymizationClient(
+            ClientConfig(url=self.server.url, api_key=ApiKeySource(env=None, file=self.server.key_files[role]))
+        )
+
+    def call(self, path: str, body: dict[str, Any], role: str = "pseudonymize") -> requests.Response:
+        key = Path(self.server.key_files[role]).read_text().strip()
+        return requests.post(self.server.url + path, json=body, headers={"x-api-key": key}, timeout=30)
+
+
+def vins(table: str, count: int = SUBJECTS) -> list[str]:
+    return [f"WVWZZZ{table.upper()}{i:05d}" for i in range(count)]
+
+
+def version_of(pseudonym: str) -> int:
+    match = VERSIONED.match(pseudonym)
+    assert match is not None
+    return int(match.group(2))
+
+
+def write_table(spark: SparkSession, name: str, vin_pseudonyms: list[str], accounts: list[str] | None = None) -> None:
+    """ROWS rows cycling over the subjects (each subject several times), with an FF1 column when given."""
+    spark.sql(
+        f"CREATE TABLE {name} (id bigint, vin string, account string, note string) USING iceberg "
+        "TBLPROPERTIES ('format-version'='2')"
+    )
+    rows = [
+        (i, vin_pseudonyms[i % len(vin_pseudonyms)], accounts[i % len(accounts)] if accounts else None, f"row {i}")
+        for i in range(ROWS)
+    ]
+    # Two appends: two snapshots to expire, two data files.
+    for part in (rows[: ROWS // 2], rows[ROWS // 2 :]):
+        spark.createDataFrame(part, "id bigint, vin string, account string, note string").writeTo(name).append()
+
+
+@pytest.fixture(scope="module")
+def rotated(spark: SparkSession) -> Iterator[Rotated]:
+    """Old tables written under key version 1, then the key rotated to version 2 (the server has switched)."""
+    with tempfile.TemporaryDirectory(prefix="rekey-registry-") as folder:
+        # Erasure on (for the erased subject), with a placeholder registry: the worker never runs while the tests do.
+        catalog = _placeholder_catalog(Path(folder), ("vin",))
+        registry = Path(folder) / "registry.json"
+        registry.write_text(
+            json.dumps(
+                {
+                    "catalog": {"type": "jdbc", "name": "local", **catalog},
+                    "tables": [{"name": "local.registry.subjects", "columns": {"vin": "vin"}}],
+                }
+            )
+        )
+        environment = {
+            "PSEUDO_ERASURE_REGISTRY_FILE": str(registry),
+            "PSEUDO_ERASURE_POLL_SECONDS": "3600",
+            "PSEUDO_KEYRING_REFRESH_SECONDS": "5",
+        }
+        with started_api(ROLES, environment) as server:
+            state = Rotated(server, {})
+            client = state.client()
+            for table in ("joined", "erased", "killed"):
+                name = f"local.rekey.{table}_{uuid.uuid4().hex[:8]}"
+                subjects = vins(table)
+                pseudonyms = client.pseudonymize("vin", subjects)
+                assert {version_of(p) for p in pseudonyms} == {1}
+                accounts = client.pseudonymize("account_number", [f"{i:010d}" for i in range(20)])
+                write_table(spark, name, pseudonyms, accounts if table == "joined" else None)
+                state.tables[table] = (name, dict(zip(subjects, pseudonyms, strict=True)))
+            rotate_keys(server)
+            deadline = time.monotonic() + 60
+            while state.call("/v1/pseudonymize", {"context": "vin", "values": ["probe"]}).json()["keyVersion"] != 2:
+                assert time.monotonic() < deadline, "the server did not switch to key version 2"
+                time.sleep(0.5)
+            yield state
+
+
+def run_job(
+    rotated: Rotated, warehouse: CatalogConfig, tables: dict[str, dict[str, str]], folder: Path, **popen: Any
+) -> subprocess.Popen[str]:
+    """Starts the job as its own process (its own process group: a kill takes Spark's JVM along)."""
+    registry = folder / "registry.json"
+    registry.write_text(
+        json.dumps(
+            {
+                "catalog": {"type": "jdbc", "name": "local", "uri": warehouse.uri, "warehouse": warehouse.warehouse},
+                "tables": [{"name": name, "columns": columns} for name, columns in tables.items()],
+                "keyInventory": "inventory/keys.json",
+            }
+        )
+    )
+    (folder / "inventory").mkdir(exist_ok=True)
+    api = folder / "api.json"
+    api.write_text(json.dumps({"api": {"url": rotated.server.url, "apiKeyFile": rotated.server.key_files["rewrap"]}}))
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "spark_udfs.rekey.job", "--registry", str(registry), "--api", str(api)),
+            *("--master", "local[2]", "--orphan-grace-seconds", "0"),
+        ],
+        env={**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_UDFS_PROGRESS_SECONDS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **popen,
+    )
+
+
+def finished(process: subprocess.Popen[str]) -> tuple[int, dict[str, Any], str]:
+    out, err = process.communicate(timeout=900)
+    return process.returncode, json.loads(out) if out.strip() else {}, err
+
+
+def column(spark: SparkSession, name: str, col: str = "vin") -> list[str | None]:
+    spark.sql(f"REFRESH TABLE {name}")
+    return [row[0] for row in spark.sql(f"SELECT {col} FROM {name} ORDER BY id").collect()]
+
+
+def test_rewrap_gives_the_active_versions_pseudonym_and_refuses_tampered_ones_by_index(rotated: Rotated) -> None:
+    _, old = rotated.tables["joined"]
+    subject, pseudonym = next(iter(old.items()))
+    rewrapper = rotated.client("rewrap")
+    answer = rewrapper.rewrap("vin", [pseudonym, pseudonym])
+    assert answer.key_versions == {2} and answer.erased == set()
+    assert answer.pseudonyms == rotated.client().pseudonymize("vin", [subject]) * 2
+    tampered = pseudonym[:-2] + ("AA" if not pseudonym.endswith("AA") else "BB")
+    with pytest.raises(PseudonymsRefused) as refused:
+        rewrapper.rewrap("vin", [pseudonym, tampered])
+    assert list(refused.value.refused) == [1]
+    assert tampered not in str(refused.value) and pseudonym not in str(refused.value)
+
+
+def test_a_rekeyed_table_joins_data_written_after_the_rotation_and_the_inventory_holds_only_the_active_version(
+    spark: SparkSession, rotated: Rotated, warehouse: CatalogConfig, tmp_path: Path
+) -> None:
+    name, old_pseudonyms = rotated.tables["joined"]
+    subjects = list(old_pseudonyms)
+    new_name = f"local.rekey.new_{uuid.uuid4().hex[:8]}"
+    new = rotated.client().pseudonymize("vin", subjects)
+    assert {version_of(p) for p in new} == {2}
+    spark.createDataFrame(list(enumerate(new)), "id bigint, vin string").writeTo(new_name).create()
+    joined_before = spark.sql(f"SELECT count(DISTINCT o.vin) FROM {name} o JOIN {new_name} n ON o.vin = n.vin")
+    assert joined_before.collect()[0][0] == 0  # the rotation broke the join
+    accounts_before = column(spark, name, "account")
+    snapshots_before = spark.sql(f"SELECT count(*) FROM {name}.snapshots").collect()[0][0]
+
+    code, report, err = finished(
+        run_job(rotated, warehouse, {name: {"vin": "vin", "account": "account_number"}}, tmp_path)
+    )
+    assert code == 0, err[-3000:] + json.dumps(report)
+    assert "rekey: " in err and "rewriting" in err  # progress lines on stderr
+    table = report["tables"][0]
+    assert table["result"] == "rekeyed" and table["activeVersion"] == 2
+    assert table["columns"]["vin"]["rowsRewritten"] == str(ROWS)
+    assert table["columns"]["vin"]["distinctValuesRewritten"] == str(SUBJECTS)
+    assert table["columns"]["vin"]["versionsBefore"] == {"s1": str(ROWS)}
+    assert table["columns"]["vin"]["versionsAfter"] == {"s2": str(ROWS)}
+    assert int(table["snapshotsExpired"]) >= snapshots_before
+    # FF1 carries no version: reported, left alone, kept out of the inventory.
+    assert table["columns"]["account"]["status"] == "unversioned"
+    assert column(spark, name, "account") == accounts_before
+    assert old_pseudonyms[subjects[0]] not in err and old_pseudonyms[subjects[0]] not in json.dumps(report)
+
+    spark.sql(f"REFRESH TABLE {name}")
+    joined = spark.sql(f"SELECT count(DISTINCT o.vin) FROM {name} o JOIN {new_name} n ON o.vin = n.vin")
+    assert joined.collect()[0][0] == SUBJECTS  # every subject found
+    assert spark.sql(f"SELECT count(*) FROM {name}").collect()[0][0] == ROWS
+    assert spark.sql(f"SELECT count(*) FROM {name}.snapshots").collect()[0][0] == 1  # the older ones expired
+    inventory = json.loads((tmp_path / "inventory" / "keys.json").read_text())
+    validate("key-inventory", inventory)
+    assert inventory["tables"][name]["columns"] == {"vin": {"context": "vin", "keyVersions": [2]}}
+
+
+def test_an_erased_subject_keeps_its_old_pseudonym_and_its_version_stays_in_the_inventory(
+    spark: SparkSession, rotated: Rotated, warehouse: CatalogConfig, tmp_path: Path
+) -> None:
+    name, old_pseudonyms = rotated.tables["erased"]
+    erased_subject = next(iter(old_pseudonyms))
+    filed = rotated.call(
+        "/v1/erasure-requests",
+        {
+            "reference": "rekey-test",
+            "reason": "gdpr-art17-1a",
+            "subjects": [{"context": "vin", "value": erased_subject}],
+        },
+        role="privacy-officer",
+    )
+    assert filed.status_code == 202, filed.text
+    before = column(spark, name)
+
+    code, report, err = finished(run_job(rotated, warehouse, {name: {"vin": "vin"}}, tmp_path))
+    assert code == 0, err[-3000:] + json.dumps(report)
+    after = column(spark, name)
+    erased_rows = [i for i, p in enumerate(before) if p == old_pseudonyms[erased_subject]]
+    assert erased_rows and all(after[i] == before[i] for i in erased_rows)  # unchanged: no new pseudonym
+    assert all(version_of(str(after[i])) == 2 for i in range(ROWS) if i not in erased_rows)
+    table = report["tables"][0]["columns"]["vin"]
+    assert table["rowsKeptErased"] == str(len(erased_rows))
+    assert table["rowsRewritten"] == str(ROWS - len(erased_rows))
+    inventory = json.loads((tmp_path / "inventory" / "keys.json").read_text())
+    assert inventory["tables"][name]["columns"]["vin"]["keyVersions"] == [1, 2]  # until the erasure removes them
+
+
+def test_a_job_killed_mid_way_leaves_the_table_old_or_new_never_half_and_a_rerun_completes(
+    spark: SparkSession, rotated: Rotated, warehouse: CatalogConfig, tmp_path: Path
+) -> None:
+    name, _ = rotated.tables["killed"]
+    before = column(spark, name)
+    first = run_job(rotated, warehouse, {name: {"vin": "vin"}}, tmp_path)
+    try:
+        assert first.stderr is not None
+        for line in first.stderr:  # killed once it starts rewriting: before, during or after its commit
+            if "rewriting" in line:
+                break
+        else:
+            raise AssertionError("the job ended before rewriting")
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    state = column(spark, name)
+    versions = {version_of(str(p)) for p in state}
+    assert versions in ({1}, {2})  # never half
+    if versions == {1}:
+        assert state == before
+
+    code, report, err = finished(run_job(rotated, warehouse, {name: {"vin": "vin"}}, tmp_path))
+    assert code == 0, err[-3000:] + json.dumps(report)
+    assert {version_of(str(p)) for p in column(spark, name)} == {2}
+    assert report["tables"][0]["columns"]["vin"]["keyVersionsRemaining"] == [2]
+    rewrapped = rotated.client("rewrap").rewrap("vin", [p for p in before if p is not None])
+    assert column(spark, name) == rewrapped.pseudonyms  # the same subjects, row by row
