@@ -9,7 +9,7 @@ import { signIn } from '../auth/signIn.ts';
 import { ROLES } from '../auth/roles.ts';
 import type { ReidentifyFailure } from '../engine/engine.ts';
 import { AuthError, DirectoryError, PlatformError, RequestError, ThrottledError } from '../errors.ts';
-import { ERASURE_STATUSES, LEGAL_GROUNDS, LIFT_REASONS } from '../erasure/ledger.ts';
+import { ERASURE_STATUSES, LEGAL_GROUNDS, LIFT_REASONS, GENESIS_HASH, verifyAuditChain } from '../erasure/ledger.ts';
 import { liftViewOf, MAX_SUBJECTS_PER_LIFT, type LiftFiling } from '../erasure/lifts.ts';
 import { MAX_SUBJECTS_PER_REQUEST, viewOf, type ErasureFiling } from '../erasure/requests.ts';
 import type { ValueOperation } from '../observability/sink.ts';
@@ -155,6 +155,18 @@ const liftView = z
     reason: z.enum(LIFT_REASONS),
     createdAt: z.string(),
     subjects: z.object({ count: z.number().int().nonnegative(), contexts: z.array(z.string()) }).strict(),
+  })
+  .strict();
+
+const auditEntryView = z
+  .object({ seq: z.number().int().positive(), at: z.string(), actor: z.string(), action: z.string(), requestId: z.string().optional(), outcome: z.string(), previousHash: z.string(), hash: z.string() })
+  .strict();
+
+const erasureOptions = z
+  .object({
+    legalGrounds: z.array(z.enum(LEGAL_GROUNDS)),
+    liftReasons: z.array(z.enum(LIFT_REASONS)),
+    contexts: z.array(z.object({ name: z.string(), transform: z.enum(['deterministic', 'hash', 'fpe']), tables: z.number().int().nonnegative() }).strict()),
   })
   .strict();
 
@@ -343,6 +355,41 @@ export const ROUTES: readonly Route[] = [
     role: 'privacy-officer',
     requires: (service) => void erasureOf(service),
     handler: async ({ service, params }) => json(200, viewOf(await erasureOf(service).requests.get(params.id ?? ''))),
+  }),
+  defineRoute({
+    method: 'GET',
+    path: '/v1/erasure-requests/{id}/audit',
+    role: 'privacy-officer',
+    requires: (service) => void erasureOf(service),
+    response: z
+      .object({
+        entries: z.array(auditEntryView),
+        chain: z.object({ entries: z.number().int().nonnegative(), valid: z.boolean(), brokenAt: z.number().int().optional(), headSeq: z.number().int().nonnegative(), headHash: z.string() }).strict(),
+      })
+      .strict(),
+    // The request's entries of the hash chain, and the whole chain verified: its head hash is what an officer keeps elsewhere.
+    handler: async ({ service, params }) => {
+      const erasure = erasureOf(service);
+      const request = await erasure.requests.get(params.id ?? '');
+      const all = await erasure.ledger.auditEntries();
+      const last = all.at(-1);
+      const chain = { ...verifyAuditChain(all), headSeq: last?.seq ?? 0, headHash: last?.hash ?? GENESIS_HASH };
+      return json(200, { entries: all.filter((entry) => entry.requestId === request.id), chain });
+    },
+  }),
+  defineRoute({
+    method: 'GET',
+    path: '/v1/erasure-options',
+    role: 'privacy-officer',
+    requires: (service) => void erasureOf(service),
+    response: erasureOptions,
+    // What a filing form offers: the legal grounds and lift reasons the API takes, and the contexts of registered tables.
+    handler: ({ service }) => {
+      const registry = erasureOf(service).registry;
+      const names = [...new Set(registry.tables.flatMap((table) => Object.values(table.columns)))].sort();
+      const contexts = names.map((name) => ({ name, transform: service.policies.resolve(name).transform, tables: registry.tablesFor([name]).length }));
+      return json(200, { legalGrounds: [...LEGAL_GROUNDS], liftReasons: [...LIFT_REASONS], contexts });
+    },
   }),
   defineRoute({
     method: 'POST',

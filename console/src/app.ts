@@ -182,13 +182,13 @@ export class ErasureConsole extends LitElement {
 
   private clearFiling(): void {
     this.reference = '';
-    this.reason = '';
+    this.reason = this.options?.legalGrounds[0] ?? '';
     this.rows = [];
     this.csv = undefined;
     this.fieldErrors = [];
     this.liftRows = [];
     this.liftReference = '';
-    this.liftReason = '';
+    this.liftReason = this.options?.liftReasons[0] ?? '';
   }
 
   // ---- navigation and loading ----
