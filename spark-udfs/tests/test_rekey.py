@@ -29,12 +29,11 @@ from pyspark.sql import SparkSession
 from spark_udfs import ApiKeySource, ClientConfig, PseudonymizationClient
 from spark_udfs.client import PseudonymsRefused
 from spark_udfs.contracts import validate
+from spark_udfs.jobs.config import JobConfigError
 from spark_udfs.jobs.session import CatalogConfig
-from spark_udfs.rekey.job import VERSIONED
+from spark_udfs.rekey.job import VERSIONED, inventory_location, main, parse_registry, record_inventory
 from test_support.servers import ApiServer, rotate_keys, started_api
 from test_support.suppression import _placeholder_catalog
-
-pytestmark = pytest.mark.integration
 
 ROLES = ("pseudonymize", "rewrap", "privacy-officer")
 SUBJECTS = 150
@@ -275,3 +274,47 @@ def test_a_job_killed_mid_way_leaves_the_table_old_or_new_never_half_and_a_rerun
     assert report["tables"][0]["columns"]["vin"]["keyVersionsRemaining"] == [2]
     rewrapped = rotated.client("rewrap").rewrap("vin", [p for p in before if p is not None])
     assert column(spark, name) == rewrapped.pseudonyms  # the same subjects, row by row
+
+
+def test_the_inventory_sits_beside_the_registry_unless_the_registry_says_where() -> None:
+    assert inventory_location("/etc/pseudo/registry.json", None) == "/etc/pseudo/key-inventory.json"
+    assert inventory_location("/etc/pseudo/registry.json", "state/keys.json") == "/etc/pseudo/state/keys.json"
+    assert inventory_location("/etc/pseudo/registry.json", "/var/keys.json") == "/var/keys.json"
+    assert inventory_location("s3://bucket/conf/registry.json", None) == "s3://bucket/conf/key-inventory.json"
+    assert inventory_location("s3://bucket/conf/registry.json", "s3://other/k.json") == "s3://other/k.json"
+    raw = {"catalog": {"type": "jdbc", "name": "local"}, "tables": [{"name": "local.a.b", "columns": {"vin": "vin"}}]}
+    assert parse_registry({**raw, "keyInventory": "k.json"}, "conf/registry.json")[2] == "conf/k.json"
+    with pytest.raises(JobConfigError, match=r"tables\[0\]\.name"):
+        parse_registry({**raw, "tables": [{"name": "a.b", "columns": {"vin": "vin"}}]}, "registry.json")
+
+
+def test_recording_a_table_keeps_the_other_tables_entries_and_refuses_to_write_an_invalid_document(
+    tmp_path: Path,
+) -> None:
+    location = str(tmp_path / "keys.json")
+    record_inventory(location, "local.crm.a", {"vin": ("vin", {2, 1})}, "9130679734744880546")
+    record_inventory(location, "local.crm.b", {"email": ("email", set())}, None)
+    inventory = json.loads(Path(location).read_text())
+    validate("key-inventory", inventory)
+    assert inventory["tables"]["local.crm.a"]["columns"] == {"vin": {"context": "vin", "keyVersions": [1, 2]}}
+    assert inventory["tables"]["local.crm.a"]["snapshotId"] == "9130679734744880546"
+    assert inventory["tables"]["local.crm.b"]["columns"]["email"]["keyVersions"] == []
+    with pytest.raises(ValueError):
+        record_inventory(location, "local.crm.a", {"vin": ("vin", {0})}, None)
+    assert json.loads(Path(location).read_text()) == inventory  # unchanged
+
+
+def test_the_job_refuses_a_bad_configuration_with_exit_2_before_spark_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry, api = tmp_path / "registry.json", tmp_path / "api.json"
+    registry.write_text(json.dumps({"catalog": {"type": "jdbc"}, "tables": []}))
+    api.write_text(json.dumps({"url": "http://127.0.0.1:1", "apiKeyEnv": "REKEY_TEST_NO_SUCH_VARIABLE"}))
+    assert main(["--registry", str(registry), "--api", str(api)]) == 2
+    assert "tables: at least one registered table" in capsys.readouterr().err
+    registry.write_text(
+        json.dumps({"catalog": {"type": "jdbc"}, "tables": [{"name": "local.a.b", "columns": {"v": "vin"}}]})
+    )
+    assert main(["--registry", str(registry), "--api", str(api), "--table", "local.a.c"]) == 2
+    assert main(["--registry", str(registry), "--api", str(api)]) == 2
+    assert "REKEY_TEST_NO_SUCH_VARIABLE is not set" in capsys.readouterr().err
