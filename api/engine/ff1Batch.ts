@@ -168,6 +168,9 @@ export class Ff1Batch {
     for (let k = 0; k < count; k++) blocks.set(base, k * BLOCK);
     const roundAt = BLOCK - b - 1;
     const wordChunks = powV <= WORD_CHUNK_LIMIT;
+    const chunks = d / 2;
+    const weightsU = chunkWeights(powU, chunks);
+    const weightsV = chunkWeights(powV, chunks);
     // Encrypt: Q carries NUM(B) and c = (NUM(A) + y) mod radix^m; A = B, B = C.
     // Decrypt: Q carries NUM(A) and c = (NUM(B) - y) mod radix^m; B = A, A = C.
     // Either way the next round's Q carries c, so it is written as soon as c is known.
@@ -179,12 +182,16 @@ export class Ff1Batch {
       const last = step === ROUNDS - 1;
       const modulus = i % 2 === 0 ? powU : powV;
       const inverse = 1 / modulus;
+      const weights = i % 2 === 0 ? weightsU : weightsV;
       const r = this.aes.encryptBlocks(blocks);
       for (let k = 0, p = 0; k < count; k++, p += BLOCK) {
-        // y = NUM(S[0..d)) mod radix^m (d is 8 or 12), Horner over big-endian chunks, reduced before
+        // y = NUM(S[0..d)) mod radix^m (d is 8 or 12). With weights, the sum of each 16-bit chunk times its place
+        // value mod radix^m, below 2^52 and reduced once; otherwise Horner over chunks, reduced before
         // y * chunkRange + chunk could reach 2^52.
         let y = 0;
-        if (wordChunks) {
+        if (weights) {
+          for (let j = 0, q = p; j < chunks; j++, q += 2) y += weights[j]! * ((r[q]! << 8) | r[q + 1]!);
+        } else if (wordChunks) {
           for (let j = p, end = p + d; j < end; j += 2) {
             y = y * 65536 + ((r[j]! << 8) | r[j + 1]!);
             if (y >= WORD_CHUNK_LIMIT) y = reduce(y, modulus, inverse);
@@ -319,6 +326,21 @@ export class Ff1Batch {
       }
     }
   }
+}
+
+/**
+ * (2^(16 * (chunks - 1 - j)) mod m) for each 16-bit chunk j of a big-endian number, when the weighted sum of
+ * any chunks stays below 2^52 (exact in doubles); undefined when it would not.
+ */
+function chunkWeights(m: number, chunks: number): Float64Array | undefined {
+  if (chunks * 65535 * (m - 1) >= 2 ** 52) return undefined;
+  const weights = new Float64Array(chunks);
+  let weight = 1 % m;
+  for (let j = chunks - 1; j >= 0; j--) {
+    weights[j] = weight;
+    weight = (weight * 65536) % m; // m < 2^34 here, so the product is below 2^50: exact
+  }
+  return weights;
 }
 
 /**
