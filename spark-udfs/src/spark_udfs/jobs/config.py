@@ -203,6 +203,17 @@ def check_table_name(name: str, catalog: CatalogConfig, key: str) -> str:
     return name
 
 
+def partition_source(expression: str) -> tuple[str, str]:
+    """The transform (years, months, days, hours, bucket, truncate or identity) and source column of a partition
+    expression check_partitioning accepted."""
+    match = PARTITION.match(expression)
+    if match is None:
+        raise JobConfigError(f"not a partition expression: {expression}")
+    column = next(g for g in match.groups() if g)
+    transform = "identity" if match.group(3) else expression.split("(", 1)[0]
+    return transform, column
+
+
 def check_partitioning(expressions: object, pseudonymized: Iterable[str], key: str) -> tuple[str, ...]:
     """Partition expressions of a table; identifiers' columns are refused (their pseudonyms would be paths)."""
     if not isinstance(expressions, list):

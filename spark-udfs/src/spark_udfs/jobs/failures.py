@@ -1,4 +1,14 @@
-"""Turning Spark's failure text into one line a person can act on, without values."""
+"""Turning Spark's failure text into one line a person can act on, without values.
+
+Which message is shown, in order: our own value-free errors (`ValueFreeError`) whole; a failed Python task's
+innermost error (whole for import, file and system errors, else its type: a Python error's message may quote
+data); else the JVM's innermost cause (the last `Caused by:` of a Py4JJavaError, or the first line of a captured
+Spark error such as AnalysisException), e.g. Iceberg's "Invalid source type string for transform: day".
+
+JVM messages name columns, tables, types and settings, and quote a value in rare cases: a failed cast says
+`The value 'abc' of the type "STRING" cannot be cast…`, Java's NumberFormatException `For input string: "abc"`.
+So every quoted literal ('…' and "…") of a JVM message is replaced by `'…'` before it is shown; identifiers stay
+(Spark quotes them with backticks). The message is cut at its first line and 300 characters."""
 
 from __future__ import annotations
 
@@ -25,10 +35,68 @@ _PYTHON_ERROR_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Ex
 _WRAPPERS = frozenset({"PythonException", "Py4JJavaError", "SparkException", "StreamingQueryException"})
 
 
+_TRACEBACK = "Traceback (most recent call last):"
+#: A Java stack frame, where a Python traceback embedded in Spark's text ends.
+_JAVA_FRAME = re.compile(r"^\s+at [\w$.<>]+\(")
+#: An exception line of a JVM stack trace: "<fully.qualified.Class>: <message>", alone, after "Caused by: ", or
+#: after ": " (the first line of a Py4JJavaError's Java trace).
+_JAVA_EXCEPTION_LINE = re.compile(
+    r"^(?:Caused by: |: )?((?:[a-z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error|Throwable))(?:: ?(.*))?$"
+)
+#: Quoted literals: single- or double-quoted text (a value in a cast error), never backticked identifiers.
+_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+_MAX_LENGTH = 300
+
+
+def without_literals(message: str) -> str:
+    """The first line of a JVM message with every quoted literal replaced by '…' (a value can only hide there)."""
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    return _QUOTED.sub("'…'", first).strip()[:_MAX_LENGTH]
+
+
+def _python_cause(text: str) -> str | None:
+    """The innermost error of the last Python traceback in Spark's text, if there is one."""
+    if _TRACEBACK not in text:
+        return None
+    lines = []
+    for line in text[text.rindex(_TRACEBACK) :].splitlines()[1:]:
+        if _JAVA_FRAME.match(line):
+            break
+        lines.append(line)
+    for line in reversed(lines):
+        match = _PYTHON_ERROR_LINE.match(line)
+        if match is None or match.group(1) in _WRAPPERS:
+            continue
+        kind, message = match.group(1), match.group(2).strip()
+        if kind in _MESSAGE_SAFE and message:
+            return f"{kind}: {message}"[:500]
+        return f"{kind} in a Spark task (its message is not shown: it may hold data)"
+    return None
+
+
+def _jvm_cause(error: BaseException, text: str) -> str | None:
+    """The JVM's innermost cause: the last exception line of a Java trace in the text, else, for a Spark error
+    PySpark captured (AnalysisException and the like), its own first line."""
+    innermost: tuple[str, str] | None = None
+    for line in text.splitlines():
+        match = _JAVA_EXCEPTION_LINE.match(line.strip()) if not line.startswith(("\t", "Suppressed")) else None
+        if match is not None:
+            innermost = (match.group(1).rsplit(".", 1)[-1], match.group(2) or "")
+    if innermost is not None:
+        kind, message = innermost
+        shown = without_literals(message)
+        return f"{kind}: {shown}" if shown else kind
+    if any(kind.__name__ == "CapturedException" for kind in type(error).__mro__):
+        shown = without_literals(text)
+        return f"{type(error).__name__}: {shown}" if shown else type(error).__name__
+    return None
+
+
 def root_cause(error: BaseException) -> str:
     """One sentence naming the underlying cause of a failed job, never a value: the message of the last value-free
-    error (a `ValueFreeError` subclass) in Spark's task-failure text; else the innermost Python error of the task's
-    traceback (whole for import, file and system errors, else its type); else the error's type."""
+    error (a `ValueFreeError` subclass) in Spark's task-failure text; else the innermost Python error of a task's
+    traceback (whole for import, file and system errors, else its type); else the JVM's innermost cause with quoted
+    literals removed; else the error's type."""
     text = str(error)
     names = sorted(ValueFreeError.registered_names)
     lines = text.splitlines()
@@ -38,12 +106,4 @@ def root_cause(error: BaseException) -> str:
             marker = f"{name}: "
             if marker in line:
                 return line[line.index(marker) + len(marker) :].strip()[:500]
-    for line in reversed(lines):
-        match = _PYTHON_ERROR_LINE.match(line)
-        if match is None or match.group(1) in _WRAPPERS:
-            continue
-        kind, message = match.group(1), match.group(2).strip()
-        if kind in _MESSAGE_SAFE and message:
-            return f"{kind}: {message}"[:500]
-        return f"{kind} in a Spark task (its message is not shown: it may hold data)"
-    return type(error).__name__
+    return _python_cause(text) or _jvm_cause(error, text) or type(error).__name__
