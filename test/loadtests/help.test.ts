@@ -49,7 +49,7 @@ const all = entries();
 
 describe('benchmark and conformance CLIs', () => {
   it('covers every bench script and the conformance runner', () => {
-    expect(all.map((entry) => entry.script)).toEqual(expect.arrayContaining(['bench', 'bench:engine', 'bench:http', 'bench:spark', 'bench:rekey', 'bench:k6-local', 'conformance']));
+    expect(all.map((entry) => entry.script)).toEqual(expect.arrayContaining(['bench', 'bench:engine', 'bench:http', 'bench:spark', 'bench:rekey', 'bench:maintenance', 'bench:k6-local', 'conformance']));
   });
 
   it.each(all)('$script: --help prints the usage and exits 0; an unknown option exits 2 with the usage', async (entry) => {
