@@ -141,7 +141,13 @@ export async function run(argv: readonly string[]): Promise<unknown> {
   if (area === 'keys') {
     const manager = keyringManagerFor(config.keyring);
     if (action === 'create') return { keyring: manager.description, versions: await manager.create() };
-    if (action === 'rotate') return { keyring: manager.description, versions: await manager.rotate() };
+    if (action === 'rotate') {
+      const versions = await manager.rotate();
+      const active = versions.find((v) => v.state === 'active')?.version;
+      // Running servers and Lambda instances hold the keyring in memory: say when they switch, and how to make it now.
+      const takesEffect = `running servers and Lambda instances switch to version ${active} within ${config.keyring.refreshSeconds} s (their keyring refresh, PSEUDO_KEYRING_REFRESH_SECONDS); a server switches at once on SIGHUP (kill -HUP <pid>) or POST /v1/admin/keyring/reload (role admin)`;
+      return { keyring: manager.description, versions, takesEffect };
+    }
     if (action === 'list') return { keyring: manager.description, versions: await manager.list() };
     if (action === 'destroy') {
       const version = Number(values.version);

@@ -1,7 +1,8 @@
 /**
  * `npm start` (dist/server.mjs): the process around the Express transport. Loads the config,
  * bootstraps the embedded defaults, and serves on PSEUDO_HOST:PSEUDO_PORT with PSEUDO_WORKERS
- * processes (node:cluster), one of which runs the erasure worker; stops gracefully on SIGTERM/SIGINT.
+ * processes (node:cluster), one of which runs the erasure worker; stops gracefully on SIGTERM/SIGINT, and reloads
+ * the keyring at once on SIGHUP (every worker, when the primary gets it) instead of at the next refresh.
  */
 import cluster from 'node:cluster';
 import { bootstrapLocal } from './bootstrap.ts';
@@ -32,6 +33,9 @@ async function main(): Promise<void> {
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+    process.on('SIGHUP', () => {
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+    });
     logger.info({ workers: config.workers, host: config.host, port: config.port }, 'started workers');
     return;
   }
@@ -57,6 +61,17 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => {
     stop('SIGTERM');
+  });
+  // `npm run keys -- rotate` then `kill -HUP <pid>`: switch now, not within PSEUDO_KEYRING_REFRESH_SECONDS.
+  process.on('SIGHUP', () => {
+    running.service.reloadKeyring().then(
+      (keyVersion) => {
+        logger.info({ signal: 'SIGHUP', keyVersion }, 'keyring reloaded');
+      },
+      (error: unknown) => {
+        logger.error({ signal: 'SIGHUP', error: errorMessage(error) }, 'keyring reload failed; keeping the keys already loaded');
+      },
+    );
   });
   process.once('SIGINT', () => {
     stop('SIGINT');

@@ -146,6 +146,15 @@ export class PseudonymizationService {
     }
   }
 
+  /**
+   * Loads the keyring now (SIGHUP, POST /v1/admin/keyring/reload) instead of at the next refresh, and answers the active
+   * version. A failed load keeps the keys already loaded and throws, so the caller learns it did not happen.
+   */
+  async reloadKeyring(): Promise<number> {
+    this.keyring.apply(await this.keyringManager.load());
+    return this.keyring.active().version;
+  }
+
   close(): void {
     if (this.refreshTimer) clearInterval(this.refreshTimer);
     this.erasure?.worker?.stop();

@@ -1,6 +1,6 @@
 /**
  * Audit entries: who did what, when, with which outcome. Written for every sign-in (success or
- * failure) and every reidentify, by machines and people alike. Entries name people by user name and
+ * failure), every reidentify and keyring reload, and every forced key destruction, by machines and people alike. Entries name people by user name and
  * machines by API key id; they never hold values, pseudonyms, passwords or keys.
  *
  * This implementation writes them as structured log lines marked `"audit": true` to the service's
@@ -10,7 +10,7 @@
 import type { Logger } from '../observability/logger.ts';
 
 export interface AuditEvent {
-  readonly action: 'sign-in' | 'reidentify';
+  readonly action: 'sign-in' | 'reidentify' | 'keyring-reload' | 'key-destroy';
   readonly outcome: 'success' | 'denied' | 'failure';
   readonly actor: { readonly kind: 'api-key' | 'person' | 'anonymous'; readonly id?: string | undefined };
   readonly requestId: string;

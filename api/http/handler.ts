@@ -63,10 +63,10 @@ async function runRoute(route: Route, service: PseudonymizationService, request:
   });
 }
 
-/** Runs a reidentify route and writes its audit entry: success, denied (401/403) or failure. */
-async function audited(service: PseudonymizationService, request: CoreRequest, requestId: string, facts: RequestFacts, run: () => Promise<CoreResponse>): Promise<CoreResponse> {
+/** Runs an audited route (reidentify, keyring reload) and writes its audit entry: success, denied (401/403) or failure. */
+async function audited(service: PseudonymizationService, route: Route, request: CoreRequest, requestId: string, facts: RequestFacts, run: () => Promise<CoreResponse>): Promise<CoreResponse> {
   const entry = () => ({
-    action: 'reidentify' as const,
+    action: route.auditAction,
     actor: facts.principal ? { kind: facts.principal.kind, id: facts.principal.id } : { kind: 'anonymous' as const },
     requestId,
     clientAddress: request.clientAddress,
@@ -133,7 +133,7 @@ export function createRequestHandler(service: PseudonymizationService): (request
       if (!candidates) throw new RequestError('not-found', 'no such route');
       if (!route) throw new RequestError('method-not-allowed', `use ${candidates.map((r) => r.method).join(', ')}`);
       const run = () => runRoute(route, service, request, requestId, matched?.params ?? {}, facts);
-      response = await (route.audited ? audited(service, request, requestId, facts, run) : run());
+      response = await (route.audited ? audited(service, route, request, requestId, facts, run) : run());
     } catch (error) {
       response = problemResponse(error, requestId);
       if (response.status === 405 && candidates) response.headers.allow = candidates.map((r) => r.method).join(', ');

@@ -8,6 +8,7 @@
  * typed data only. api/openapi.json is checked against these declarations (test/api/openapi.test.ts).
  */
 import { z } from 'zod';
+import type { AuditEvent } from '../audit/auditLog.ts';
 import type { Principal, Role } from '../auth/roles.ts';
 import type { Nullable } from '../engine/engine.ts';
 import type { PseudonymizationService } from '../service.ts';
@@ -80,6 +81,8 @@ export interface RouteDeclaration<Body, Query> {
   readonly response?: z.ZodType;
   /** Reidentify routes write an audit entry for every outcome, denials included. */
   readonly audited?: boolean;
+  /** The audit entry's action (default `reidentify`). */
+  readonly auditAction?: AuditEvent['action'];
   readonly handler: (input: RouteInput<Body, Query>) => Promise<CoreResponse> | CoreResponse;
 }
 
@@ -90,6 +93,7 @@ export interface Route {
   readonly role: Role | 'public';
   readonly scope: 'body-context' | 'compat-context' | 'path-context' | undefined;
   readonly audited: boolean;
+  readonly auditAction: AuditEvent['action'];
   readonly requires: ((service: PseudonymizationService) => Promise<void> | void) | undefined;
   readonly querySchema: z.ZodType | undefined;
   readonly bodySchema: z.ZodType | undefined;
@@ -150,6 +154,7 @@ export function defineRoute<Body = undefined, Query = undefined>(declaration: Ro
   const bodyFormats: readonly BodyFormat[] = arrowFields ? ['application/json', ARROW_STREAM] : ['application/json'];
     scope: declaration.scope,
     audited: declaration.audited ?? false,
+    auditAction: declaration.auditAction ?? 'reidentify',
     requires: declaration.requires,
     querySchema: declaration.query,
     bodySchema: declaration.body?.schema,

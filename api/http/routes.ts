@@ -262,6 +262,16 @@ export const ROUTES: readonly Route[] = [
   }),
   defineRoute({
     method: 'POST',
+    path: '/v1/admin/keyring/reload',
+    role: 'admin',
+    audited: true,
+    auditAction: 'keyring-reload',
+    response: z.object({ keyVersion }).strict(),
+    // After `keys rotate` or `keys destroy`: this process switches now instead of at its next refresh (PSEUDO_KEYRING_REFRESH_SECONDS).
+    handler: async ({ service }) => json(200, { keyVersion: await service.reloadKeyring() }),
+  }),
+  defineRoute({
+    method: 'POST',
     path: '/pseudonymization',
     role: 'pseudonymize',
     scope: 'compat-context',

@@ -94,6 +94,8 @@ const VALID_BODIES: Record<string, unknown> = {
   'POST /v1/pseudonymize': { context: 'vin', values: ['1HGCM82633A004352'] },
   'POST /v1/reidentify': { context: 'vin', pseudonyms: ['s1.AAAA'] },
   'POST /v1/rewrap': { context: 'vin', pseudonyms: ['s1.AAAA'] },
+  // Takes no body: whatever is sent is not read.
+  'POST /v1/admin/keyring/reload': {},
   'POST /pseudonymization': { identifiers: ['1HGCM82633A004352'] },
   'POST /reidentification': { pseudonyms: ['s1.AAAA'] },
   'POST /compat/contexts/{context}/pseudonymization': { identifiers: ['1HGCM82633A004352'] },
@@ -125,8 +127,9 @@ describe('sentinels as keys, query parameters, headers and path segments, on eve
   it('reach no response body, response header, log line or metric', async () => {
     const officer = await api.createKey('privacy-officer', ['privacy-officer']);
     const rewrapper = await api.createKey('rewrapper', ['rewrap'], ['vin']);
+    const admin = await api.createKey('admin', ['admin']);
     const keyFor = (role: string): string | undefined =>
-      ({ pseudonymize: api.keys.vinOnly, reidentify: api.keys.reidentify, rewrap: rewrapper, 'privacy-officer': officer })[role];
+      ({ pseudonymize: api.keys.vinOnly, reidentify: api.keys.reidentify, rewrap: rewrapper, 'privacy-officer': officer, admin })[role];
     const KEY = 'sentinel.key.7f3a@example.org';
     const VALUE = 'SENTINELVALUE7F3A9Q';
     const HEADER = 'x-sentinelheader7f3a';
