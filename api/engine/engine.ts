@@ -158,11 +158,16 @@ export class PseudonymEngine {
     if (policy.transform === 'fpe') {
       const values: Nullable<string>[] = new Array<Nullable<string>>(pseudonyms.length).fill(null);
       this.fpeReidentify(context, policy, pseudonyms, options.keyVersion, values, errors);
-      const cipher = active.ff1(context, policy.alphabet);
+      const decrypted: number[] = [];
+      const plaintexts: string[] = [];
       for (let i = 0; i < values.length; i++) {
         const value = values[i];
-        if (value !== null && value !== undefined) out[i] = cipher.encrypt(value);
+        if (value === null || value === undefined) continue;
+        decrypted.push(i);
+        plaintexts.push(value);
       }
+      const rewrapped = active.ff1(context, policy.alphabet).encryptBatch(plaintexts);
+      for (let k = 0; k < decrypted.length; k++) out[decrypted[k]!] = rewrapped[k]!;
     } else {
       for (const group of this.decryptTokens(context, pseudonyms, errors)) {
         const rewrapped = this.sivEncryptPacked(active, context, group.plaintexts, !group.randomized);
