@@ -507,6 +507,101 @@ describe('resources moto creates, as the template declares them', () => {
 });
 
 /**
+ * The deploying principal's policy (infra/iam/deployer-policy.json, written for stack `prod` in account
+ * 111122223333, eu-west-1): what `npm run infra -- deploy|destroy` calls itself, and what CloudFormation calls with
+ * the deployer's credentials for each resource type (no CloudFormation service role). The handlers' permissions
+ * come from CloudFormation's resource provider schemas, which cfn-lint ships.
+ */
+describe('the deployer policy', () => {
+  const DEPLOYER = 'infra/iam/deployer-policy.json';
+  const deployer = JSON.parse(readFileSync(DEPLOYER, 'utf8')) as { Statement: Statement[] };
+  const granted = new Set(deployer.Statement.flatMap((statement) => list(statement.Action)));
+  const types = [...new Set([...readFileSync(PLATFORM, 'utf8').matchAll(/Type: (AWS::[\w:]+)/g), ...readFileSync(BOOTSTRAP, 'utf8').matchAll(/Type: (AWS::[\w:]+)/g)].map((match) => match[1]!))].sort();
+  const script = [
+    'import glob, json, os, sys, cfnlint',
+    "folder = os.path.join(os.path.dirname(cfnlint.__file__), 'data', 'schemas', 'resources')",
+    'wanted = set(sys.argv[1:]); found = {}',
+    "for path in glob.glob(os.path.join(folder, '*.json')):",
+    '    schema = json.load(open(path))',
+    "    if schema.get('typeName') in wanted:",
+    "        found[schema['typeName']] = {k: v.get('permissions', []) for k, v in schema.get('handlers', {}).items()}",
+    'print(json.dumps(found))',
+  ].join('\n');
+  const handlers = JSON.parse(spawnSync(PYTHON, ['-c', script, ...types], { encoding: 'utf8' }).stdout) as Record<string, Record<string, string[]>>;
+  /** What the deploy command calls itself (infra/deploy/stack.ts, artifacts.ts, infra/artifacts/upload.ts). */
+  const COMMAND_CALLS = ['cloudformation:CreateChangeSet', 'cloudformation:DescribeChangeSet', 'cloudformation:ExecuteChangeSet', 'cloudformation:DeleteChangeSet', 'cloudformation:DescribeStacks', 'cloudformation:DescribeStackEvents', 'cloudformation:DeleteStack', 's3:PutObject', 's3:ListBucketVersions', 's3:DeleteObjectVersion'];
+  /**
+   * Create/delete handler permissions of the resource's own service that are not granted, and why: each belongs
+   * to a property the templates do not set, or the key policies grant it (they name the key administrator, who
+   * must be the deployer, and have no account-root statement, so IAM cannot grant these at all).
+   */
+  const NOT_GRANTED: Record<string, string> = {
+    'glue:(Create|Delete|Get|Pass)Connection': 'no Glue connection',
+    'dynamodb:(AssociateTableReplica|CreateTableReplica|ImportTable|DescribeImport|(Enable|Disable)KinesisStreamingDestination|UpdateContributorInsights|UpdateTimeToLive|PutResourcePolicy)': 'no replicas, import, streaming destination, contributor insights, TTL or resource policy',
+    'dynamodb:(BatchWriteItem|PutItem|UpdateItem|DeleteItem|GetItem|Query|Scan)': 'item access: only for an import; the deployer reads no ledger entry',
+    'sns:(PutDataProtectionPolicy|Subscribe)': 'no data protection policy; subscriptions are added outside the stack',
+    's3:(CreateBucketMetadataTableConfiguration|GetBucketMetadataTableConfiguration|PutAccelerateConfiguration|PutAnalyticsConfiguration|PutBucketAbac|PutBucketCORS|PutBucketLogging|PutBucketNotification|PutBucketObjectLockConfiguration|PutBucketReplication|PutBucketWebsite|PutIntelligentTieringConfiguration|PutInventoryConfiguration|PutMetricsConfiguration|PutObjectAcl|PutObjectLockConfiguration|PutReplicationConfiguration)': 'bucket features the templates do not use',
+    'kinesis:(EnableEnhancedMonitoring|UpdateMaxRecordSize|UpdateStreamWarmThroughput)': 'no enhanced monitoring, record size or warm throughput set',
+    'secretsmanager:(GetRandomPassword|ReplicateSecretToRegions|RemoveRegionsFromReplication)': 'secrets are created empty, in one region',
+    'lambda:(AssociateRuntimeAlias|GetCodeSigningConfig|GetLayerVersion|PassCapacityProvider|PutFunctionRecursionConfig|PutFunctionScalingConfig|PutRuntimeManagementConfig)': 'no code signing, layers, capacity provider, recursion, scaling or runtime management settings',
+    'kms:(DescribeKey|DisableKey|EnableKeyRotation|PutKeyPolicy|ScheduleKeyDeletion|TagResource)': 'granted by the key policies to KeyAdministratorArn',
+    'logs:(CreateLogDelivery|DeleteDataProtectionPolicy|DescribeIndexPolicies|DescribeResourcePolicies|PutBearerTokenAuthentication|PutDataProtectionPolicy|PutIndexPolicy|PutResourcePolicy)': 'no data protection, index or resource policy, delivery or bearer token on the log groups',
+    'apigateway:UpdateRestApiPolicy': 'no resource policy on the REST API',
+    'iam:(Delete|Get|Put)(Group|User)Policy': 'policies attach to roles only',
+  };
+  const excused = (action: string): boolean => Object.keys(NOT_GRANTED).some((pattern) => new RegExp(`^${pattern}$`).test(action));
+  const serviceOf = (type: string): string => ({ CloudWatch: 'cloudwatch', ApiGateway: 'apigateway', SecretsManager: 'secretsmanager', Logs: 'logs' })[type.split('::')[1]!] ?? type.split('::')[1]!.toLowerCase();
+
+  it('grants every create and delete permission CloudFormation documents for each resource type, except those excused', () => {
+    expect(Object.keys(handlers).sort()).toEqual(types);
+    const missing = types.flatMap((type) => ['create', 'delete'].flatMap((handler) => (handlers[type]![handler] ?? []).filter((action) => action.startsWith(`${serviceOf(type)}:`) && !granted.has(action) && !excused(action)).map((action) => `${type} ${handler}: ${action}`)));
+    expect(missing).toEqual([]);
+  });
+
+  it('grants nothing that neither the deploy command nor a resource handler calls', () => {
+    const documented = new Set([...COMMAND_CALLS, ...Object.values(handlers).flatMap((byHandler) => Object.values(byHandler).flat())]);
+    expect([...granted].filter((action) => !documented.has(action))).toEqual([]);
+  });
+
+  it('names its resources: no wildcard action, Resource "*" only for actions without resource-level permissions', () => {
+    for (const statement of deployer.Statement) {
+      for (const action of list(statement.Action)) expect(action).not.toContain('*');
+      if (list(statement.Resource).includes('*')) for (const action of list(statement.Action)) expect(['kms:CreateKey', 'kms:ListAliases', 'logs:DescribeLogGroups']).toContain(action);
+    }
+  });
+
+  it('may pass only the stack roles, each to the service that uses it', () => {
+    const passing = deployer.Statement.filter((statement) => list(statement.Action).includes('iam:PassRole'));
+    expect(passing.map((statement) => [list(statement.Action), list(statement.Resource), statement.Condition])).toEqual([
+      [['iam:PassRole'], ['arn:aws:iam::111122223333:role/prod-ApiFunctionRole-*', 'arn:aws:iam::111122223333:role/prod-ErasureStepRole-*'], { StringEquals: { 'iam:PassedToService': 'lambda.amazonaws.com' } }],
+      [['iam:PassRole'], ['arn:aws:iam::111122223333:role/prod-EmrJobRole-*'], { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } }],
+    ]);
+  });
+
+  it('parliament: only the two findings it cannot know better', async () => {
+    // parliament exits 1 when it reports anything; the findings are on stdout either way.
+    const stdout = await run('.venv/bin/parliament', ['--string', JSON.stringify(deployer), '--json'], { env: { ...process.env, PYTHONWARNINGS: 'ignore' } }).then(
+      (result) => result.stdout,
+      (error: unknown) => (error as { stdout: string }).stdout,
+    );
+    const findings = stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { issue: string; detail: string | unknown[]; location: { string?: string } });
+    const handlerActions = new Set(Object.values(handlers).flatMap((byHandler) => Object.values(byHandler).flat()));
+    // Actions CloudFormation's schemas list that parliament's action database predates.
+    const unknown = findings.filter((finding) => finding.issue === 'UNKNOWN_ACTION');
+    for (const finding of unknown) expect(handlerActions.has(finding.location.string ?? '')).toBe(true);
+    // Managing a bucket's policy and lifecycle is what deploying it means; the deployer gets no object access to the warehouse.
+    const escalation = findings.filter((finding) => finding.issue === 'RESOURCE_POLICY_PRIVILEGE_ESCALATION');
+    for (const finding of escalation) expect(finding.detail).toMatch(/^Possible resource policy privilege escalation on arn:aws:s3:::prod-warehousebucket-\* /);
+    expect(findings.filter((finding) => finding.issue !== 'UNKNOWN_ACTION' && finding.issue !== 'RESOURCE_POLICY_PRIVILEGE_ESCALATION')).toEqual([]);
+    expect(granted.has('s3:GetObject') && deployer.Statement.some((statement) => list(statement.Action).includes('s3:GetObject') && list(statement.Resource).some((resource) => resource.includes('warehouse')))).toBe(false);
+  });
+
+  it('the README points to it', () => {
+    expect(readFileSync('README.md', 'utf8')).toContain('infra/iam/deployer-policy.json');
+  });
+});
+
+/**
  * The README's IAM table, generated from the template: component, actions, resources (symbolic: logical ids and
  * <env>), and the condition keys that narrow the statement.
  */
