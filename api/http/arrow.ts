@@ -17,7 +17,7 @@
  * is a 400 `malformed-arrow`, never a 500; no message quotes the body.
  */
 import { isUtf8 } from 'node:buffer';
-import { makeData, makeVector, RecordBatchReader, Table, tableToIPC, Type, Utf8 } from 'apache-arrow';
+import { makeData, makeVector, RecordBatchReader, Table, tableToIPC, Type, Utf8, type DataType, type RecordBatchFileReader, type RecordBatchStreamReader } from 'apache-arrow';
 import type { Nullable } from '../engine/engine.ts';
 import { RequestError, type ItemProblem } from '../errors.ts';
 
@@ -107,9 +107,10 @@ export function readArrowColumn(body: Buffer | undefined, maxBodyBytes: number):
   if (bytes.length > maxBodyBytes) throw new RequestError('payload-too-large', `the body is larger than ${maxBodyBytes} bytes`);
   if (bytes.length === 0) throw malformed('the body is empty');
   const chunks: ColumnChunk[] = [];
-  let reader: RecordBatchReader;
+  // Typed as columns of any Arrow type: the one column's type is checked below.
+  let reader: RecordBatchFileReader<Record<string, DataType>> | RecordBatchStreamReader<Record<string, DataType>>;
   try {
-    reader = RecordBatchReader.from(bytes);
+    reader = RecordBatchReader.from<Record<string, DataType>>(bytes);
     reader.open();
   } catch {
     // The reader's own message may quote bytes of the body: never pass it on.
@@ -145,10 +146,9 @@ function checkedChunk(length: number, first: number, offsets: unknown, data: unk
     previous = next;
   }
   if (previous > data.length) throw malformed('an offset is past the end of the data');
-  if (validity !== undefined) {
-    if (!(validity instanceof Uint8Array) || validity.length * 8 < first + length) throw malformed('the validity bitmap is shorter than the batch');
-  }
-  return { length, first, offsets, data, validity: validity === undefined ? undefined : validity };
+  if (validity === undefined) return { length, first, offsets, data, validity };
+  if (!(validity instanceof Uint8Array) || validity.length * 8 < first + length) throw malformed('the validity bitmap is shorter than the batch');
+  return { length, first, offsets, data, validity };
 }
 
 /** True when the Accept header names the Arrow stream type. */

@@ -57,7 +57,7 @@ async function postArrow(path: string, query: string, body: Uint8Array, options:
   const contentType = response.headers.get('content-type') ?? '';
   if (contentType.startsWith(ARROW)) {
     const table = tableFromIPC(bytes);
-    const columns = Object.fromEntries(table.schema.fields.map((field) => [field.name, [...table.getChild(field.name)!.toArray()] as (string | null)[]]));
+    const columns = Object.fromEntries(table.schema.fields.map((field) => [field.name, [...(table.getChild(field.name)!.toArray() as (string | null)[])]]));
     return { status: response.status, headers: response.headers, columns };
   }
   const text = Buffer.from(bytes).toString('utf8');
@@ -103,7 +103,7 @@ describe('Arrow IPC bodies', () => {
       body: JSON.stringify({ context: 'vin', values: VALUES }),
     });
     expect(response.headers.get('content-type')).toBe(ARROW);
-    expect([...tableFromIPC(new Uint8Array(await response.arrayBuffer())).getChild('pseudonyms')!.toArray()]).toEqual(expected.pseudonyms);
+    expect([...(tableFromIPC(new Uint8Array(await response.arrayBuffer())).getChild('pseudonyms')!.toArray() as (string | null)[])]).toEqual(expected.pseudonyms);
   });
 
   it('reidentifies, explaining each failed row in the reason column', async () => {
