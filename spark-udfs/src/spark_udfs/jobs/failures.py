@@ -2,13 +2,15 @@
 
 Which message is shown, in order: our own value-free errors (`ValueFreeError`) whole; a failed Python task's
 innermost error (whole for import, file and system errors, else its type: a Python error's message may quote
-data); else the JVM's innermost cause (the last `Caused by:` of a Py4JJavaError, or the first line of a captured
-Spark error such as AnalysisException), e.g. Iceberg's "Invalid source type string for transform: day".
+data); else the JVM's innermost cause (the last `Caused by:` of the Java trace of a Py4JJavaError or of a Spark
+error PySpark captured, such as AnalysisException), e.g. Iceberg's "Invalid source type string for transform: day".
 
-JVM messages name columns, tables, types and settings, and quote a value in rare cases: a failed cast says
-`The value 'abc' of the type "STRING" cannot be cast…`, Java's NumberFormatException `For input string: "abc"`.
-So every quoted literal ('…' and "…") of a JVM message is replaced by `'…'` before it is shown; identifiers stay
-(Spark quotes them with backticks). The message is cut at its first line and 300 characters."""
+A JVM message is shown only from sources that describe tables, schemas and settings: Spark's error conditions
+(`[CAST_INVALID_INPUT] …`, whose parameters Spark quotes), Spark SQL's analysis, and Iceberg (the first stack frame
+says who threw it); and even then every quoted literal ('…' and "…") is replaced by `'…'`, since a cast error quotes
+the value (`The value 'abc' of the type "STRING" …`). Anything else (Java's own `For input string: "abc"`, a
+`ClassNotFoundException` naming its input) shows its class only. Identifiers stay: Spark quotes them with backticks.
+The message is cut at its first line and 300 characters."""
 
 from __future__ import annotations
 
@@ -39,9 +41,17 @@ _TRACEBACK = "Traceback (most recent call last):"
 #: A Java stack frame, where a Python traceback embedded in Spark's text ends.
 _JAVA_FRAME = re.compile(r"^\s+at [\w$.<>]+\(")
 #: An exception line of a JVM stack trace: "<fully.qualified.Class>: <message>", alone, after "Caused by: ", or
-#: after ": " (the first line of a Py4JJavaError's Java trace).
+#: after ": " (the first line of a Py4JJavaError's Java trace). Suppressed exceptions are indented: not matched.
 _JAVA_EXCEPTION_LINE = re.compile(
     r"^(?:Caused by: |: )?((?:[a-z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error|Throwable))(?:: ?(.*))?$"
+)
+#: The first frame under an exception line: who threw it.
+_THROWER = re.compile(r"^\tat ([\w$.]+)\(")
+#: Whose messages describe tables, schemas, transforms and settings rather than rows.
+_DESCRIBING_THROWERS = (
+    "org.apache.iceberg.",
+    "org.apache.spark.sql.catalyst.analysis.",
+    "org.apache.spark.sql.errors.",
 )
 #: Quoted literals: single- or double-quoted text (a value in a cast error), never backticked identifiers.
 _QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
@@ -74,21 +84,38 @@ def _python_cause(text: str) -> str | None:
     return None
 
 
-def _jvm_cause(error: BaseException, text: str) -> str | None:
-    """The JVM's innermost cause: the last exception line of a Java trace in the text, else, for a Spark error
-    PySpark captured (AnalysisException and the like), its own first line."""
-    innermost: tuple[str, str] | None = None
-    for line in text.splitlines():
-        match = _JAVA_EXCEPTION_LINE.match(line.strip()) if not line.startswith(("\t", "Suppressed")) else None
+def _innermost_java_exception(trace: str) -> tuple[str, str, str] | None:
+    """(simple class name, first message line, the class that threw it) of the last exception in a Java trace."""
+    innermost: list[str] | None = None
+    for line in trace.splitlines():
+        match = _JAVA_EXCEPTION_LINE.match(line) if not line.startswith((" ", "\t")) else None
         if match is not None:
-            innermost = (match.group(1).rsplit(".", 1)[-1], match.group(2) or "")
-    if innermost is not None:
-        kind, message = innermost
+            innermost = [match.group(1).rsplit(".", 1)[-1], match.group(2) or "", ""]
+            continue
+        thrower = _THROWER.match(line)
+        if thrower is not None and innermost is not None and not innermost[2]:
+            innermost[2] = thrower.group(1)
+    return (innermost[0], innermost[1], innermost[2]) if innermost is not None else None
+
+
+def _shown_jvm_message(kind: str, message: str, thrower: str) -> str:
+    if message.startswith("[") or thrower.startswith(_DESCRIBING_THROWERS):
         shown = without_literals(message)
         return f"{kind}: {shown}" if shown else kind
-    if any(kind.__name__ == "CapturedException" for kind in type(error).__mro__):
-        shown = without_literals(text)
-        return f"{type(error).__name__}: {shown}" if shown else type(error).__name__
+    return f"{kind} (its message is not shown: it may hold data)"
+
+
+def _jvm_cause(error: BaseException, text: str) -> str | None:
+    """The JVM's innermost cause, from the Java trace of a Py4JJavaError, or of a Spark error PySpark captured
+    (AnalysisException and the like: PySpark keeps the trace beside the message)."""
+    captured = any(kind.__name__ == "CapturedException" for kind in type(error).__mro__)
+    trace = getattr(error, "_stackTrace", None) if captured else text
+    innermost = _innermost_java_exception(trace) if isinstance(trace, str) else None
+    if innermost is not None:
+        return _shown_jvm_message(*innermost)
+    if captured:
+        # No trace: Spark's error conditions only ("[UNRESOLVED_COLUMN…] …").
+        return _shown_jvm_message(type(error).__name__, text.strip(), "")
     return None
 
 
