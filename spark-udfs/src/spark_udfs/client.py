@@ -16,6 +16,11 @@ job can drop those rows or fail, as it is configured to.
 rewrap (tampered, another context's, a destroyed key version, a keyed hash) raises `PseudonymsRefused` with the
 indexes and reasons.
 
+Wire format: Arrow IPC (one string column per request, the context and options in the query string) when the
+server takes it, else JSON. With ``wire="auto"`` (the default) the first request is sent as Arrow; a server that does
+not take Arrow bodies answers 415, and from then on this client speaks JSON. The format in use is logged once per
+client. The ``*_array`` methods take and give ``pyarrow`` arrays, which go on the wire without Python strings.
+
 The API key is read once per process from the environment, a file, or AWS Secrets Manager.
 No value, pseudonym or key ever goes into an exception message or a log line.
 """
@@ -23,6 +28,7 @@ No value, pseudonym or key ever goes into an exception message or a log line.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -30,8 +36,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -39,6 +47,16 @@ from .errors import ValueFreeError
 from .retry import Backoff
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+#: auto: Arrow when the server takes it (negotiated on the first request), else JSON; or one of them, forced.
+WireFormat = Literal["auto", "arrow", "json"]
+WIRE_FORMATS: tuple[WireFormat, ...] = get_args(WireFormat)
+
+_log = logging.getLogger(__name__)
+
+
+class _ArrowNotTaken(Exception):
+    """The server answered 415 to an Arrow body: it does not take Arrow (internal; the client falls back to JSON)."""
 
 
 class PseudonymizationError(ValueFreeError):
@@ -82,6 +100,14 @@ class Rewrapped:
     erased: frozenset[int]
     #: The active key version(s) the answers were made under: two only when the key rotated during the call.
     key_versions: frozenset[int]
+
+
+@dataclass(frozen=True)
+class ArrowPseudonyms:
+    """`pseudonymize_array`'s answer: a string array in input order (null for null inputs and at `suppressed`)."""
+
+    pseudonyms: pa.Array
+    suppressed: frozenset[int]
 
 
 @dataclass(frozen=True)
@@ -144,8 +170,11 @@ class ClientConfig:
     max_retries: int = 8
     backoff_base_seconds: float = 0.2
     backoff_max_seconds: float = 20.0
+    wire: WireFormat = "auto"
 
     def __post_init__(self) -> None:
+        if self.wire not in WIRE_FORMATS:
+            raise ValueError(f"wire must be one of {', '.join(WIRE_FORMATS)}")
         if not self.url.startswith(("http://", "https://")):
             raise ValueError("url must start with http:// or https://")
         if not 1 <= self.batch_size <= 10_000:
@@ -180,6 +209,15 @@ class PseudonymizationClient:
         self._key_lock = threading.Lock()
         self.stats = CallStats()
         self._stats_lock = threading.Lock()
+        #: The wire format in use: None until the first answer tells (wire="auto"), then "arrow" or "json".
+        self._wire: Literal["arrow", "json"] | None = None if config.wire == "auto" else config.wire
+        self._wire_logged = False
+        self._wire_lock = threading.Lock()
+
+    @property
+    def wire_format(self) -> Literal["arrow", "json"] | None:
+        """The format this client speaks: None before the first request when negotiating."""
+        return self._wire
 
     def pseudonymize(self, context: str, values: Sequence[str], deterministic: bool = True) -> list[str]:
         """Pseudonyms for non-null values, in order. Raises SubjectSuppressed if any value's subject is filed for
@@ -196,6 +234,9 @@ class PseudonymizationClient:
     def pseudonymize_unless_erased(self, context: str, values: Sequence[str], deterministic: bool = True) -> Pseudonyms:
         """Pseudonyms for non-null values, in order, except for values whose subject's erasure was filed: None there,
         and their indexes in `suppressed`."""
+        if self._wire != "json" and values:
+            answer = self.pseudonymize_array(context, pa.array(values, pa.string()), deterministic)
+            return Pseudonyms(answer.pseudonyms.to_pylist(), answer.suppressed)
         body = lambda chunk: {"context": context, "values": list(chunk), "deterministic": deterministic}  # noqa: E731
         results, suppressed = self._batched("/v1/pseudonymize", values, body, "pseudonyms", check_errors=False)
         return Pseudonyms(results, suppressed)
@@ -226,6 +267,8 @@ class PseudonymizationClient:
 
     def reidentify(self, context: str, pseudonyms: Sequence[str]) -> list[str]:
         """Values for pseudonyms, in order; any pseudonym that cannot be reidentified raises."""
+        if self._wire != "json" and pseudonyms:
+            return [str(v) for v in self.reidentify_array(context, pa.array(pseudonyms, pa.string())).to_pylist()]
         body = lambda chunk: {"context": context, "pseudonyms": list(chunk)}  # noqa: E731
         values, _ = self._batched("/v1/reidentify", pseudonyms, body, "values", check_errors=True)
         return [str(v) for v in values]
@@ -274,6 +317,27 @@ class PseudonymizationClient:
             frozenset(i for i, p in enumerate(pseudonyms) if position[p] in erased_unique),
             frozenset(part[3] for part in parts),
         )
+
+    def pseudonymize_array(self, context: str, values: pa.Array, deterministic: bool = True) -> ArrowPseudonyms:
+        """`pseudonymize_unless_erased` for a string (or large_string) array, nulls kept: sent as Arrow as it is
+        (sliced into batches, no Python strings), or as JSON when the server does not take Arrow."""
+        params = {"context": context, "deterministic": "true" if deterministic else "false"}
+        answer = self._batched_array("/v1/pseudonymize", values, params, "pseudonyms", check_errors=False)
+        if answer is not None:
+            return ArrowPseudonyms(*answer)
+        positions = _present_positions(values)
+        listed = self.pseudonymize_unless_erased(context, values.drop_null().to_pylist(), deterministic)
+        return ArrowPseudonyms(
+            _scatter(listed.pseudonyms, positions, len(values)), frozenset(positions[i] for i in listed.suppressed)
+        )
+
+    def reidentify_array(self, context: str, pseudonyms: pa.Array) -> pa.Array:
+        """`reidentify` for a string array, nulls kept (as Arrow when the server takes it)."""
+        answer = self._batched_array("/v1/reidentify", pseudonyms, {"context": context}, "values", check_errors=True)
+        if answer is not None:
+            return answer[0]
+        listed: list[str | None] = list(self.reidentify(context, pseudonyms.drop_null().to_pylist()))
+        return _scatter(listed, _present_positions(pseudonyms), len(pseudonyms))
 
     def ready(self) -> bool:
         try:
@@ -337,9 +401,76 @@ class PseudonymizationClient:
             self.stats.values += len(items)
         return [value for part, _ in parts for value in part], frozenset(i for _, erased in parts for i in erased)
 
+    def _batched_array(
+        self, path: str, items: pa.Array, params: dict[str, str], column: str, check_errors: bool
+    ) -> tuple[pa.Array, frozenset[int]] | None:
+        """The answers as one string array and the erased indexes, sent as Arrow in slices of `batch_size`; None when
+        this client speaks JSON (the server does not take Arrow, or the configuration says so)."""
+        if self._wire == "json":
+            return None
+        if not pa.types.is_string(items.type) and not pa.types.is_large_string(items.type):
+            raise TypeError("the values must be an Arrow string or large_string array")
+        if len(items) == 0:
+            return pa.array([], pa.string()), frozenset()
+        size = self.config.batch_size
+        offsets = range(0, len(items), size)
+
+        def send(offset: int) -> tuple[pa.Array, set[int]]:
+            chunk = items.slice(offset, size)
+            try:
+                response = self._send(path, _arrow_body(chunk), ARROW_STREAM, params)
+            except ValuesRejected as error:
+                raise ValuesRejected(str(error), {offset + i: reason for i, reason in error.rejected.items()}) from None
+            answers, erased = _arrow_answer(response, chunk, column, check_errors, path)
+            return answers, {offset + i for i in erased}
+
+        try:
+            if len(offsets) == 1 or self.config.concurrency == 1:
+                parts = [send(offset) for offset in offsets]
+            else:
+                with ThreadPoolExecutor(max_workers=min(self.config.concurrency, len(offsets))) as pool:
+                    parts = list(pool.map(send, offsets))
+        except _ArrowNotTaken:
+            if self.config.wire == "arrow":
+                raise PseudonymizationError(f"{path}: the server does not take Arrow bodies (HTTP 415)") from None
+            self._use_wire("json")
+            return None
+        self._use_wire("arrow")
+        with self._stats_lock:
+            self.stats.values += len(items)
+        return pa.concat_arrays([answers for answers, _ in parts]), frozenset(i for _, erased in parts for i in erased)
+
+    def _use_wire(self, wire: Literal["arrow", "json"]) -> None:
+        """Settles the negotiated format, and logs it once per client."""
+        with self._wire_lock:
+            self._wire = wire
+            if self._wire_logged:
+                return
+            self._wire_logged = True
+        if wire == "arrow":
+            _log.info("pseudonymization API at %s: sending Arrow IPC bodies", self.config.url)
+        else:
+            _log.info("pseudonymization API at %s does not take Arrow bodies: sending JSON", self.config.url)
+
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        headers = {"content-type": "application/json", "x-api-key": self._api_key()}
+        response = self._send(path, data, "application/json")
+        try:
+            parsed: Any = response.json()
+        except ValueError:
+            raise PseudonymizationError(f"{path}: the answer is not JSON") from None
+        if not isinstance(parsed, dict):
+            raise PseudonymizationError(f"{path}: the answer is not a JSON object")
+        return parsed
+
+    def _send(
+        self, path: str, data: bytes, content_type: str, params: dict[str, str] | None = None
+    ) -> requests.Response:
+        """POSTs with retries; the 200 answer. Raises ValuesRejected (400 with per-item reasons), _ArrowNotTaken (415
+        to an Arrow body) or PseudonymizationError (any other refusal, or retries exhausted)."""
+        headers = {"content-type": content_type, "x-api-key": self._api_key()}
+        if content_type == ARROW_STREAM:
+            headers["accept"] = f"{ARROW_STREAM}, application/problem+json"
         last_problem = "no attempt"
         for attempt in range(self.config.max_retries + 1):
             with self._stats_lock:
@@ -349,20 +480,19 @@ class PseudonymizationClient:
             retry_after: float | None = None
             try:
                 response = self._session.post(
-                    self.config.url + path, data=data, headers=headers, timeout=self.config.timeout_seconds
+                    self.config.url + path,
+                    data=data,
+                    params=params,
+                    headers=headers,
+                    timeout=self.config.timeout_seconds,
                 )
             except (requests.ConnectionError, requests.Timeout) as error:
                 last_problem = type(error).__name__
             else:
                 if response.status_code == 200:
-                    try:
-                        parsed: Any = response.json()
-                    except ValueError:
-                        last_problem = "an answer that is not JSON"
-                    else:
-                        if isinstance(parsed, dict):
-                            return parsed
-                        last_problem = "an answer that is not a JSON object"
+                    return response
+                if response.status_code == 415 and content_type == ARROW_STREAM:
+                    raise _ArrowNotTaken()
                 else:
                     problem = _problem_type(response)
                     rejected = _rejected_items(response) if response.status_code == 400 else {}
@@ -378,6 +508,64 @@ class PseudonymizationClient:
         raise PseudonymizationError(
             f"{path}: gave up after {self.config.max_retries + 1} attempts; last: {last_problem}"
         )
+
+
+def _present_positions(values: pa.Array) -> list[int]:
+    """Where the non-null items of an array are (the JSON path sends those only)."""
+    positions: list[int] = pc.indices_nonzero(pc.is_valid(values)).to_pylist()
+    return positions
+
+
+def _scatter(answers: list[str | None], positions: list[int], size: int) -> pa.Array:
+    """The answers for the non-null items put back at their positions, null elsewhere."""
+    full: list[str | None] = [None] * size
+    for position, answer in zip(positions, answers, strict=True):
+        full[position] = answer
+    return pa.array(full, pa.string())
+
+
+def _arrow_body(values: pa.Array) -> bytes:
+    """One Arrow IPC stream of one column, as the API takes it."""
+    sink = pa.BufferOutputStream()
+    batch = pa.record_batch([values], names=["values"])
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return bytes(sink.getvalue())
+
+
+def _arrow_answer(
+    response: requests.Response, sent: pa.Array, column: str, check_errors: bool, path: str
+) -> tuple[pa.Array, set[int]]:
+    """The answer column of an Arrow answer and the indexes withheld as erased, checked like the JSON answer: a null
+    only for a null input or where `reason` says why; any other reason raises when `check_errors` (never a value)."""
+    if not response.headers.get("content-type", "").startswith(ARROW_STREAM):
+        raise PseudonymizationError(f"{path}: the answer to an Arrow request is not Arrow")
+    try:
+        table = pa.ipc.open_stream(response.content).read_all()
+        answers = table.column(column).combine_chunks()
+        reasons = table.column("reason").combine_chunks()
+    except (pa.ArrowException, KeyError) as error:
+        raise PseudonymizationError(f"{path}: the Arrow answer cannot be read ({type(error).__name__})") from None
+    if len(answers) != len(sent) or len(reasons) != len(sent):
+        raise PseudonymizationError(f"{path}: the answer does not have one {column} item per input")
+    erased: set[int] = set()
+    if reasons.null_count < len(reasons):
+        explained = {i: str(r) for i, r in enumerate(reasons.to_pylist()) if r is not None}
+        # Reidentify fails on any item, as with JSON; pseudonymize withholds erased items and knows no other reason.
+        failed = explained if check_errors else {i: r for i, r in explained.items() if r != "erased"}
+        if failed:
+            raise PseudonymizationError(
+                f"{path}: {len(failed)} item(s) could not be {'reidentified' if check_errors else 'answered'} "
+                f"({', '.join(sorted(set(failed.values())))})"
+            )
+        erased = set(explained)
+    # A null is accepted only for a null input or where the API says why: anywhere else it would be a silent null.
+    unexplained = pc.and_(pc.is_null(answers), pc.is_valid(sent))
+    if pc.any(unexplained).as_py() and any(i not in erased for i in pc.indices_nonzero(unexplained).to_pylist()):
+        raise PseudonymizationError(f"{path}: the answer has a null for a non-null input")
+    if answers.type != pa.string():
+        answers = answers.cast(pa.string())
+    return answers, erased
 
 
 def _problem_type(response: requests.Response) -> str:

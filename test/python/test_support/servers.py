@@ -152,7 +152,8 @@ def moto_server(environment: Mapping[str, str] | None = None) -> Iterator[str]:
 
 
 class FaultProxy:
-    """Forwards to the API; answers a share of POSTs with 503, 429 (Retry-After: 0) or a dropped connection."""
+    """Forwards to the API; answers a share of POSTs with 503, 429 (Retry-After: 0) or a dropped connection.
+    With `arrow=False` it stands in for a server that predates Arrow bodies: 415 to each, as such a server answers."""
 
     def __init__(
         self,
@@ -163,13 +164,15 @@ class FaultProxy:
         drops: float = 0.0,
         fail_all_posts: bool = False,
         seed: int = 7,
+        arrow: bool = True,
     ) -> None:
         self.upstream = upstream
+        self.arrow = arrow
         self.rates = (drops, errors, throttles)
         self.fail_all_posts = fail_all_posts
         self.random = random.Random(seed)
         self.lock = threading.Lock()
-        self.counts = {"forwarded": 0, "503": 0, "429": 0, "dropped": 0}
+        self.counts = {"forwarded": 0, "503": 0, "429": 0, "dropped": 0, "415": 0}
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -185,7 +188,14 @@ class FaultProxy:
                 with proxy.lock:
                     roll = proxy.random.random()
                 drops, errors, throttles = proxy.rates
-                if proxy.fail_all_posts or drops <= roll < drops + errors:
+                if not proxy.arrow and self.headers.get("content-type", "").startswith("application/vnd.apache.arrow"):
+                    proxy._count("415")
+                    self._relay(
+                        415,
+                        "application/problem+json",
+                        b'{"type":"urn:pseudonymization:problem:unsupported-media-type","title":"old","status":415}',
+                    )
+                elif proxy.fail_all_posts or drops <= roll < drops + errors:
                     proxy._count("503")
                     self._relay(
                         503,
@@ -206,7 +216,9 @@ class FaultProxy:
                     )
                 else:
                     proxy._count("forwarded")
-                    headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "x-api-key")}
+                    headers = {
+                        k: v for k, v in self.headers.items() if k.lower() in ("content-type", "x-api-key", "accept")
+                    }
                     answer = requests.post(proxy.upstream + self.path, data=body, headers=headers, timeout=30)
                     self._relay(
                         answer.status_code, answer.headers.get("content-type", "application/json"), answer.content
