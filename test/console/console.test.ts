@@ -43,9 +43,9 @@ interface AxeViolation {
 async function axeViolations(page: Page): Promise<AxeViolation[]> {
   // Evaluated through the DevTools protocol: the page's own CSP (no inline script) is left on.
   await page.evaluate(AXE_SOURCE);
-  return (await page.evaluate(
+  return page.evaluate<AxeViolation[]>(
     "axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] } }).then((r) => r.violations.map((v) => ({ id: v.id, help: v.help, targets: v.nodes.map((n) => String(n.target)) })))",
-  )) as AxeViolation[];
+  );
 }
 
 /** Checks the page with axe-core and saves its screenshot. */
