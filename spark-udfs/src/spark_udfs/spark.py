@@ -146,38 +146,38 @@ def _transform(
     deterministic: bool,
     metrics: SparkMetrics | None,
 ) -> tuple[pa.Array, pa.Array]:
-    """The column transformed, and per row whether its value was withheld (its subject's erasure was filed)."""
+    """The column transformed, and per row whether its value was withheld (its subject's erasure was filed).
+
+    The Arrow arrays go to the client as they are (on the wire as Arrow IPC when the API takes it): no Python list of
+    values is built on this path."""
     if not deterministic:
-        # Every occurrence gets its own randomized pseudonym: no dedup.
-        present = column.drop_null().to_pylist()
-        answer = client.pseudonymize_unless_erased(context, present, deterministic=False)
+        # Every occurrence gets its own randomized pseudonym: no dedup; nulls stay null in the answer.
+        answer = client.pseudonymize_array(context, column, deterministic=False)
         if metrics is not None:
-            metrics.unique_values.add(len(present))
-            metrics.values_seen.add(len(present))
-        answers = iter(enumerate(answer.pseudonyms))
-        pseudonyms: list[str | None] = []
-        erased: list[bool] = []
-        for value in column.to_pylist():
-            position, pseudonym = (None, None) if value is None else next(answers)
-            pseudonyms.append(pseudonym)
-            erased.append(position in answer.suppressed)
-        return pa.array(pseudonyms, type=column.type), pa.array(erased, pa.bool_())
+            metrics.unique_values.add(len(column) - column.null_count)
+            metrics.values_seen.add(len(column) - column.null_count)
+        return answer.pseudonyms.cast(column.type), _flags(answer.suppressed, len(column))
     unique = pc.unique(column.drop_null())
-    values = unique.to_pylist()
     if metrics is not None:
-        metrics.unique_values.add(len(values))
+        metrics.unique_values.add(len(unique))
         metrics.values_seen.add(len(column) - column.null_count)
-    results: list[str | None]
     suppressed: frozenset[int] = frozenset()
     if operation == "pseudonymize":
-        answer = client.pseudonymize_unless_erased(context, values)
-        results, suppressed = answer.pseudonyms, answer.suppressed
+        answered = client.pseudonymize_array(context, unique)
+        results, suppressed = answered.pseudonyms, answered.suppressed
     else:
-        results = list(client.reidentify(context, values))
+        results = client.reidentify_array(context, unique)
     # index_in gives null for a null input, and take() of a null index is null: nulls stay null.
     positions = pc.index_in(column, value_set=unique)
-    withheld = pa.array([i in suppressed for i in range(len(values))], pa.bool_()).take(positions).fill_null(False)
-    return pa.array(results, type=column.type).take(positions), withheld
+    withheld = _flags(suppressed, len(unique)).take(positions).fill_null(False)
+    return results.cast(column.type).take(positions), withheld
+
+
+def _flags(indexes: frozenset[int], size: int) -> pa.Array:
+    """A boolean array of `size`, true at `indexes` (usually none: then without a Python list)."""
+    if not indexes:
+        return pa.repeat(pa.scalar(False), size)
+    return pa.array([i in indexes for i in range(size)], pa.bool_())
 
 
 def pseudonymize_rows(
