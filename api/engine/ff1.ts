@@ -145,6 +145,11 @@ export class Ff1Text {
     return this.decryptBatch([text])[0]!;
   }
 
+  /** Zeroes the key-derived state (a destroyed key version). */
+  destroy(): void {
+    this.cipher.destroy();
+  }
+
   /** Encrypts every value as one batch; each must be of the alphabet and at least the minimum length. */
   encryptBatch(values: readonly string[]): string[] {
     const packed = this.toNumerals(values);

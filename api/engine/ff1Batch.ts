@@ -78,6 +78,12 @@ export class Ff1Batch {
     return this.run(input, true);
   }
 
+  /** Zeroes what this object holds that derives from the key (the per-length PRF states). OpenSSL's copy goes with the cipher. */
+  destroy(): void {
+    for (const plan of this.plans.values()) plan.base.fill(0);
+    this.plans.clear();
+  }
+
   private run(input: PackedNumerals, decrypt: boolean): Uint16Array {
     const { digits, offsets } = input;
     const count = offsets.length - 1;

@@ -101,6 +101,7 @@ export class KeyVersion {
     this.sessionTokenKey.fill(0);
     for (const state of this.headerStates.values()) state.fill(0);
     this.headerStates.clear();
+    for (const cipher of this.ff1ByContext.values()) cipher.destroy();
     this.ff1ByContext.clear();
     for (const hash of this.keyedHashByContext.values()) hash.destroy();
     this.keyedHashByContext.clear();
