@@ -2,7 +2,7 @@
  * Admin CLI, for the keyring and API keys of whichever provider the environment configures
  * (the same PSEUDO_* variables as the service):
  *
- *   keys create | rotate | list | destroy --version N
+ *   keys create | rotate | list | destroy --version N [--yes] [--force] [--registry FILE]
  *   apikeys create --name NAME --roles pseudonymize[,reidentify,...] [--contexts vin,email] [--out FILE] [--force]
  *   apikeys list | revoke --id ID
  *   audit list | export | verify [--head HASH]   the erasure ledger's hash-chained audit log (audit/auditCommand.ts)
@@ -14,13 +14,21 @@
  *
  * Exit status: 0 done, 1 the command failed, 2 usage or configuration error.
  */
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { ApiKeyRegistry, ROLES, type Role } from './auth/apiKeys.ts';
-import { loadConfig } from './config/config.ts';
-import { ConfigError, errorMessage } from './errors.ts';
+import { LogStreamAuditLog } from './audit/auditLog.ts';
+import { loadConfig, type Config } from './config/config.ts';
+import { readRegistryTables } from './erasure/registry.ts';
+import { ConfigError, errorMessage, KeyringError } from './errors.ts';
 import { keyringManagerFor } from './keyring/fromConfig.ts';
+import type { KeyringManager } from './keyring/manager.ts';
+import { readKeyInventory, tablesHoldingVersion, type HoldingTable } from './keyring/shredding.ts';
+import { createLogger } from './observability/logger.ts';
 import { apiKeyDocumentsFor } from './auth/fromConfig.ts';
 import { PrivateFile } from './storage/documents.ts';
 import { runAuditCommand } from './audit/auditCommand.ts';
@@ -39,15 +47,22 @@ commands:
   create               create the keyring with its first version (refused when one exists)
   rotate               add a version and make it active; older versions still reidentify
   list                 the versions and their states (never key material)
-  destroy --version N  destroy a version that is no longer active: its pseudonyms can never be
-                       reidentified again
+  destroy --version N [--yes] [--force] [--registry FILE]
+                       destroy a version that is no longer active: after destroy, every pseudonym of
+                       that version is irreversible (never reidentified, never rewrapped). Asks for
+                       confirmation on a terminal; elsewhere it needs --yes. Refused while a registered
+                       table may still hold the version (the key inventory the re-keying job writes,
+                       beside the table registry or where its "keyInventory" says), naming the tables;
+                       --force destroys anyway and is audited as forced. The registry is
+                       PSEUDO_ERASURE_REGISTRY_FILE, or --registry FILE.
 
 ${EXIT_STATUS}
 
 examples:
   npm run keys -- list
   npm run keys -- rotate
-  npm run keys -- destroy --version 1`;
+  npm run keys -- destroy --version 1
+  npm run keys -- destroy --version 1 --yes --registry data/registry.json`;
 
 const APIKEYS_USAGE = `usage: npm run apikeys -- <command> [options]
 
@@ -76,7 +91,7 @@ examples:
 const USAGE = `usage: npm run keys -- <command> | npm run apikeys -- <command> | npm run audit -- <command>
   (or tsx api/cli.ts keys|apikeys|audit <command>)
 
-  keys create | rotate | list | destroy --version N
+  keys create | rotate | list | destroy --version N [--yes] [--force] [--registry FILE]
   apikeys create --name NAME --roles ROLE[,ROLE] [--contexts C[,C]] [--out FILE] [--force]
   apikeys list | revoke --id ID
   audit list | export | verify [--head HASH]
@@ -111,6 +126,8 @@ const OPTIONS = {
   out: { type: 'string' },
   id: { type: 'string' },
   force: { type: 'boolean' },
+  yes: { type: 'boolean', short: 'y' },
+  registry: { type: 'string' },
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
@@ -152,7 +169,7 @@ export async function run(argv: readonly string[]): Promise<unknown> {
     if (action === 'destroy') {
       const version = Number(values.version);
       if (!Number.isInteger(version) || version < 1) throw new UsageError('destroy needs --version N', usage);
-      return { keyring: manager.description, versions: await manager.destroy(version) };
+      return destroyVersion(manager, version, values, config);
     }
     throw new UsageError('unknown keys command: create, rotate, list or destroy', usage);
   }
@@ -169,6 +186,55 @@ export async function run(argv: readonly string[]): Promise<unknown> {
 
 /** A key whose only secret copy would be overwritten while it stays valid: refused unless --force. */
 class RefusedError extends Error {}
+
+/** Something that destroys was not confirmed where nobody can be asked: exit 2 with one line, nothing done. */
+class NotConfirmedError extends Error {}
+
+/**
+ * keys destroy: the version must exist and not be active; no registered table may still hold it (by the key
+ * inventory) unless --force; then a confirmation on the terminal, or --yes. A forced destruction is audited as such.
+ */
+async function destroyVersion(manager: KeyringManager, version: number, values: Values, config: Config): Promise<unknown> {
+  const entry = (await manager.list()).find((v) => v.version === version);
+  if (!entry) throw new KeyringError(`key version ${version} does not exist`);
+  if (entry.state === 'active') throw new KeyringError(`key version ${version} is active: rotate first, then destroy it`);
+  if (entry.state === 'destroyed') return { keyring: manager.description, versions: await manager.list() };
+
+  const registryFile = values.registry ?? config.erasure.registryFile;
+  let holding: HoldingTable[] = [];
+  if (registryFile) {
+    const registry = readRegistryTables(registryFile);
+    holding = tablesHoldingVersion(registry.tables, await readKeyInventory(registry.keyInventory, config.aws), version);
+  }
+  if (holding.length > 0 && !values.force) {
+    throw new RefusedError(`key version ${version} may still be held by ${holding.map((h) => `${h.table}: ${h.reason}`).join('; ')}. Re-key those tables first (or pass --force to destroy anyway, audited)`);
+  }
+  if (!values.yes) await confirm(version);
+  const versions = await manager.destroy(version);
+  // An audit entry on stderr (stdout is the summary), in the service's audit format; a forced one says so and names the tables.
+  const audit = new LogStreamAuditLog(createLogger('info', { write: (line: string) => void process.stderr.write(line) }));
+  audit.record({
+    action: 'key-destroy',
+    outcome: 'success',
+    actor: { kind: 'person', id: userInfo().username },
+    requestId: randomUUID(),
+    keyVersion: version,
+    ...(holding.length > 0 ? { reason: 'forced', tables: holding.map((h) => h.table) } : {}),
+  });
+  return { keyring: manager.description, versions, ...(holding.length > 0 ? { forced: holding } : {}) };
+}
+
+/** On a terminal: the operator types the version number. Anywhere else: refused (exit 2) unless --yes was given. */
+async function confirm(version: number): Promise<void> {
+  if (!process.stdin.isTTY) throw new NotConfirmedError('keys destroy needs --yes when not run on a terminal: nothing was destroyed');
+  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await prompt.question(`Destroy key version ${version}? Every pseudonym of that version becomes irreversible. Type ${version} to confirm: `);
+    if (answer.trim() !== String(version)) throw new RefusedError('not confirmed: nothing was destroyed');
+  } finally {
+    prompt.close();
+  }
+}
 
 async function createApiKey(registry: ApiKeyRegistry, values: Values, keyFolder: string, usage: string): Promise<unknown> {
   const name = values.name;
@@ -241,7 +307,7 @@ if (argv[0] === 'audit') {
     (error: unknown) => {
       process.stderr.write(`${errorMessage(error)}\n`);
       if (error instanceof UsageError) process.stderr.write(`${error.usage}\n`);
-      process.exitCode = error instanceof UsageError || error instanceof ConfigError ? 2 : 1;
+      process.exitCode = error instanceof UsageError || error instanceof ConfigError || error instanceof NotConfirmedError ? 2 : 1;
     },
   );
 }

@@ -19,6 +19,9 @@ export interface AuditEvent {
   readonly reason?: string | undefined;
   readonly context?: string | undefined;
   readonly count?: number | undefined;
+  /** key-destroy: the version destroyed, and, when forced, the registered tables that might still hold it. */
+  readonly keyVersion?: number | undefined;
+  readonly tables?: readonly string[] | undefined;
 }
 
 export interface AuditLog {

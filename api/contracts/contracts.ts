@@ -5,7 +5,8 @@
  *
  * - the erasure order (written here by the runners, read by the Spark erasure job),
  * - the erasure progress and certificate (written by the job, read here and served by the API),
- * - the streaming exactly-once marker (written and read by the Python jobs; its batch ids reach the certificate).
+ * - the streaming exactly-once marker (written and read by the Python jobs; its batch ids reach the certificate),
+ * - the key inventory (written by the re-keying job, read by `keys destroy`: which key versions each table still holds).
  *
  * 64-bit integers (snapshot ids, batch ids, row, file and byte counts) travel as decimal strings and stay
  * strings here: a JavaScript number rounds above 2^53 (9130679734744880546 became 9130679734744880000). The
@@ -21,6 +22,7 @@ import orderSchema from '../../contracts/erasure-order.schema.json' with { type:
 import progressSchema from '../../contracts/erasure-progress.schema.json' with { type: 'json' };
 import certificateSchema from '../../contracts/erasure-certificate.schema.json' with { type: 'json' };
 import streamMarkerSchema from '../../contracts/stream-marker.schema.json' with { type: 'json' };
+import keyInventorySchema from '../../contracts/key-inventory.schema.json' with { type: 'json' };
 
 /** A 64-bit integer as a decimal string (`^-?[0-9]+$`); compare with BigInt, never Number. */
 export type Int64String = string;
@@ -104,22 +106,38 @@ export interface StreamMarker {
   readonly 'stream-consumer.batch-id': Int64String;
 }
 
+/** One pseudonymized column of a table in the key inventory: the key versions it still holds, snapshots included. */
+export interface KeyInventoryColumn {
+  readonly context: string;
+  readonly keyVersions: readonly number[];
+  /** `declared` for FF1 columns, whose pseudonyms carry no version: the versions the re-keying job was told. */
+  readonly versionSource?: 'prefix' | 'declared';
+}
+
+/** Which key versions each registered table still holds, per column (written by the re-keying job). */
+export interface KeyInventory {
+  readonly inventoryVersion: 1;
+  readonly tables: Readonly<Record<string, { readonly columns: Readonly<Record<string, KeyInventoryColumn>>; readonly snapshotId: Int64String | null; readonly recordedAt: string }>>;
+}
+
 export interface ContractDocuments {
   readonly 'erasure-order': ErasureOrder;
   readonly 'erasure-progress': ErasureProgress;
   readonly 'erasure-certificate': ErasureCertificate;
   readonly 'stream-marker': StreamMarker;
+  readonly 'key-inventory': KeyInventory;
 }
 
 export type ContractName = keyof ContractDocuments;
 
-export const CONTRACT_NAMES: readonly ContractName[] = ['erasure-order', 'erasure-progress', 'erasure-certificate', 'stream-marker'];
+export const CONTRACT_NAMES: readonly ContractName[] = ['erasure-order', 'erasure-progress', 'erasure-certificate', 'stream-marker', 'key-inventory'];
 
 const SCHEMAS: Readonly<Record<ContractName, object>> = {
   'erasure-order': orderSchema,
   'erasure-progress': progressSchema,
   'erasure-certificate': certificateSchema,
   'stream-marker': streamMarkerSchema,
+  'key-inventory': keyInventorySchema,
 };
 
 /** The shared patterns, for checks outside a whole document (the table registry's names). */
@@ -158,6 +176,7 @@ const REASONS: Readonly<Record<string, string>> = {
   minimum: 'is too small',
   maximum: 'is too large',
   oneOf: 'matches none of the allowed forms',
+  uniqueItems: 'has duplicate items',
 };
 
 let validators: Map<ContractName, ValidateFunction> | undefined;

@@ -5,10 +5,15 @@
  * table's current metadata, for the Glue catalog from GetTable (the service needs glue:GetTable).
  *
  *   { "catalog": { "name": "local", "type": "jdbc", "uri": "data/iceberg/catalog.db", "warehouse": "data/iceberg/warehouse" },
- *     "tables": [ { "name": "local.crm.customers", "columns": { "email": "email", "customer_id": "customer_id" } } ] }
+ *     "tables": [ { "name": "local.crm.customers", "columns": { "email": "email", "customer_id": "customer_id" } } ],
+ *     "keyInventory": "key-inventory.json" }
+ *
+ * `keyInventory` (optional) is where the re-keying job records which key versions each table still holds
+ * (contracts/key-inventory.schema.json), read by `keys destroy`: a path relative to the registry file, or an s3:// URI;
+ * default key-inventory.json beside the registry.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { openSqlite } from './_sqlite.ts';
 import { EntityNotFoundException, GetTableCommand, GlueClient } from '@aws-sdk/client-glue';
 import { z } from 'zod';
@@ -35,8 +40,12 @@ const registrySchema = z
           .strict(),
       )
       .min(1, 'register at least one table'),
+    keyInventory: z.string().min(1).optional(),
   })
   .strict();
+
+/** The default key inventory's name, beside the registry file. */
+export const DEFAULT_KEY_INVENTORY = 'key-inventory.json';
 
 export type CatalogSettings = z.infer<typeof registrySchema>['catalog'];
 
@@ -44,6 +53,31 @@ export interface RegisteredTable {
   readonly name: string;
   /** column -> context */
   readonly columns: Readonly<Record<string, string>>;
+}
+
+/** Where a registry's key inventory is: an s3:// URI as written, a path resolved against the registry file's folder. */
+export function keyInventoryLocation(registryFile: string, keyInventory: string | undefined): string {
+  const location = keyInventory ?? DEFAULT_KEY_INVENTORY;
+  return location.startsWith('s3://') ? location : resolve(dirname(resolve(registryFile)), location);
+}
+
+/**
+ * The registered tables and the key inventory's location, from the registry file alone (no catalog, no policy file):
+ * what `keys destroy` checks, on a machine that may not reach the catalog.
+ */
+export function readRegistryTables(file: string): { readonly tables: readonly RegisteredTable[]; readonly keyInventory: string } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    throw new ConfigError(`the table registry: cannot read ${file} as JSON`);
+  }
+  const parsed = registrySchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(`erasure registry ${issue.path.join('.')}: ${issue.message}`);
+  }
+  return { tables: parsed.data.tables, keyInventory: keyInventoryLocation(file, parsed.data.keyInventory) };
 }
 
 export class TableRegistry {
