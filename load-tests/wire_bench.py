@@ -1,0 +1,116 @@
+"""`npm run bench:wire`: the Python client against the API, Arrow IPC bodies against JSON bodies, in one run.
+
+The values are held as a pyarrow string array (as a Spark partition holds them) and every one is distinct (the API's
+cache is off as well): each format pseudonymizes all of them through `PseudonymizationClient.pseudonymize_array`
+with the same batch size and concurrency, the formats interleaved round by round. Reported per format: values/s
+(wall clock, best and median round) and the client's own CPU seconds per million values. Both formats' answers are
+checked equal before anything is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+EXAMPLES = [
+    "npm run build && npm run bench:wire",
+    "npm run bench:wire -- --values 1000000 --concurrency 4",
+]
+
+
+def parse() -> argparse.Namespace:
+    # The house layout of bench_cli.parse_arguments (what it measures, how long, examples, exit status) with flags.
+    parser = argparse.ArgumentParser(
+        prog="npm run bench:wire",
+        description=(
+            "The Python client against the API (node dist/server.mjs, cache off): values/s with Arrow IPC bodies and\n"
+            "with JSON bodies side by side, --values distinct values per round, --concurrency requests at a time."
+        ),
+        epilog="\n".join(
+            [
+                "takes: about 1 minute with the defaults; --values 1000000 about 5 minutes",
+                "",
+                "examples:",
+                *(f"  {example}" for example in EXAMPLES),
+                "",
+                "exit status: 0 done, 1 the run failed, 2 usage error",
+            ]
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--values", type=int, default=200_000, help="distinct values per round (default 200000)")
+    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight (default 4)")
+    parser.add_argument("--batch-size", type=int, default=5000, help="values per request (default 5000)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per format, interleaved (default 3)")
+    args = parser.parse_args()
+    if args.values < 1 or args.rounds < 1 or not 1 <= args.concurrency <= 64 or not 1 <= args.batch_size <= 10_000:
+        parser.error("--values and --rounds must be 1 or more, --concurrency 1..64, --batch-size 1..10000")
+    return args
+
+
+ARGS = parse()
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "spark-udfs" / "src"))
+sys.path.insert(0, str(ROOT / "test" / "python"))  # test_support: servers for tests and benchmarks, not shipped
+
+import pyarrow as pa  # noqa: E402
+
+from spark_udfs import ApiKeySource, ClientConfig, PseudonymizationClient  # noqa: E402
+from test_support.servers import api_server  # noqa: E402
+
+
+def main() -> int:
+    values = pa.array([f"VIN{i:014d}" for i in range(ARGS.values)], pa.string())
+    with api_server(environment={"PSEUDO_CACHE_ENTRIES": "0"}) as api:
+        key = ApiKeySource(env=None, file=api.key_files["pseudonymize"])
+        clients = {
+            wire: PseudonymizationClient(
+                ClientConfig(
+                    url=api.url, api_key=key, batch_size=ARGS.batch_size, concurrency=ARGS.concurrency, wire=wire
+                )
+            )
+            for wire in ("json", "arrow")
+        }
+        for client in clients.values():  # connections, JIT and the server's first requests
+            client.pseudonymize_array("vin", values.slice(0, min(len(values), 20_000)))
+        seconds: dict[str, list[float]] = {wire: [] for wire in clients}
+        cpu: dict[str, list[float]] = {wire: [] for wire in clients}
+        answers: dict[str, pa.Array] = {}
+        for round_number in range(ARGS.rounds):
+            order = ("json", "arrow") if round_number % 2 == 0 else ("arrow", "json")
+            for wire in order:
+                started, started_cpu = time.perf_counter(), time.process_time()
+                answers[wire] = clients[wire].pseudonymize_array("vin", values).pseudonyms
+                seconds[wire].append(time.perf_counter() - started)
+                cpu[wire].append(time.process_time() - started_cpu)
+                print(
+                    f"round {round_number + 1} {wire}: {ARGS.values / seconds[wire][-1]:,.0f} values/s", file=sys.stderr
+                )
+        if not answers["arrow"].equals(answers["json"]):
+            print("the Arrow and JSON answers differ", file=sys.stderr)
+            return 1
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"date: {datetime.now(UTC).isoformat(timespec='seconds')}; machine: {platform.machine()},"
+        f" {os.cpu_count()} cores, load average {load} (1, 5, 15 min) at the end;"
+        f" command: npm run bench:wire -- --values {ARGS.values}"
+        f" --concurrency {ARGS.concurrency} --batch-size {ARGS.batch_size} --rounds {ARGS.rounds}"
+    )
+    print("| wire | values/s (best) | values/s (median) | client CPU s per 1M values |\n|---|---:|---:|---:|")
+    best = {wire: ARGS.values / min(seconds[wire]) for wire in seconds}
+    for wire in ("json", "arrow"):
+        median = ARGS.values / statistics.median(seconds[wire])
+        per_million = statistics.median(cpu[wire]) / ARGS.values * 1e6
+        print(f"| {wire} | {best[wire]:,.0f} | {median:,.0f} | {per_million:.2f} |")
+    print(f"Arrow / JSON (best): {best['arrow'] / best['json']:.2f}x; answers identical on all {ARGS.values:,} values")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
