@@ -318,13 +318,19 @@ def _metadata_properties(spark: Any, name: str, wanted_max: int) -> dict[str, st
     )
 
 
-def maintain_table(spark: Any, catalog: str, table: MaintainedTable, started_ms: int) -> dict[str, Any]:
+def maintain_table(
+    spark: Any, catalog: str, table: MaintainedTable, started_ms: int, report: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Runs the steps on one table, filling `report` as they go (a failure leaves the steps done in it)."""
     from ..iceberg_ops import remove_orphans, remove_previous_metadata
 
     name = table.name
     settings = table.settings
     seconds: dict[str, float] = {}
-    report: dict[str, Any] = {"table": name, "startedAt": datetime.now(UTC).isoformat(), "commitConflictsRetried": 0}
+    if report is None:
+        report = {}
+    report.update({"table": name, "startedAt": datetime.now(UTC).isoformat(), "commitConflictsRetried": 0})
+    report["seconds"] = seconds
     report["before"] = _timed(seconds, "stats", lambda: table_stats(spark, name))
 
     def say(message: str) -> None:
@@ -350,7 +356,6 @@ def maintain_table(spark: Any, catalog: str, table: MaintainedTable, started_ms:
         seconds, "orphans", lambda: remove_orphans(spark, name, started_ms - grace_ms)
     )
     report["after"] = table_stats(spark, name)
-    report["seconds"] = seconds
     report["finishedAt"] = datetime.now(UTC).isoformat()
     report["result"] = "ok"
     return report
@@ -369,10 +374,12 @@ def _check_where(spark: Any, table: MaintainedTable) -> None:
         raise
 
 
-def _failure(name: str, error: Exception, started: str) -> dict[str, Any]:
-    # The error's class and first line: Iceberg's messages name files and snapshots, never values.
-    first_line = (str(error).strip().splitlines() or [""])[0][:300]
-    return {"table": name, "startedAt": started, "result": "failed", "error": f"{type(error).__name__}: {first_line}"}
+def _error_text(error: Exception) -> str:
+    """The error's class and first line; for a Java error (Py4J) the Java exception's. Iceberg's messages name
+    files and snapshots, never values."""
+    java = getattr(error, "java_exception", None)
+    text = str(java.toString()) if java is not None else str(error)
+    return f"{type(error).__name__}: {(text.strip().splitlines() or [''])[0][:300]}"
 
 
 def run(config: MaintenanceConfig) -> dict[str, Any]:
@@ -389,12 +396,13 @@ def run(config: MaintenanceConfig) -> dict[str, Any]:
             _check_where(spark, table)
         with JobProgress(LABEL):
             for table in config.tables:
-                table_started = datetime.now(UTC).isoformat()
+                report: dict[str, Any] = {"table": table.name}
+                tables.append(report)
                 try:
-                    tables.append(maintain_table(spark, config.catalog.name, table, started_ms))
+                    maintain_table(spark, config.catalog.name, table, started_ms, report)
                 except Exception as error:  # one table's failure does not stop the others
-                    tables.append(_failure(table.name, error, table_started))
-                    step(LABEL, f"{table.name}: failed ({type(error).__name__})")
+                    report.update(result="failed", error=_error_text(error), finishedAt=datetime.now(UTC).isoformat())
+                    step(LABEL, f"{table.name}: failed ({report['error']})")
     finally:
         spark.stop()
     failed = [t["table"] for t in tables if t["result"] != "ok"]
