@@ -213,7 +213,7 @@ def test_reads_csv_input(
         ({"input": {"path": "/no/such/input", "format": "parquet"}}, "input.path: /no/such/input does not exist"),
         ({"input": {"path": "x", "format": "orc"}}, "input.format: must be parquet or csv"),
         ({"columns": {}}, "columns: must map column names to contexts"),
-        ({"columns": {"vim": "vin"}}, "unknown column 'vim'"),
+        ({"columns": {"vim": "vin"}}, "columns.vim: the input has no column vim"),
         ({"api": {"url": ""}}, "api.url: required"),
         ({"api": {"batchSize": 0}}, "api: batch_size must be 1..10000"),
         ({"api": {"concurrency": True}}, "api.concurrency: must be of type int"),

@@ -143,3 +143,13 @@ def test_refuses_option_mistakes_naming_the_key(
     config.update(settings)
     with pytest.raises(JobConfigError, match=message.replace(".", r"\.")):
         parse_config(config)
+
+
+def test_the_aws_sample_example_maps_the_samples_settings() -> None:
+    """examples/batch-job-aws-sample.json: the sample's pyspark_batch_pseudo.yaml, key by key (README)."""
+    root = Path(__file__).resolve().parents[2]
+    config = parse_config(json.loads((root / "examples" / "batch-job-aws-sample.json").read_text()))
+    assert config.columns == {"vin": "vin"} and config.rename == {"vin": "s_vin"}
+    assert config.repartition == 1 and config.deterministic is True and config.mode == "pseudonymize"
+    assert config.api.api_key.secret_id == "SECRET_NAME" and config.api.api_key.region == "YOUR_REGION"
+    assert config.catalog.type == "glue" and config.table.name == "glue.blog_batch_db.pseudo_table"

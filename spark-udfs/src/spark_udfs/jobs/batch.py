@@ -134,17 +134,18 @@ def parse_config(raw: Mapping[str, object]) -> JobConfig:
     mode = modes.get(config.text("mode", "pseudonymize"))
     if mode is None:
         raise JobConfigError(f"mode: must be {' or '.join(MODES)}")
-    client = parse_api(config.section("api").values)
-    catalog = parse_catalog(config.section("catalog").values)
     source = config.section("input")
     input_table = source.optional_text("table")
     if input_table is not None:
         if source.values.get("path") is not None:
             raise JobConfigError("input: give path or table, not both")
-        check_table_name(input_table, catalog, "input.table")
         path = ""
     else:
         path = source.required_text("path", "a Parquet or CSV file or folder, or input.table for an Iceberg table")
+    client = parse_api(config.section("api").values)
+    catalog = parse_catalog(config.section("catalog").values)
+    if input_table is not None:
+        check_table_name(input_table, catalog, "input.table")
     formats: dict[str, Literal["parquet", "csv"]] = {"parquet": "parquet", "csv": "csv"}
     input_format = formats.get(source.text("format", "parquet"))
     if input_format is None:
