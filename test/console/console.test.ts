@@ -289,6 +289,47 @@ describe('an officer files, follows and proves erasures', () => {
   });
 });
 
+describe('requests that went wrong or late', () => {
+  it("shows a failed request's attempts and the reason it failed", async () => {
+    const ledger = service.running.service.erasure!.ledger;
+    const csvRequest = (await ledger.list()).find((r) => r.reference === 'CONSOLE-CSV-1')!;
+    const runId = 'run-00000000-0000-4000-8000-000000000002';
+    await ledger.transition(csvRequest.id, { status: 'running', runId, attempts: 1, tables: [{ table: 'local.crm.customers', status: 'running' }] }, { actor: 'service', action: 'erasure.started', requestId: csvRequest.id, outcome: 'running' });
+    const reason = 'the job exited with status 1 and wrote no certificate';
+    await ledger.transition(csvRequest.id, { status: 'failed', tables: [{ table: 'local.crm.customers', status: 'failed', detail: 'verification found 1 file with matches' }], error: reason }, { actor: 'service', action: 'erasure.failed', requestId: csvRequest.id, outcome: 'failed' });
+    const { context, page } = await openConsole();
+    await signIn(page, PEOPLE.officer);
+    await page.getByRole('link', { name: 'CONSOLE-CSV-1' }).click();
+    await page.getByRole('heading', { name: 'Request CONSOLE-CSV-1' }).waitFor();
+    expect(await page.locator('#request-status').textContent()).toBe('failed');
+    const facts = await page.locator('dl.facts').textContent();
+    expect(facts).toContain(`Why it failed${reason}`);
+    expect(facts).toContain('Attempts1');
+    expect(await page.getByRole('cell', { name: 'verification found 1 file with matches' }).count()).toBe(1);
+    await checkPage(page, 'request-failed');
+    await context.close();
+  });
+
+  it('marks requests past their one-month deadline as overdue, unless verified', async () => {
+    const { context, page } = await openConsole({ clock: true });
+    await signIn(page, PEOPLE.officer);
+    await page.getByRole('link', { name: 'CONSOLE-CSV-1' }).waitFor();
+    expect(await page.locator('tr.overdue').count()).toBe(0);
+    // The browser's clock 40 days on (timers do not fire): the session still holds for the service.
+    await page.clock.setSystemTime(Date.now() + 40 * 86_400_000);
+    await page.getByRole('link', { name: 'Dashboard' }).click();
+    await page.getByText('2 requests, 0 open, 1 overdue.').waitFor();
+    await page.getByRole('link', { name: 'Requests', exact: true }).click();
+    await page.getByRole('link', { name: 'CONSOLE-CSV-1' }).waitFor();
+    const overdue = page.locator('tr.overdue');
+    expect(await overdue.count()).toBe(1);
+    expect(await overdue.textContent()).toContain('CONSOLE-CSV-1');
+    expect(await overdue.textContent()).toContain('Overdue');
+    await checkPage(page, 'requests-overdue');
+    await context.close();
+  });
+});
+
 describe('roles and sessions', () => {
   it('a data steward signs in and sees no filing', async () => {
     const { context, page } = await openConsole();
