@@ -43,7 +43,7 @@ ROWS = 400
 @dataclass(frozen=True)
 class Rotated:
     server: ApiServer
-    #: kind ("joined", "erased", "killed") -> (table name, {vin: pseudonym under version 1})
+    #: kind ("joined", "erased", "killed", "streamed") -> (table name, {vin: pseudonym under version 1})
     tables: dict[str, tuple[str, dict[str, str]]]
 
     def client(self, role: str = "pseudonymize") -> PseudonymizationClient:
@@ -104,7 +104,7 @@ def rotated(spark: SparkSession) -> Iterator[Rotated]:
         with started_api(ROLES, environment) as server:
             state = Rotated(server, {})
             client = state.client()
-            for table in ("joined", "erased", "killed"):
+            for table in ("joined", "erased", "killed", "streamed"):
                 name = f"local.rekey.{table}_{uuid.uuid4().hex[:8]}"
                 subjects = vins(table)
                 pseudonyms = client.pseudonymize("vin", subjects)
@@ -274,6 +274,36 @@ def test_a_job_killed_mid_way_leaves_the_table_old_or_new_never_half_and_a_rerun
     assert report["tables"][0]["columns"]["vin"]["keyVersionsRemaining"] == [2]
     rewrapped = rotated.client("rewrap").rewrap("vin", [p for p in before if p is not None])
     assert column(spark, name) == rewrapped.pseudonyms  # the same subjects, row by row
+
+
+def test_appends_of_a_stream_during_the_rewrite_are_kept_and_their_markers_survive_the_expiry(
+    spark: SparkSession, rotated: Rotated, warehouse: CatalogConfig, tmp_path: Path
+) -> None:
+    """The streaming job's exactly-once appends (markers.append_once) land while the job rewrites: whether they
+    commit before the UPDATE (a conflict, retried) or after it, no row is lost, every row written before the job
+    is re-keyed, and the markers are still found after the older snapshots expired."""
+    from spark_udfs.jobs.markers import already_committed, append_once
+
+    name, old_pseudonyms = rotated.tables["streamed"]
+    query_id = str(uuid.uuid4())
+    late = list(old_pseudonyms.values())[:10]
+    job = run_job(rotated, warehouse, {name: {"vin": "vin"}}, tmp_path)
+    assert job.stderr is not None
+    for line in job.stderr:
+        if "rewriting" in line:
+            break
+    for batch in range(3):
+        rows = [(100_000 + batch * 10 + k, p, None, f"streamed {batch}") for k, p in enumerate(late)]
+        frame = spark.createDataFrame(rows, "id bigint, vin string, account string, note string")
+        assert append_once(frame, name, query_id, batch)
+    code, report, err = finished(job)
+    assert code == 0, err[-3000:] + json.dumps(report)
+    spark.sql(f"REFRESH TABLE {name}")
+    assert spark.sql(f"SELECT count(*) FROM {name}").collect()[0][0] == ROWS + 30
+    before_job = [row[0] for row in spark.sql(f"SELECT vin FROM {name} WHERE id < {ROWS}").collect()]
+    assert {version_of(str(p)) for p in before_job} == {2}
+    assert all(already_committed(spark, name, query_id, batch) for batch in range(3))
+    assert "commitConflictsRetried" in report["tables"][0]  # how many, depends on timing: not asserted
 
 
 def test_the_inventory_sits_beside_the_registry_unless_the_registry_says_where() -> None:

@@ -46,7 +46,8 @@ A pseudonym the API refuses (tampered, another context's, a destroyed version) f
 committed, and the error names the reason and count, never a value.
 
 The report (stdout, and `--report` as a file) holds per table: rows rewritten, distinct values rewritten, versions
-before and after per column, snapshots expired, commit conflicts retried, seconds. Progress lines go to stderr.
+before and after per column, snapshots expired, commit conflicts retried, seconds (whole and per step: count,
+rewrite, expire, inventory). Progress lines go to stderr.
 Exit 0 when every table was re-keyed (the report says what remains and why), 1 when a table failed, 2 for a
 bad configuration.
 
@@ -273,18 +274,17 @@ def _string_columns(spark: Any, table: RegisteredTable) -> None:
             raise RekeyError(f"{table.name}.{column} is not a string column")
 
 
-def _snapshot_versions(spark: Any, table: RegisteredTable, columns: Sequence[str]) -> dict[str, set[int]]:
-    """The versions each column holds over every remaining snapshot (the current one and any a ref pins)."""
+def _older_snapshot_versions(spark: Any, name: str, columns: Sequence[str]) -> dict[str, set[int]]:
+    """The versions each column holds in the remaining snapshots other than the current one (those a tag or a
+    branch pins, or a stream's commits after the cut-off)."""
     from ..iceberg_ops import current_snapshot
 
-    snapshots = {int(row[0]) for row in spark.sql(f"SELECT snapshot_id FROM {table.name}.snapshots").collect()}
-    current = current_snapshot(spark, table.name)
+    snapshots = {int(row[0]) for row in spark.sql(f"SELECT snapshot_id FROM {name}.snapshots").collect()}
+    current = current_snapshot(spark, name)
     found: dict[str, set[int]] = {column: set() for column in columns}
-    for snapshot in sorted(snapshots - {current} if current is not None else snapshots):
+    for snapshot in sorted(snapshots - {current}):
         for column in columns:
-            found[column] |= set(column_versions(spark, table.name, column, snapshot).versions())
-    for column in columns:
-        found[column] |= set(column_versions(spark, table.name, column).versions())
+            found[column] |= set(column_versions(spark, name, column, snapshot).versions())
     return found
 
 
@@ -301,6 +301,14 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
         "snapshotBefore": contracts.int64(current_snapshot(spark, name)),
         "commitConflictsRetried": 0,
     }
+    steps: dict[str, float] = {}
+    step_started = time.monotonic()
+
+    def step(label: str) -> None:
+        nonlocal step_started
+        steps[label] = round(time.monotonic() - step_started, 3)
+        step_started = time.monotonic()
+
     _progress(f"{name}: counting key versions")
     before = {column: column_versions(spark, name, column) for column in table.columns}
     unversioned = [c for c, v in before.items() if v.unversioned_rows and not v.rows]
@@ -318,6 +326,7 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
         }
     report["activeVersion"] = active
 
+    step("count")
     stale = [c for c in versioned if active is not None and before[c].stale_rows(active)]
     erased = spark.sparkContext.accumulator(0)
     rewrapped = spark.sparkContext.accumulator(0)
@@ -343,6 +352,7 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
             )
         _progress(f"{name}: committed")
     report["snapshotRewritten"] = contracts.int64(current_snapshot(spark, name))
+    step("rewrite")
 
     _progress(f"{name}: expiring older snapshots")
     report["streamMarkersFolded"] = {
@@ -367,9 +377,11 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
         str(row["name"]) for row in spark.sql(f"SELECT name FROM {name}.refs WHERE name <> 'main'").collect()
     ]
 
+    step("expire")
     _progress(f"{name}: recording the versions that remain")
     after = {column: column_versions(spark, name, column) for column in versioned}
-    remaining_versions = _snapshot_versions(spark, table, versioned)
+    older = _older_snapshot_versions(spark, name, versioned)
+    remaining_versions = {column: older[column] | set(after[column].versions()) for column in versioned}
     columns: dict[str, Any] = {}
     for column, context in table.columns.items():
         entry: dict[str, Any] = {
@@ -406,6 +418,8 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
         {column: (table.columns[column], remaining_versions[column]) for column in versioned},
         report["snapshotAfter"],
     )
+    step("inventory")
+    report["stepSeconds"] = steps
     report["seconds"] = round(time.monotonic() - started, 3)
     report["result"] = "rekeyed"
     return report
