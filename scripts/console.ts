@@ -14,12 +14,38 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { bootstrapLocal } from '../api/bootstrap.ts';
 import { loadConfig } from '../api/config/config.ts';
 import { createLogger } from '../api/observability/logger.ts';
 import { startServer } from '../api/server.ts';
 import { writeLocalCatalog } from '../test/support/catalog.ts';
 import { PEOPLE, startSlapd } from '../test/support/slapd.ts';
+
+const USAGE = `usage: npm run console [-- --help]
+
+Starts the compliance officers' console on embedded defaults: a throwaway directory (sign in as olivia, officer,
+or steve, steward), one registered table, the service on 127.0.0.1:PSEUDO_PORT (8080). Ctrl-C stops it and
+removes what it made. Exit 2: an argument it does not take, or the port is in use.
+
+examples:
+  npm run console                     # http://127.0.0.1:8080/console/
+  PSEUDO_PORT=8090 npm run console    # another port`;
+
+function usageError(message: string): never {
+  process.stderr.write(`${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+try {
+  if (parseArgs({ options: { help: { type: 'boolean', short: 'h' } } }).values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+} catch (error) {
+  // parseArgs names the option it could not read, never its value.
+  usageError(error instanceof Error ? error.message : 'the arguments cannot be read');
+}
 
 execFileSync('node_modules/.bin/tsx', ['scripts/build.ts'], { stdio: 'ignore' });
 const folder = mkdtempSync(join(tmpdir(), 'pseudo-console-'));
@@ -37,7 +63,12 @@ const config = loadConfig({
 });
 const logger = createLogger('warn');
 await bootstrapLocal(config, logger);
-const running = await startServer(config, { logger });
+const running = await startServer(config, { logger }).catch(async (error: unknown) => {
+  await directory.stop();
+  rmSync(folder, { recursive: true, force: true });
+  if (typeof error === 'object' && error !== null && 'code' in error && error.code === 'EADDRINUSE') usageError(`port ${config.port} is in use: set PSEUDO_PORT to another one`);
+  throw error;
+});
 console.log(`Console: ${running.url}/console/
 
 Sign in as ${PEOPLE.officer.username} / ${PEOPLE.officer.password} (privacy officer: files, follows, proves)
