@@ -16,7 +16,7 @@
  * A stream that is not one (truncated, wrong magic, compressed with a codec not available here, wrong offsets)
  * is a 400 `malformed-arrow`, never a 500; no message quotes the body.
  */
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import { makeData, makeVector, RecordBatchReader, Table, tableToIPC, Type, Utf8, type DataType, type RecordBatchFileReader, type RecordBatchStreamReader } from 'apache-arrow';
 import type { Nullable } from '../engine/engine.ts';
 import { RequestError, type ItemProblem } from '../errors.ts';
@@ -62,22 +62,27 @@ export class ArrowStringColumn {
     let index = 0;
     for (const chunk of this.chunks) {
       const data = Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength);
-      const at = (i: number): number => Number(chunk.offsets[chunk.first + i]);
-      // Whole-buffer check: valid UTF-8 that every item boundary falls on a character start makes every item valid.
-      const wholeValid = isUtf8(data.subarray(at(0), at(chunk.length))) && boundariesOnCharacterStarts(data, chunk, at);
+      const { first, offsets, validity } = chunk;
+      const at = (i: number): number => Number(offsets[first + i]);
+      const base = at(0);
+      const whole = data.subarray(base, at(chunk.length));
+      // All ASCII (identifiers mostly are): one string for the batch, each value a slice of it.
+      const text = isAscii(whole) ? whole.toString('latin1') : undefined;
+      // Otherwise: valid UTF-8 whose every item boundary falls on a character start makes every item valid.
+      const wholeValid = text !== undefined || (isUtf8(whole) && boundariesOnCharacterStarts(data, chunk, at));
       for (let i = 0; i < chunk.length; i++, index++) {
-        if (chunk.validity && (chunk.validity[(chunk.first + i) >> 3]! & (1 << ((chunk.first + i) & 7))) === 0) {
+        if (validity && (validity[(first + i) >> 3]! & (1 << ((first + i) & 7))) === 0) {
           out[index] = null;
           continue;
         }
         const start = at(i);
         const end = at(i + 1);
-        if (!wholeValid && !isUtf8(data.subarray(start, end))) {
+        if (text !== undefined) out[index] = text.slice(start - base, end - base);
+        else if (wholeValid || isUtf8(data.subarray(start, end))) out[index] = data.toString('utf8', start, end);
+        else {
           if (problems.length < MAX_REPORTED_PROBLEMS) problems.push({ index, reason: 'is not valid UTF-8' });
           out[index] = null;
-          continue;
         }
-        out[index] = data.toString('utf8', start, end);
       }
     }
     if (problems.length > 0) throw new RequestError('validation-failed', `${field}: every item must be valid UTF-8 or null`, problems);
@@ -156,37 +161,34 @@ export function acceptsArrow(accept: string | undefined): boolean {
   return (accept ?? '').toLowerCase().includes(ARROW_STREAM);
 }
 
-/** A Utf8 column built into its buffers directly: offsets, validity and data, one write per present item. */
+/**
+ * A Utf8 column built into its buffers directly: the present items joined and encoded in one call (per-item writes
+ * cost more than the encoding), offsets from the items' lengths when the text is ASCII (pseudonyms are), else
+ * from each item's UTF-8 length.
+ */
 function utf8Data(items: readonly Nullable<string>[]) {
   const count = items.length;
   const offsets = new Int32Array(count + 1);
   const validity = new Uint8Array(Math.ceil(count / 8));
-  let capacity = 0;
-  for (const item of items) if (item !== null) capacity += item.length;
-  // Pseudonyms are ASCII: one byte per character; anything wider grows the buffer.
-  let data = Buffer.allocUnsafe(capacity);
+  const present: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const item = items[i];
+    if (item === null || item === undefined) continue;
+    validity[i >> 3]! |= 1 << (i & 7);
+    present.push(item);
+  }
+  const joined = present.join('');
+  const data = Buffer.from(joined, 'utf8');
+  const ascii = data.length === joined.length;
   let at = 0;
-  let nullCount = 0;
   for (let i = 0; i < count; i++) {
     offsets[i] = at;
     const item = items[i];
-    if (item === null || item === undefined) {
-      nullCount++;
-      continue;
-    }
-    validity[i >> 3]! |= 1 << (i & 7);
-    if (data.length - at < item.length * 3) {
-      const needed = at + Buffer.byteLength(item, 'utf8');
-      if (needed > data.length) {
-        const grown = Buffer.allocUnsafe(Math.max(needed, data.length * 2));
-        data.copy(grown, 0, 0, at);
-        data = grown;
-      }
-    }
-    at += data.write(item, at, 'utf8');
+    if (item !== null && item !== undefined) at += ascii ? item.length : Buffer.byteLength(item, 'utf8');
   }
   offsets[count] = at;
-  return makeData({ type: new Utf8(), length: count, nullCount, nullBitmap: nullCount > 0 ? validity : null, valueOffsets: offsets, data: data.subarray(0, at) });
+  const nullCount = count - present.length;
+  return makeData({ type: new Utf8(), length: count, nullCount, nullBitmap: nullCount > 0 ? validity : null, valueOffsets: offsets, data });
 }
 
 /**
