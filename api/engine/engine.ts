@@ -18,7 +18,7 @@ import { BLOCK, packByteArrays, packedItem, type PackedBytes } from './_blocks.t
 import { fpeRejectReason } from './ff1.ts';
 import { DIGEST_BYTES } from './keyedHash.ts';
 import { asBuffer, packUtf8 } from './_text.ts';
-import { parsePseudonym, pseudonymFormatter, pseudonymPayload, type ParsedPseudonym } from './pseudonymFormat.ts';
+import { parsePseudonym, pseudonymFormatter, pseudonymPayload, pseudonymPayloadsPacked, type ParsedPseudonym } from './pseudonymFormat.ts';
 
 export type Nullable<T> = T | null;
 
@@ -355,22 +355,24 @@ export class PseudonymEngine {
     const minimum = randomized ? 2 * BLOCK : BLOCK;
     const maximum = minimum + this.options.maxValueBytes;
     const accepted: number[] = [];
-    const decoded: Uint8Array[] = [];
+    const acceptedParsed: ParsedPseudonym[] = [];
+    let total = 0;
     for (let k = 0; k < indexes.length; k++) {
-      const text = pseudonyms[indexes[k]!]!;
       const length = parsed[k]!.payloadLength;
       if (length < minimum || length > maximum) {
         errors.push({ index: indexes[k]!, reason: 'malformed' });
         continue;
       }
       accepted.push(indexes[k]!);
-      decoded.push(pseudonymPayload(text, parsed[k]!));
+      acceptedParsed.push(parsed[k]!);
+      total += length;
     }
     if (accepted.length === 0) return undefined;
     const header = key.headerState(context);
     let states: Uint8Array = header;
     let ciphertexts: PackedBytes;
     if (randomized) {
+      const decoded = accepted.map((index, k) => pseudonymPayload(pseudonyms[index]!, acceptedParsed[k]!));
       const nonces = new Uint8Array(accepted.length * BLOCK);
       decoded.forEach((item, k) => {
         nonces.set(item.subarray(0, BLOCK), k * BLOCK);
@@ -378,7 +380,8 @@ export class PseudonymEngine {
       states = key.siv.headerStatesWithNonces(header, nonces);
       ciphertexts = packByteArrays(decoded.map((item) => item.subarray(BLOCK)));
     } else {
-      ciphertexts = packByteArrays(decoded);
+      // Decoded straight into one packed buffer: no buffer per pseudonym, no second copy.
+      ciphertexts = pseudonymPayloadsPacked(accepted.map((index) => pseudonyms[index]!), acceptedParsed, total);
     }
     const { plaintexts, valid } = key.siv.decryptBatch(states, ciphertexts);
     for (let k = 0; k < accepted.length; k++) if (!valid[k]) errors.push({ index: accepted[k]!, reason: 'authentication-failed' });

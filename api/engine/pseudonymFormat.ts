@@ -76,6 +76,19 @@ export function pseudonymPayload(text: string, parsed: ParsedPseudonym): Buffer 
   return Buffer.from(text.slice(parsed.payloadStart), 'base64url');
 }
 
+/** Many payloads decoded into one buffer, item k at `data[offsets[k] .. offsets[k + 1])` (the texts parsed by `parsePseudonym`). */
+export function pseudonymPayloadsPacked(texts: readonly string[], parsed: readonly ParsedPseudonym[], totalLength: number): { data: Buffer; offsets: Int32Array } {
+  const data = Buffer.allocUnsafe(totalLength);
+  const offsets = new Int32Array(texts.length + 1);
+  let at = 0;
+  for (let k = 0; k < texts.length; k++) {
+    offsets[k] = at;
+    at += data.write(texts[k]!.slice(parsed[k]!.payloadStart), at, 'base64url');
+  }
+  offsets[texts.length] = at;
+  return { data: data.subarray(0, at), offsets };
+}
+
 const BASE64URL_VALUE = new Int8Array(128).fill(-1);
 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'.split('').forEach((c, i) => {
   BASE64URL_VALUE[c.charCodeAt(0)] = i;
