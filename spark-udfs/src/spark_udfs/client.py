@@ -559,6 +559,8 @@ def _arrow_answer(
                 f"({', '.join(sorted(set(failed.values())))})"
             )
         erased = set(explained)
+        if any(answers[i].is_valid for i in erased):
+            raise PseudonymizationError(f"{path}: the answer has a pseudonym at an erased index")
     # A null is accepted only for a null input or where the API says why: anywhere else it would be a silent null.
     unexplained = pc.and_(pc.is_null(answers), pc.is_valid(sent))
     if pc.any(unexplained).as_py() and any(i not in erased for i in pc.indices_nonzero(unexplained).to_pylist()):
