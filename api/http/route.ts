@@ -12,8 +12,8 @@ import type { AuditEvent } from '../audit/auditLog.ts';
 import type { Principal, Role } from '../auth/roles.ts';
 import type { Nullable } from '../engine/engine.ts';
 import type { PseudonymizationService } from '../service.ts';
-import type { CoreRequest, CoreResponse } from './types.ts';
 import { acceptsArrow, ARROW_STREAM, readArrowColumn, type ArrowStringColumn } from './arrow.ts';
+import type { CoreRequest, CoreResponse } from './types.ts';
 import { mediaTypeOf, readJson, stringsOrNulls, validator } from './validation.ts';
 
 /** The body formats a route reads: JSON always; Arrow IPC where the route declares `body.arrow`. */
@@ -37,9 +37,9 @@ export interface RouteInput<Body, Query> {
   readonly contextName: string | undefined;
   /** For a public route that establishes who the caller is (sign-in): names them in the log line. */
   readonly identify: (principal: Principal) => void;
-}
   /** How to answer: Arrow IPC when the route takes Arrow and `Accept` names it, else JSON. */
   readonly answerFormat: BodyFormat;
+}
 
 export interface RouteDeclaration<Body, Query> {
   readonly method: 'GET' | 'POST';
@@ -64,13 +64,13 @@ export interface RouteDeclaration<Body, Query> {
      * one-pass check runs after the context scope, with the PSEUDO_MAX_VALUES limit.
      */
     readonly items?: readonly string[];
-  };
     /**
      * The same operation also takes an Arrow IPC stream (application/vnd.apache.arrow.stream, api/http/arrow.ts)
      * of one UTF-8 column as the items, with the body's other fields from the query string, checked by this
      * schema (query strings carry text: flags and numbers are parsed here). Values never travel in a URL.
      */
     readonly arrow?: { readonly fields: z.ZodType<Partial<Body>> };
+  };
   /**
    * The largest body this route reads, checked before JSON parsing (413). Default: the configured
    * PSEUDO_MAX_BODY_BYTES, or PUBLIC_MAX_BODY_BYTES on a public route, so nobody unauthenticated gets
@@ -98,14 +98,14 @@ export interface Route {
   readonly querySchema: z.ZodType | undefined;
   readonly bodySchema: z.ZodType | undefined;
   readonly itemFields: readonly string[];
-  readonly responseSchema: z.ZodType | undefined;
-  /** The route's own body limit (undefined: the configured one); bodyLimit() applies both. */
-  readonly maxBodyBytes: number | undefined;
-  /** Reads and checks the query and body, then returns the context to scope-check and the rest of the run. */
   /** The body formats the route reads (and answers in); the OpenAPI document lists each. */
   readonly bodyFormats: readonly BodyFormat[];
   /** The query parameters that carry the body's other fields with an Arrow body. */
   readonly arrowFieldsSchema: z.ZodType | undefined;
+  readonly responseSchema: z.ZodType | undefined;
+  /** The route's own body limit (undefined: the configured one); bodyLimit() applies both. */
+  readonly maxBodyBytes: number | undefined;
+  /** Reads and checks the query and body, then returns the context to scope-check and the rest of the run. */
   accept(request: CoreRequest, service: PseudonymizationService, params: Readonly<Record<string, string>>): Accepted;
 }
 
@@ -145,13 +145,13 @@ export function defineRoute<Body = undefined, Query = undefined>(declaration: Ro
   const checkQuery = declaration.query ? validator(declaration.query, 'query') : undefined;
   const checkBody = declaration.body ? validator(withUncheckedItems(declaration.body.schema, itemFields), 'body') : undefined;
   const maxBodyBytes = declaration.maxBodyBytes ?? (declaration.role === 'public' ? PUBLIC_MAX_BODY_BYTES : undefined);
+  const arrowFields = declaration.body?.arrow?.fields;
+  const checkArrowFields = arrowFields ? validator(arrowFields, 'query') : undefined;
+  const bodyFormats: readonly BodyFormat[] = arrowFields ? ['application/json', ARROW_STREAM] : ['application/json'];
   return {
     method: declaration.method,
     path: declaration.path,
     role: declaration.role,
-  const arrowFields = declaration.body?.arrow?.fields;
-  const checkArrowFields = arrowFields ? validator(arrowFields, 'query') : undefined;
-  const bodyFormats: readonly BodyFormat[] = arrowFields ? ['application/json', ARROW_STREAM] : ['application/json'];
     scope: declaration.scope,
     audited: declaration.audited ?? false,
     auditAction: declaration.auditAction ?? 'reidentify',
@@ -159,6 +159,8 @@ export function defineRoute<Body = undefined, Query = undefined>(declaration: Ro
     querySchema: declaration.query,
     bodySchema: declaration.body?.schema,
     itemFields,
+    bodyFormats,
+    arrowFieldsSchema: arrowFields,
     responseSchema: declaration.response,
     maxBodyBytes,
     accept(request, service, params) {
@@ -173,8 +175,6 @@ export function defineRoute<Body = undefined, Query = undefined>(declaration: Ro
         raw = checkBody ? checkBody(readJson(request, limit, bodyFormats)) : undefined;
       }
       const answerFormat: BodyFormat = checkArrowFields && acceptsArrow(request.headers.accept) ? ARROW_STREAM : 'application/json';
-    bodyFormats,
-    arrowFieldsSchema: arrowFields,
       let contextName: string | undefined;
       if (declaration.scope === 'compat-context') contextName = service.config.compatContext;
       else if (declaration.scope === 'path-context') contextName = params.context;
