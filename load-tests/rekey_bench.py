@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -83,6 +84,13 @@ def main() -> None:
     rows: int = ARGS.rows
     distincts: list[int] = ARGS.distinct or sorted({min(1000, rows), rows})
     folder = tempfile.mkdtemp(prefix="rekey-bench-")
+    try:
+        run(folder, rows, distincts)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(folder: str, rows: int, distincts: list[int]) -> None:
     catalog = CatalogConfig(uri=f"{folder}/catalog.db", warehouse=f"{folder}/warehouse")
     results: list[list[str]] = []
     with api_server(("pseudonymize", "rewrap"), {"PSEUDO_KEYRING_REFRESH_SECONDS": "5"}) as api:
@@ -169,7 +177,7 @@ def main() -> None:
                     f"{int(column['rowsRewritten']) / rewrite_seconds / 2:,.0f}",
                 ]
             )
-            print(" | ".join(results[-1]), file=sys.stderr)
+            print(" | ".join(results[-1]), "| steps (s):", json.dumps(report["stepSeconds"]), file=sys.stderr)
 
     with open("/proc/cpuinfo", encoding="utf-8") as info:
         cpu = next(

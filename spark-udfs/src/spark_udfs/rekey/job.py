@@ -47,7 +47,7 @@ committed, and the error names the reason and count, never a value.
 
 The report (stdout, and `--report` as a file) holds per table: rows rewritten, distinct values rewritten, versions
 before and after per column, snapshots expired, commit conflicts retried, seconds (whole and per step: count,
-rewrite, expire, inventory). Progress lines go to stderr.
+rewrite, expire, orphans, inventory). Progress lines go to stderr.
 Exit 0 when every table was re-keyed (the report says what remains and why), 1 when a table failed, 2 for a
 bad configuration.
 
@@ -370,6 +370,7 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
     remaining = int(spark.sql(f"SELECT count(*) FROM {name}.snapshots").collect()[0][0])
     report["snapshotsExpired"] = contracts.count(snapshots_before_expiry - remaining)
     report["filesDeletedByExpiry"] = {key: contracts.count(value) for key, value in expired.items()}
+    step("expire")
     report["orphanFilesDeleted"] = contracts.count(
         remove_orphans(spark, name, started_ms - settings.orphan_grace_seconds * 1000)
     )
@@ -377,7 +378,7 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
         str(row["name"]) for row in spark.sql(f"SELECT name FROM {name}.refs WHERE name <> 'main'").collect()
     ]
 
-    step("expire")
+    step("orphans")
     _progress(f"{name}: recording the versions that remain")
     after = {column: column_versions(spark, name, column) for column in versioned}
     older = _older_snapshot_versions(spark, name, versioned)
