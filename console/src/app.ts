@@ -201,7 +201,10 @@ export class ErasureConsole extends LitElement {
   private async navigate(): Promise<void> {
     this.stopPolling();
     const view = viewOfHash(window.location.hash);
-    this.set({ view, error: '', chainChecked: false });
+    // Another request's page must not show this one's data while it loads.
+    const id = 'id' in view ? view.id : undefined;
+    if (this.current?.id !== id) this.set({ current: undefined });
+    this.set({ view, error: '', chainChecked: false, audit: undefined });
     const api = this.api;
     if (!api || !this.isOfficer) return;
     try {
