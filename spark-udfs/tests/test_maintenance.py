@@ -193,6 +193,45 @@ def test_bad_registry_exits_2_naming_the_key(warehouse: CatalogConfig, tmp_path:
     assert "maintenance.orphanGraceHours: must be at least 1" in output
 
 
+def test_where_leaves_the_partitions_still_being_written_alone(
+    spark: SparkSession, warehouse: CatalogConfig, tmp_path: Path
+) -> None:
+    name, _ = streamed_table(spark, 20)
+
+    def files(condition: str) -> set[str]:
+        spark.sql(f"REFRESH TABLE {name}")
+        return {
+            str(r[0])
+            for r in spark.sql(f"SELECT file_path FROM {name}.files WHERE content = 0 AND {condition}").collect()
+        }
+
+    recent = files("readable_metrics.batch.lower_bound >= 10")
+    older = files("readable_metrics.batch.upper_bound < 10")
+    before = rows(spark, name)
+    table = {"name": name, "maintenance": {"where": "batch < 10", "retainLastSnapshots": 1}}
+    code, report, output = run_job(registry(warehouse, [table], {}), tmp_path)
+
+    assert code == 0, output
+    assert report["tables"][0]["compaction"]["dataFilesRewritten"] == len(older)
+    assert recent <= files("true")  # the files of batches 10+ are untouched
+    assert not older & files("true")
+    assert rows(spark, name) == before
+
+
+def test_a_where_spark_cannot_evaluate_exits_2_naming_the_key_before_any_step(
+    spark: SparkSession, warehouse: CatalogConfig, tmp_path: Path
+) -> None:
+    name, _ = streamed_table(spark, 3)
+    snapshots = count(spark, f"SELECT count(*) FROM {name}.snapshots")
+    table = {"name": name, "maintenance": {"where": "no_such_column < 5"}}
+    code, report, output = run_job(registry(warehouse, [table], {}), tmp_path)
+    assert code == 2, output
+    assert "tables[0].maintenance.where: not a condition Spark can evaluate" in output
+    assert report == {}
+    spark.sql(f"REFRESH TABLE {name}")
+    assert count(spark, f"SELECT count(*) FROM {name}.snapshots") == snapshots  # nothing done
+
+
 def test_settings_merge_global_and_per_table() -> None:
     catalog = {"name": "local", "type": "jdbc", "uri": "c.db", "warehouse": "w"}
     config = parse_registry(
