@@ -4,8 +4,8 @@
  *   <module>-<version>-py3-none-any.whl   each package's wheel (pip install on the cluster, a bootstrap action)
  *   <module>-<version>.zip                the same archive named .zip, for --py-files: Spark puts .zip files of
  *                                         --py-files on the executors' sys.path, not .whl files
- *   batch.py, stream.py, erasure.py       the entry scripts spark-submit runs as files (spark-udfs/entry/,
- *                                         stream-consumer/entry/): absolute imports, no parent package needed
+ *   batch.py, stream.py, erasure.py,      the entry scripts spark-submit runs as files (spark-udfs/entry/,
+ *   maintain.py, rekey.py                 stream-consumer/entry/): absolute imports, no parent package needed
  *   manifest.json                         versions, file names, SHA-256 and bytes, each job's spark-submit arguments
  *
  * Wheels are built offline (pip wheel --no-deps --no-index --no-build-isolation with the venv's setuptools)
@@ -92,7 +92,7 @@ export function packageSpark(out: string, log: (line: string) => void): SparkMan
     ) as SparkManifest['jobs'];
     const manifest: SparkManifest = { format: 1, packages, files, jobs };
     // Recorded with placeholders: {artifacts} is s3://<bucket>/spark, the others the job's own arguments.
-    const placeholders = { config: '{config}', order: '{order}', certificate: '{certificate}', progress: '{progress}' };
+    const placeholders = Object.fromEntries(['config', 'order', 'certificate', 'progress', 'registry', 'report', 'api'].map((name) => [name, `{${name}}`]));
     for (const job of JOB_NAMES) manifest.jobs[job].sparkSubmit = jobSparkSubmit(manifest, job, '{artifacts}', placeholders);
     writeFileSync(join(out, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
     log(`${join(out, MANIFEST_FILE)}: ${files.length} files, jobs ${JOB_NAMES.join(', ')}`);

@@ -12,12 +12,15 @@ export const SPARK_DIST = 'dist/spark';
 export const MANIFEST_FILE = 'manifest.json';
 export const SPARK_PREFIX = 'spark';
 
-export const JOB_NAMES = ['batch', 'stream', 'erasure'] as const;
+export const JOB_NAMES = ['batch', 'stream', 'erasure', 'maintain', 'rekey'] as const;
 export type JobName = (typeof JOB_NAMES)[number];
 
 /** The packages, their import names, and which jobs' entry scripts live in them. */
 export const PACKAGES = {
-  'spark-udfs': { module: 'spark_udfs', entries: { batch: 'entry/batch.py', erasure: 'entry/erasure.py' } },
+  'spark-udfs': {
+    module: 'spark_udfs',
+    entries: { batch: 'entry/batch.py', erasure: 'entry/erasure.py', maintain: 'entry/maintain.py', rekey: 'entry/rekey.py' },
+  },
   'stream-consumer': { module: 'stream_consumer', entries: { stream: 'entry/stream.py' } },
 } as const;
 export type PackageName = keyof typeof PACKAGES;
@@ -27,7 +30,15 @@ export const JOBS: Readonly<Record<JobName, { readonly packages: readonly Packag
   batch: { packages: ['spark-udfs'], args: ['--config', '{config}'] },
   stream: { packages: ['spark-udfs', 'stream-consumer'], args: ['--config', '{config}'] },
   erasure: { packages: ['spark-udfs'], args: ['--order', '{order}', '--certificate', '{certificate}', '--progress', '{progress}'] },
+  maintain: { packages: ['spark-udfs'], args: ['--registry', '{registry}', '--report', '{report}'] },
+  rekey: { packages: ['spark-udfs'], args: ['--registry', '{registry}', '--api', '{api}', '--report', '{report}'] },
 };
+
+/** The s3:// arguments `infra submit` takes for a job (its placeholders); `progress` may be left out. */
+export function jobOptions(job: JobName): { readonly required: readonly string[]; readonly allowed: readonly string[] } {
+  const allowed = JOBS[job].args.flatMap((arg) => /^\{(\w+)\}$/.exec(arg)?.slice(1) ?? []);
+  return { required: allowed.filter((name) => name !== 'progress'), allowed };
+}
 
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
 const fileName = z.string().regex(/^[A-Za-z0-9_.+-]+$/);

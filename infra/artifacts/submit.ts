@@ -17,13 +17,16 @@ import { AddJobFlowStepsCommand, DescribeStepCommand, EMRClient, type StepState 
 import { S3Client } from '@aws-sdk/client-s3';
 import { backoffDelayMs, sleep } from '../../api/retry/backoff.ts';
 import { StackOperations } from '../deploy/stack.ts';
-import { JOB_NAMES, SPARK_PREFIX, jobSparkSubmit, type JobName } from './manifest.ts';
+import { JOB_NAMES, SPARK_PREFIX, jobOptions, jobSparkSubmit, type JobName } from './manifest.ts';
 import { readUploadedManifest, type Output } from './upload.ts';
 
 export const SUBMIT_USAGE = `usage:
   infra submit batch|stream --cluster j-… --config s3://…/job.json (--stack NAME | --artifacts s3://bucket/prefix) [--endpoint URL]
   infra submit erasure --cluster j-… --order s3://…/order.json --certificate s3://…/certificate.json
                        [--progress s3://…/progress.json] (--stack NAME | --artifacts s3://bucket/prefix) [--endpoint URL]
+  infra submit maintain --cluster j-… --registry s3://…/registry.json --report s3://…/report.json (--stack … | --artifacts …)
+  infra submit rekey --cluster j-… --registry s3://…/registry.json --api s3://…/api.json --report s3://…/report.json
+                     (--stack NAME | --artifacts s3://bucket/prefix) [--endpoint URL]
 
 Adds an EMR step (command-runner.jar spark-submit --deploy-mode cluster, Iceberg's SQL extensions, --py-files
 of the package zips, the job's entry script) from the Spark artifacts deploy uploaded (--stack NAME: the
@@ -82,6 +85,9 @@ async function submit(argv: readonly string[], { stdout, stderr }: Streams): Pro
         order: { type: 'string' },
         certificate: { type: 'string' },
         progress: { type: 'string' },
+        registry: { type: 'string' },
+        report: { type: 'string' },
+        api: { type: 'string' },
         stack: { type: 'string' },
         artifacts: { type: 'string' },
         endpoint: { type: 'string' },
@@ -98,19 +104,18 @@ async function submit(argv: readonly string[], { stdout, stderr }: Streams): Pro
     return 0;
   }
   const [, job, ...rest] = positionals;
-  if (!job || !(JOB_NAMES as readonly string[]).includes(job)) throw new SubmitUsageError('submit needs a job: batch, stream or erasure');
+  if (!job || !(JOB_NAMES as readonly string[]).includes(job)) throw new SubmitUsageError(`submit needs a job: ${JOB_NAMES.join(', ')}`);
   if (rest.length > 0) throw new SubmitUsageError('unexpected arguments after the job');
   const cluster = values.cluster;
   if (!cluster) throw new SubmitUsageError('submit needs --cluster j-…');
   if (!/^j-[A-Z0-9]{1,64}$/.test(cluster)) throw new SubmitUsageError('--cluster: an EMR cluster id, j-…');
   if ((values.stack === undefined) === (values.artifacts === undefined)) throw new SubmitUsageError('submit needs either --stack NAME or --artifacts s3://bucket/prefix');
   const jobValues: Record<string, string> = {};
-  for (const option of ['config', 'order', 'certificate', 'progress'] as const) {
+  for (const option of ['config', 'order', 'certificate', 'progress', 'registry', 'report', 'api'] as const) {
     const value = s3Uri(option, values[option]);
     if (value !== undefined) jobValues[option] = value;
   }
-  const wanted = job === 'erasure' ? ['order', 'certificate'] : ['config'];
-  const allowed = job === 'erasure' ? ['order', 'certificate', 'progress'] : ['config'];
+  const { required: wanted, allowed } = jobOptions(job as JobName);
   for (const option of wanted) if (!(option in jobValues)) throw new SubmitUsageError(`${job} needs --${option} s3://…`);
   for (const option of Object.keys(jobValues)) if (!allowed.includes(option)) throw new SubmitUsageError(`${job} takes no --${option}`);
   // The erasure job keeps per-table progress; without --progress it goes beside the certificate.

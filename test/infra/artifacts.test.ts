@@ -124,7 +124,7 @@ describe('npm run package', () => {
       const bytes = readFileSync(join(dist, file.name));
       expect({ name: file.name, sha256: sha256(bytes), bytes: bytes.length }).toEqual({ name: file.name, sha256: file.sha256, bytes: file.bytes });
     }
-    expect(manifest.files.filter((file) => file.kind === 'entry').map((file) => file.name).sort()).toEqual(['batch.py', 'erasure.py', 'stream.py']);
+    expect(manifest.files.filter((file) => file.kind === 'entry').map((file) => file.name).sort()).toEqual(['batch.py', 'erasure.py', 'maintain.py', 'rekey.py', 'stream.py']);
     expect(manifest.jobs.stream.pyFiles).toEqual([`spark_udfs-${manifest.packages['spark-udfs']!.version}.zip`, `stream_consumer-${manifest.packages['stream-consumer']!.version}.zip`]);
     // The entry scripts import the package absolutely: spark-submit runs them with no parent package.
     for (const job of JOB_NAMES) expect(readFileSync(join(dist, manifest.jobs[job].entry), 'utf8')).not.toMatch(/^from \./m);
@@ -244,6 +244,8 @@ describe('npm run infra -- submit', () => {
       [['submit', 'batch', '--cluster', clusterId, '--config', 's3://cfg/j.json'], /^submit needs either --stack/],
       [['submit', 'batch', '--cluster', clusterId, '--config', 's3://cfg/j.json', '--stack', STACK, '--artifacts', base()], /^submit needs either --stack/],
       [['submit', 'erasure', '--cluster', clusterId, '--config', 's3://cfg/j.json', '--stack', STACK], /^erasure needs --order/],
+      [['submit', 'rekey', '--cluster', clusterId, '--registry', 's3://cfg/r.json', '--report', 's3://cfg/out.json', '--stack', STACK], /^rekey needs --api/],
+      [['submit', 'maintain', '--cluster', clusterId, '--registry', 's3://cfg/r.json', '--report', 's3://cfg/out.json', '--config', 's3://cfg/j.json', '--stack', STACK], /^maintain takes no --config/],
     ];
     for (const [args, message] of cases) {
       const ran = await infra(...args, '--endpoint', moto.endpoint);
