@@ -3,6 +3,7 @@
  * (the same PSEUDO_* variables as the service):
  *
  *   keys create | rotate | list | destroy --version N [--yes] [--force] [--registry FILE]
+ *   keys import-aws-sample --secret-file FILE --contexts vin,email
  *   apikeys create --name NAME --roles pseudonymize[,reidentify,...] [--contexts vin,email] [--out FILE] [--force]
  *   apikeys list | revoke --id ID
  *   audit list | export | verify [--head HASH]   the erasure ledger's hash-chained audit log (audit/auditCommand.ts)
@@ -24,6 +25,8 @@ import { ApiKeyRegistry, ROLES, type Role } from './auth/apiKeys.ts';
 import { LogStreamAuditLog } from './audit/auditLog.ts';
 import { loadConfig, type Config } from './config/config.ts';
 import { readRegistryTables } from './erasure/registry.ts';
+import { parseAwsSampleSecret } from './engine/legacyAwsSample.ts';
+import { CONTEXT_PATTERN } from './policy/policy.ts';
 import { ConfigError, errorMessage, KeyringError } from './errors.ts';
 import { keyringManagerFor } from './keyring/fromConfig.ts';
 import type { KeyringManager } from './keyring/manager.ts';
@@ -55,6 +58,12 @@ commands:
                        beside the table registry or where its "keyInventory" says), naming the tables;
                        --force destroys anyway and is audited as forced. The registry is
                        PSEUDO_ERASURE_REGISTRY_FILE, or --registry FILE.
+  import-aws-sample --secret-file FILE --contexts C[,C]
+                       add the AWS sample service's key (its Secrets Manager secret as JSON:
+                       encodedSecretKey, encodedNonceKey, nonceStrPos, nonceEndPos; api_key_value is
+                       ignored) as a decrypt-only version bound to the contexts it served: reidentify
+                       and rewrap then read the sample's pseudonyms of those contexts. Never active,
+                       never used to pseudonymize; listed as legacy-aws-sample; destroyed like any.
 
 ${EXIT_STATUS}
 
@@ -62,7 +71,8 @@ examples:
   npm run keys -- list
   npm run keys -- rotate
   npm run keys -- destroy --version 1
-  npm run keys -- destroy --version 1 --yes --registry data/registry.json`;
+  npm run keys -- destroy --version 1 --yes --registry data/registry.json
+  npm run keys -- import-aws-sample --secret-file sample-secret.json --contexts vin,email`;
 
 const APIKEYS_USAGE = `usage: npm run apikeys -- <command> [options]
 
@@ -128,6 +138,7 @@ const OPTIONS = {
   force: { type: 'boolean' },
   yes: { type: 'boolean', short: 'y' },
   registry: { type: 'string' },
+  'secret-file': { type: 'string' },
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
@@ -151,7 +162,7 @@ export async function run(argv: readonly string[]): Promise<unknown> {
   }
   const [area, action, ...rest] = positionals;
   if (area !== 'keys' && area !== 'apikeys') throw new UsageError(area === undefined ? 'a command is needed: keys, apikeys or audit' : 'unknown command', usage);
-  if (action === undefined) throw new UsageError(`${area} needs a command: ${area === 'keys' ? 'create, rotate, list or destroy' : 'create, list or revoke'}`, usage);
+  if (action === undefined) throw new UsageError(`${area} needs a command: ${area === 'keys' ? 'create, rotate, list, destroy or import-aws-sample' : 'create, list or revoke'}`, usage);
   if (rest.length > 0) throw new UsageError('unexpected arguments after the command', usage);
   const config = loadConfig();
 
@@ -171,7 +182,8 @@ export async function run(argv: readonly string[]): Promise<unknown> {
       if (!Number.isInteger(version) || version < 1) throw new UsageError('destroy needs --version N', usage);
       return destroyVersion(manager, version, values, config);
     }
-    throw new UsageError('unknown keys command: create, rotate, list or destroy', usage);
+    if (action === 'import-aws-sample') return importAwsSample(manager, values, usage, config.keyring.refreshSeconds);
+    throw new UsageError('unknown keys command: create, rotate, list, destroy or import-aws-sample', usage);
   }
 
   const registry = new ApiKeyRegistry(apiKeyDocumentsFor(config.apiKeys));
@@ -182,6 +194,25 @@ export async function run(argv: readonly string[]): Promise<unknown> {
   }
   if (action === 'create') return createApiKey(registry, values, join(config.dataDir, 'api-keys'), usage);
   throw new UsageError('unknown apikeys command: create, list or revoke', usage);
+}
+
+/** keys import-aws-sample: the sample's secret file read, checked and stored as a decrypt-only version (never printed). */
+async function importAwsSample(manager: KeyringManager, values: Values, usage: string, refreshSeconds: number): Promise<unknown> {
+  const file = values['secret-file'];
+  if (!file) throw new UsageError('import-aws-sample needs --secret-file FILE (the sample secret as JSON)', usage);
+  const contexts = list(values.contexts);
+  if (contexts.length === 0) throw new UsageError('import-aws-sample needs --contexts C[,C]: the contexts whose pseudonyms the sample wrote', usage);
+  if (!contexts.every((context) => CONTEXT_PATTERN.test(context))) throw new UsageError('--contexts must be context names (A-Z a-z 0-9 _ . : -, up to 64)', usage);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new KeyringError('the --secret-file cannot be read');
+  }
+  const versions = await manager.importAwsSample(parseAwsSampleSecret(text), contexts);
+  const imported = versions[versions.length - 1]?.version;
+  const takesEffect = `running servers and Lambda instances read version ${imported} within ${refreshSeconds} s (their keyring refresh); a server at once on SIGHUP or POST /v1/admin/keyring/reload`;
+  return { keyring: manager.description, versions, takesEffect };
 }
 
 /** A key whose only secret copy would be overwritten while it stays valid: refused unless --force. */

@@ -1,7 +1,8 @@
 /**
  * The keyring in memory: every loaded version with the keys derived from its 64-byte root,
  * and the per-context state derived from those keys (AES-SIV header state, FF1 instance),
- * computed once and reused for every batch.
+ * computed once and reused for every batch. Versions imported from the AWS sample are held apart (by the contexts
+ * they were bound to): they are none of `active`, `readable` or `lookup`, so nothing pseudonymizes with them.
  *
  * Derivation: HKDF-SHA256 (RFC 5869) with a distinct `info` per primitive, so one root key
  * serves AES-SIV, HMAC and FF1 without any two sharing key bytes.
@@ -11,7 +12,8 @@ import { KeyringError } from '../errors.ts';
 import { AesSiv } from '../engine/siv.ts';
 import { Ff1Text } from '../engine/ff1.ts';
 import { KeyedHash } from '../engine/keyedHash.ts';
-import type { KeyState, KeyVersionMaterial } from '../types/keyring.ts';
+import { AwsSampleKey } from '../engine/legacyAwsSample.ts';
+import type { KeyState, KeyVersionMaterial, LegacyAwsSampleVersion } from '../types/keyring.ts';
 
 const INFO_PREFIX = 'pseudonymization-platform/v1/';
 /** Contexts are bounded by policy, but an open default policy admits any: cap the per-context caches. */
@@ -116,9 +118,20 @@ const NUL = new Uint8Array([0]);
 
 export type VersionLookup = { kind: 'usable'; key: KeyVersion } | { kind: 'destroyed' } | { kind: 'unknown' };
 
+/** The AWS sample keys bound to one context: the live ones, and whether one bound to it was destroyed. */
+export interface LegacyKeys {
+  readonly keys: readonly AwsSampleKey[];
+  readonly destroyed: boolean;
+}
+
+const NO_LEGACY_KEYS: LegacyKeys = { keys: [], destroyed: false };
+type LegacyEntry = KeyVersionMaterial & { legacy: LegacyAwsSampleVersion };
+
 export class Keyring {
   private readonly versions = new Map<number, KeyVersion>();
   private readonly destroyedVersions = new Set<number>();
+  private readonly legacyVersions = new Map<number, AwsSampleKey>();
+  private legacyByContext = new Map<string, LegacyKeys>();
   private activeKey: KeyVersion | undefined;
   /** Increases whenever a state changes, so caches built on the old state can be dropped. */
   generation = 0;
@@ -143,13 +156,23 @@ export class Keyring {
     return this.destroyedVersions.has(version) ? { kind: 'destroyed' } : { kind: 'unknown' };
   }
 
+  /** The AWS sample keys imported for `context` (none for most contexts). */
+  legacyFor(context: string): LegacyKeys {
+    return this.legacyByContext.get(context) ?? NO_LEGACY_KEYS;
+  }
+
   /** Brings the keyring to the loaded state: new versions derived, states updated, destroyed ones zeroed. */
   apply(loaded: readonly KeyVersionMaterial[]): void {
     let changed = false;
     const seen = new Set<number>();
     let active: KeyVersion | undefined;
+    const legacyEntries: LegacyEntry[] = [];
     for (const entry of loaded) {
       seen.add(entry.version);
+      if (entry.legacy) {
+        legacyEntries.push({ ...entry, legacy: entry.legacy });
+        continue;
+      }
       const existing = this.versions.get(entry.version);
       if (entry.state === 'destroyed' || !entry.material) {
         if (existing) {
@@ -181,16 +204,58 @@ export class Keyring {
         changed = true;
       }
     }
+    if (this.applyLegacy(legacyEntries)) changed = true;
     if (!active) throw new KeyringError('the loaded keyring has no active version', 'keyring-unavailable');
     if (active !== this.activeKey) changed = true;
     this.activeKey = active;
     if (changed) this.generation++;
   }
 
+  /** The imported AWS sample versions to the loaded state, and the per-context index rebuilt; true when it changed. */
+  private applyLegacy(entries: readonly LegacyEntry[]): boolean {
+    let changed = false;
+    const live = new Set<number>();
+    const byContext = new Map<string, { keys: AwsSampleKey[]; destroyed: boolean }>();
+    const bound = (context: string): { keys: AwsSampleKey[]; destroyed: boolean } => {
+      let keys = byContext.get(context);
+      if (!keys) byContext.set(context, (keys = { keys: [], destroyed: false }));
+      return keys;
+    };
+    for (const entry of entries) {
+      const { legacy } = entry;
+      if (entry.state === 'destroyed' || !entry.material) {
+        entry.material?.fill(0);
+        for (const context of legacy.contexts) bound(context).destroyed = true;
+        continue;
+      }
+      live.add(entry.version);
+      let key = this.legacyVersions.get(entry.version);
+      if (!key) {
+        key = new AwsSampleKey(entry.version, legacy.contexts, entry.material, legacy.nonceStrPos, legacy.nonceEndPos);
+        this.legacyVersions.set(entry.version, key);
+        changed = true;
+      }
+      entry.material.fill(0);
+      for (const context of legacy.contexts) bound(context).keys.push(key);
+    }
+    for (const [version, key] of this.legacyVersions) {
+      if (!live.has(version)) {
+        key.destroy();
+        this.legacyVersions.delete(version);
+        changed = true;
+      }
+    }
+    this.legacyByContext = byContext;
+    return changed;
+  }
+
   /** Zeroes every key, for shutdown. */
   close(): void {
     for (const key of this.versions.values()) key.destroy();
     this.versions.clear();
+    for (const key of this.legacyVersions.values()) key.destroy();
+    this.legacyVersions.clear();
+    this.legacyByContext = new Map();
     this.activeKey = undefined;
   }
 }

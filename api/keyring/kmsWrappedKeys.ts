@@ -2,9 +2,10 @@
  * Keys wrapped by KMS: each version's 64 bytes come from GenerateDataKey and are stored as the
  * KMS ciphertext. Decrypt unwraps them at start and for new versions on refresh, always with the
  * encryption context { purpose, keyring, version }, so a wrapped key copied into another keyring
- * or version slot does not decrypt. Unwrapped keys live in memory only.
+ * or version slot does not decrypt. An imported version's key (the AWS sample's) is wrapped with Encrypt under the
+ * same encryption context, so it needs kms:Encrypt for whoever imports it. Unwrapped keys live in memory only.
  */
-import { DecryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { DecryptCommand, EncryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { KeyringError } from '../errors.ts';
 import { awsClientConfig, awsFailureMessage, type AwsEndpointOptions } from '../storage/documents.ts';
 import type { KeyringEntry, KeyWrapper } from '../types/keyring.ts';
@@ -38,6 +39,18 @@ export class KmsWrappedKeys implements KeyWrapper {
     const material = new Uint8Array(plaintext);
     plaintext.fill(0);
     return { material, stored: Buffer.from(wrapped).toString('base64') };
+  }
+
+  async wrap(keyringName: string, version: number, material: Uint8Array): Promise<string> {
+    let wrapped: Uint8Array | undefined;
+    try {
+      const response = await this.kms.send(new EncryptCommand({ KeyId: this.kmsKeyId, Plaintext: material, EncryptionContext: encryptionContext(keyringName, version) }));
+      wrapped = response.CiphertextBlob;
+    } catch (error) {
+      throw new KeyringError(awsFailureMessage(`KMS Encrypt with key ${this.kmsKeyId} failed`, error), 'keyring-unavailable');
+    }
+    if (!wrapped) throw new KeyringError('KMS Encrypt returned no ciphertext', 'keyring-unavailable');
+    return Buffer.from(wrapped).toString('base64');
   }
 
   async open(keyringName: string, entry: KeyringEntry): Promise<Uint8Array> {

@@ -3,11 +3,13 @@
  *
  * Rules: exactly one active version once created; rotate makes a new active version and turns
  * the old one decrypt-only; destroy removes a non-active version's key for good (crypto-shredding:
- * its pseudonyms can never be reidentified again). Version numbers are never reused.
+ * its pseudonyms can never be reidentified again). Version numbers are never reused. A version imported from the AWS
+ * sample's secret (importAwsSample) is decrypt-only from the start and bound to the contexts it served.
  */
 import { z } from 'zod';
 import { DocumentStoreError, KeyringError } from '../errors.ts';
 import type { TextDocumentStore } from '../storage/documents.ts';
+import { AWS_SAMPLE_KEY_BYTES, type AwsSampleSecret } from '../engine/legacyAwsSample.ts';
 import type { KeyringDocument, KeyringEntry, KeyVersionInfo, KeyVersionMaterial, KeyWrapper } from '../types/keyring.ts';
 
 export const KEY_MATERIAL_BYTES = 64;
@@ -64,6 +66,30 @@ export class KeyringManager {
     return listing(document);
   }
 
+  /**
+   * Adds the AWS sample's key as a new decrypt-only version bound to `contexts` (never active, never used to
+   * pseudonymize), its key stored like every version's. The secret's material is zeroed here.
+   */
+  async importAwsSample(secret: AwsSampleSecret, contexts: readonly string[]): Promise<KeyVersionInfo[]> {
+    try {
+      if (contexts.length === 0) throw new KeyringError('an imported AWS sample key needs the contexts it served');
+      const document = await this.require();
+      const next = Math.max(...document.versions.map((v) => v.version)) + 1;
+      const stored = await this.wrapper.wrap(this.name, next, secret.material);
+      document.versions.push({
+        version: next,
+        state: 'decrypt-only',
+        createdAt: new Date().toISOString(),
+        key: stored,
+        legacy: { kind: 'legacy-aws-sample', contexts: [...new Set(contexts)], nonceStrPos: secret.nonceStrPos, nonceEndPos: secret.nonceEndPos },
+      });
+      await this.save(document);
+      return listing(document);
+    } finally {
+      secret.material.fill(0);
+    }
+  }
+
   async destroy(version: number): Promise<KeyVersionInfo[]> {
     const document = await this.require();
     const entry = document.versions.find((v) => v.version === version);
@@ -99,7 +125,8 @@ export class KeyringManager {
         continue;
       }
       const material = await this.wrapper.open(this.name, entry);
-      if (material.length !== KEY_MATERIAL_BYTES) throw new KeyringError(`key version ${entry.version} has the wrong length`, 'keyring-unavailable');
+      const expected = entry.legacy ? material.length > AWS_SAMPLE_KEY_BYTES : material.length === KEY_MATERIAL_BYTES;
+      if (!expected) throw new KeyringError(`key version ${entry.version} has the wrong length`, 'keyring-unavailable');
       out.push({ ...info, material });
     }
     return out;
@@ -126,8 +153,8 @@ function listing(document: KeyringDocument): KeyVersionInfo[] {
 
 /** A version as listings show it: everything but its stored key. */
 function infoOf(entry: KeyringEntry): KeyVersionInfo {
-  const { version, state, createdAt, destroyedAt } = entry;
-  return destroyedAt === undefined ? { version, state, createdAt } : { version, state, createdAt, destroyedAt };
+  const { version, state, createdAt, destroyedAt, legacy } = entry;
+  return { version, state, createdAt, ...(destroyedAt === undefined ? {} : { destroyedAt }), ...(legacy === undefined ? {} : { legacy }) };
 }
 
 const entrySchema = z.object({
@@ -136,6 +163,15 @@ const entrySchema = z.object({
   createdAt: z.string(),
   destroyedAt: z.string().optional(),
   key: z.string().optional(),
+  legacy: z
+    .object({
+      kind: z.literal('legacy-aws-sample'),
+      contexts: z.array(z.string().min(1)).min(1),
+      nonceStrPos: z.number().int().nonnegative(),
+      nonceEndPos: z.number().int().positive(),
+    })
+    .strict()
+    .optional(),
 });
 const documentSchema = z.object({
   format: z.literal('pseudonymization-keyring/v1'),
@@ -155,5 +191,6 @@ export function parseKeyringDocument(text: string, where: string): KeyringDocume
   if (!parsed.success) throw new KeyringError(`the keyring at ${where} does not have the expected shape`, 'keyring-unavailable');
   const active = parsed.data.versions.filter((v) => v.state === 'active').length;
   if (active !== 1) throw new KeyringError(`the keyring at ${where} must have exactly one active version, has ${active}`, 'keyring-unavailable');
+  if (parsed.data.versions.some((v) => v.legacy && v.state === 'active')) throw new KeyringError(`the keyring at ${where} has an imported AWS sample version marked active`, 'keyring-unavailable');
   return parsed.data;
 }

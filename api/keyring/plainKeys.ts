@@ -12,6 +12,10 @@ export class PlainKeys implements KeyWrapper {
     return Promise.resolve({ material, stored: Buffer.from(material).toString('base64') });
   }
 
+  wrap(_keyringName: string, _version: number, material: Uint8Array): Promise<string> {
+    return Promise.resolve(Buffer.from(material).toString('base64'));
+  }
+
   open(_keyringName: string, entry: KeyringEntry): Promise<Uint8Array> {
     return Promise.resolve(new Uint8Array(Buffer.from(entry.key ?? '', 'base64')));
   }

@@ -2,6 +2,17 @@
 
 export type KeyState = 'active' | 'decrypt-only' | 'destroyed';
 
+/**
+ * A version imported from the AWS sample service's secret (`keys import-aws-sample`): decrypt-only, never active,
+ * read only for the contexts it served. Its key is the sample's AES key ‖ HMAC key, stored like any version's.
+ */
+export interface LegacyAwsSampleVersion {
+  kind: 'legacy-aws-sample';
+  contexts: string[];
+  nonceStrPos: number;
+  nonceEndPos: number;
+}
+
 /** One key version as stored: `key` is the stored form (plain base64 locally, KMS ciphertext in AWS). */
 export interface KeyringEntry {
   version: number;
@@ -9,6 +20,7 @@ export interface KeyringEntry {
   createdAt: string;
   destroyedAt?: string | undefined;
   key?: string | undefined;
+  legacy?: LegacyAwsSampleVersion | undefined;
 }
 
 export interface KeyringDocument {
@@ -32,6 +44,8 @@ export interface KeyVersionMaterial extends KeyVersionInfo {
 export interface KeyWrapper {
   /** Fresh 64-byte key material for a new version, and its stored form. */
   generate(keyringName: string, version: number): Promise<{ material: Uint8Array; stored: string }>;
+  /** The stored form of given key material (an imported version's). */
+  wrap(keyringName: string, version: number, material: Uint8Array): Promise<string>;
   /** Key material from its stored form. */
   open(keyringName: string, entry: KeyringEntry): Promise<Uint8Array>;
   /** Forget cached key material of versions no longer stored. */
