@@ -36,6 +36,8 @@ export type ErrorCode =
   | 'not-suppressed'
   /** A lift names a subject whose erasure request has not finished (409): it would delete what is written after the lift. */
   | 'erasure-pending'
+  /** An erasure request's deadline cannot be extended: it was extended already (once per request) or is verified (409). */
+  | 'extension-refused'
   // the platform's state (5xx)
   | 'keyring-unavailable'
   /** The API key registry cannot be read or is damaged: no caller can be authenticated. */

@@ -65,6 +65,7 @@ import { retry, sleep as realSleep, type Sleep } from '../retry/backoff.ts';
 import {
   auditHash,
   checkExpected,
+  checkExtendable,
   liftRefused,
   nextStepId,
   GENESIS_HASH,
@@ -75,6 +76,7 @@ import {
   type ErasureStatus,
   type LiftReason,
   type LiftRefusal,
+  type NewDeadlineExtension,
   type NewErasureRequest,
   type NewSuppressionLift,
   type SuppressionLift,
@@ -264,6 +266,42 @@ export class DynamoErasureLedger implements ErasureLedger {
         if (!(error instanceof Cancelled)) throw error;
         if (error.reasons[0] === 'ConditionalCheckFailed') throw new LedgerError('the erasure request was changed by another writer meanwhile', 'ledger-conflict');
         await this.conflictPause(round); // only the audit head moved: link after the new head
+      }
+    }
+  }
+
+  /** Like a transition: read, check, and write on the revision read, with the audit entry in the same transaction. */
+  async extend(id: string, extension: NewDeadlineExtension, audit: AuditInput): Promise<ErasureRequest> {
+    for (let round = 1; ; round++) {
+      const item = await this.getItem(requestKey(id));
+      if (!item) throw new PlatformError('not-found', 'no erasure request with this id');
+      const current = fromItem(item);
+      checkExtendable(current);
+      const now = new Date().toISOString();
+      const revision = numberText(item, 'revision');
+      const items: TransactWriteItem[] = [
+        {
+          // An update of the one attribute (not a put of the item read): progress written meanwhile (updateTables) stays.
+          // updatedAt stays too: it says when the erasure last moved, and an extension is no move.
+          Update: {
+            TableName: this.table,
+            Key: requestKey(id),
+            UpdateExpression: 'SET extension = :extension, revision = :next',
+            ConditionExpression: 'revision = :seen AND attribute_not_exists(extension)',
+            ExpressionAttributeValues: { ':extension': { S: JSON.stringify({ ...extension, at: now }) }, ':seen': { N: revision }, ':next': { N: increment(revision) } },
+          },
+        },
+        ...(await this.auditItems(audit, now)),
+      ];
+      try {
+        await this.transact(items);
+        const extended = await this.getItem(requestKey(id));
+        if (!extended) throw new PlatformError('not-found', 'no erasure request with this id');
+        return fromItem(extended);
+      } catch (error) {
+        if (!(error instanceof Cancelled)) throw error;
+        // Another writer moved or extended the request: read it again, and check again (a second extension is refused).
+        await this.conflictPause(round);
       }
     }
   }
@@ -552,11 +590,13 @@ function toItem(request: ErasureRequest, revision: string): Item {
     ...optional('stepId', request.stepId),
     ...optional('error', request.error),
     ...optional('certificate', request.certificate === undefined ? undefined : JSON.stringify(request.certificate)),
+    ...optional('extension', request.extension === undefined ? undefined : JSON.stringify(request.extension)),
   };
 }
 
 function fromItem(item: Item): ErasureRequest {
   const certificate = item.certificate?.S;
+  const extension = item.extension?.S;
   return {
     id: stringOf(item, 'id'),
     reference: stringOf(item, 'reference'),
@@ -572,6 +612,7 @@ function fromItem(item: Item): ErasureRequest {
     stepId: item.stepId?.S,
     error: item.error?.S,
     certificate: certificate === undefined ? undefined : (JSON.parse(certificate) as unknown),
+    extension: extension === undefined ? undefined : (JSON.parse(extension) as ErasureRequest['extension']),
   };
 }
 

@@ -60,6 +60,38 @@ export interface ErasureRequest {
   readonly stepId?: string | undefined;
   readonly error?: string | undefined;
   readonly certificate?: unknown;
+  /** The answer deadline's extension (GDPR Art. 12(3)), once per request. */
+  readonly extension?: DeadlineExtension | undefined;
+}
+
+/** Months an answer deadline may be extended by: GDPR Art. 12(3) allows two further months at most. */
+export const EXTENSION_MONTHS = [1, 2] as const;
+export type ExtensionMonths = (typeof EXTENSION_MONTHS)[number];
+
+/**
+ * An extension of a request's answer deadline. The reason is the officer's own words, which Art. 12(3) has the
+ * controller give the data subject; it is kept with the request and shown to officers only, never written into
+ * the audit chain, a log line or an error.
+ */
+export interface DeadlineExtension {
+  readonly months: ExtensionMonths;
+  readonly reason: string;
+  /** Who extended it: "api-key:<id>" or "person:<user name>". */
+  readonly by: string;
+  readonly at: string;
+}
+
+export type NewDeadlineExtension = Omit<DeadlineExtension, 'at'>;
+
+/** Throws extension-refused when a request cannot be extended (checked inside the store's transaction). */
+export function checkExtendable(current: ErasureRequest): void {
+  if (current.extension) throw new PlatformError('extension-refused', "this erasure request's deadline was already extended: Art. 12(3) allows one extension");
+  if (current.status === 'verified') throw new PlatformError('extension-refused', 'this erasure request is verified: there is no deadline left to extend');
+}
+
+/** The audit entry's outcome of an extension: months and the new deadline, never the reason's text. */
+export function extensionOutcome(extension: NewDeadlineExtension, deadline: string): string {
+  return `extended months=${extension.months} deadline=${deadline}`;
 }
 
 export type NewErasureRequest = Pick<ErasureRequest, 'id' | 'reference' | 'reason' | 'filedBy' | 'subjects' | 'tables'>;
@@ -174,6 +206,11 @@ export interface ErasureLedger {
   list(status?: ErasureStatus): Promise<ErasureRequest[]>;
   /** Moves a request to a new state with its audit entry, in one transaction. */
   transition(id: string, change: StatusChange, audit: AuditInput): Promise<ErasureRequest>;
+  /**
+   * Extends a request's answer deadline, with its audit entry, in one transaction; refused (`extension-refused`)
+   * when it was extended already or is verified, `not-found` when there is no such request.
+   */
+  extend(id: string, extension: NewDeadlineExtension, audit: AuditInput): Promise<ErasureRequest>;
   /** Per-table progress of a running request (not a state change: no audit entry). */
   updateTables(id: string, tables: readonly TableProgress[]): Promise<void>;
   /** Every pseudonym filed for erasure in a context (all requests, whatever their state). */

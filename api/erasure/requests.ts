@@ -17,7 +17,7 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Principal } from '../auth/roles.ts';
 import { PlatformError, RequestError } from '../errors.ts';
 import type { PolicySet } from '../policy/policy.ts';
-import type { ErasureLedger, ErasureRequest, ErasureStatus, ErasureSubject, LegalGround } from './ledger.ts';
+import { extensionOutcome, type DeadlineExtension, type ErasureLedger, type ErasureRequest, type ErasureStatus, type ErasureSubject, type ExtensionMonths, type LegalGround } from './ledger.ts';
 import type { TableRegistry } from './registry.ts';
 import type { ErasureSuppression } from './suppression.ts';
 
@@ -38,6 +38,27 @@ export interface ErasureFiling {
   readonly subjects: readonly ErasureSubjectReference[];
 }
 
+/** An extension of a request's deadline as the HTTP route has validated it. */
+export interface ExtensionFiling {
+  readonly reason: string;
+  readonly months: ExtensionMonths;
+}
+
+/**
+ * GDPR Art. 12(3): an answer "within one month of receipt", extendable "by two further months where necessary".
+ * Calendar months from filing (in UTC), counted from the filing date each time: a filing on 31 January is due on the
+ * last day of February, or on 30 April once extended by two months.
+ */
+export function deadlineOf(filedAt: string, extension?: Pick<DeadlineExtension, 'months'>): string {
+  const filed = new Date(filedAt);
+  const due = new Date(filed.getTime());
+  due.setUTCDate(1);
+  due.setUTCMonth(due.getUTCMonth() + 1 + (extension?.months ?? 0));
+  const lastDay = new Date(Date.UTC(due.getUTCFullYear(), due.getUTCMonth() + 1, 0)).getUTCDate();
+  due.setUTCDate(Math.min(filed.getUTCDate(), lastDay));
+  return due.toISOString();
+}
+
 /** What the API shows of a request: counts and contexts of subjects, never their pseudonyms. */
 export interface ErasureRequestView {
   readonly id: string;
@@ -49,6 +70,9 @@ export interface ErasureRequestView {
   readonly updatedAt: string;
   readonly subjects: { readonly count: number; readonly contexts: readonly string[] };
   readonly tables: ErasureRequest['tables'];
+  /** When the answer is due: one month from filing, plus the extension's months. */
+  readonly deadline: string;
+  readonly extension?: DeadlineExtension;
   readonly error?: string;
   readonly certificate?: unknown;
 }
@@ -64,6 +88,8 @@ export function viewOf(request: ErasureRequest): ErasureRequestView {
     updatedAt: request.updatedAt,
     subjects: { count: request.subjects.length, contexts: [...new Set(request.subjects.map((s) => s.context))].sort() },
     tables: request.tables,
+    deadline: deadlineOf(request.createdAt, request.extension),
+    ...(request.extension ? { extension: request.extension } : {}),
     ...(request.error ? { error: request.error } : {}),
     ...(request.certificate !== undefined ? { certificate: request.certificate } : {}),
   };
@@ -101,6 +127,18 @@ export class ErasureRequests {
     const request = /^er-[0-9a-f-]{36}$/.test(id) ? await this.ledger.get(id) : undefined;
     if (!request) throw new PlatformError('not-found', 'no erasure request with this id');
     return request;
+  }
+
+  /**
+   * Extends the request's deadline by `months` with the officer's reason, once (409 extension-refused after that, or
+   * once it is verified). The audit chain gets the months and the new deadline; the reason stays with the request.
+   */
+  async extend(principal: Principal, id: string, filing: ExtensionFiling): Promise<ErasureRequest> {
+    const request = await this.get(id);
+    // The deadline counts from the filing date, which never changes: computed from this read, it holds at the write.
+    const deadline = deadlineOf(request.createdAt, filing);
+    const extension = { months: filing.months, reason: filing.reason, by: actorOf(principal) };
+    return this.ledger.extend(request.id, extension, { actor: actorOf(principal), action: 'erasure.extended', requestId: request.id, outcome: extensionOutcome(extension, deadline) });
   }
 
   /** Requests, oldest first; `status` as the route's query schema has checked it. */

@@ -19,6 +19,7 @@ import { checkLedgerHead, EMPTY_HEAD, readLedgerHead, writeLedgerHead, type Ledg
 import {
   auditHash,
   checkExpected,
+  checkExtendable,
   GENESIS_HASH,
   liftRefused,
   nextStepId,
@@ -29,6 +30,7 @@ import {
   type ErasureStatus,
   type LiftReason,
   type LiftRefusal,
+  type NewDeadlineExtension,
   type NewErasureRequest,
   type NewSuppressionLift,
   type SuppressionLift,
@@ -62,7 +64,8 @@ CREATE TABLE IF NOT EXISTS erasure_requests (
   run_id TEXT,
   step_id TEXT,
   error TEXT,
-  certificate TEXT
+  certificate TEXT,
+  extension TEXT
 );
 CREATE INDEX IF NOT EXISTS erasure_requests_reference ON erasure_requests (reference);
 CREATE INDEX IF NOT EXISTS erasure_requests_status ON erasure_requests (status);
@@ -126,6 +129,8 @@ export class SqliteErasureLedger implements ErasureLedger {
         // Ledgers created before the stepped runner (lambda/erasureStep.ts) have no step_id column yet.
         const columns = (this.db.all('PRAGMA table_info(erasure_requests)') as Row[]).map((row) => String(row.name));
         if (!columns.includes('step_id')) this.db.exec('ALTER TABLE erasure_requests ADD COLUMN step_id TEXT');
+        // Nor those from before deadline extensions.
+        if (!columns.includes('extension')) this.db.exec('ALTER TABLE erasure_requests ADD COLUMN extension TEXT');
       });
     } catch (error) {
       this.db.close();
@@ -234,6 +239,21 @@ export class SqliteErasureLedger implements ErasureLedger {
           now,
           id,
         ]);
+        this.insertAudit(audit, now);
+        return this.read(id)!;
+      });
+    });
+  }
+
+  extend(id: string, extension: NewDeadlineExtension, audit: AuditInput): Promise<ErasureRequest> {
+    return this.guarded(() => {
+      const now = new Date().toISOString();
+      return this.transaction(() => {
+        const current = this.read(id);
+        if (!current) throw new PlatformError('not-found', 'no erasure request with this id');
+        checkExtendable(current);
+        // updated_at stays: it says when the erasure last moved, and an extension is no move.
+        this.db.run('UPDATE erasure_requests SET extension = ? WHERE id = ?', [JSON.stringify({ ...extension, at: now }), id]);
         this.insertAudit(audit, now);
         return this.read(id)!;
       });
@@ -411,6 +431,7 @@ export class SqliteErasureLedger implements ErasureLedger {
 function toRequest(row: Row): ErasureRequest {
   const text = (name: string): string | undefined => (row[name] === null || row[name] === undefined ? undefined : String(row[name]));
   const certificate = text('certificate');
+  const extension = text('extension');
   return {
     id: String(row.id),
     reference: String(row.reference),
@@ -426,6 +447,7 @@ function toRequest(row: Row): ErasureRequest {
     stepId: text('step_id'),
     error: text('error'),
     certificate: certificate === undefined ? undefined : (JSON.parse(certificate) as unknown),
+    extension: extension === undefined ? undefined : (JSON.parse(extension) as ErasureRequest['extension']),
   };
 }
 

@@ -27,6 +27,7 @@ const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
   'ledger-conflict': { status: 409, title: 'The erasure request was changed by another writer' },
   'not-suppressed': { status: 409, title: 'Some subjects are not suppressed' },
   'erasure-pending': { status: 409, title: 'Some subjects have an erasure that has not finished' },
+  'extension-refused': { status: 409, title: "The erasure request's deadline cannot be extended" },
   'directory-unavailable': { status: 503, title: 'The directory is not available' },
   'keyring-unavailable': { status: 503, title: 'Keys are not available' },
   'api-keys-unavailable': { status: 503, title: 'API keys cannot be checked' },

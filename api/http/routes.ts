@@ -9,9 +9,9 @@ import { signIn } from '../auth/signIn.ts';
 import { ROLES } from '../auth/roles.ts';
 import type { ReidentifyFailure } from '../engine/engine.ts';
 import { AuthError, DirectoryError, PlatformError, RequestError, ThrottledError } from '../errors.ts';
-import { ERASURE_STATUSES, LEGAL_GROUNDS, LIFT_REASONS, GENESIS_HASH, verifyAuditChain } from '../erasure/ledger.ts';
+import { ERASURE_STATUSES, EXTENSION_MONTHS, LEGAL_GROUNDS, LIFT_REASONS, GENESIS_HASH, verifyAuditChain } from '../erasure/ledger.ts';
 import { liftViewOf, MAX_SUBJECTS_PER_LIFT, type LiftFiling } from '../erasure/lifts.ts';
-import { MAX_SUBJECTS_PER_REQUEST, viewOf, type ErasureFiling } from '../erasure/requests.ts';
+import { MAX_SUBJECTS_PER_REQUEST, viewOf, type ErasureFiling, type ExtensionFiling } from '../erasure/requests.ts';
 import type { ValueOperation } from '../observability/sink.ts';
 import type { PseudonymizationService } from '../service.ts';
 import { arrowAnswer, ARROW_STREAM } from './arrow.ts';
@@ -145,6 +145,14 @@ const liftFiling: z.ZodType<LiftFiling> = z
       .array(subjectSchema, { error: 'an array of {context, value} or {context, pseudonym}' })
       .min(1, { error: 'at least one item' })
       .max(MAX_SUBJECTS_PER_LIFT, { error: `at most ${MAX_SUBJECTS_PER_LIFT} items` }),
+  })
+  .strict();
+
+/** The reason is free text (Art. 12(3) has it told to the data subject): every message names the rule, never quotes it. */
+const extensionFiling: z.ZodType<ExtensionFiling> = z
+  .object({
+    reason: z.string({ error: 'a text of 1-500 characters' }).min(1, { error: 'a text of 1-500 characters' }).max(500, { error: 'a text of 1-500 characters' }),
+    months: z.literal(EXTENSION_MONTHS, { error: `one of ${EXTENSION_MONTHS.join(', ')} (GDPR Art. 12(3): two further months at most)` }),
   })
   .strict();
 
@@ -365,6 +373,15 @@ export const ROUTES: readonly Route[] = [
     role: 'privacy-officer',
     requires: (service) => void erasureOf(service),
     handler: async ({ service, params }) => json(200, viewOf(await erasureOf(service).requests.get(params.id ?? ''))),
+  }),
+  defineRoute({
+    method: 'POST',
+    path: '/v1/erasure-requests/{id}/extension',
+    role: 'privacy-officer',
+    requires: (service) => void erasureOf(service),
+    body: { schema: extensionFiling },
+    // Once per request, and not once it is verified (409 extension-refused); the audit chain gets an erasure.extended entry.
+    handler: async ({ service, principal, params, body }) => json(200, viewOf(await erasureOf(service).requests.extend(principal!, params.id ?? '', body))),
   }),
   defineRoute({
     method: 'GET',

@@ -35,8 +35,19 @@ export interface ErasureRequestView {
   readonly updatedAt: string;
   readonly subjects: { readonly count: number; readonly contexts: readonly string[] };
   readonly tables: readonly TableProgress[];
+  /** When the answer is due: one month from filing, plus the extension's months (the API computes it). */
+  readonly deadline: string;
+  readonly extension?: DeadlineExtension;
   readonly error?: string;
   readonly certificate?: ErasureCertificate;
+}
+
+/** The deadline's extension (GDPR Art. 12(3)): once per request, by one or two months, with the officer's reason. */
+export interface DeadlineExtension {
+  readonly months: 1 | 2;
+  readonly reason: string;
+  readonly by: string;
+  readonly at: string;
 }
 
 export interface ErasureContext {
@@ -147,6 +158,11 @@ export class Api {
 
   auditTrail(id: string): Promise<AuditTrail> {
     return this.call('GET', `/v1/erasure-requests/${encodeURIComponent(id)}/audit`);
+  }
+
+  /** The reason goes in the body only, never in a URL. */
+  extend(id: string, extension: { reason: string; months: 1 | 2 }): Promise<ErasureRequestView> {
+    return this.call('POST', `/v1/erasure-requests/${encodeURIComponent(id)}/extension`, extension);
   }
 
   options(): Promise<ErasureOptions> {

@@ -12,7 +12,7 @@ import { html, LitElement, nothing, type TemplateResult } from 'lit';
 import { Api, ApiProblem, ERASURE_STATUSES, signIn, type AuditTrail, type ErasureOptions, type ErasureRequestView, type ErasureStatus, type LiftView, type Session, type SubjectReference } from './api.ts';
 import { barChart, filingToVerified, openByAge, perWeek } from './charts.ts';
 import { MAX_SUBJECTS, parseSubjectsCsv, type CsvResult } from './csv.ts';
-import { deadlineOf, formatBytes, formatDate, formatDateTime, isOverdue, LEGAL_GROUND_MEANINGS, LIFT_REASON_MEANINGS, meaningOf, STATUS_MEANINGS } from './meaning.ts';
+import { formatBytes, formatDate, formatDateTime, isOverdue, LEGAL_GROUND_MEANINGS, LIFT_REASON_MEANINGS, meaningOf, requestDeadline, STATUS_MEANINGS } from './meaning.ts';
 
 type View =
   | { readonly name: 'requests' }
@@ -27,6 +27,7 @@ type View =
 const REFERENCE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}$/;
 const REQUEST_ID_PATTERN = /^er-[0-9a-f-]{36}$/;
 const POLL_MS = 2000;
+const MAX_EXTENSION_REASON = 500;
 
 /** One subject row of the form: what the officer typed, kept in memory until the filing is sent. */
 interface SubjectRow {
@@ -93,6 +94,10 @@ export class ErasureConsole extends LitElement {
   liftReason = '';
   liftReference = '';
   liftRows: SubjectRow[] = [];
+  // The deadline extension being written on a request's page (memory only).
+  extensionMonths: 1 | 2 = 1;
+  extensionReason = '';
+  extensionErrors: readonly string[] = [];
 
   private readonly onHashChange = (): void => {
     void this.navigate();
@@ -203,7 +208,7 @@ export class ErasureConsole extends LitElement {
     const view = viewOfHash(window.location.hash);
     // Another request's page must not show this one's data while it loads.
     const id = 'id' in view ? view.id : undefined;
-    if (this.current?.id !== id) this.set({ current: undefined });
+    if (this.current?.id !== id) this.set({ current: undefined, extensionReason: '', extensionMonths: 1, extensionErrors: [] });
     this.set({ view, error: '', chainChecked: false, audit: undefined });
     const api = this.api;
     if (!api || !this.isOfficer) return;
@@ -365,6 +370,56 @@ export class ErasureConsole extends LitElement {
     }
   }
 
+  private async submitExtension(event: SubmitEvent, id: string): Promise<void> {
+    event.preventDefault();
+    const api = this.api;
+    if (!api) return;
+    const reason = this.extensionReason.trim();
+    if (reason === '' || reason.length > MAX_EXTENSION_REASON) {
+      this.set({ extensionErrors: [`Reason: ${MAX_EXTENSION_REASON} characters at most, and not empty`] });
+      await this.updateComplete;
+      this.querySelector<HTMLElement>('#extension-errors')?.focus();
+      return;
+    }
+    this.set({ busy: true, extensionErrors: [] });
+    try {
+      const extended = await api.extend(id, { reason, months: this.extensionMonths });
+      this.set({ current: extended, extensionReason: '' });
+    } catch (error) {
+      this.set({ extensionErrors: [problemText(error)] });
+    } finally {
+      this.set({ busy: false });
+    }
+  }
+
+  private renderExtension(r: ErasureRequestView): TemplateResult | typeof nothing {
+    const extension = r.extension;
+    if (extension) {
+      return html`<dt>Extension</dt><dd id="request-extension">${extension.months} month${extension.months === 1 ? '' : 's'}, on ${formatDateTime(extension.at)} by ${extension.by}: ${extension.reason}</dd>`;
+    }
+    return nothing;
+  }
+
+  private renderExtensionForm(r: ErasureRequestView): TemplateResult | typeof nothing {
+    if (r.extension || r.status === 'verified') return nothing;
+    return html`<h2>Extend the deadline</h2>
+      <p class="hint">GDPR Art. 12(3): by one or two further months, once, where the request needs it; the data subject is told why within the first month.</p>
+      <form class="extension" @submit=${(e: SubmitEvent) => void this.submitExtension(e, r.id)} novalidate>
+        ${this.extensionErrors.length > 0
+          ? html`<div id="extension-errors" class="error" role="alert" tabindex="-1"><p>The deadline was not extended:</p><ul>${this.extensionErrors.map((e) => html`<li>${e}</li>`)}</ul></div>`
+          : nothing}
+        <label for="extension-months">Further months</label>
+        <select id="extension-months" @change=${(e: Event) => { this.set({ extensionMonths: inputValue(e) === '2' ? 2 : 1 }); }}>
+          <option value="1" ?selected=${this.extensionMonths === 1}>1 month</option>
+          <option value="2" ?selected=${this.extensionMonths === 2}>2 months</option>
+        </select>
+        <label for="extension-reason">Reason</label>
+        <p class="hint" id="extension-reason-hint">Why it needs longer, as you would tell the data subject (at most ${MAX_EXTENSION_REASON} characters). Kept with the request for officers; the audit trail records the months and the new deadline.</p>
+        <textarea id="extension-reason" rows="3" maxlength=${MAX_EXTENSION_REASON} aria-describedby="extension-reason-hint" .value=${this.extensionReason} @input=${(e: Event) => { this.extensionReason = inputValue(e); }}></textarea>
+        <button type="submit" ?disabled=${this.busy}>Extend the deadline</button>
+      </form>`;
+  }
+
   private async verifyChain(id: string): Promise<void> {
     const api = this.api;
     if (!api) return;
@@ -479,7 +534,7 @@ export class ErasureConsole extends LitElement {
           <input id="reference-search" type="search" .value=${this.referenceSearch} @input=${(e: Event) => { this.set({ referenceSearch: inputValue(e) }); }}>
         </div>
       </div>
-      <p class="muted">Deadline: one month from filing (GDPR Art. 12(3)). <span class="badge overdue">Overdue</span> marks requests past it and not verified.</p>
+      <p class="muted">Deadline: one month from filing (GDPR Art. 12(3)), up to three once extended with a reason. <span class="badge overdue">Overdue</span> marks requests past it and not verified.</p>
       ${shown.length === 0
         ? html`<p>No request matches.</p>`
         : html`<table class="requests">
@@ -494,7 +549,7 @@ export class ErasureConsole extends LitElement {
                   <td><abbr title=${meaningOf(LEGAL_GROUND_MEANINGS, r.reason)}>${r.reason}</abbr></td>
                   <td>${r.subjects.count} in ${r.subjects.contexts.join(', ')}</td>
                   <td>${formatDate(new Date(r.createdAt))}</td>
-                  <td>${formatDate(deadlineOf(new Date(r.createdAt)))} ${overdue ? html`<span class="badge overdue">Overdue</span>` : nothing}</td>
+                  <td>${formatDate(requestDeadline(r))}${r.extension ? ` (extended ${r.extension.months} mo.)` : ''} ${overdue ? html`<span class="badge overdue">Overdue</span>` : nothing}</td>
                   <td>${r.attempts}</td>
                 </tr>`;
               })}
@@ -613,7 +668,7 @@ export class ErasureConsole extends LitElement {
   private renderRequest(): TemplateResult {
     const r = this.current;
     if (!r) return html`<h1 tabindex="-1">Erasure request</h1><p>Loading…</p>`;
-    const deadline = deadlineOf(new Date(r.createdAt));
+    const deadline = requestDeadline(r);
     const overdue = isOverdue(r, new Date());
     return html`<h1 tabindex="-1">Request ${r.reference}</h1>
       <dl class="facts">
@@ -621,7 +676,8 @@ export class ErasureConsole extends LitElement {
         <dt>Legal ground</dt><dd>${r.reason}: ${meaningOf(LEGAL_GROUND_MEANINGS, r.reason)}</dd>
         <dt>Subjects</dt><dd>${r.subjects.count} in ${r.subjects.contexts.join(', ')}</dd>
         <dt>Filed</dt><dd>${formatDateTime(r.createdAt)}</dd>
-        <dt>Deadline</dt><dd>${formatDate(deadline)} ${overdue ? html`<span class="badge overdue">Overdue</span>` : nothing}</dd>
+        <dt>Deadline</dt><dd><span id="request-deadline">${formatDate(deadline)}</span>${r.extension ? ' (extended)' : ''} ${overdue ? html`<span class="badge overdue">Overdue</span>` : nothing}</dd>
+        ${this.renderExtension(r)}
         <dt>Attempts</dt><dd>${r.attempts}</dd>
         <dt>Last change</dt><dd>${formatDateTime(r.updatedAt)}</dd>
         ${r.error ? html`<dt>Why it failed</dt><dd class="error-text">${r.error}</dd>` : nothing}
@@ -637,7 +693,8 @@ export class ErasureConsole extends LitElement {
       <ul class="links">
         ${r.certificate ? html`<li><a href=${`#/requests/${r.id}/certificate`}>Certificate</a></li>` : html`<li>The certificate appears here once the request is verified.</li>`}
         <li><a href=${`#/requests/${r.id}/audit`}>Audit trail</a></li>
-      </ul>`;
+      </ul>
+      ${this.renderExtensionForm(r)}`;
   }
 
   private renderCertificate(): TemplateResult {

@@ -33,22 +33,28 @@ export function meaningOf(table: Readonly<Record<string, string>>, code: string)
 }
 
 /**
- * GDPR Art. 12(3): answer "without undue delay and in any event within one month of receipt". One calendar month
- * from filing; a filing on the 31st is due on the last day of a shorter month.
+ * GDPR Art. 12(3): answer "without undue delay and in any event within one month of receipt", extendable by two
+ * further months. Calendar months from filing; a filing on the 31st is due on the last day of a shorter month.
+ * The API computes the same (api/erasure/requests.ts `deadlineOf`) and sends it as `deadline`.
  */
-export function deadlineOf(filedAt: Date): Date {
+export function deadlineOf(filedAt: Date, months = 1): Date {
   const due = new Date(filedAt.getTime());
   const day = due.getUTCDate();
   due.setUTCDate(1);
-  due.setUTCMonth(due.getUTCMonth() + 1);
+  due.setUTCMonth(due.getUTCMonth() + months);
   const lastDay = new Date(Date.UTC(due.getUTCFullYear(), due.getUTCMonth() + 1, 0)).getUTCDate();
   due.setUTCDate(Math.min(day, lastDay));
   return due;
 }
 
-/** Overdue: past its deadline and not verified yet (a failed request is not answered either). */
-export function isOverdue(request: Pick<ErasureRequestView, 'createdAt' | 'status'>, now: Date): boolean {
-  return request.status !== 'verified' && deadlineOf(new Date(request.createdAt)).getTime() < now.getTime();
+/** A request's deadline: the API's (extension included), or one month from filing for an answer without one. */
+export function requestDeadline(request: Pick<ErasureRequestView, 'createdAt'> & { readonly deadline?: string | undefined }): Date {
+  return request.deadline ? new Date(request.deadline) : deadlineOf(new Date(request.createdAt));
+}
+
+/** Overdue: past its deadline (the extended one, once extended) and not verified yet (a failed request is not answered either). */
+export function isOverdue(request: Pick<ErasureRequestView, 'createdAt' | 'status'> & { readonly deadline?: string | undefined }, now: Date): boolean {
+  return request.status !== 'verified' && requestDeadline(request).getTime() < now.getTime();
 }
 
 export function formatDate(date: Date): string {

@@ -103,6 +103,8 @@ const VALID_BODIES: Record<string, unknown> = {
   'POST /v1/login': { username: PEOPLE.steward.username, password: PEOPLE.steward.password },
   'POST /v1/erasure-requests': { reference: 'PRIVACY-1', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: 'kept.out@example.org' }] },
   'POST /v1/erasure-lifts': { reference: 'PRIVACY-2', reason: 'consent', subjects: [{ context: 'email', value: 'kept.out@example.org' }] },
+  // The reason is free text an officer could fill with anything: never quoted back in an error.
+  'POST /v1/erasure-requests/{id}/extension': { reason: 'kept.out@example.org asked for copies first', months: 2 },
 };
 
 const ECHOED_FIELDS = new Set(['reference']);

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ErasureCertificate } from '../../api/contracts/contracts.ts';
+import { deadlineOf } from '../../api/erasure/requests.ts';
 import { writeTestRegistry } from '../support/catalog.ts';
 import { startTestService, type TestService } from '../support/service.ts';
 import { PEOPLE, startSlapd, type TestDirectory } from '../support/slapd.ts';
@@ -327,6 +328,42 @@ describe('requests that went wrong or late', () => {
     expect(await overdue.textContent()).toContain('CONSOLE-CSV-1');
     expect(await overdue.textContent()).toContain('Overdue');
     await checkPage(page, 'requests-overdue');
+    await context.close();
+  });
+
+  it('extends a deadline by two months with a reason: the page and the list show the new one, overdue only past it', async () => {
+    const token = await officerToken();
+    const listed = (await service.call('GET', '/v1/erasure-requests', { headers: { authorization: `Bearer ${token}` } })).json as { requests: { reference: string; createdAt: string }[] };
+    const filedAt = listed.requests.find((r) => r.reference === 'CONSOLE-CSV-1')!.createdAt;
+    const extended = deadlineOf(filedAt, { months: 2 }).slice(0, 10);
+    const { context, page } = await openConsole({ clock: true });
+    await signIn(page, PEOPLE.officer);
+    await page.getByRole('link', { name: 'CONSOLE-CSV-1' }).click();
+    await page.getByRole('heading', { name: 'Request CONSOLE-CSV-1' }).waitFor();
+    expect(await page.locator('#request-deadline').textContent()).toBe(deadlineOf(filedAt).slice(0, 10));
+    // An empty reason is refused in the page, naming the field; nothing is sent.
+    await page.getByRole('button', { name: 'Extend the deadline' }).click();
+    await page.locator('#extension-errors').getByText('Reason:').waitFor();
+    await page.getByLabel('Further months').selectOption('2');
+    await page.getByLabel('Reason', { exact: true }).fill('The data subject asked for a copy of their data before the erasure');
+    await page.getByRole('button', { name: 'Extend the deadline' }).click();
+    await page.locator('#request-extension').waitFor();
+    expect(await page.locator('#request-deadline').textContent()).toBe(extended);
+    expect(await page.locator('#request-extension').textContent()).toContain('2 months');
+    expect(await page.locator('#request-extension').textContent()).toContain('The data subject asked for a copy of their data before the erasure');
+    // Once per request: the form is gone.
+    expect(await page.getByRole('button', { name: 'Extend the deadline' }).count()).toBe(0);
+    await checkPage(page, 'request-extended');
+    // 40 days on it is no longer overdue; past the extended deadline it is again.
+    await page.clock.setSystemTime(Date.now() + 40 * 86_400_000);
+    await page.getByRole('link', { name: 'Requests', exact: true }).click();
+    const row = page.getByRole('row').filter({ hasText: 'CONSOLE-CSV-1' });
+    await row.waitFor();
+    expect(await row.textContent()).toContain(extended);
+    expect(await page.locator('tr.overdue').count()).toBe(0);
+    await page.clock.setSystemTime(Date.parse(extended) + 2 * 86_400_000);
+    await page.getByRole('link', { name: 'Dashboard' }).click();
+    await page.getByText('2 requests, 0 open, 1 overdue.').waitFor();
     await context.close();
   });
 });

@@ -1,6 +1,7 @@
 /** The console's pure parts: CSV subjects (quoting, per-row errors that never quote a cell), deadlines and overdue. */
 import { describe, expect, it } from 'vitest';
 import { parseCsvRecords, parseSubjectsCsv } from '../../console/src/csv.ts';
+import { deadlineOf as apiDeadlineOf } from '../../api/erasure/requests.ts';
 import { deadlineOf, isOverdue } from '../../console/src/meaning.ts';
 
 const CONTEXTS = new Map([['email', 'deterministic'], ['vin', 'fpe'], ['national_id', 'hash']] as const);
@@ -48,5 +49,17 @@ describe('deadlines (GDPR Art. 12(3): one month from receipt)', () => {
     expect(isOverdue({ createdAt: '2026-02-01T00:00:00Z', status: 'failed' }, now)).toBe(true);
     expect(isOverdue({ createdAt: '2026-02-01T00:00:00Z', status: 'verified' }, now)).toBe(false);
     expect(isOverdue({ createdAt: '2026-02-10T00:00:00Z', status: 'running' }, now)).toBe(false);
+  });
+
+  it("counts from the API's deadline once extended, and agrees with the API on it", () => {
+    const now = new Date('2026-03-05T00:00:00Z');
+    const extended = { createdAt: '2026-02-01T00:00:00Z', status: 'received' as const, deadline: apiDeadlineOf('2026-02-01T00:00:00Z', { months: 2 }) };
+    expect(extended.deadline).toBe('2026-05-01T00:00:00.000Z');
+    expect(isOverdue(extended, now)).toBe(false);
+    expect(isOverdue(extended, new Date('2026-05-02T00:00:00Z'))).toBe(true);
+    for (const filed of ['2026-01-31T10:00:00Z', '2028-02-29T23:59:59Z', '2026-12-31T00:00:00Z']) {
+      for (const months of [1, 2] as const) expect(deadlineOf(new Date(filed), 1 + months).toISOString()).toBe(apiDeadlineOf(filed, { months }));
+      expect(deadlineOf(new Date(filed)).toISOString()).toBe(apiDeadlineOf(filed));
+    }
   });
 });

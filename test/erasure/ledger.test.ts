@@ -12,6 +12,7 @@ import sqlite from 'node-sqlite3-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoErasureLedger, ensureTable } from '../../api/erasure/dynamoLedger.ts';
 import { liftOutcome, verifyAuditChain, type AuditInput, type ErasureLedger, type NewErasureRequest, type NewSuppressionLift } from '../../api/erasure/ledger.ts';
+import { deadlineOf } from '../../api/erasure/requests.ts';
 import { SqliteErasureLedger } from '../../api/erasure/sqliteLedger.ts';
 import { ErasureSuppression } from '../../api/erasure/suppression.ts';
 import { LedgerError } from '../../api/errors.ts';
@@ -171,6 +172,40 @@ describe.each(STORES)('erasure ledger: $name', (store) => {
     await ledger.updateTables('er-1', [{ table: 'local.crm.customers', status: 'running', detail: 'deleting' }]);
     expect((await ledger.get('er-1'))?.tables).toEqual([{ table: 'local.crm.customers', status: 'running', detail: 'deleting' }]);
     expect(await ledger.auditEntries()).toHaveLength(2);
+    await ledger.close();
+  });
+
+  it('extends a deadline once, with its audit entry, keeps it through moves and a reopen, and refuses a second or a verified one', async () => {
+    const { ledger, location } = await fresh();
+    await ledger.create(request('er-1'), audit('er-1'));
+    await ledger.create(request('er-2', 'TICKET-2'), audit('er-2'));
+    const extensionAudit = (id: string): AuditInput => ({ actor: 'person:olivia', action: 'erasure.extended', requestId: id, outcome: 'extended months=2' });
+    const before = await ledger.get('er-1');
+    const extended = await ledger.extend('er-1', { months: 2, reason: 'The subject asked for a copy of their data first', by: 'person:olivia' }, extensionAudit('er-1'));
+    expect(extended.extension).toMatchObject({ months: 2, reason: 'The subject asked for a copy of their data first', by: 'person:olivia' });
+    expect(Date.parse(extended.extension!.at)).not.toBeNaN();
+    // Not a move of the erasure: status and updatedAt stay.
+    expect(extended).toMatchObject({ status: 'received', updatedAt: before?.updatedAt });
+    expect(await ledger.get('er-1')).toEqual(extended);
+    await expect(ledger.extend('er-1', { months: 1, reason: 'again', by: 'person:olivia' }, extensionAudit('er-1'))).rejects.toMatchObject({ code: 'extension-refused' });
+    await expect(ledger.extend('er-none', { months: 1, reason: 'none', by: 'person:olivia' }, extensionAudit('er-none'))).rejects.toMatchObject({ code: 'not-found' });
+    // Moves and progress keep it.
+    await ledger.transition('er-1', { status: 'running', attempts: 1 }, audit('er-1', 'erasure.started'));
+    await ledger.updateTables('er-1', [{ table: 'local.crm.customers', status: 'running' }]);
+    await ledger.transition('er-1', { status: 'verified' }, audit('er-1', 'erasure.verified'));
+    const reader = store.open(location);
+    expect((await reader.get('er-1'))?.extension).toEqual(extended.extension);
+    expect((await reader.list('verified'))[0]?.extension).toEqual(extended.extension);
+    await reader.close();
+    // A verified request has no deadline left to extend.
+    await ledger.transition('er-2', { status: 'running', attempts: 1 }, audit('er-2', 'erasure.started'));
+    await ledger.transition('er-2', { status: 'verified' }, audit('er-2', 'erasure.verified'));
+    await expect(ledger.extend('er-2', { months: 1, reason: 'late', by: 'person:olivia' }, extensionAudit('er-2'))).rejects.toMatchObject({ code: 'extension-refused' });
+    expect((await ledger.get('er-2'))?.extension).toBeUndefined();
+    // One entry for the one extension; the refused ones wrote none; the chain holds.
+    const entries = await ledger.auditEntries();
+    expect(entries.filter((e) => e.action === 'erasure.extended').map((e) => e.requestId)).toEqual(['er-1']);
+    expect(verifyAuditChain(entries).valid).toBe(true);
     await ledger.close();
   });
 
@@ -579,8 +614,42 @@ describe('the service on the DynamoDB store', () => {
       expect((await reader.erasedPseudonyms('email')).has(pseudonyms[0]!)).toBe(true);
       expect(verifyAuditChain(await reader.auditEntries())).toEqual({ entries: 1, valid: true });
       await reader.close();
+
+      // The deadline's extension over HTTP: shown on the request, audited without its reason, once only.
+      const reason = 'sentinel.jane@example.com asked for a copy first';
+      const filedAt = (filed.json as { createdAt: string; deadline: string }).createdAt;
+      expect((filed.json as { deadline: string }).deadline).toBe(deadlineOf(filedAt));
+      const badMonths = await service.call('POST', `/v1/erasure-requests/${id}/extension`, { apiKey: officer, body: { reason, months: 3 } });
+      expect(badMonths.status).toBe(400);
+      const tooLong = await service.call('POST', `/v1/erasure-requests/${id}/extension`, { apiKey: officer, body: { reason: `${reason} ${'x'.repeat(500)}`, months: 1 } });
+      expect(tooLong.status).toBe(400);
+      for (const refused of [badMonths, tooLong]) expect(refused.text).not.toContain('sentinel');
+      expect((await service.call('POST', `/v1/erasure-requests/${id}/extension`, { apiKey: service.keys.reidentify, body: { reason, months: 1 } })).status).toBe(403);
+      const extended = await service.call('POST', `/v1/erasure-requests/${id}/extension`, { apiKey: officer, body: { reason, months: 2 } });
+      expect(extended.status).toBe(200);
+      const shown = (await service.call('GET', `/v1/erasure-requests/${id}`, { apiKey: officer })).json as { deadline: string; extension: { months: number; reason: string; by: string; at: string } };
+      expect(shown).toEqual(extended.json);
+      expect(shown.deadline).toBe(deadlineOf(filedAt, { months: 2 }));
+      expect(shown.extension).toMatchObject({ months: 2, reason, by: expect.stringMatching(/^api-key:/) as unknown });
+      const again = await service.call('POST', `/v1/erasure-requests/${id}/extension`, { apiKey: officer, body: { reason, months: 1 } });
+      expect(again.status).toBe(409);
+      expect(again.json).toMatchObject({ type: 'urn:pseudonymization:problem:extension-refused' });
+      expect(again.text).not.toContain('sentinel');
+      const entries = (await service.call('GET', `/v1/erasure-requests/${id}/audit`, { apiKey: officer })).json as { entries: { action: string; outcome: string }[] };
+      expect(entries.entries.map((e) => e.action)).toEqual(['erasure.filed', 'erasure.extended']);
+      expect(entries.entries[1]!.outcome).toBe(`extended months=2 deadline=${shown.deadline}`);
     } finally {
       await service.close();
     }
+  });
+});
+
+describe('an answer deadline', () => {
+  it('is one calendar month from filing, plus the extension, counted from the filing date (UTC)', () => {
+    expect(deadlineOf('2026-03-15T10:00:00.000Z')).toBe('2026-04-15T10:00:00.000Z');
+    expect(deadlineOf('2026-01-31T23:30:00.000Z')).toBe('2026-02-28T23:30:00.000Z');
+    expect(deadlineOf('2028-01-31T08:00:00.000Z')).toBe('2028-02-29T08:00:00.000Z');
+    expect(deadlineOf('2026-01-31T08:00:00.000Z', { months: 2 })).toBe('2026-04-30T08:00:00.000Z');
+    expect(deadlineOf('2026-11-30T08:00:00.000Z', { months: 1 })).toBe('2027-01-30T08:00:00.000Z');
   });
 });
