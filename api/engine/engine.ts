@@ -6,18 +6,23 @@
  * a random 16-byte nonce as the last associated-data component, keyed hash). FF1 (`fpe`) pseudonyms keep the identifier's length and alphabet, so they cannot carry the
  * version: pseudonymize reports it, and reidentify takes it (default: the active version).
  *
+ * The AWS sample's pseudonyms (legacyAwsSample.ts) are read in the contexts an imported sample key is bound to: a
+ * pseudonym that is not of this service's format but parses as the sample's is decrypted with that key. They are
+ * only read: rewrap turns them into the pseudonyms pseudonymize gives (deterministic, or FF1 / keyed hash by policy).
+ *
  * Only pseudonymize results of deterministic transforms are cached (identifier -> pseudonym).
  * Reidentify is never cached, so the cache cannot serve as a decryption oracle.
  */
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { RequestError, type ItemProblem } from '../errors.ts';
-import type { Keyring, KeyVersion } from '../keyring/keyring.ts';
+import type { Keyring, KeyVersion, LegacyKeys } from '../keyring/keyring.ts';
 import type { ContextPolicy, PolicySet } from '../policy/policy.ts';
 import { BLOCK, packByteArrays, packedItem, type PackedBytes } from './_blocks.ts';
 import { fpeRejectReason } from './ff1.ts';
 import { DIGEST_BYTES } from './keyedHash.ts';
 import { asBuffer, packUtf8 } from './_text.ts';
+import { parseAwsSamplePseudonym } from './legacyAwsSample.ts';
 import { parsePseudonym, pseudonymFormatter, pseudonymPayload, pseudonymPayloadsPacked, type ParsedPseudonym } from './pseudonymFormat.ts';
 
 export type Nullable<T> = T | null;
@@ -60,6 +65,8 @@ export interface RewrapResult {
 /** One group of AES-SIV tokens decrypted as a batch: item k belongs to input `indexes[k]`, and is usable when `valid[k]`. */
 interface DecryptedGroup {
   readonly randomized: boolean;
+  /** The AWS sample's pseudonyms: rewrapped to what pseudonymize gives in the context. */
+  readonly legacy: boolean;
   readonly indexes: readonly number[];
   readonly plaintexts: PackedBytes;
   readonly valid: Uint8Array;
@@ -163,6 +170,11 @@ export class PseudonymEngine {
       for (let i = 0; i < values.length; i++) {
         const value = values[i];
         if (value === null || value === undefined) continue;
+        // Only an AWS sample pseudonym's value can be outside the alphabet: it has no FF1 pseudonym in this context.
+        if (fpeRejectReason(policy.alphabet, policy.maxLength, value)) {
+          errors.push({ index: i, reason: 'malformed' });
+          continue;
+        }
         decrypted.push(i);
         plaintexts.push(value);
       }
@@ -170,7 +182,8 @@ export class PseudonymEngine {
       for (let k = 0; k < decrypted.length; k++) out[decrypted[k]!] = rewrapped[k]!;
     } else {
       for (const group of this.decryptTokens(context, pseudonyms, errors)) {
-        const rewrapped = this.sivEncryptPacked(active, context, group.plaintexts, !group.randomized);
+        const rewrapped =
+          group.legacy && policy.transform === 'hash' ? this.hashPacked(active, context, group.plaintexts) : this.sivEncryptPacked(active, context, group.plaintexts, !group.randomized);
         for (let k = 0; k < group.indexes.length; k++) if (group.valid[k]) out[group.indexes[k]!] = rewrapped[k]!;
       }
     }
@@ -262,10 +275,15 @@ export class PseudonymEngine {
   }
 
   private hash(key: KeyVersion, context: string, values: string[]): string[] {
+    return this.hashPacked(key, context, packUtf8(values));
+  }
+
+  private hashPacked(key: KeyVersion, context: string, packed: PackedBytes): string[] {
     const format = pseudonymFormatter('hash', key.version);
-    const digests = key.keyedHash(context).digestBatch(packUtf8(values));
-    const out = new Array<string>(values.length);
-    for (let i = 0; i < values.length; i++) out[i] = format(digests, i * DIGEST_BYTES, (i + 1) * DIGEST_BYTES);
+    const digests = key.keyedHash(context).digestBatch(packed);
+    const count = packed.offsets.length - 1;
+    const out = new Array<string>(count);
+    for (let i = 0; i < count; i++) out[i] = format(digests, i * DIGEST_BYTES, (i + 1) * DIGEST_BYTES);
     return out;
   }
 
@@ -278,11 +296,26 @@ export class PseudonymEngine {
     errors: ReidentifyResult['errors'],
   ): void {
     const lookup = keyVersion === undefined ? { kind: 'usable' as const, key: this.keyring.active() } : this.keyring.lookup(keyVersion);
+    const legacy = this.keyring.legacyFor(context);
+    const hasLegacy = legacy.keys.length > 0 || legacy.destroyed;
     const accepted: number[] = [];
     const ciphertexts: string[] = [];
     for (let i = 0; i < pseudonyms.length; i++) {
       const pseudonym = pseudonyms[i];
       if (pseudonym === null || pseudonym === undefined) continue;
+      // The sample's pseudonym first: it authenticates, FF1 does not. One that fails and is no FF1 text fails as the sample's.
+      const payload = hasLegacy && typeof pseudonym === 'string' ? parseAwsSamplePseudonym(pseudonym, this.options.maxValueBytes) : undefined;
+      if (payload) {
+        const plaintext = legacyDecrypt(legacy, payload);
+        if (plaintext) {
+          values[i] = asBuffer(plaintext).toString('utf8');
+          continue;
+        }
+        if (fpeRejectReason(policy.alphabet, policy.maxLength, pseudonym)) {
+          errors.push({ index: i, reason: legacy.keys.length === 0 ? 'key-destroyed' : 'authentication-failed' });
+          continue;
+        }
+      }
       if (lookup.kind === 'unknown') errors.push({ index: i, reason: 'unknown-key-version' });
       else if (lookup.kind === 'destroyed') errors.push({ index: i, reason: 'key-destroyed' });
       else if (typeof pseudonym !== 'string' || fpeRejectReason(policy.alphabet, policy.maxLength, pseudonym)) errors.push({ index: i, reason: 'malformed' });
@@ -308,12 +341,21 @@ export class PseudonymEngine {
   /** The decrypted groups of AES-SIV tokens (one per mode and version); every other item is listed in `errors`. */
   private decryptTokens(context: string, pseudonyms: readonly Nullable<string>[], errors: ReidentifyResult['errors']): DecryptedGroup[] {
     const groups = new Map<string, { mode: ParsedPseudonym['mode']; version: number; indexes: number[]; parsed: ParsedPseudonym[] }>();
+    const legacy = this.keyring.legacyFor(context);
+    const hasLegacy = legacy.keys.length > 0 || legacy.destroyed;
+    const legacyIndexes: number[] = [];
+    const legacyPayloads: Uint8Array[] = [];
     for (let i = 0; i < pseudonyms.length; i++) {
       const pseudonym = pseudonyms[i];
       if (pseudonym === null || pseudonym === undefined) continue;
       const parsed = typeof pseudonym === 'string' ? parsePseudonym(pseudonym) : undefined;
       if (!parsed) {
-        errors.push({ index: i, reason: 'malformed' });
+        // Not this service's format: in a context an AWS sample key is bound to, maybe the sample's.
+        const payload = hasLegacy && typeof pseudonym === 'string' ? parseAwsSamplePseudonym(pseudonym, this.options.maxValueBytes) : undefined;
+        if (payload) {
+          legacyIndexes.push(i);
+          legacyPayloads.push(payload);
+        } else errors.push({ index: i, reason: 'malformed' });
         continue;
       }
       const groupKey = `${parsed.mode}${parsed.version}`;
@@ -335,6 +377,10 @@ export class PseudonymEngine {
         const done = this.sivDecryptGroup(lookup.key, context, group.mode === 'randomized', group.indexes, group.parsed, pseudonyms, errors);
         if (done) decrypted.push(done);
       }
+    }
+    if (legacyIndexes.length > 0) {
+      const done = legacyDecryptGroup(legacy, legacyIndexes, legacyPayloads, errors);
+      if (done) decrypted.push(done);
     }
     return decrypted;
   }
@@ -385,7 +431,7 @@ export class PseudonymEngine {
     }
     const { plaintexts, valid } = key.siv.decryptBatch(states, ciphertexts);
     for (let k = 0; k < accepted.length; k++) if (!valid[k]) errors.push({ index: accepted[k]!, reason: 'authentication-failed' });
-    return { randomized, indexes: accepted, plaintexts, valid };
+    return { randomized, legacy: false, indexes: accepted, plaintexts, valid };
   }
 
   /** A rotation or destruction changes which pseudonym an identifier gets: start the cache afresh. */
@@ -394,6 +440,31 @@ export class PseudonymEngine {
     this.cache?.clear();
     this.cacheGeneration = this.keyring.generation;
   }
+}
+
+/** The value's bytes from the first AWS sample key bound to the context that authenticates the pseudonym. */
+function legacyDecrypt(legacy: LegacyKeys, payload: Uint8Array): Uint8Array | undefined {
+  for (const key of legacy.keys) {
+    const plaintext = key.decrypt(payload);
+    if (plaintext) return plaintext;
+  }
+  return undefined;
+}
+
+/** The AWS sample's pseudonyms as one decrypted group; every key of theirs destroyed: `key-destroyed`, tampered: `authentication-failed`. */
+function legacyDecryptGroup(legacy: LegacyKeys, indexes: readonly number[], payloads: readonly Uint8Array[], errors: ReidentifyResult['errors']): DecryptedGroup | undefined {
+  if (legacy.keys.length === 0) {
+    for (const index of indexes) errors.push({ index, reason: 'key-destroyed' });
+    return undefined;
+  }
+  const valid = new Uint8Array(indexes.length);
+  const plaintexts = payloads.map((payload, k) => {
+    const plaintext = legacyDecrypt(legacy, payload);
+    if (plaintext) valid[k] = 1;
+    else errors.push({ index: indexes[k]!, reason: 'authentication-failed' });
+    return plaintext ?? new Uint8Array(0);
+  });
+  return { randomized: false, legacy: true, indexes, plaintexts: packByteArrays(plaintexts), valid };
 }
 
 function maxItemLength(packed: PackedBytes): number {
