@@ -27,16 +27,25 @@ def is_commit_conflict(error: Exception) -> bool:
     )
 
 
-def retry_on_conflict(action: Callable[[], T], attempts: int, report: dict[str, Any]) -> T:
-    """Runs `action`, again after a commit conflict with a concurrent writer (with backoff); counts the retries
-    in `report["commitConflictsRetried"]`."""
+def is_stale_read(error: Exception) -> bool:
+    """A file of the table state an action loaded is gone: a concurrent commit moved the table on and deleted it
+    (write.metadata.delete-after-commit removes old metadata.json files). Loading the table again helps."""
+    text = str(error)
+    return "NotFoundException" in text or "FileNotFoundException" in text
+
+
+def retry_on_conflict(action: Callable[[], T], attempts: int, report: dict[str, Any], stale_reads: bool = False) -> T:
+    """Runs `action`, again after a commit conflict with a concurrent writer (with backoff), and with `stale_reads`
+    after a read of a table state a concurrent commit deleted files of; counts the retries in
+    `report["commitConflictsRetried"]`."""
 
     def count(_error: Exception, _attempt: int) -> None:
         report["commitConflictsRetried"] = report.get("commitConflictsRetried", 0) + 1
 
-    return retry(
-        action, attempts=attempts, backoff=COMMIT_CONFLICT_BACKOFF, retryable=is_commit_conflict, on_retry=count
-    )
+    def retryable(error: Exception) -> bool:
+        return is_commit_conflict(error) or (stale_reads and is_stale_read(error))
+
+    return retry(action, attempts=attempts, backoff=COMMIT_CONFLICT_BACKOFF, retryable=retryable, on_retry=count)
 
 
 def current_snapshot(spark: Any, table: str) -> int | None:

@@ -225,7 +225,7 @@ def _compact(spark: Any, catalog: str, table: MaintainedTable, report: dict[str,
     if settings.where:
         arguments.append(f"where => {_sql_text(settings.where)}")
     sql = f"CALL {catalog}.system.rewrite_data_files({', '.join(arguments)})"
-    result = retry_on_conflict(lambda: spark.sql(sql).collect(), MAX_COMMIT_ATTEMPTS, report)
+    result = retry_on_conflict(_fresh(spark, table.name, _collect(spark, sql)), MAX_COMMIT_ATTEMPTS, report, True)
     done = result[0].asDict() if result else {}
     compaction: dict[str, Any] = {
         "strategy": settings.strategy,
@@ -245,7 +245,7 @@ def _rewrite_manifests(spark: Any, catalog: str, name: str, report: dict[str, An
     from ..iceberg_ops import retry_on_conflict
 
     sql = f"CALL {catalog}.system.rewrite_manifests(table => '{name.split('.', 1)[1]}')"
-    row = retry_on_conflict(lambda: spark.sql(sql).collect(), MAX_COMMIT_ATTEMPTS, report)[0]
+    row = retry_on_conflict(_fresh(spark, name, _collect(spark, sql)), MAX_COMMIT_ATTEMPTS, report, True)[0]
     return {
         "manifestsRewritten": int(row["rewritten_manifests_count"]),
         "manifestsAdded": int(row["added_manifests_count"]),
@@ -279,8 +279,15 @@ def _expire(spark: Any, catalog: str, table: MaintainedTable, report: dict[str, 
     # The candidates are read before the fold: the fold sees them all (and maybe newer ones), so every marker in a
     # snapshot this run expires is folded first. Expiring by id (not by age) keeps a snapshot committed after the
     # candidates were read, whatever its timestamp, so a batch committed meanwhile keeps its marker.
-    candidates = expirable_snapshots(spark, table.name, cutoff_ms, settings.retain_last)
-    folded = fold_markers(spark, table.name)
+    candidates = retry_on_conflict(
+        _fresh(spark, table.name, lambda: expirable_snapshots(spark, table.name, cutoff_ms, settings.retain_last)),
+        MAX_COMMIT_ATTEMPTS,
+        report,
+        True,
+    )
+    folded = retry_on_conflict(
+        _fresh(spark, table.name, lambda: fold_markers(spark, table.name)), MAX_COMMIT_ATTEMPTS, report, True
+    )
     deleted: dict[str, int] = {}
     short = table.name.split(".", 1)[1]
     for start in range(0, len(candidates), EXPIRE_CHUNK):
@@ -289,7 +296,7 @@ def _expire(spark: Any, catalog: str, table: MaintainedTable, report: dict[str, 
             f"CALL {catalog}.system.expire_snapshots(table => '{short}', "
             f"older_than => TIMESTAMP '1970-01-02 00:00:00', snapshot_ids => array({ids}))"
         )
-        row = retry_on_conflict(_collect(spark, sql), MAX_COMMIT_ATTEMPTS, report)[0]
+        row = retry_on_conflict(_fresh(spark, table.name, _collect(spark, sql)), MAX_COMMIT_ATTEMPTS, report, True)[0]
         for key, value in row.asDict().items():
             deleted[key] = deleted.get(key, 0) + int(value)
     remaining = {int(row[0]) for row in spark.sql(f"SELECT snapshot_id FROM {table.name}.snapshots").collect()}
@@ -302,6 +309,18 @@ def _expire(spark: Any, catalog: str, table: MaintainedTable, report: dict[str, 
 
 def _collect(spark: Any, sql: str) -> Callable[[], Any]:
     return lambda: spark.sql(sql).collect()
+
+
+def _fresh(spark: Any, name: str, action: Callable[[], T]) -> Callable[[], T]:
+    """`action` after dropping the session's cached copy of the table. A cached table more than
+    previous-versions-max commits behind (a stream commits every few seconds) names a metadata.json that
+    delete-after-commit has removed: reading its metadata tables then fails with NotFoundException."""
+
+    def run() -> T:
+        spark.sql(f"REFRESH TABLE {name}")
+        return action()
+
+    return run
 
 
 def _metadata_properties(spark: Any, name: str, wanted_max: int) -> dict[str, str]:
@@ -322,7 +341,7 @@ def maintain_table(
     spark: Any, catalog: str, table: MaintainedTable, started_ms: int, report: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Runs the steps on one table, filling `report` as they go (a failure leaves the steps done in it)."""
-    from ..iceberg_ops import remove_orphans, remove_previous_metadata
+    from ..iceberg_ops import remove_orphans, remove_previous_metadata, retry_on_conflict
 
     name = table.name
     settings = table.settings
@@ -331,7 +350,13 @@ def maintain_table(
         report = {}
     report.update({"table": name, "startedAt": datetime.now(UTC).isoformat(), "commitConflictsRetried": 0})
     report["seconds"] = seconds
-    report["before"] = _timed(seconds, "stats", lambda: table_stats(spark, name))
+
+    def stats() -> dict[str, int]:
+        return retry_on_conflict(
+            _fresh(spark, name, lambda: table_stats(spark, name)), MAX_COMMIT_ATTEMPTS, report, True
+        )
+
+    report["before"] = _timed(seconds, "stats", stats)
 
     def say(message: str) -> None:
         step(LABEL, f"{name}: {message}")
@@ -352,10 +377,20 @@ def maintain_table(
     )
     say("orphan files")
     grace_ms = int(settings.orphan_grace_hours * HOUR_SECONDS * 1000)
+    # The action loads the table's metadata log; a stream commit meanwhile may delete an old metadata.json of it
+    # (delete-after-commit): loaded again, the table is consistent. Files committed meanwhile are younger than
+    # the grace period, so never orphans.
     report["orphanFilesRemoved"] = _timed(
-        seconds, "orphans", lambda: remove_orphans(spark, name, started_ms - grace_ms)
+        seconds,
+        "orphans",
+        lambda: retry_on_conflict(
+            _fresh(spark, name, lambda: remove_orphans(spark, name, started_ms - grace_ms)),
+            MAX_COMMIT_ATTEMPTS,
+            report,
+            stale_reads=True,
+        ),
     )
-    report["after"] = table_stats(spark, name)
+    report["after"] = stats()
     report["finishedAt"] = datetime.now(UTC).isoformat()
     report["result"] = "ok"
     return report
