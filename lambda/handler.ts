@@ -11,9 +11,14 @@
  * `keyring-unavailable`, `ledger-unavailable`), and tried again on the next invocation. Events are
  * never logged. On Lambda the service's metrics also go to CloudWatch as EMF lines (api/observability/emf.ts),
  * flushed at the end of each invocation; /metrics stays the server's.
+ *
+ * /console/* is the compliance officers' console, answered from the files the zip carries in console/ with the
+ * same headers as the Express server (api/http/console.ts), before and without the service: on the API's own
+ * origin and stage, so that the page's `'self'` policy covers its calls to /v1.
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { loadConfig } from '../api/config/config.ts';
+import { consoleAnswer, isConsolePath, loadConsoleFiles, type ConsoleFiles } from '../api/http/console.ts';
 import { ConfigError, PlatformError } from '../api/errors.ts';
 import { problemResponse, statusOf } from '../api/http/problem.ts';
 import type { CoreRequest, CoreResponse } from '../api/http/types.ts';
@@ -21,6 +26,8 @@ import { EmfMetricsSink } from '../api/observability/emf.ts';
 import { PseudonymizationService } from '../api/service.ts';
 
 let servicePromise: Promise<PseudonymizationService> | undefined;
+/** The console's files, read at the first /console request of this execution environment. */
+let consoleFiles: ConsoleFiles | undefined;
 /** The EMF sink of this execution environment, once the service has started on Lambda. */
 let emfSink: EmfMetricsSink | undefined;
 
@@ -113,6 +120,11 @@ export function fromHttpApiEvent(event: APIGatewayProxyEventV2): CoreRequest {
 }
 
 async function respond(request: CoreRequest): Promise<CoreResponse> {
+  if (isConsolePath(request.path)) {
+    consoleFiles ??= loadConsoleFiles();
+    const answer = consoleAnswer(consoleFiles, request.method, request.path);
+    if (answer) return answer;
+  }
   let running: PseudonymizationService;
   try {
     running = await service();

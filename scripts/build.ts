@@ -7,6 +7,7 @@
  *   erasureStep.mjs  the scheduled erasure step (erasureStep.erasureStepHandler)
  *   chunk-*.mjs      code both share (the service core, the AWS SDK clients: DynamoDB, EMR, S3, KMS, ...)
  *   config/policies.json  the default PSEUDO_POLICY_FILE (relative to the task root, /var/task)
+ *   console/         the compliance officers' console (a copy of dist/console), which the API function serves at /console
  * dist/console holds the compliance officers' console (index.html, console.js, console.css), served at /console.
  * node-sqlite3-wasm is not in it: on Lambda a SQLite ledger or jdbc catalog is refused at start (each instance
  * has its own /tmp), so the module is never loaded there. A deployment's table registry goes next to the policy
@@ -50,6 +51,7 @@ await build({
 });
 mkdirSync(join(lambdaDir, 'config'), { recursive: true });
 cpSync('config/policies.json', join(lambdaDir, 'config/policies.json'));
+cpSync(consoleDir, join(lambdaDir, 'console'), { recursive: true });
 
 rmSync(zipFile, { force: true });
 // The same sources give the same zip: every entry gets one fixed time (zip stores mtimes), entries in sorted order.

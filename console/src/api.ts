@@ -121,7 +121,9 @@ async function send(method: 'GET' | 'POST', path: string, token: string | undefi
   if (body !== undefined) headers['content-type'] = 'application/json';
   try {
     // credentials 'omit': the API uses no cookies, and the console must not send any it never set.
-    return await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'omit', cache: 'no-store', referrerPolicy: 'no-referrer' });
+    // Relative to the page (<base>/console/): the API is at <base>/v1/…, whatever prefix <base> is (none on the
+    // server, the stage behind API Gateway), on the same origin either way.
+    return await fetch(`..${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'omit', cache: 'no-store', referrerPolicy: 'no-referrer' });
   } catch {
     throw new ApiProblem(0, 'network', 'the service could not be reached');
   }

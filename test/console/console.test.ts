@@ -114,7 +114,8 @@ describe('the console is served with headers that keep it to its own origin', ()
     expect(script.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
     const redirect = await fetch(`${service.url}/console`, { redirect: 'manual' });
     expect(redirect.status).toBe(308);
-    expect(redirect.headers.get('location')).toBe('/console/');
+    // Relative: it keeps the prefix the API is reached under (an API Gateway stage).
+    expect(redirect.headers.get('location')).toBe('console/');
     for (const path of ['/console/nope.js', '/console/../api/server.ts', '/console/%2e%2e/package.json']) {
       const missing = await fetch(`${service.url}${path}`);
       expect(missing.status).toBe(404);
