@@ -3,8 +3,9 @@
  * engine, which knows policies, keys and formats but nothing of ledgers.
  *
  * - Reidentify withholds a subject filed for erasure (per item `erased`), whatever token is presented:
- *   deterministic or randomized, under any key version. The decrypted value's deterministic pseudonyms under
- *   every readable version are looked up in the context's set of erased pseudonyms.
+ *   deterministic or randomized, under any key version, or the AWS sample's (a legacy version's). The decrypted
+ *   value's deterministic pseudonyms under every readable version are looked up in the context's set of erased
+ *   pseudonyms: a sample pseudonym has no version prefix, so its value's are always computed, inside the service.
  * - Pseudonymize and rewrap do not hand out a usable pseudonym for such a subject: its index is reported instead.
  * - Filing and the worker get a subject's pseudonyms under every readable key version from here.
  *
