@@ -384,6 +384,22 @@ describe('SQLite ledger', () => {
     await ledger.create(request('er-1'), audit('er-1'));
     await ledger.close();
   });
+
+  it('adds the extension column to a ledger from before extensions, keeping its requests', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'ledger-')), 'erasure.db');
+    // The requests table as ledgers had it before deadline extensions: no extension column.
+    const raw = new sqlite.Database(file);
+    raw.exec(
+      'CREATE TABLE erasure_requests (id TEXT PRIMARY KEY, reference TEXT NOT NULL, reason TEXT NOT NULL, filed_by TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, subjects TEXT NOT NULL, tables TEXT NOT NULL, run_id TEXT, step_id TEXT, error TEXT, certificate TEXT)',
+    );
+    raw.run("INSERT INTO erasure_requests (id, reference, reason, filed_by, status, created_at, updated_at, subjects, tables) VALUES ('er-old', 'OLD-1', 'gdpr-art17-1a', 'person:olivia', 'received', '2026-01-05T00:00:00.000Z', '2026-01-05T00:00:00.000Z', '[]', '[]')");
+    raw.close();
+    const ledger = new SqliteErasureLedger(file);
+    expect((await ledger.get('er-old'))?.extension).toBeUndefined();
+    const extended = await ledger.extend('er-old', { months: 1, reason: 'More time needed', by: 'person:olivia' }, { actor: 'person:olivia', action: 'erasure.extended', requestId: 'er-old', outcome: 'extended months=1' });
+    expect(extended).toMatchObject({ id: 'er-old', reference: 'OLD-1', status: 'received', extension: { months: 1, reason: 'More time needed' } });
+    await ledger.close();
+  });
 });
 
 describe('DynamoDB ledger', () => {
