@@ -154,6 +154,12 @@ describe('legacy AWS sample version over HTTP', () => {
     }
   });
 
+  it("answers the sample's own client through the compatibility route: its old pseudonyms reidentify unchanged", async () => {
+    const answer = await service.call('POST', '/compat/contexts/email/reidentification', { apiKey: service.keys.reidentify, body: { reidentifications: vectors.map((v) => v.pseudonym) } });
+    expect(answer.status).toBe(200);
+    expect(answer.json).toEqual({ identifiers: vectors.map((v) => v.identifier) });
+  });
+
   it('rewraps every vector into the pseudonym /v1/pseudonymize gives, and those reidentify as usual', async () => {
     const ours = await post('/v1/pseudonymize', service.keys.pseudonymize, { context: 'vin', values: vectors.map((v) => v.identifier) });
     const rewrapped = await post('/v1/rewrap', rewrapper, { context: 'vin', pseudonyms: vectors.map((v) => v.pseudonym) });
