@@ -107,10 +107,15 @@ export class ErasureSuppression implements PseudonymOperations {
 
   /**
    * The deterministic pseudonyms of each value under every readable key version (oldest first): what an
-   * erasure must look for, since data written before a rotation carries the older versions' pseudonyms.
+   * erasure must look for, since data written before a rotation carries the older versions' pseudonyms. In a
+   * context an AWS sample key is bound to, the sample's deterministic pseudonym comes first: tables not yet
+   * migrated hold those.
    */
   pseudonymsInEveryVersion(context: string, values: readonly string[]): string[][] {
-    return this.engine.pseudonymsUnder(this.keyring.readable(), context, values);
+    const ours = this.engine.pseudonymsUnder(this.keyring.readable(), context, values);
+    const legacy = this.keyring.legacyFor(context).keys;
+    if (legacy.length === 0) return ours;
+    return ours.map((pseudonyms, i) => [...legacy.map((key) => key.deterministicPseudonym(values[i]!)), ...pseudonyms]);
   }
 
   /** Reidentify without withholding: for the erasure core only, which must resolve a subject to erase it. */

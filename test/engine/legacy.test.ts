@@ -4,10 +4,14 @@
  * is tried first, since it authenticates; a value FF1 cannot take has no pseudonym there and fails `malformed`).
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AwsSampleKey, parseAwsSampleSecret } from '../../api/engine/legacyAwsSample.ts';
 import { Keyring } from '../../api/keyring/keyring.ts';
+import { SqliteErasureLedger } from '../../api/erasure/sqliteLedger.ts';
+import { ErasureSuppression } from '../../api/erasure/suppression.ts';
 import { engineOf } from '../support/engine.ts';
 
 interface Fixture {
@@ -32,7 +36,7 @@ function setUp() {
       legacy: { kind: 'legacy-aws-sample', contexts: CONTEXTS, nonceStrPos: secret.nonceStrPos, nonceEndPos: secret.nonceEndPos },
     },
   ]);
-  return { engine: engineOf(keyring), sample };
+  return { keyring, engine: engineOf(keyring), sample };
 }
 
 describe('engine with an AWS sample key', () => {
@@ -71,5 +75,26 @@ describe('engine with an AWS sample key', () => {
     const altered = Buffer.from(outside.pseudonym, 'base64');
     altered[20]! ^= 1;
     expect(engine.reidentify('national_id', [altered.toString('base64')]).errors).toEqual([{ index: 0, reason: 'authentication-failed' }]);
+  });
+
+  it("puts the subject's sample pseudonym first among the pseudonyms an erasure looks for, and withholds the sample's tokens once filed", async () => {
+    const { keyring, engine } = setUp();
+    const ledger = new SqliteErasureLedger(join(mkdtempSync(join(tmpdir(), 'legacy-erasure-')), 'erasure.db'));
+    const suppression = new ErasureSuppression(ledger, engine, keyring, { cacheSeconds: 5 });
+    const vector = fixture.deterministic.find((v) => v.identifier === 'Zoë Ångström-Łukasz')!;
+    const [pseudonyms] = suppression.pseudonymsInEveryVersion('vin', [vector.identifier]);
+    expect(pseudonyms).toEqual([vector.pseudonym, engine.pseudonymize('vin', [vector.identifier], { deterministic: true }).pseudonyms[0]]);
+    expect(suppression.pseudonymsInEveryVersion('email', [vector.identifier])[0]).toHaveLength(1);
+    await ledger.create(
+      { id: 'er-1', reference: 'er-1', reason: 'gdpr-art17-1a', filedBy: 'person:olivia', subjects: [{ context: 'vin', pseudonyms: pseudonyms! }], tables: [] },
+      { actor: 'person:olivia', action: 'erasure.filed', requestId: 'er-1', outcome: 'received' },
+    );
+    const randomized = fixture.nonDeterministic.find((v) => v.identifier === vector.identifier)!;
+    expect((await suppression.reidentify('vin', [vector.pseudonym, randomized.pseudonym])).errors).toEqual([
+      { index: 0, reason: 'erased' },
+      { index: 1, reason: 'erased' },
+    ]);
+    expect((await suppression.rewrap('vin', [vector.pseudonym])).erased).toEqual([0]);
+    await ledger.close();
   });
 });

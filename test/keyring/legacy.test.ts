@@ -196,6 +196,13 @@ describe('legacy AWS sample version over HTTP', () => {
     expect(rewrapped.pseudonyms![2]).toBeNull();
     expect(rewrapped.pseudonyms![1]).toMatch(/^s1\./);
     expect(rewrapped.erased).toEqual([0, 2]);
+    // Filed by the sample's pseudonym: resolved inside the service, and every token of the subject is withheld.
+    const byPseudonym = fixture.deterministic.find((v) => v.identifier === '0123456789abcdefg')!;
+    const filedByPseudonym = await service.call('POST', '/v1/erasure-requests', { apiKey: officer, body: { reference: 'GDPR-2026-901', reason: 'gdpr-art17-1a', subjects: [{ context: 'vin', pseudonym: byPseudonym.pseudonym }] } });
+    expect(filedByPseudonym.status).toBe(202);
+    const sameSubject = [fixture.nonDeterministic.find((v) => v.identifier === byPseudonym.identifier)!.pseudonym, byPseudonym.pseudonym];
+    expect((await post('/v1/reidentify', service.keys.reidentify, { context: 'vin', pseudonyms: sameSubject })).values).toEqual([null, null]);
+    expect((await post('/v1/pseudonymize', service.keys.pseudonymize, { context: 'vin', values: [byPseudonym.identifier] })).erased).toEqual([0]);
     // After a rotation too: the subject's pseudonyms are computed under every readable version from the value.
     expect((await keys(service, ['rotate'])).status).toBe(0);
     await reload();
