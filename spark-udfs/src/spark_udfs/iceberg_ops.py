@@ -48,6 +48,18 @@ def retry_on_conflict(action: Callable[[], T], attempts: int, report: dict[str, 
     return retry(action, attempts=attempts, backoff=COMMIT_CONFLICT_BACKOFF, retryable=retryable, on_retry=count)
 
 
+def refreshed(spark: Any, name: str, action: Callable[[], T]) -> Callable[[], T]:
+    """`action` after dropping the session's cached copy of the table. A cached table more than
+    previous-versions-max commits behind (a stream commits every few seconds) names a metadata.json that
+    delete-after-commit has removed: reading its metadata tables then fails with NotFoundException."""
+
+    def run() -> T:
+        spark.sql(f"REFRESH TABLE {name}")
+        return action()
+
+    return run
+
+
 def current_snapshot(spark: Any, table: str) -> int | None:
     rows = spark.sql(
         f"SELECT snapshot_id FROM {table}.history WHERE is_current_ancestor ORDER BY made_current_at DESC LIMIT 1"

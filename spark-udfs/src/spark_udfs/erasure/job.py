@@ -47,6 +47,7 @@ from typing import Any, Literal
 from .. import contracts
 from ..iceberg import read_text, set_table_properties, write_text_whole
 from ..iceberg_ops import current_snapshot as _current_snapshot
+from ..iceberg_ops import refreshed
 from ..iceberg_ops import remove_orphans as _remove_orphans
 from ..iceberg_ops import remove_previous_metadata as _remove_previous_metadata
 from ..iceberg_ops import retry_on_conflict as _retry_on_conflict
@@ -291,10 +292,12 @@ def erase_table(
         )
     )
 
+    # The cutoff before the fold: every snapshot older than it was committed before the fold read the markers, so
+    # none expires with a marker that was not folded (a stream batch committed after the fold is newer).
+    cutoff = _now_sql()
     report["streamMarkersFolded"] = {
         query: contracts.count(batch) for query, batch in fold_markers(spark, name).items()
     }
-    cutoff = _now_sql()
     expired = (
         spark.sql(
             f"CALL {catalog}.system.expire_snapshots(table => '{short}', "
@@ -305,10 +308,16 @@ def erase_table(
     )
     report["filesDeletedByExpiry"] = {key: contracts.count(value) for key, value in expired.items()}
 
-    report["orphanFilesDeleted"] = contracts.count(
-        _remove_orphans(spark, name, started_ms - order.orphan_grace_seconds * 1000)
+    # Beside a stream the session's cached table falls behind and names metadata files already deleted: each of
+    # these reads the table afresh, and again when a concurrent commit deleted what it read (stale_reads).
+    orphans = refreshed(
+        spark, name, lambda: _remove_orphans(spark, name, started_ms - order.orphan_grace_seconds * 1000)
     )
-    report["previousMetadataFilesDeleted"] = contracts.count(_remove_previous_metadata(spark, name))
+    report["orphanFilesDeleted"] = contracts.count(_retry_on_conflict(orphans, order.max_commit_attempts, report, True))
+    previous = refreshed(spark, name, lambda: _remove_previous_metadata(spark, name))
+    report["previousMetadataFilesDeleted"] = contracts.count(
+        _retry_on_conflict(previous, order.max_commit_attempts, report, True)
+    )
     report["snapshotAfter"] = contracts.int64(_current_snapshot(spark, name))
     report["verification"] = verify_table(spark, name, condition, pseudonyms, other_rows_before)
     report["finishedAt"] = datetime.now(UTC).isoformat()

@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from ..iceberg import write_text_whole
+from ..iceberg_ops import refreshed
 from ..jobs.config import JobConfigError, Section, check_table_name, parse_catalog, read_json
 from ..jobs.progress import JobProgress, step
 from ..jobs.session import CatalogConfig, SessionConfigError
@@ -225,7 +226,7 @@ def _compact(spark: Any, catalog: str, table: MaintainedTable, report: dict[str,
     if settings.where:
         arguments.append(f"where => {_sql_text(settings.where)}")
     sql = f"CALL {catalog}.system.rewrite_data_files({', '.join(arguments)})"
-    result = retry_on_conflict(_fresh(spark, table.name, _collect(spark, sql)), MAX_COMMIT_ATTEMPTS, report, True)
+    result = retry_on_conflict(refreshed(spark, table.name, _collect(spark, sql)), MAX_COMMIT_ATTEMPTS, report, True)
     done = result[0].asDict() if result else {}
     compaction: dict[str, Any] = {
         "strategy": settings.strategy,
@@ -245,7 +246,7 @@ def _rewrite_manifests(spark: Any, catalog: str, name: str, report: dict[str, An
     from ..iceberg_ops import retry_on_conflict
 
     sql = f"CALL {catalog}.system.rewrite_manifests(table => '{name.split('.', 1)[1]}')"
-    row = retry_on_conflict(_fresh(spark, name, _collect(spark, sql)), MAX_COMMIT_ATTEMPTS, report, True)[0]
+    row = retry_on_conflict(refreshed(spark, name, _collect(spark, sql)), MAX_COMMIT_ATTEMPTS, report, True)[0]
     return {
         "manifestsRewritten": int(row["rewritten_manifests_count"]),
         "manifestsAdded": int(row["added_manifests_count"]),
@@ -280,13 +281,13 @@ def _expire(spark: Any, catalog: str, table: MaintainedTable, report: dict[str, 
     # snapshot this run expires is folded first. Expiring by id (not by age) keeps a snapshot committed after the
     # candidates were read, whatever its timestamp, so a batch committed meanwhile keeps its marker.
     candidates = retry_on_conflict(
-        _fresh(spark, table.name, lambda: expirable_snapshots(spark, table.name, cutoff_ms, settings.retain_last)),
+        refreshed(spark, table.name, lambda: expirable_snapshots(spark, table.name, cutoff_ms, settings.retain_last)),
         MAX_COMMIT_ATTEMPTS,
         report,
         True,
     )
     folded = retry_on_conflict(
-        _fresh(spark, table.name, lambda: fold_markers(spark, table.name)), MAX_COMMIT_ATTEMPTS, report, True
+        refreshed(spark, table.name, lambda: fold_markers(spark, table.name)), MAX_COMMIT_ATTEMPTS, report, True
     )
     deleted: dict[str, int] = {}
     short = table.name.split(".", 1)[1]
@@ -296,7 +297,9 @@ def _expire(spark: Any, catalog: str, table: MaintainedTable, report: dict[str, 
             f"CALL {catalog}.system.expire_snapshots(table => '{short}', "
             f"older_than => TIMESTAMP '1970-01-02 00:00:00', snapshot_ids => array({ids}))"
         )
-        row = retry_on_conflict(_fresh(spark, table.name, _collect(spark, sql)), MAX_COMMIT_ATTEMPTS, report, True)[0]
+        row = retry_on_conflict(refreshed(spark, table.name, _collect(spark, sql)), MAX_COMMIT_ATTEMPTS, report, True)[
+            0
+        ]
         for key, value in row.asDict().items():
             deleted[key] = deleted.get(key, 0) + int(value)
     remaining = {int(row[0]) for row in spark.sql(f"SELECT snapshot_id FROM {table.name}.snapshots").collect()}
@@ -309,18 +312,6 @@ def _expire(spark: Any, catalog: str, table: MaintainedTable, report: dict[str, 
 
 def _collect(spark: Any, sql: str) -> Callable[[], Any]:
     return lambda: spark.sql(sql).collect()
-
-
-def _fresh(spark: Any, name: str, action: Callable[[], T]) -> Callable[[], T]:
-    """`action` after dropping the session's cached copy of the table. A cached table more than
-    previous-versions-max commits behind (a stream commits every few seconds) names a metadata.json that
-    delete-after-commit has removed: reading its metadata tables then fails with NotFoundException."""
-
-    def run() -> T:
-        spark.sql(f"REFRESH TABLE {name}")
-        return action()
-
-    return run
 
 
 def _metadata_properties(spark: Any, name: str, wanted_max: int) -> dict[str, str]:
@@ -353,7 +344,7 @@ def maintain_table(
 
     def stats() -> dict[str, int]:
         return retry_on_conflict(
-            _fresh(spark, name, lambda: table_stats(spark, name)), MAX_COMMIT_ATTEMPTS, report, True
+            refreshed(spark, name, lambda: table_stats(spark, name)), MAX_COMMIT_ATTEMPTS, report, True
         )
 
     report["before"] = _timed(seconds, "stats", stats)
@@ -384,7 +375,7 @@ def maintain_table(
         seconds,
         "orphans",
         lambda: retry_on_conflict(
-            _fresh(spark, name, lambda: remove_orphans(spark, name, started_ms - grace_ms)),
+            refreshed(spark, name, lambda: remove_orphans(spark, name, started_ms - grace_ms)),
             MAX_COMMIT_ATTEMPTS,
             report,
             stale_reads=True,
