@@ -36,11 +36,14 @@ const registrySchema = z
           .object({
             name: z.string().regex(TABLE_NAME_PATTERN, 'must be <catalog>.<namespace>.<table>'),
             columns: z.record(z.string().regex(IDENTIFIER, 'column names are plain identifiers'), z.string().min(1)).refine((c) => Object.keys(c).length > 0, 'name at least one column'),
+            // Read by the maintenance job (spark_udfs/maintenance), which checks it and names a bad key.
+            maintenance: z.record(z.string(), z.unknown()).optional(),
           })
           .strict(),
       )
       .min(1, 'register at least one table'),
     keyInventory: z.string().min(1).optional(),
+    maintenance: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();
 

@@ -126,7 +126,7 @@ export class EmrMaintenanceRunner implements MaintenanceRunner {
     const added = await this.emr.send(
       new AddJobFlowStepsCommand({
         JobFlowId: this.config.clusterId,
-        Steps: [{ Name: `maintenance-${runId}`, ActionOnFailure: 'CONTINUE', HadoopJarStep: { Jar: 'command-runner.jar', Args: sparkSubmitArgs({ entryScript, jobArgs: ['--registry', registry, '--report', report, '--table', table] }) } }],
+        Steps: [{ Name: `maintenance-${runId}`, ActionOnFailure: 'CONTINUE', HadoopJarStep: { Jar: 'command-runner.jar', Args: sparkSubmitArgs({ entryScript, pyFiles: this.config.pyFiles, jobArgs: ['--registry', registry, '--report', report, '--table', table] }) } }],
       }),
     );
     const stepId = added.StepIds?.[0];

@@ -25,6 +25,12 @@ describe('table registry on the local JDBC catalog', () => {
     expect(loaded.tablesFor(['vin'])).toEqual([]);
   });
 
+  it('takes the maintenance job\'s sections, global and per table, as the job reads the same file', async () => {
+    const table = { name: 'local.crm.customers', columns: { email: 'email' }, maintenance: { strategy: 'sort' } };
+    const loaded = await TableRegistry.load(registry({ catalog, tables: [table], maintenance: { snapshotRetentionHours: 24 } }), TEST_POLICIES);
+    expect(loaded.tablesFor(['email']).map((t) => t.name)).toEqual(['local.crm.customers']);
+  });
+
   it.each([
     [{ name: 'local.crm.nobody', columns: { email: 'email' } }, 'erasure registry: table local.crm.nobody is not in the catalog'],
     [{ name: 'local.crm.customers', columns: { phone: 'email' } }, 'erasure registry: table local.crm.customers has no column phone'],
