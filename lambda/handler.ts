@@ -16,7 +16,7 @@
  * same headers as the Express server (api/http/console.ts), before and without the service: on the API's own
  * origin and stage, so that the page's `'self'` policy covers its calls to /v1.
  */
-import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { loadConfig } from '../api/config/config.ts';
 import { consoleAnswer, isConsolePath, loadConsoleFiles, type ConsoleFiles } from '../api/http/console.ts';
 import { ConfigError, PlatformError } from '../api/errors.ts';
@@ -101,6 +101,7 @@ export function fromRestApiEvent(event: APIGatewayProxyEvent): CoreRequest {
     headers: lowerCaseHeaders(event.headers),
     body: decodeBody(event.body, event.isBase64Encoded),
     clientAddress: event.requestContext.identity.sourceIp,
+    gatewayRequestId: event.requestContext.requestId,
   };
 }
 
@@ -116,6 +117,7 @@ export function fromHttpApiEvent(event: APIGatewayProxyEventV2): CoreRequest {
     headers: lowerCaseHeaders(event.headers),
     body: decodeBody(event.body, event.isBase64Encoded),
     clientAddress: event.requestContext.http.sourceIp,
+    gatewayRequestId: event.requestContext.requestId,
   };
 }
 
@@ -148,13 +150,13 @@ function resultBody(response: CoreResponse): { body: string; isBase64Encoded: bo
   return typeof response.body === 'string' ? { body: response.body, isBase64Encoded: false } : { body: response.body.toString('base64'), isBase64Encoded: true };
 }
 
-export async function restApiHandler(event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const response = await respond(fromRestApiEvent(event));
+export async function restApiHandler(event: APIGatewayProxyEvent, context?: Pick<Context, 'awsRequestId'>): Promise<APIGatewayProxyResult> {
+  const response = await respond({ ...fromRestApiEvent(event), invocationId: context?.awsRequestId });
   return { statusCode: response.status, headers: response.headers, ...resultBody(response) };
 }
 
-export async function httpApiHandler(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> {
-  const response = await respond(fromHttpApiEvent(event));
+export async function httpApiHandler(event: APIGatewayProxyEventV2, context?: Pick<Context, 'awsRequestId'>): Promise<APIGatewayProxyStructuredResultV2> {
+  const response = await respond({ ...fromHttpApiEvent(event), invocationId: context?.awsRequestId });
   return { statusCode: response.status, headers: response.headers, ...resultBody(response) };
 }
 

@@ -151,6 +151,8 @@ export function createRequestHandler(service: PseudonymizationService): (request
       seconds: Number(process.hrtime.bigint() - started) / 1e9,
       valueCount: facts.valueCount,
       apiKeyId: facts.principal?.id,
+      ...(request.gatewayRequestId ? { gatewayRequestId: request.gatewayRequestId } : {}),
+      ...(request.invocationId ? { invocationId: request.invocationId } : {}),
     });
     return response;
   };
@@ -166,6 +168,9 @@ export interface RequestRecord {
   /** How many values the request carried: a count, under a name the logger's redaction list (which hides `values`) leaves alone. */
   valueCount: number;
   apiKeyId?: string | undefined;
+  /** On Lambda: API Gateway's request id and the invocation's (CoreRequest). */
+  gatewayRequestId?: string | undefined;
+  invocationId?: string | undefined;
 }
 
 /** The one log line and the metrics of a finished request, from the core or from a transport that answered itself. */

@@ -13,6 +13,12 @@ export interface CoreRequest {
    * the client's address, decided from it and X-Forwarded-For by PSEUDO_TRUSTED_PROXIES (clientAddress.ts).
    */
   readonly clientAddress?: string | undefined;
+  /**
+   * On Lambda: API Gateway's request id (its access logs and `x-amzn-requestid`) and the invocation's id (the
+   * function's REPORT line), so the request's log line can be found from either.
+   */
+  readonly gatewayRequestId?: string | undefined;
+  readonly invocationId?: string | undefined;
 }
 
 export interface CoreResponse {
