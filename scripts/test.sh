@@ -24,7 +24,7 @@ dev_python=(scripts/local-stack.py examples/make_vehicles.py)
 .venv/bin/mypy --strict --ignore-missing-imports "${dev_python[@]}" || exit 1
 (.venv/bin/ruff check --config test/python/ruff.toml "${dev_python[@]}" && .venv/bin/ruff format --check --config test/python/ruff.toml "${dev_python[@]}") || exit 1
 vitest_report=.cache/vitest-report.json
-pytest_reports=(.cache/pytest-spark-udfs.xml .cache/pytest-stream-consumer.xml)
+pytest_reports=(.cache/pytest-spark-udfs.xml .cache/pytest-stream-consumer.xml .cache/pytest-spark-udfs-jobs.xml)
 logs=.cache/test-logs
 timings=$logs/durations.tsv
 rm -rf "$vitest_report" "${pytest_reports[@]}" "$logs"
@@ -47,22 +47,30 @@ suite() {
   return "$code"
 }
 
-# Two lanes for two cores, each about a third of the work: vitest then spark-udfs in one, stream-consumer in
-# the other. At most two Spark drivers run at once (the streaming suite mostly waits on triggers and on its
-# job processes). Two pytest invocations: each package has its own tests/ package and conftest.
-# Each suite's temporary files (tables, checkpoints, job logs) in a folder of its own, kept until its next run.
+# Two lanes for two cores of about equal work: vitest then spark-udfs in one; stream-consumer then the
+# spark-udfs maintenance and re-keying jobs' tests in the other. At most two Spark drivers run at once (the
+# streaming suite mostly waits on triggers and on its job processes). Separate pytest invocations: each package
+# has its own tests/ package and conftest. Each suite's temporary files (tables, checkpoints, job logs) in a
+# folder of its own, kept until its next run. pytest_suite NAME PATH... (NAME names the log, report and folder).
+jobs_tests=(spark-udfs/tests/test_maintenance.py spark-udfs/tests/test_rekey.py)
 pytest_suite() {
-  suite "pytest $1" .venv/bin/python -m pytest "$1/tests" -q -p no:cacheprovider --junitxml=".cache/pytest-$1.xml" \
-    --basetemp="${TMPDIR:-/tmp}/pytest-$1"
+  local name=$1
+  shift
+  suite "pytest $name" .venv/bin/python -m pytest "$@" -q -p no:cacheprovider --junitxml=".cache/pytest-$name.xml" \
+    --basetemp="${TMPDIR:-/tmp}/pytest-$name"
 }
-echo "running the suites in two lanes: vitest then spark-udfs, and stream-consumer (logs in $logs/)"
+echo "running the suites in two lanes: vitest then spark-udfs, and stream-consumer then spark-udfs-jobs (logs in $logs/)"
 (
   suite vitest npx vitest run --reporter=default --reporter=json --outputFile.json="$vitest_report" "$@"
   first=$?
-  pytest_suite spark-udfs && exit $first
+  pytest_suite spark-udfs spark-udfs/tests "${jobs_tests[@]/#/--ignore=}" && exit $first
 ) &
 first_lane=$!
-pytest_suite stream-consumer &
+(
+  pytest_suite stream-consumer stream-consumer/tests
+  first=$?
+  pytest_suite spark-udfs-jobs "${jobs_tests[@]}" && exit $first
+) &
 second_lane=$!
 code=0
 wait $first_lane || code=1
