@@ -5,10 +5,14 @@
  * localStorage, sessionStorage, a cookie or the URL), problem+json answers turned into `ApiProblem`s whose text
  * is the API's own detail (which names fields, never values). A 401 ends the session wherever it happens.
  */
+import type { Role } from '../../api/auth/roles.ts';
 import type { ErasureCertificate } from '../../api/contracts/contracts.ts';
+import type { ErasureStatus } from '../../api/erasure/ledger.ts';
+import type { LiftView } from '../../api/erasure/lifts.ts';
+import type { ErasureRequestView as ServerRequestView, ErasureSubjectReference } from '../../api/erasure/requests.ts';
 
-export type Role = 'pseudonymize' | 'reidentify' | 'privacy-officer';
-export type ErasureStatus = 'received' | 'running' | 'verified' | 'failed';
+export type { ErasureStatus, LiftView, Role };
+
 export const ERASURE_STATUSES: readonly ErasureStatus[] = ['received', 'running', 'verified', 'failed'];
 
 export interface Session {
@@ -18,37 +22,8 @@ export interface Session {
   readonly roles: readonly Role[];
 }
 
-export interface TableProgress {
-  readonly table: string;
-  readonly status: 'pending' | 'running' | 'verified' | 'failed';
-  readonly detail?: string;
-}
-
 /** GET /v1/erasure-requests/{id} (api/erasure/requests.ts `viewOf`), with the certificate's contract type. */
-export interface ErasureRequestView {
-  readonly id: string;
-  readonly reference: string;
-  readonly reason: string;
-  readonly status: ErasureStatus;
-  readonly attempts: number;
-  readonly createdAt: string;
-  readonly updatedAt: string;
-  readonly subjects: { readonly count: number; readonly contexts: readonly string[] };
-  readonly tables: readonly TableProgress[];
-  /** When the answer is due: one month from filing, plus the extension's months (the API computes it). */
-  readonly deadline: string;
-  readonly extension?: DeadlineExtension;
-  readonly error?: string;
-  readonly certificate?: ErasureCertificate;
-}
-
-/** The deadline's extension (GDPR Art. 12(3)): once per request, by one or two months, with the officer's reason. */
-export interface DeadlineExtension {
-  readonly months: 1 | 2;
-  readonly reason: string;
-  readonly by: string;
-  readonly at: string;
-}
+export type ErasureRequestView = Omit<ServerRequestView, 'certificate'> & { readonly certificate?: ErasureCertificate };
 
 export interface ErasureContext {
   readonly name: string;
@@ -78,15 +53,7 @@ export interface AuditTrail {
   readonly chain: { readonly entries: number; readonly valid: boolean; readonly brokenAt?: number; readonly headSeq: number; readonly headHash: string };
 }
 
-export interface LiftView {
-  readonly id: string;
-  readonly reference: string;
-  readonly reason: string;
-  readonly createdAt: string;
-  readonly subjects: { readonly count: number; readonly contexts: readonly string[] };
-}
-
-export type SubjectReference = { readonly context: string; readonly value: string } | { readonly context: string; readonly pseudonym: string; readonly keyVersion?: number; readonly confirm?: string };
+export type SubjectReference = ErasureSubjectReference;
 
 /** A refusal as the API said it (problem+json), or a network failure said plainly. */
 export class ApiProblem extends Error {
