@@ -33,8 +33,8 @@ commands:
   terminate --cluster ID      terminate it
   doctor --user NAME          check DNS, TCP, TLS with the CA, the bind, the user and their groups
   deploy | outputs | destroy  the platform's CloudFormation stacks, no --config (npm run infra -- deploy --help)
-  submit batch|stream|erasure a job of the uploaded Spark artifacts as an EMR step, followed to its end
-                              (npm run infra -- submit --help)
+  submit JOB                  a job of the uploaded Spark artifacts as an EMR step, followed to its end: batch,
+                              stream, erasure, maintain or rekey (npm run infra -- submit --help)
 
 options:
   --config FILE               the cluster description (required)

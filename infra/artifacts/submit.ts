@@ -1,5 +1,5 @@
 /**
- * `npm run infra -- submit batch|stream|erasure --cluster j-… …`: runs one job of the uploaded Spark artifacts
+ * `npm run infra -- submit batch|stream|erasure|maintain|rekey --cluster j-… …`: runs one job of the uploaded Spark artifacts
  * as an EMR step and follows it to the end.
  *
  * The artifacts are those `deploy` uploaded (the manifest at s3://<bucket>/spark/manifest.json, the bucket from
@@ -34,6 +34,7 @@ NAME-artifacts bucket, prefix spark) or another s3://bucket/prefix holding manif
 until it ends, printing its state changes. The cluster needs the Iceberg classification (iceberg-defaults) and
 the packages' dependencies (requests, pyarrow, jsonschema, fastavro; boto3 for stream).
 
+--timeout MINUTES stops following after that long (exit 1; the step keeps running); by default it follows to the end.
 --endpoint URL (or PSEUDO_AWS_ENDPOINT) points every client at a local endpoint such as moto;
 AWS_REGION picks the region (default eu-west-1).
 Exit codes: 0 the step completed, 1 it failed (EMR's reason printed) or an AWS call failed, 2 usage.
@@ -91,6 +92,7 @@ async function submit(argv: readonly string[], { stdout, stderr }: Streams): Pro
         stack: { type: 'string' },
         artifacts: { type: 'string' },
         endpoint: { type: 'string' },
+        timeout: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -106,6 +108,8 @@ async function submit(argv: readonly string[], { stdout, stderr }: Streams): Pro
   const [, job, ...rest] = positionals;
   if (!job || !(JOB_NAMES as readonly string[]).includes(job)) throw new SubmitUsageError(`submit needs a job: ${JOB_NAMES.join(', ')}`);
   if (rest.length > 0) throw new SubmitUsageError('unexpected arguments after the job');
+  const timeoutMinutes = values.timeout === undefined ? undefined : Number(values.timeout);
+  if (timeoutMinutes !== undefined && !(Number.isFinite(timeoutMinutes) && timeoutMinutes > 0)) throw new SubmitUsageError('--timeout: minutes, a number above 0');
   const cluster = values.cluster;
   if (!cluster) throw new SubmitUsageError('submit needs --cluster j-…');
   if (!/^j-[A-Z0-9]{1,64}$/.test(cluster)) throw new SubmitUsageError('--cluster: an EMR cluster id, j-…');
@@ -149,15 +153,20 @@ async function submit(argv: readonly string[], { stdout, stderr }: Streams): Pro
   const stepId = added.StepIds?.[0];
   if (!stepId) throw new Error('AddJobFlowSteps returned no step id');
   stdout.write(`${cluster}: step ${stepId} added: ${job} (${versions})\n  ${args.join(' ')}\n`);
-  return follow(emr, cluster, stepId, { stdout, stderr }, endpoint ? { baseDelayMs: 100, maxDelayMs: 1000 } : { baseDelayMs: 5000, maxDelayMs: 60_000 });
+  const schedule = endpoint ? { baseDelayMs: 100, maxDelayMs: 1000 } : { baseDelayMs: 5000, maxDelayMs: 60_000 };
+  return follow(emr, cluster, stepId, { stdout, stderr }, { ...schedule, ...(timeoutMinutes === undefined ? {} : { timeoutMs: timeoutMinutes * 60_000 }) });
 }
 
-/** Polls DescribeStep until the step ends, printing each new state; 0 when it completed, else 1. */
-export async function follow(emr: EMRClient, cluster: string, stepId: string, { stdout, stderr }: Streams, schedule: { baseDelayMs: number; maxDelayMs: number }): Promise<number> {
+/** Polls DescribeStep until the step ends (or `timeoutMs` passes: exit 1, the step left running), printing each new state; 0 when it completed, else 1. */
+export async function follow(emr: EMRClient, cluster: string, stepId: string, { stdout, stderr }: Streams, schedule: { baseDelayMs: number; maxDelayMs: number; timeoutMs?: number }): Promise<number> {
   const started = Date.now();
   let shown: string | undefined;
   for (let polls = 0; ; polls++) {
-    if (polls > 0) await sleep(backoffDelayMs(polls, { ...schedule, jitter: 'none' }));
+    if (schedule.timeoutMs !== undefined && Date.now() - started >= schedule.timeoutMs) {
+      stderr.write(`${stepId}: still ${shown ?? 'not reported'} after ${Math.round(schedule.timeoutMs / 60_000)} min; the step keeps running on ${cluster} (aws emr describe-step, or cancel-steps)\n`);
+      return 1;
+    }
+    if (polls > 0) await sleep(backoffDelayMs(polls, { baseDelayMs: schedule.baseDelayMs, maxDelayMs: schedule.maxDelayMs, jitter: 'none' }));
     const step = (await emr.send(new DescribeStepCommand({ ClusterId: cluster, StepId: stepId }))).Step;
     const state = step?.Status?.State;
     if (!state) continue;

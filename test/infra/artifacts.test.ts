@@ -233,6 +233,17 @@ describe('npm run infra -- submit', () => {
     expect(ran.stderr).toBe(`${step.id} CANCELLED\n`);
   });
 
+  it('the maintenance step takes the registry and the report; --timeout stops following (exit 1) and leaves the step running', async () => {
+    const known = await stepIds();
+    const running = following('submit', 'maintain', '--cluster', clusterId, '--registry', 's3://cfg/registry.json', '--report', 's3://work/maintenance.json', '--artifacts', base(), '--timeout', '0.05', '--endpoint', moto.endpoint);
+    const step = await newStep(known);
+    expect(step.args.slice(-5)).toEqual([location('maintain.py'), '--registry', 's3://cfg/registry.json', '--report', 's3://work/maintenance.json']);
+    const ran = await running.done;
+    expect(ran.code).toBe(1);
+    expect(ran.stderr).toMatch(new RegExp(`^${step.id}: still \\w+ after 0 min; the step keeps running on ${clusterId}`));
+    await moto.setStepState(step.id, 'CANCELLED');
+  });
+
   it('usage mistakes exit 2 with the usage and add no step; artifacts that were never uploaded exit 1 naming the manifest', async () => {
     const known = await stepIds();
     const cases: [string[], RegExp][] = [
@@ -246,6 +257,7 @@ describe('npm run infra -- submit', () => {
       [['submit', 'erasure', '--cluster', clusterId, '--config', 's3://cfg/j.json', '--stack', STACK], /^erasure needs --order/],
       [['submit', 'rekey', '--cluster', clusterId, '--registry', 's3://cfg/r.json', '--report', 's3://cfg/out.json', '--stack', STACK], /^rekey needs --api/],
       [['submit', 'maintain', '--cluster', clusterId, '--registry', 's3://cfg/r.json', '--report', 's3://cfg/out.json', '--config', 's3://cfg/j.json', '--stack', STACK], /^maintain takes no --config/],
+      [['submit', 'batch', '--cluster', clusterId, '--config', 's3://cfg/j.json', '--stack', STACK, '--timeout', 'soon'], /^--timeout: minutes/],
     ];
     for (const [args, message] of cases) {
       const ran = await infra(...args, '--endpoint', moto.endpoint);
