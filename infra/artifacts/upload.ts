@@ -28,7 +28,12 @@ export function sparkArtifacts(output: Output, folder = SPARK_DIST): { manifest:
     if (build.status !== 0 || !existsSync(path)) throw new Error(`npm run package did not produce ${path}`);
   }
   const text = readFileSync(path, 'utf8');
-  return { manifest: parseManifest(text, path), text, folder };
+  try {
+    return { manifest: parseManifest(text, path), text, folder };
+  } catch (error) {
+    // A dist/spark from an older checkout (a job added since): the build, not the user, is out of date.
+    throw new Error(`${error instanceof Error ? error.message : String(error)}; it may come from an older build: run npm run package`);
+  }
 }
 
 async function exists(s3: S3Client, bucket: string, key: string): Promise<boolean> {

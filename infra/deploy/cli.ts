@@ -18,6 +18,7 @@ import { createInterface } from 'node:readline/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CloudFormationClient } from '@aws-sdk/client-cloudformation';
+import { parse as parseYaml } from 'yaml';
 import { S3Client } from '@aws-sdk/client-s3';
 import { emptyArtifactsBucket, lambdaZip, uploadLambdaZip } from './artifacts.ts';
 import { SPARK_PREFIX, artifactKey } from '../artifacts/manifest.ts';
@@ -125,6 +126,9 @@ async function run(argv: readonly string[], { stdout }: Streams): Promise<number
         throw new StackUsageError('EnvironmentName (default: the stack name) must be 2-16 lowercase letters and digits, starting with a letter: pass --parameters EnvironmentName=…');
       }
       for (const reserved of ['ArtifactsBucket', 'LambdaCodeKey']) if (reserved in parameters) throw new StackUsageError(`${reserved} is set by deploy`);
+      const platformTemplate = readFileSync(TEMPLATES.platform, 'utf8');
+      // An update keeps the parameters it is not given (UsePreviousValue): only a new stack needs every one.
+      checkParameters(platformTemplate, parameters, (await stacks.describe(stackName)) === undefined);
       const bootstrap = await stacks.deploy({ stackName: artifactsStack, templateBody: readFileSync(TEMPLATES.bootstrap, 'utf8'), parameters: { EnvironmentName: environmentName } });
       const bucket = bootstrap.outputs.ArtifactsBucketName;
       if (!bucket) throw new StackOperationError(`stack ${artifactsStack} has no ArtifactsBucketName output`);
@@ -143,7 +147,7 @@ async function run(argv: readonly string[], { stdout }: Streams): Promise<number
       const erasurePyFilesKey = parameters.ErasurePyFilesKey ?? uploadedKey(erasurePyFiles[0]);
       const platform = await stacks.deploy({
         stackName,
-        templateBody: readFileSync(TEMPLATES.platform, 'utf8'),
+        templateBody: platformTemplate,
         parameters: { ...parameters, EnvironmentName: environmentName, ArtifactsBucket: bucket, LambdaCodeKey: codeKey, ...(erasureJobKey ? { ErasureJobKey: erasureJobKey } : {}), ...(erasurePyFilesKey !== undefined ? { ErasurePyFilesKey: erasurePyFilesKey } : {}) },
       });
       stdout.write(`${stackName}: ${platform.status}\n`);
@@ -169,6 +173,26 @@ async function run(argv: readonly string[], { stdout }: Streams): Promise<number
     default:
       throw new StackUsageError(`unknown command: ${command}`);
   }
+}
+
+/** Parameters deploy sets itself (the artifacts it uploaded) or derives (EnvironmentName from the stack name). */
+const SET_BY_DEPLOY = new Set(['EnvironmentName', 'ArtifactsBucket', 'LambdaCodeKey', 'ErasureJobKey', 'ErasurePyFilesKey']);
+
+/**
+ * Before anything is created or uploaded: every parameter of the platform template without a default is given
+ * (for a new stack), and every given one is the template's. CloudFormation would say so only after the artifacts
+ * stack and the uploads ("Missing parameter", "do not exist in the template"). The template's Parameters section
+ * is plain YAML (the intrinsic-function tags elsewhere are left unresolved; moto's ValidateTemplate lists no
+ * parameters, AWS's would).
+ */
+function checkParameters(templateBody: string, parameters: Readonly<Record<string, string>>, newStack: boolean): void {
+  const template = parseYaml(templateBody, { logLevel: 'silent' }) as { Parameters?: Record<string, { Default?: unknown }> };
+  const declared = Object.entries(template.Parameters ?? {});
+  const names = new Set(declared.map(([name]) => name));
+  const unknown = Object.keys(parameters).filter((name) => !names.has(name));
+  if (unknown.length > 0) throw new StackUsageError(`the platform template has no parameter ${unknown.join(', ')}`);
+  const missing = declared.filter(([name, spec]) => newStack && spec.Default === undefined && !SET_BY_DEPLOY.has(name) && !(name in parameters)).map(([name]) => name);
+  if (missing.length > 0) throw new StackUsageError(`deploy needs --parameters ${missing.map((name) => `${name}=…`).join(' ')}`);
 }
 
 function parseParameters(pairs: readonly string[]): Record<string, string> {

@@ -13,7 +13,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { CloudFormationClient, CreateChangeSetCommand, DeleteStackCommand, DescribeStackResourcesCommand, type ResourceStatus, type StackEvent } from '@aws-sdk/client-cloudformation';
+import { CloudFormationClient, CreateChangeSetCommand, DeleteStackCommand, DescribeStackResourcesCommand, ListStacksCommand, type ResourceStatus, type StackEvent } from '@aws-sdk/client-cloudformation';
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetKeyPolicyCommand, GetKeyRotationStatusCommand, KMSClient } from '@aws-sdk/client-kms';
 import { GetBucketEncryptionCommand, GetBucketVersioningCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -215,6 +215,18 @@ describe('npm run infra -- deploy, against moto', () => {
     expect(again.stdout).toContain('already uploaded');
     expect(again.stdout).toContain(`${STACK}: no changes`);
   }, 120_000);
+
+  it('a new stack without a required parameter, or with one the template lacks, is refused before anything is created', async () => {
+    const missing = await infra('deploy', '--stack', 'fresh', '--endpoint', moto.endpoint, '--parameters', 'DeletionProtection=false');
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/^deploy needs --parameters KeyAdministratorArn=…/m);
+    const misspelt = await infra('deploy', '--stack', 'fresh', '--endpoint', moto.endpoint, '--parameters', `KeyAdministratorArn=arn:aws:iam::${ACCOUNT}:root`, 'DeletionProtektion=false');
+    expect(misspelt.code).toBe(2);
+    expect(misspelt.stderr).toMatch(/^the platform template has no parameter DeletionProtektion/m);
+    const cloudFormation = new CloudFormationClient({ region: TEST_REGION, endpoint: moto.endpoint });
+    const stacks = (await cloudFormation.send(new ListStacksCommand({}))).StackSummaries ?? [];
+    expect(stacks.filter((stack) => stack.StackName?.startsWith('fresh'))).toEqual([]);
+  }, 60_000);
 
   it('outputs prints both stacks outputs', async () => {
     const outputs = await infra('outputs', '--stack', STACK, '--endpoint', moto.endpoint);
