@@ -32,7 +32,7 @@ export function sparkArtifacts(output: Output, folder = SPARK_DIST): { manifest:
     return { manifest: parseManifest(text, path), text, folder };
   } catch (error) {
     // A dist/spark from an older checkout (a job added since): the build, not the user, is out of date.
-    throw new Error(`${error instanceof Error ? error.message : String(error)}; it may come from an older build: run npm run package`);
+    throw new Error(`${error instanceof Error ? error.message : String(error)}; it may come from an older build: run npm run package`, { cause: error });
   }
 }
 
