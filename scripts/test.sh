@@ -52,7 +52,7 @@ suite() {
 # streaming suite mostly waits on triggers and on its job processes). Separate pytest invocations: each package
 # has its own tests/ package and conftest. Each suite's temporary files (tables, checkpoints, job logs) in a
 # folder of its own, kept until its next run. pytest_suite NAME PATH... (NAME names the log, report and folder).
-jobs_tests=(spark-udfs/tests/test_maintenance.py spark-udfs/tests/test_rekey.py)
+jobs_tests=(spark-udfs/tests/test_maintenance.py spark-udfs/tests/test_rekey.py spark-udfs/tests/test_rekey_legacy.py)
 pytest_suite() {
   local name=$1
   shift

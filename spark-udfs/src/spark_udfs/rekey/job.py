@@ -3,6 +3,7 @@ active one, through the API's `/v1/rewrap`, so that joins between data written b
 keep working; then remove the old versions from the tables' history and record which versions remain.
 
     rekey-tables --registry registry.json --api api.json [--report report.json] [--table NAME ...] [--master local[2]]
+                 [--legacy-aws-sample]
     spark-submit spark-udfs/entry/rekey.py --registry … --api …        (spark-submit's entry)
 
 The registry is the service's table registry (examples/erasure-registry.json: the catalog and, per table, column ->
@@ -51,12 +52,23 @@ rewrite, expire, orphans, inventory). Progress lines go to stderr.
 Exit 0 when every table was re-keyed (the report says what remains and why), 1 when a table failed, 2 for a
 bad configuration.
 
+With `--legacy-aws-sample`, the AWS sample's pseudonyms in the selected tables' columns are stale too (tables the
+sample wrote, once its secret is imported as a legacy version: `npm run keys -- import-aws-sample`): a value in its
+format (standard base64 with padding of a 12-byte nonce, the AES-GCM-SIV ciphertext and its 16-byte tag, so at least
+29 bytes; never one of our `<mode><version>.` tokens) goes through `/v1/rewrap` in the same UPDATE, and the report
+counts it (`legacyRewrapped`). A column that still holds sample values afterwards (an erased subject's, or in a
+snapshot a tag pins) is left out of the key inventory, so `keys destroy` of the legacy version stays refused. The
+column's context must be one the legacy version is bound to; a value the API refuses (an FF1 value that happens to
+look like base64, another context's) fails the table with nothing committed: leave such a table out with `--table`.
+
 Not meant to run twice at once on one inventory: the read-modify-write of the inventory is not locked.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import json
 import os
 import re
@@ -93,6 +105,11 @@ VERSIONED = re.compile(r"^([srh])([1-9][0-9]{0,9})[.]")
 _SQL_VERSIONED = "^([srh])([1-9][0-9]{0,9})[.]"
 #: Modes rewrap can turn into the active version (a keyed hash cannot be reversed).
 REWRAPPABLE = frozenset("sr")
+#: The AWS sample's pseudonym: standard base64 with padding (api/engine/legacyAwsSample.ts).
+LEGACY_AWS_SAMPLE = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
+_SQL_LEGACY_AWS_SAMPLE = "^[A-Za-z0-9+/]+={0,2}$"
+#: 12-byte nonce, at least one byte of ciphertext, 16-byte tag.
+LEGACY_MIN_BYTES = 12 + 1 + 16
 DEFAULT_INVENTORY = "key-inventory.json"
 
 
@@ -116,6 +133,8 @@ class RekeySettings:
     master: str | None = None
     max_commit_attempts: int = 5
     orphan_grace_seconds: int = 3600
+    #: rewrap the AWS sample's pseudonyms too (`--legacy-aws-sample`)
+    legacy_aws_sample: bool = False
 
 
 def inventory_location(registry: str, configured: str | None) -> str:
@@ -154,48 +173,80 @@ def parse_registry(raw: Mapping[str, object], registry: str) -> tuple[CatalogCon
 
 @dataclass
 class ColumnVersions:
-    """Rows per (mode, version) of one column, the rows without a version prefix, and the distinct values of the
-    versions to rewrap. Counts only."""
+    """Rows per (mode, version) of one column, the rows without a version prefix (the AWS sample's pseudonyms
+    apart when asked for), and the distinct values to rewrap. Counts only."""
 
     rows: dict[tuple[str, int], int] = field(default_factory=dict)
     unversioned_rows: int = 0
+    #: rows in the AWS sample's format (counted only with `legacy`)
+    legacy_rows: int = 0
     stale_distinct: int = 0
 
     def versions(self) -> list[int]:
         return sorted({version for _, version in self.rows})
 
     def stale_rows(self, active: int) -> int:
-        return sum(n for (mode, version), n in self.rows.items() if mode in REWRAPPABLE and version != active)
+        older = sum(n for (mode, version), n in self.rows.items() if mode in REWRAPPABLE and version != active)
+        return older + self.legacy_rows
 
 
-def _stale_condition(column: str, active: int) -> str:
-    """SQL true for a row whose column holds an s/r pseudonym of another version than `active`."""
+def is_legacy_aws_sample(value: str) -> bool:
+    """True for a value in the AWS sample's pseudonym format: strict base64 of at least 29 bytes, none of ours."""
+    if VERSIONED.match(value) or not LEGACY_AWS_SAMPLE.match(value) or len(value) % 4:
+        return False
+    try:
+        return len(base64.b64decode(value, validate=True)) >= LEGACY_MIN_BYTES
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _legacy_condition(column: str) -> str:
+    """SQL true for a value in the AWS sample's format (the rule of `is_legacy_aws_sample`)."""
+    return (
+        f"(`{column}` RLIKE '{_SQL_LEGACY_AWS_SAMPLE}' AND length(`{column}`) % 4 = 0 "
+        f"AND octet_length(unbase64(`{column}`)) >= {LEGACY_MIN_BYTES})"
+    )
+
+
+def _stale_condition(column: str, active: int, legacy: bool = False) -> str:
+    """SQL true for a row whose column holds an s/r pseudonym of another version than `active` (or, with `legacy`,
+    an AWS sample pseudonym)."""
     mode = f"regexp_extract(`{column}`, '{_SQL_VERSIONED}', 1)"
     version = f"regexp_extract(`{column}`, '{_SQL_VERSIONED}', 2)"
-    return f"({mode} IN ('s', 'r') AND {version} <> '{int(active)}')"
+    older = f"({mode} IN ('s', 'r') AND {version} <> '{int(active)}')"
+    return f"({older} OR {_legacy_condition(column)})" if legacy else older
 
 
 def column_versions(
-    spark: Any, name: str, column: str, snapshot: int | None = None, active: int | None = None
+    spark: Any,
+    name: str,
+    column: str,
+    snapshot: int | None = None,
+    active: int | None = None,
+    legacy: bool = False,
 ) -> ColumnVersions:
     """The versions of one column, in the current state or at `snapshot`; with `active`, also the distinct values
-    that are not of that version (what a rewrite sends)."""
+    that are not of that version (what a rewrite sends); with `legacy`, the AWS sample's pseudonyms apart."""
     source = f"{name} VERSION AS OF {int(snapshot)}" if snapshot is not None else name
     found = ColumnVersions()
+    legacy_expression = _legacy_condition(column) if legacy else "false"
     rows = spark.sql(
         f"SELECT regexp_extract(`{column}`, '{_SQL_VERSIONED}', 1) AS mode, "
-        f"regexp_extract(`{column}`, '{_SQL_VERSIONED}', 2) AS version, count(*) AS n "
-        f"FROM {source} WHERE `{column}` IS NOT NULL GROUP BY 1, 2"
+        f"regexp_extract(`{column}`, '{_SQL_VERSIONED}', 2) AS version, "
+        f"coalesce({legacy_expression}, false) AS legacy, count(*) AS n "
+        f"FROM {source} WHERE `{column}` IS NOT NULL GROUP BY 1, 2, 3"
     ).collect()
     for row in rows:
         if row["mode"]:
             found.rows[(str(row["mode"]), int(row["version"]))] = int(row["n"])
+        elif row["legacy"]:
+            found.legacy_rows += int(row["n"])
         else:
             found.unversioned_rows += int(row["n"])
     if active is not None and found.stale_rows(active):
         found.stale_distinct = int(
             spark.sql(
-                f"SELECT count(DISTINCT `{column}`) FROM {source} WHERE {_stale_condition(column, active)}"
+                f"SELECT count(DISTINCT `{column}`) FROM {source} WHERE {_stale_condition(column, active, legacy)}"
             ).collect()[0][0]
         )
     return found
@@ -204,6 +255,13 @@ def column_versions(
 def _sample_stale(spark: Any, name: str, column: str, active_guess: int, limit: int = 5) -> list[str]:
     rows = spark.sql(
         f"SELECT DISTINCT `{column}` FROM {name} WHERE {_stale_condition(column, active_guess)} LIMIT {int(limit)}"
+    ).collect()
+    return [str(row[0]) for row in rows]
+
+
+def _sample_legacy(spark: Any, name: str, column: str, limit: int = 5) -> list[str]:
+    rows = spark.sql(
+        f"SELECT DISTINCT `{column}` FROM {name} WHERE {_legacy_condition(column)} LIMIT {int(limit)}"
     ).collect()
     return [str(row[0]) for row in rows]
 
@@ -227,15 +285,20 @@ def active_version(config: ClientConfig, context: str, samples: Sequence[str]) -
 # The rewrite
 
 
-def rewrap_udf(config: ClientConfig, context: str, active: int, erased: Any, rewrapped: Any) -> Any:
+def rewrap_udf(
+    config: ClientConfig, context: str, active: int, erased: Any, rewrapped: Any, legacy: bool = False
+) -> Any:
     """An Arrow UDF (string -> string) for one column: per Arrow batch, the distinct s/r pseudonyms of another
-    version than `active` go to /v1/rewrap once; every other value, and an erased subject's (null answer), stays
-    as it is. `erased` and `rewrapped` are accumulators of distinct values per batch."""
+    version than `active` (and, with `legacy`, the AWS sample's pseudonyms) go to /v1/rewrap once; every other
+    value, and an erased subject's (null answer), stays as it is. `erased` and `rewrapped` are accumulators of
+    distinct values per batch."""
     from pyspark.sql.functions import arrow_udf  # type: ignore[attr-defined]  # (pyspark 4.1, not in its hints)
 
     def stale(value: str) -> bool:
         match = VERSIONED.match(value)
-        return match is not None and match.group(1) in REWRAPPABLE and int(match.group(2)) != active
+        if match is None:
+            return legacy and is_legacy_aws_sample(value)
+        return match.group(1) in REWRAPPABLE and int(match.group(2)) != active
 
     def rekey(column: pa.Array) -> pa.Array:
         unique = pc.unique(column.drop_null())
@@ -274,18 +337,25 @@ def _string_columns(spark: Any, table: RegisteredTable) -> None:
             raise RekeyError(f"{table.name}.{column} is not a string column")
 
 
-def _older_snapshot_versions(spark: Any, name: str, columns: Sequence[str]) -> dict[str, set[int]]:
+def _older_snapshot_versions(
+    spark: Any, name: str, columns: Sequence[str], legacy: bool = False
+) -> tuple[dict[str, set[int]], set[str]]:
     """The versions each column holds in the remaining snapshots other than the current one (those a tag or a
-    branch pins, or a stream's commits after the cut-off)."""
+    branch pins, or a stream's commits after the cut-off), and (with `legacy`) the columns holding AWS sample
+    pseudonyms there."""
     from ..iceberg_ops import current_snapshot
 
     snapshots = {int(row[0]) for row in spark.sql(f"SELECT snapshot_id FROM {name}.snapshots").collect()}
     current = current_snapshot(spark, name)
     found: dict[str, set[int]] = {column: set() for column in columns}
+    with_legacy: set[str] = set()
     for snapshot in sorted(snapshots - {current}):
         for column in columns:
-            found[column] |= set(column_versions(spark, name, column, snapshot).versions())
-    return found
+            versions = column_versions(spark, name, column, snapshot, legacy=legacy)
+            found[column] |= set(versions.versions())
+            if versions.legacy_rows:
+                with_legacy.add(column)
+    return found, with_legacy
 
 
 def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, started_ms: int) -> dict[str, Any]:
@@ -310,18 +380,25 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
         step_started = time.monotonic()
 
     _progress(f"{name}: counting key versions")
-    before = {column: column_versions(spark, name, column) for column in table.columns}
-    unversioned = [c for c, v in before.items() if v.unversioned_rows and not v.rows]
+    legacy = settings.legacy_aws_sample
+    before = {column: column_versions(spark, name, column, legacy=legacy) for column in table.columns}
+    unversioned = [c for c, v in before.items() if v.unversioned_rows and not v.rows and not v.legacy_rows]
     versioned = [c for c in table.columns if c not in unversioned]
 
-    # The active version, from the API: rewrap a few pseudonyms of the column with the highest version found.
+    # The active version, from the API: rewrap a few pseudonyms of the column with the highest version found (or,
+    # in a table only the AWS sample wrote, a few of its pseudonyms).
     highest = max((v for c in versioned for (mode, v) in before[c].rows if mode in REWRAPPABLE), default=None)
     active: int | None = None
+    samples: list[str] = []
     if highest is not None:
         column = next(c for c in versioned if any(m in REWRAPPABLE and v == highest for m, v in before[c].rows))
         samples = _sample_stale(spark, name, column, highest + 1)
+    elif any(before[c].legacy_rows for c in versioned):
+        column = next(c for c in versioned if before[c].legacy_rows)
+        samples = _sample_legacy(spark, name, column)
+    if samples:
         active = active_version(settings.api, table.columns[column], samples)
-        before = {c: column_versions(spark, name, c, active=active) for c in versioned} | {
+        before = {c: column_versions(spark, name, c, active=active, legacy=legacy) for c in versioned} | {
             c: before[c] for c in unversioned
         }
     report["activeVersion"] = active
@@ -337,9 +414,11 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
         assignments = []
         for column in stale:
             function = f"rekey_{column}"
-            spark.udf.register(function, rewrap_udf(settings.api, table.columns[column], active, erased, rewrapped))
+            spark.udf.register(
+                function, rewrap_udf(settings.api, table.columns[column], active, erased, rewrapped, legacy)
+            )
             assignments.append(f"`{column}` = {function}(`{column}`)")
-        condition = " OR ".join(_stale_condition(column, active) for column in stale)
+        condition = " OR ".join(_stale_condition(column, active, legacy) for column in stale)
         rows = sum(before[c].stale_rows(active) for c in stale)
         _progress(f"{name}: rewriting {rows} value(s) in {len(stale)} column(s) to key version {active}")
         from ..jobs.progress import JobProgress
@@ -380,9 +459,12 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
 
     step("orphans")
     _progress(f"{name}: recording the versions that remain")
-    after = {column: column_versions(spark, name, column) for column in versioned}
-    older = _older_snapshot_versions(spark, name, versioned)
+    after = {column: column_versions(spark, name, column, legacy=legacy) for column in versioned}
+    older, older_legacy = _older_snapshot_versions(spark, name, versioned, legacy)
     remaining_versions = {column: older[column] | set(after[column].versions()) for column in versioned}
+    # A column still holding the sample's pseudonyms stays out of the inventory: its legacy version is still in use
+    # there, and `keys destroy` refuses while a registered column has no inventory entry.
+    legacy_left = {c for c in versioned if after[c].legacy_rows} | older_legacy
     columns: dict[str, Any] = {}
     for column, context in table.columns.items():
         entry: dict[str, Any] = {
@@ -407,16 +489,32 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
                 "keyVersionsRemaining": sorted(remaining_versions[column]),
                 "unversionedRows": contracts.count(before[column].unversioned_rows),
             }
+            if legacy:
+                entry["legacyRewrapped"] = contracts.count(
+                    max(0, before[column].legacy_rows - after[column].legacy_rows)
+                )
+                entry["legacyRowsLeft"] = contracts.count(after[column].legacy_rows)
+            if column in legacy_left:
+                entry["reason"] = (
+                    "AWS sample pseudonyms remain (an erased subject's, or in a snapshot a tag or branch keeps): "
+                    "left out of the key inventory, so the legacy version cannot be destroyed yet"
+                )
         columns[column] = entry
     report["columns"] = columns
     report["erasedValuesKept"] = contracts.count(erased.value)
     report["distinctValuesRewrapped"] = contracts.count(rewrapped.value)
     report["rowsRewritten"] = contracts.count(sum(int(c.get("rowsRewritten", "0")) for c in columns.values()))
+    if legacy:
+        report["legacyRewrapped"] = contracts.count(sum(int(c.get("legacyRewrapped", "0")) for c in columns.values()))
     report["snapshotAfter"] = contracts.int64(current_snapshot(spark, name))
     record_inventory(
         settings.inventory,
         name,
-        {column: (table.columns[column], remaining_versions[column]) for column in versioned},
+        {
+            column: (table.columns[column], remaining_versions[column])
+            for column in versioned
+            if column not in legacy_left
+        },
         report["snapshotAfter"],
     )
     step("inventory")
@@ -525,6 +623,14 @@ def main(argv: list[str] | None = None) -> int:
         default=3600,
         help="remove uncommitted files older than the job's start minus this (default 3600)",
     )
+    parser.add_argument(
+        "--legacy-aws-sample",
+        action="store_true",
+        help=(
+            "also rewrap the AWS sample's pseudonyms (base64, no version prefix) in the selected tables' columns, "
+            "once its secret is imported (npm run keys -- import-aws-sample)"
+        ),
+    )
     args = parser.parse_args(argv)
     try:
         catalog, tables, inventory = parse_registry(read_json(args.registry), args.registry)
@@ -541,6 +647,7 @@ def main(argv: list[str] | None = None) -> int:
             api,
             master=args.master,
             orphan_grace_seconds=args.orphan_grace_seconds,
+            legacy_aws_sample=args.legacy_aws_sample,
         )
     except JobConfigError as error:
         print(f"configuration: {error}", file=sys.stderr)
