@@ -107,7 +107,10 @@ jar_hash=$(cat spark-udfs/jars/pom.xml | sha256sum | cut -d' ' -f1)
 if ! stamp_ok jars "$jar_hash" || [ -z "$(ls .cache/jars/*.jar 2>/dev/null)" ]; then
   begin "fetching the Iceberg and SQLite JDBC jars with Maven (.cache/jars)"
   rm -rf .cache/jars
-  mvn -q -B -Dstyle.color=never -f spark-udfs/jars/pom.xml dependency:copy-dependencies -DoutputDirectory="$root/.cache/jars" -Dmaven.repo.local="$root/.cache/m2" >&2
+  # Debian's Maven 3.8.7 writes ANSI reset codes even in batch mode without colour: removed from the log (pipefail
+  # keeps Maven's exit status).
+  mvn -q -B -Dstyle.color=never -f spark-udfs/jars/pom.xml dependency:copy-dependencies -DoutputDirectory="$root/.cache/jars" \
+    -Dmaven.repo.local="$root/.cache/m2" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >&2
   stamp_set jars "$jar_hash"
   finish "$(ls .cache/jars/*.jar | wc -l) files, $(mb .cache/jars)"
 else
