@@ -9,7 +9,8 @@
  *
  * The erasure itself is not run here: no Spark job deletes rows. The request is moved to running and then to
  * verified through the ledger's own transitions (as the erasure worker does), with the contract's golden
- * certificate, so the page follows a real ledger through polling. Spark's erasure is tested end to end elsewhere.
+ * certificate, so the page follows a real ledger through polling. The real flow, with local Spark erasing a real table,
+ * is test/console/consoleErasure.test.ts.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
