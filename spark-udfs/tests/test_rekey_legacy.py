@@ -26,8 +26,9 @@ from spark_udfs.jobs.session import CatalogConfig
 from spark_udfs.rekey.job import is_legacy_aws_sample
 from test_support import ROOT
 from test_support.servers import ApiServer, started_api
+from test_support.suppression import _placeholder_catalog
 
-ROLES = ("pseudonymize", "rewrap", "admin")
+ROLES = ("pseudonymize", "rewrap", "admin", "privacy-officer")
 VECTORS: dict[str, Any] = json.loads((ROOT / "test" / "fixtures" / "aws-sample-vectors.json").read_text())
 
 
@@ -35,10 +36,10 @@ VECTORS: dict[str, Any] = json.loads((ROOT / "test" / "fixtures" / "aws-sample-v
 class Imported:
     server: ApiServer
 
-    def call(self, path: str, body: dict[str, Any], role: str = "pseudonymize") -> dict[str, Any]:
+    def call(self, path: str, body: dict[str, Any], role: str = "pseudonymize", status: int = 200) -> dict[str, Any]:
         key = Path(self.server.key_files[role]).read_text().strip()
         answer = requests.post(self.server.url + path, json=body, headers={"x-api-key": key}, timeout=30)
-        assert answer.status_code == 200, answer.text
+        assert answer.status_code == status, answer.text
         result: dict[str, Any] = answer.json()
         return result
 
@@ -46,28 +47,95 @@ class Imported:
 @pytest.fixture(scope="module")
 def imported() -> Iterator[Imported]:
     """A server whose keyring holds its own version 1 and the sample's secret as legacy version 2 (vin, email)."""
-    # An hour between refreshes: only the admin reload below brings the import in.
-    with started_api(ROLES, {"PSEUDO_KEYRING_REFRESH_SECONDS": "3600"}) as server:
-        with tempfile.TemporaryDirectory(prefix="aws-sample-secret-") as folder:
-            secret = Path(folder) / "secret.json"
-            secret.write_text(json.dumps(VECTORS["secret"]))
-            secret.chmod(0o600)
-            subprocess.run(
-                [
-                    *("node", "dist/cli.mjs", "keys", "import-aws-sample"),
-                    *("--secret-file", str(secret), "--contexts", "vin,email"),
-                ],
-                cwd=ROOT,
-                env={**os.environ, "PSEUDO_DATA_DIR": server.data_dir},
-                check=True,
-                capture_output=True,
+    with tempfile.TemporaryDirectory(prefix="aws-sample-") as folder:
+        # Erasure on (for the erased subject), with a placeholder registry: the worker never runs while the tests do.
+        catalog = _placeholder_catalog(Path(folder), ("vin",))
+        registry = Path(folder) / "registry.json"
+        registry.write_text(
+            json.dumps(
+                {
+                    "catalog": {"type": "jdbc", "name": "local", **catalog},
+                    "tables": [{"name": "local.registry.subjects", "columns": {"vin": "vin"}}],
+                }
             )
-        admin = Path(server.key_files["admin"]).read_text().strip()
-        reloaded = requests.post(
-            server.url + "/v1/admin/keyring/reload", headers={"x-api-key": admin}, json={}, timeout=30
         )
-        assert reloaded.status_code == 200, reloaded.text
-        yield Imported(server)
+        environment = {
+            "PSEUDO_ERASURE_REGISTRY_FILE": str(registry),
+            "PSEUDO_ERASURE_POLL_SECONDS": "3600",
+            # An hour between refreshes: only the admin reload below brings the import in.
+            "PSEUDO_KEYRING_REFRESH_SECONDS": "3600",
+        }
+        with started_api(ROLES, environment) as server:
+            yield _imported(server, Path(folder))
+
+
+def _imported(server: ApiServer, folder: Path) -> Imported:
+    """The sample's secret imported with the CLI into the server's data folder, and the keyring reloaded."""
+    secret = folder / "secret.json"
+    secret.write_text(json.dumps(VECTORS["secret"]))
+    secret.chmod(0o600)
+    subprocess.run(
+        [
+            *("node", "dist/cli.mjs", "keys", "import-aws-sample"),
+            *("--secret-file", str(secret), "--contexts", "vin,email"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PSEUDO_DATA_DIR": server.data_dir},
+        check=True,
+        capture_output=True,
+    )
+    admin = Path(server.key_files["admin"]).read_text().strip()
+    reloaded = requests.post(server.url + "/v1/admin/keyring/reload", headers={"x-api-key": admin}, json={}, timeout=30)
+    assert reloaded.status_code == 200, reloaded.text
+    return Imported(server)
+
+
+def write_table(
+    spark: SparkSession, vectors: list[dict[str, str]], copies: int = 3
+) -> tuple[str, list[tuple[Any, ...]]]:
+    """`copies` rows per vector and one null, with a column the option leaves alone (no legacy format)."""
+    name = f"local.rekey.sample_{uuid.uuid4().hex[:8]}"
+    rows: list[tuple[Any, ...]] = [
+        (i, vectors[i % len(vectors)]["pseudonym"], f"row {i}") for i in range(copies * len(vectors))
+    ]
+    rows.append((len(rows), None, "no vin"))
+    spark.createDataFrame(rows, "id bigint, vin string, note string").writeTo(name).tableProperty(
+        "format-version", "2"
+    ).create()
+    return name, rows
+
+
+def rekey(imported: Imported, warehouse: CatalogConfig, name: str, folder: Path) -> tuple[int, dict[str, Any], str]:
+    """The job as its own process with --legacy-aws-sample: exit code, report, stderr (and stdout)."""
+    registry = folder / "registry.json"
+    registry.write_text(
+        json.dumps(
+            {
+                "catalog": {"type": "jdbc", "name": "local", "uri": warehouse.uri, "warehouse": warehouse.warehouse},
+                "tables": [{"name": name, "columns": {"vin": "vin"}}],
+                "keyInventory": "keys.json",
+            }
+        )
+    )
+    api = folder / "api.json"
+    api.write_text(json.dumps({"api": {"url": imported.server.url, "apiKeyFile": imported.server.key_files["rewrap"]}}))
+    job = subprocess.run(
+        [
+            *(sys.executable, "-m", "spark_udfs.rekey.job", "--registry", str(registry), "--api", str(api)),
+            *("--master", "local[2]", "--orphan-grace-seconds", "0", "--legacy-aws-sample"),
+        ],
+        env={**os.environ, "PYSPARK_PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    report = json.loads(job.stdout) if job.stdout.strip() else {}
+    return job.returncode, report, job.stderr + job.stdout
+
+
+def vin_column(spark: SparkSession, name: str) -> list[str | None]:
+    spark.sql(f"REFRESH TABLE {name}")
+    return [row[0] for row in spark.sql(f"SELECT vin FROM {name} ORDER BY id").collect()]
 
 
 def test_only_the_samples_format_counts_as_legacy() -> None:
@@ -84,48 +152,18 @@ def test_a_table_the_sample_wrote_is_rewrapped_to_the_active_version_and_the_inv
     spark: SparkSession, imported: Imported, warehouse: CatalogConfig, tmp_path: Path
 ) -> None:
     vectors = VECTORS["deterministic"] + VECTORS["nonDeterministic"]
-    identifiers = [v["identifier"] for v in vectors]
-    name = f"local.rekey.sample_{uuid.uuid4().hex[:8]}"
-    # Three rows per vector, one null, and a column the option leaves alone (no legacy format).
-    rows = [(i, vectors[i % len(vectors)]["pseudonym"], f"row {i}") for i in range(3 * len(vectors))]
-    rows.append((len(rows), None, "no vin"))
-    spark.createDataFrame(rows, "id bigint, vin string, note string").writeTo(name).tableProperty(
-        "format-version", "2"
-    ).create()
-
-    registry = tmp_path / "registry.json"
-    registry.write_text(
-        json.dumps(
-            {
-                "catalog": {"type": "jdbc", "name": "local", "uri": warehouse.uri, "warehouse": warehouse.warehouse},
-                "tables": [{"name": name, "columns": {"vin": "vin"}}],
-                "keyInventory": "keys.json",
-            }
-        )
-    )
-    api = tmp_path / "api.json"
-    api.write_text(json.dumps({"api": {"url": imported.server.url, "apiKeyFile": imported.server.key_files["rewrap"]}}))
-    job = subprocess.run(
-        [
-            *(sys.executable, "-m", "spark_udfs.rekey.job", "--registry", str(registry), "--api", str(api)),
-            *("--master", "local[2]", "--orphan-grace-seconds", "0", "--legacy-aws-sample"),
-        ],
-        env={**os.environ, "PYSPARK_PYTHON": sys.executable},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    report = json.loads(job.stdout) if job.stdout.strip() else {}
-    assert job.returncode == 0, job.stderr[-3000:] + json.dumps(report)
+    name, rows = write_table(spark, vectors)
+    code, report, output = rekey(imported, warehouse, name, tmp_path)
+    assert code == 0, output[-3000:]
     table = report["tables"][0]
     assert table["result"] == "rekeyed" and table["activeVersion"] == 1
     assert table["legacyRewrapped"] == str(3 * len(vectors))
     assert table["columns"]["vin"]["legacyRowsLeft"] == "0"
     assert table["columns"]["vin"]["versionsAfter"] == {"s1": str(3 * len(vectors))}
-    assert all(v["pseudonym"] not in job.stderr + job.stdout for v in vectors)  # no value in a report or log
+    assert all(v["pseudonym"] not in output for v in vectors)  # no value in the report or a progress line
 
-    spark.sql(f"REFRESH TABLE {name}")
-    after = [row[0] for row in spark.sql(f"SELECT vin FROM {name} ORDER BY id").collect()]
+    after = vin_column(spark, name)
+    identifiers = [v["identifier"] for v in vectors]
     ours = imported.call("/v1/pseudonymize", {"context": "vin", "values": identifiers})["pseudonyms"]
     assert after == [ours[i % len(vectors)] for i in range(3 * len(vectors))] + [None]
     notes = [row[0] for row in spark.sql(f"SELECT note FROM {name} ORDER BY id").collect()]
@@ -136,10 +174,37 @@ def test_a_table_the_sample_wrote_is_rewrapped_to_the_active_version_and_the_inv
     assert inventory["tables"][name]["columns"] == {"vin": {"context": "vin", "keyVersions": [1]}}
 
     # A re-run finds nothing left of the sample and changes nothing.
-    again = subprocess.run(
-        job.args, env={**os.environ, "PYSPARK_PYTHON": sys.executable}, capture_output=True, text=True
+    code, report, output = rekey(imported, warehouse, name, tmp_path)
+    assert code == 0, output[-3000:]
+    assert report["tables"][0]["legacyRewrapped"] == "0"
+    assert vin_column(spark, name) == after
+
+
+def test_an_erased_subjects_sample_pseudonyms_stay_and_keep_the_column_out_of_the_inventory(
+    spark: SparkSession, imported: Imported, warehouse: CatalogConfig, tmp_path: Path
+) -> None:
+    vectors = VECTORS["deterministic"]
+    erased = vectors[0]["identifier"]
+    imported.call(
+        "/v1/erasure-requests",
+        {
+            "reference": "rekey-legacy-test",
+            "reason": "gdpr-art17-1a",
+            "subjects": [{"context": "vin", "value": erased}],
+        },
+        role="privacy-officer",
+        status=202,
     )
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert json.loads(again.stdout)["tables"][0]["legacyRewrapped"] == "0"
-    spark.sql(f"REFRESH TABLE {name}")
-    assert [row[0] for row in spark.sql(f"SELECT vin FROM {name} ORDER BY id").collect()] == after
+    name, _ = write_table(spark, vectors, copies=2)
+    before = vin_column(spark, name)
+    code, report, output = rekey(imported, warehouse, name, tmp_path)
+    assert code == 0, output[-3000:]
+    after = vin_column(spark, name)
+    kept = [i for i, value in enumerate(before) if value is not None and after[i] == value]
+    assert kept and all(vectors[i % len(vectors)]["identifier"] == erased for i in kept)  # never a new pseudonym
+    column = report["tables"][0]["columns"]["vin"]
+    assert column["legacyRowsLeft"] == str(len(kept)) and column["rowsKeptErased"] == str(len(kept))
+    assert column["legacyRewrapped"] == str(2 * len(vectors) - len(kept))
+    inventory = json.loads((tmp_path / "keys.json").read_text())
+    validate("key-inventory", inventory)
+    assert inventory["tables"][name]["columns"] == {}  # so `keys destroy` of the legacy version stays refused
