@@ -105,8 +105,10 @@ def write_table(
     return name, rows
 
 
-def rekey(imported: Imported, warehouse: CatalogConfig, name: str, folder: Path) -> tuple[int, dict[str, Any], str]:
-    """The job as its own process with --legacy-aws-sample: exit code, report, stderr (and stdout)."""
+def rekey(
+    imported: Imported, warehouse: CatalogConfig, name: str, folder: Path, legacy: bool = True
+) -> tuple[int, dict[str, Any], str]:
+    """The job as its own process (with --legacy-aws-sample unless told): exit code, report, stderr (and stdout)."""
     registry = folder / "registry.json"
     registry.write_text(
         json.dumps(
@@ -122,7 +124,8 @@ def rekey(imported: Imported, warehouse: CatalogConfig, name: str, folder: Path)
     job = subprocess.run(
         [
             *(sys.executable, "-m", "spark_udfs.rekey.job", "--registry", str(registry), "--api", str(api)),
-            *("--master", "local[2]", "--orphan-grace-seconds", "0", "--legacy-aws-sample"),
+            *("--master", "local[2]", "--orphan-grace-seconds", "0"),
+            *(["--legacy-aws-sample"] if legacy else []),
         ],
         env={**os.environ, "PYSPARK_PYTHON": sys.executable},
         capture_output=True,
@@ -208,3 +211,24 @@ def test_an_erased_subjects_sample_pseudonyms_stay_and_keep_the_column_out_of_th
     inventory = json.loads((tmp_path / "keys.json").read_text())
     validate("key-inventory", inventory)
     assert inventory["tables"][name]["columns"] == {}  # so `keys destroy` of the legacy version stays refused
+
+
+def test_without_the_option_a_column_mixing_sample_and_our_pseudonyms_stays_out_of_the_inventory(
+    spark: SparkSession, imported: Imported, warehouse: CatalogConfig, tmp_path: Path
+) -> None:
+    """Not migrated, the sample's pseudonyms still need the legacy version: the column must not enter the key
+    inventory with only our versions, or `keys destroy` of the legacy version would pass and shred them."""
+    vectors = VECTORS["deterministic"][:4]
+    ours = imported.call("/v1/pseudonymize", {"context": "vin", "values": ["WVWZZZ1JZXW000001", "WVWZZZ1JZXW000002"]})
+    name, _ = write_table(spark, vectors, copies=1)
+    spark.createDataFrame(
+        [(100 + i, pseudonym, "ours") for i, pseudonym in enumerate(ours["pseudonyms"])],
+        "id bigint, vin string, note string",
+    ).writeTo(name).append()
+    before = vin_column(spark, name)
+    code, report, output = rekey(imported, warehouse, name, tmp_path, legacy=False)
+    assert code == 0, output[-3000:]
+    assert "AWS sample pseudonyms remain" in report["tables"][0]["columns"]["vin"]["reason"]
+    assert vin_column(spark, name) == before
+    inventory = json.loads((tmp_path / "keys.json").read_text())
+    assert inventory["tables"][name]["columns"] == {}

@@ -178,8 +178,10 @@ class ColumnVersions:
 
     rows: dict[tuple[str, int], int] = field(default_factory=dict)
     unversioned_rows: int = 0
-    #: rows in the AWS sample's format (counted only with `legacy`)
+    #: rows in the AWS sample's format (counted only with `legacy`: they are then stale)
     legacy_rows: int = 0
+    #: rows in the AWS sample's format, with or without `legacy` (they keep the column out of the inventory)
+    legacy_present: int = 0
     stale_distinct: int = 0
 
     def versions(self) -> list[int]:
@@ -226,10 +228,12 @@ def column_versions(
     legacy: bool = False,
 ) -> ColumnVersions:
     """The versions of one column, in the current state or at `snapshot`; with `active`, also the distinct values
-    that are not of that version (what a rewrite sends); with `legacy`, the AWS sample's pseudonyms apart."""
+    that are not of that version (what a rewrite sends). The AWS sample's pseudonyms are always counted apart
+    (`legacy_rows`: a column holding any stays out of the key inventory, flag or not, or `keys destroy` could
+    shred the legacy version under them); without `legacy` they also count as unversioned (not rewritten)."""
     source = f"{name} VERSION AS OF {int(snapshot)}" if snapshot is not None else name
     found = ColumnVersions()
-    legacy_expression = _legacy_condition(column) if legacy else "false"
+    legacy_expression = _legacy_condition(column)
     rows = spark.sql(
         f"SELECT regexp_extract(`{column}`, '{_SQL_VERSIONED}', 1) AS mode, "
         f"regexp_extract(`{column}`, '{_SQL_VERSIONED}', 2) AS version, "
@@ -240,7 +244,11 @@ def column_versions(
         if row["mode"]:
             found.rows[(str(row["mode"]), int(row["version"]))] = int(row["n"])
         elif row["legacy"]:
-            found.legacy_rows += int(row["n"])
+            found.legacy_present += int(row["n"])
+            if legacy:
+                found.legacy_rows += int(row["n"])
+            else:
+                found.unversioned_rows += int(row["n"])
         else:
             found.unversioned_rows += int(row["n"])
     if active is not None and found.stale_rows(active):
@@ -341,8 +349,8 @@ def _older_snapshot_versions(
     spark: Any, name: str, columns: Sequence[str], legacy: bool = False
 ) -> tuple[dict[str, set[int]], set[str]]:
     """The versions each column holds in the remaining snapshots other than the current one (those a tag or a
-    branch pins, or a stream's commits after the cut-off), and (with `legacy`) the columns holding AWS sample
-    pseudonyms there."""
+    branch pins, or a stream's commits after the cut-off), and the columns holding AWS sample pseudonyms there
+    (with the flag or without it)."""
     from ..iceberg_ops import current_snapshot
 
     snapshots = {int(row[0]) for row in spark.sql(f"SELECT snapshot_id FROM {name}.snapshots").collect()}
@@ -353,7 +361,7 @@ def _older_snapshot_versions(
         for column in columns:
             versions = column_versions(spark, name, column, snapshot, legacy=legacy)
             found[column] |= set(versions.versions())
-            if versions.legacy_rows:
+            if versions.legacy_present:
                 with_legacy.add(column)
     return found, with_legacy
 
@@ -464,7 +472,7 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
     remaining_versions = {column: older[column] | set(after[column].versions()) for column in versioned}
     # A column still holding the sample's pseudonyms stays out of the inventory: its legacy version is still in use
     # there, and `keys destroy` refuses while a registered column has no inventory entry.
-    legacy_left = {c for c in versioned if after[c].legacy_rows} | older_legacy
+    legacy_left = {c for c in versioned if after[c].legacy_present} | older_legacy
     columns: dict[str, Any] = {}
     for column, context in table.columns.items():
         entry: dict[str, Any] = {
@@ -496,7 +504,8 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
                 entry["legacyRowsLeft"] = contracts.count(after[column].legacy_rows)
             if column in legacy_left:
                 entry["reason"] = (
-                    "AWS sample pseudonyms remain (an erased subject's, or in a snapshot a tag or branch keeps): "
+                    "AWS sample pseudonyms remain (without --legacy-aws-sample, an erased subject's, or in a snapshot "
+                    "a tag or branch keeps): "
                     "left out of the key inventory, so the legacy version cannot be destroyed yet"
                 )
         columns[column] = entry
