@@ -202,3 +202,9 @@ def test_a_value_in_a_jvm_message_is_not_shown(spark: SparkSession) -> None:
         "because it is malformed."
     )
     assert without_literals(f'`vin` is "{SENTINEL}"\nsecond line {SENTINEL}') == "`vin` is '…'"
+    # Spark escapes a quote inside a literal: the whole literal goes, not just up to the escaped quote.
+    assert without_literals("[CAST_INVALID_INPUT] The value 'O\\'Brien " + SENTINEL + "' cannot be cast") == (
+        "[CAST_INVALID_INPUT] The value '…' cannot be cast"
+    )
+    # A quote left open: where the literal ends is unknown, so the message is not shown at all.
+    assert without_literals("The value 'unterminated " + SENTINEL) == ""

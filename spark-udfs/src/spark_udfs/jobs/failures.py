@@ -53,15 +53,19 @@ _DESCRIBING_THROWERS = (
     "org.apache.spark.sql.catalyst.analysis.",
     "org.apache.spark.sql.errors.",
 )
-#: Quoted literals: single- or double-quoted text (a value in a cast error), never backticked identifiers.
-_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+#: Quoted literals: single- or double-quoted text (a value in a cast error), never backticked identifiers. A
+#: backslash escapes the next character inside one (Spark writes 'O\'Brien').
+_QUOTED = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
 _MAX_LENGTH = 300
 
 
 def without_literals(message: str) -> str:
     """The first line of a JVM message with every quoted literal replaced by '…' (a value can only hide there)."""
     first = message.strip().splitlines()[0] if message.strip() else ""
-    return _QUOTED.sub("'…'", first).strip()[:_MAX_LENGTH]
+    replaced = _QUOTED.sub("'…'", first).strip()
+    if "'" in replaced.replace("'…'", "") or '"' in replaced:
+        return ""  # an unbalanced quote: where a literal ends is unknown, so nothing of it is shown
+    return replaced[:_MAX_LENGTH]
 
 
 def _python_cause(text: str) -> str | None:
