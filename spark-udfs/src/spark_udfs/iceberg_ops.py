@@ -8,6 +8,7 @@ Everything here handles table names, snapshot ids, file locations and counts, ne
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from .retry import Backoff, retry
@@ -46,6 +47,12 @@ def retry_on_conflict(action: Callable[[], T], attempts: int, report: dict[str, 
         return is_commit_conflict(error) or (stale_reads and is_stale_read(error))
 
     return retry(action, attempts=attempts, backoff=COMMIT_CONFLICT_BACKOFF, retryable=retryable, on_retry=count)
+
+
+def utc_now_literal() -> str:
+    """Now as a Spark SQL timestamp literal with its zone written out: a literal without one is read in the
+    session's time zone (the JVM's unless set), which would move an expiry cutoff by hours off UTC."""
+    return f"TIMESTAMP '{datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S.%f')[:-3]}UTC'"
 
 
 def refreshed(spark: Any, name: str, action: Callable[[], T]) -> Callable[[], T]:

@@ -47,7 +47,7 @@ from typing import Any, Literal
 from .. import contracts
 from ..iceberg import read_text, set_table_properties, write_text_whole
 from ..iceberg_ops import current_snapshot as _current_snapshot
-from ..iceberg_ops import refreshed
+from ..iceberg_ops import refreshed, utc_now_literal
 from ..iceberg_ops import remove_orphans as _remove_orphans
 from ..iceberg_ops import remove_previous_metadata as _remove_previous_metadata
 from ..iceberg_ops import retry_on_conflict as _retry_on_conflict
@@ -193,10 +193,6 @@ def _condition(table: RegisteredTable, subjects: tuple[Subject, ...]) -> str | N
     return " OR ".join(parts) if parts else None
 
 
-def _now_sql() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-
 def erase_table(
     spark: Any, order: ErasureOrder, table: RegisteredTable, started_ms: int, attempts: RunAttempts | None = None
 ) -> dict[str, Any]:
@@ -294,14 +290,13 @@ def erase_table(
 
     # The cutoff before the fold: every snapshot older than it was committed before the fold read the markers, so
     # none expires with a marker that was not folded (a stream batch committed after the fold is newer).
-    cutoff = _now_sql()
+    cutoff = utc_now_literal()
     report["streamMarkersFolded"] = {
         query: contracts.count(batch) for query, batch in fold_markers(spark, name).items()
     }
     expired = (
         spark.sql(
-            f"CALL {catalog}.system.expire_snapshots(table => '{short}', "
-            f"older_than => TIMESTAMP '{cutoff}', retain_last => 1)"
+            f"CALL {catalog}.system.expire_snapshots(table => '{short}', older_than => {cutoff}, retain_last => 1)"
         )
         .collect()[0]
         .asDict()

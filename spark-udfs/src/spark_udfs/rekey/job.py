@@ -326,10 +326,6 @@ def rewrap_udf(
     return arrow_udf(rekey, "string")
 
 
-def _now_sql() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-
 def _progress(message: str) -> None:
     print(f"rekey: {message}", file=sys.stderr, flush=True)
 
@@ -367,7 +363,7 @@ def _older_snapshot_versions(
 
 
 def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, started_ms: int) -> dict[str, Any]:
-    from ..iceberg_ops import current_snapshot, remove_orphans, retry_on_conflict
+    from ..iceberg_ops import current_snapshot, remove_orphans, retry_on_conflict, utc_now_literal
     from ..jobs.markers import fold_markers
 
     started = time.monotonic()
@@ -442,6 +438,8 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
     step("rewrite")
 
     _progress(f"{name}: expiring older snapshots")
+    # The cutoff before the fold: a stream batch committed after the fold is newer, so none expires unfolded.
+    cutoff = utc_now_literal()
     report["streamMarkersFolded"] = {
         query: contracts.count(batch) for query, batch in fold_markers(spark, name).items()
     }
@@ -449,7 +447,7 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
     expired = (
         spark.sql(
             f"CALL {settings.catalog.name}.system.expire_snapshots(table => '{short}', "
-            f"older_than => TIMESTAMP '{_now_sql()}', retain_last => 1)"
+            f"older_than => {cutoff}, retain_last => 1)"
         )
         .collect()[0]
         .asDict()
