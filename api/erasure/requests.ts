@@ -49,6 +49,14 @@ export interface ExtensionFiling {
  * Calendar months from filing (in UTC), counted from the filing date each time: a filing on 31 January is due on the
  * last day of February, or on 30 April once extended by two months.
  */
+/**
+ * Art. 12(3) extends the one-month period: an extension asked for once it has run out would hide that the request
+ * went overdue, so it is refused (409 extension-refused).
+ */
+export function checkWithinFirstMonth(filedAt: string, now: number = Date.now()): void {
+  if (now > Date.parse(deadlineOf(filedAt))) throw new PlatformError('extension-refused', 'the one-month deadline has passed: it can be extended only before it runs out');
+}
+
 export function deadlineOf(filedAt: string, extension?: Pick<DeadlineExtension, 'months'>): string {
   const filed = new Date(filedAt);
   const due = new Date(filed.getTime());
@@ -130,11 +138,12 @@ export class ErasureRequests {
   }
 
   /**
-   * Extends the request's deadline by `months` with the officer's reason, once (409 extension-refused after that, or
-   * once it is verified). The audit chain gets the months and the new deadline; the reason stays with the request.
+   * Extends the request's deadline by `months` with the officer's reason, once, within the first month (409
+   * extension-refused after that, once it is verified, or once the month has run out). The audit chain gets the months and the new deadline; the reason stays with the request.
    */
   async extend(principal: Principal, id: string, filing: ExtensionFiling): Promise<ErasureRequest> {
     const request = await this.get(id);
+    checkWithinFirstMonth(request.createdAt);
     // The deadline counts from the filing date, which never changes: computed from this read, it holds at the write.
     const deadline = deadlineOf(request.createdAt, filing);
     const extension = { months: filing.months, reason: filing.reason, by: actorOf(principal) };

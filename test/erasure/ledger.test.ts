@@ -12,7 +12,7 @@ import sqlite from 'node-sqlite3-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoErasureLedger, ensureTable } from '../../api/erasure/dynamoLedger.ts';
 import { liftOutcome, verifyAuditChain, type AuditInput, type ErasureLedger, type NewErasureRequest, type NewSuppressionLift } from '../../api/erasure/ledger.ts';
-import { deadlineOf } from '../../api/erasure/requests.ts';
+import { checkWithinFirstMonth, deadlineOf } from '../../api/erasure/requests.ts';
 import { SqliteErasureLedger } from '../../api/erasure/sqliteLedger.ts';
 import { ErasureSuppression } from '../../api/erasure/suppression.ts';
 import { LedgerError } from '../../api/errors.ts';
@@ -667,5 +667,11 @@ describe('an answer deadline', () => {
     expect(deadlineOf('2028-01-31T08:00:00.000Z')).toBe('2028-02-29T08:00:00.000Z');
     expect(deadlineOf('2026-01-31T08:00:00.000Z', { months: 2 })).toBe('2026-04-30T08:00:00.000Z');
     expect(deadlineOf('2026-11-30T08:00:00.000Z', { months: 1 })).toBe('2027-01-30T08:00:00.000Z');
+  });
+
+  it('can be extended only before the first month runs out', () => {
+    const filedAt = '2026-03-15T10:00:00.000Z';
+    expect(() => { checkWithinFirstMonth(filedAt, Date.parse('2026-04-15T10:00:00.000Z')); }).not.toThrow();
+    expect(() => { checkWithinFirstMonth(filedAt, Date.parse('2026-04-15T10:00:00.001Z')); }).toThrow(expect.objectContaining({ code: 'extension-refused' }) as Error);
   });
 });
