@@ -18,8 +18,12 @@ export class KeyedHash {
   private readonly key: Buffer;
   private readonly prefix: Buffer;
 
+  /**
+   * `key` is kept by reference, not copied: when the keyring zeroes a destroyed version's key, every instance made
+   * from it (an evicted one too, which nobody would destroy) sees the zeroed bytes.
+   */
   constructor(key: Uint8Array, prefix: Uint8Array = new Uint8Array(0)) {
-    this.key = Buffer.from(key);
+    this.key = Buffer.from(key.buffer, key.byteOffset, key.byteLength);
     this.prefix = Buffer.from(prefix);
   }
 
@@ -35,7 +39,7 @@ export class KeyedHash {
     return out;
   }
 
-  /** Zeroes this object's copy of the key (a destroyed key version). */
+  /** Zeroes the key (shared with the keyring) and the prefix: a destroyed key version. */
   destroy(): void {
     this.key.fill(0);
     this.prefix.fill(0);
