@@ -10,7 +10,7 @@
 import type { Logger } from '../observability/logger.ts';
 
 export interface AuditEvent {
-  readonly action: 'sign-in' | 'reidentify' | 'keyring-reload' | 'key-destroy';
+  readonly action: 'sign-in' | 'reidentify' | 'rewrap' | 'keyring-reload' | 'key-destroy';
   readonly outcome: 'success' | 'denied' | 'failure';
   readonly actor: { readonly kind: 'api-key' | 'person' | 'anonymous'; readonly id?: string | undefined };
   readonly requestId: string;

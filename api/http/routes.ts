@@ -248,6 +248,10 @@ export const ROUTES: readonly Route[] = [
     path: '/v1/rewrap',
     role: 'rewrap',
     scope: 'body-context',
+    // Audited as reidentify is: a key holding rewrap and pseudonymize could compare a rewrapped pseudonym with
+    // pseudonyms of guessed values, so who rewrapped how much is on record.
+    audited: true,
+    auditAction: 'rewrap',
     requires: keyringLoaded,
     // keyVersion: the version of FF1 inputs, which do not carry it (as in reidentify).
     body: {

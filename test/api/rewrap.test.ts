@@ -66,6 +66,14 @@ describe('POST /v1/rewrap', () => {
     expect(answer.status).toBe(200);
     expect(answer.json).toEqual({ pseudonyms: [now.pseudonyms[0], null, now.pseudonyms[1], now.pseudonyms[2], now.pseudonyms[0]], keyVersion: 2, errors: [] });
     expect(v1.vins.every((p) => p.startsWith('s1.'))).toBe(true);
+    // Audited as reidentify is: who rewrapped, in which context, never a value or pseudonym.
+    const audit = service
+      .logs()
+      .split('\n')
+      .filter((text) => text.includes('"audit":true') && text.includes('"action":"rewrap"'));
+    expect(audit.length).toBeGreaterThanOrEqual(1);
+    expect(JSON.parse(audit[0]!)).toMatchObject({ action: 'rewrap', outcome: 'success', context: 'vin' });
+    for (const line of audit) expect(v1.vins.some((p) => line.includes(p)) || VINS.some((v) => line.includes(v))).toBe(false);
   });
 
   it('keeps each pseudonym in its mode: randomized gets a fresh version 2 token of the same value, FF1 takes the inputs\' version', async () => {
