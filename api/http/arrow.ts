@@ -130,6 +130,8 @@ export function readArrowColumn(body: Buffer | undefined, maxBodyBytes: number):
     for (const batch of reader) {
       const data = batch.data.children[0];
       if (!data) throw malformed('a record batch has no column');
+      // A stream that declares null_count 0 yet marks items null in its bitmap gets them read as strings:
+      // apache-arrow's reader does not load the bitmap then. It only affects the sender's own answer.
       chunks.push(checkedChunk(data.length, data.offset, data.valueOffsets, data.values, data.nullCount > 0 ? data.nullBitmap : undefined));
     }
   } catch (error) {
@@ -156,9 +158,13 @@ function checkedChunk(length: number, first: number, offsets: unknown, data: unk
   return { length, first, offsets, data, validity };
 }
 
-/** True when the Accept header names the Arrow stream type. */
+/** True when the Accept header names the Arrow stream type with a quality above 0 (`;q=0` means "not this"). */
 export function acceptsArrow(accept: string | undefined): boolean {
-  return (accept ?? '').toLowerCase().includes(ARROW_STREAM);
+  return (accept ?? '').split(',').some((range) => {
+    const [type = '', ...parameters] = range.split(';').map((part) => part.trim().toLowerCase());
+    const quality = parameters.find((parameter) => parameter.startsWith('q='));
+    return type === ARROW_STREAM && (quality === undefined || Number(quality.slice(2)) > 0);
+  });
 }
 
 /**

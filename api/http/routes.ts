@@ -214,6 +214,7 @@ export const ROUTES: readonly Route[] = [
       // A value whose subject's erasure was filed gets null, and its index is listed in `erased` (only when there are some).
       // allVersions: per value, its pseudonyms under every readable version (newest first), for `IN (...)` over data not yet re-keyed.
       if (body.allVersions && body.deterministic === false) throw new RequestError('validation-failed', 'allVersions: needs deterministic pseudonyms');
+      if (body.allVersions && answerFormat !== 'application/json') throw new RequestError('validation-failed', 'allVersions: answered as JSON only (an Arrow answer has one column); ask without Accept: application/vnd.apache.arrow.stream');
       const { pseudonyms, keyVersion: version, erased, allVersions } = await service.pseudonyms.pseudonymize(body.context, items, { deterministic: body.deterministic ?? true, allVersions: body.allVersions });
       countValues(service, 'pseudonymize', body.context, items.length);
       return batchAnswer(answerFormat, { pseudonyms, keyVersion: version, ...(erased.length > 0 ? { erased } : {}), ...(allVersions ? { allVersions } : {}) }, {

@@ -106,6 +106,16 @@ describe('Arrow IPC bodies', () => {
     expect([...(tableFromIPC(new Uint8Array(await response.arrayBuffer())).getChild('pseudonyms')!.toArray() as (string | null)[])]).toEqual(expected.pseudonyms);
   });
 
+  it('takes Accept quality into account (;q=0 is JSON) and refuses allVersions with an Arrow answer (it has one column)', async () => {
+    const json = async (accept: string, body: unknown) =>
+      fetch(`${api.url}/v1/pseudonymize`, { method: 'POST', headers: { 'content-type': 'application/json', accept, 'x-api-key': api.keys.pseudonymize }, body: JSON.stringify(body) });
+    const notArrow = await json(`${ARROW};q=0, application/json`, { context: 'vin', values: VALUES });
+    expect(notArrow.headers.get('content-type')).toMatch(/^application\/json/);
+    const allVersions = await json(ARROW, { context: 'vin', values: VALUES, allVersions: true });
+    expect(allVersions.status).toBe(400);
+    expect(((await allVersions.json()) as Problem).detail).toContain('allVersions');
+  });
+
   it('reidentifies, explaining each failed row in the reason column', async () => {
     const pseudonyms = (await pseudonymizeJson('vin', VALUES)).pseudonyms;
     const back = await postArrow('/v1/reidentify', 'context=vin', stream(pseudonyms), { apiKey: api.keys.reidentify });
