@@ -127,8 +127,9 @@ async function run(argv: readonly string[], { stdout }: Streams): Promise<number
       }
       for (const reserved of ['ArtifactsBucket', 'LambdaCodeKey']) if (reserved in parameters) throw new StackUsageError(`${reserved} is set by deploy`);
       const platformTemplate = readFileSync(TEMPLATES.platform, 'utf8');
-      // An update keeps the parameters it is not given (UsePreviousValue): only a new stack needs every one.
-      checkParameters(platformTemplate, parameters, (await stacks.describe(stackName)) === undefined);
+      // An update keeps the parameters the stack already has (UsePreviousValue): only those it lacks must be given.
+      const existing = await stacks.describe(stackName);
+      checkParameters(platformTemplate, parameters, new Set((existing?.Parameters ?? []).map((parameter) => parameter.ParameterKey ?? '')));
       const bootstrap = await stacks.deploy({ stackName: artifactsStack, templateBody: readFileSync(TEMPLATES.bootstrap, 'utf8'), parameters: { EnvironmentName: environmentName } });
       const bucket = bootstrap.outputs.ArtifactsBucketName;
       if (!bucket) throw new StackOperationError(`stack ${artifactsStack} has no ArtifactsBucketName output`);
@@ -179,19 +180,19 @@ async function run(argv: readonly string[], { stdout }: Streams): Promise<number
 const SET_BY_DEPLOY = new Set(['EnvironmentName', 'ArtifactsBucket', 'LambdaCodeKey', 'ErasureJobKey', 'ErasurePyFilesKey']);
 
 /**
- * Before anything is created or uploaded: every parameter of the platform template without a default is given
- * (for a new stack), and every given one is the template's. CloudFormation would say so only after the artifacts
+ * Before anything is created or uploaded: every parameter of the platform template without a default is given or
+ * kept from the existing stack (`kept`: an update reuses those), and every given one is the template's. CloudFormation would say so only after the artifacts
  * stack and the uploads ("Missing parameter", "do not exist in the template"). The template's Parameters section
  * is plain YAML (the intrinsic-function tags elsewhere are left unresolved; moto's ValidateTemplate lists no
  * parameters, AWS's would).
  */
-function checkParameters(templateBody: string, parameters: Readonly<Record<string, string>>, newStack: boolean): void {
+function checkParameters(templateBody: string, parameters: Readonly<Record<string, string>>, kept: ReadonlySet<string>): void {
   const template = parseYaml(templateBody, { logLevel: 'silent' }) as { Parameters?: Record<string, { Default?: unknown }> };
   const declared = Object.entries(template.Parameters ?? {});
   const names = new Set(declared.map(([name]) => name));
   const unknown = Object.keys(parameters).filter((name) => !names.has(name));
   if (unknown.length > 0) throw new StackUsageError(`the platform template has no parameter ${unknown.join(', ')}`);
-  const missing = declared.filter(([name, spec]) => newStack && spec.Default === undefined && !SET_BY_DEPLOY.has(name) && !(name in parameters)).map(([name]) => name);
+  const missing = declared.filter(([name, spec]) => spec.Default === undefined && !SET_BY_DEPLOY.has(name) && !(name in parameters) && !kept.has(name)).map(([name]) => name);
   if (missing.length > 0) throw new StackUsageError(`deploy needs --parameters ${missing.map((name) => `${name}=…`).join(' ')}`);
 }
 
