@@ -51,7 +51,14 @@ from ..iceberg_ops import refreshed, utc_now_literal
 from ..iceberg_ops import remove_orphans as _remove_orphans
 from ..iceberg_ops import remove_previous_metadata as _remove_previous_metadata
 from ..iceberg_ops import retry_on_conflict as _retry_on_conflict
-from ..jobs.config import IDENTIFIER, JobConfigError, Section, check_table_name, parse_catalog, read_json
+from ..jobs.config import (
+    JobConfigError,
+    RegisteredTable,
+    Section,
+    parse_catalog,
+    parse_registered_tables,
+    read_json,
+)
 from ..jobs.session import CatalogConfig, SessionConfigError
 from .scan import scan_table_files
 
@@ -65,13 +72,6 @@ _SQL_PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123
 class Subject:
     context: str
     pseudonyms: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RegisteredTable:
-    name: str
-    #: column -> context
-    columns: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -152,21 +152,13 @@ def parse_order(raw: Mapping[str, object]) -> ErasureOrder:
     if not subjects:
         raise JobConfigError("subjects: at least one")
     catalog = parse_catalog(order.section("catalog").values)
-    tables = []
-    for table in order.objects("tables"):
-        name = check_table_name(table.text("name", ""), catalog, table.key("name"))
-        columns = table.text_map("columns", "must map column names to contexts")
-        if not all(IDENTIFIER.match(column) for column in columns):
-            raise JobConfigError(f"{table.key('columns')}: must map column names to contexts")
-        tables.append(RegisteredTable(name, columns))
-    if not tables:
-        raise JobConfigError("tables: at least one registered table")
+    tables = parse_registered_tables(order, catalog)
     if order.text("refs", "drop") != "drop":
         raise JobConfigError("refs: must be drop")
     grace = order.integer("orphanGraceSeconds", 3600)
     if grace < 0:
         raise JobConfigError("orphanGraceSeconds: must be 0 or more")
-    return ErasureOrder(run_id, tuple(request_ids), tuple(subjects), tuple(tables), catalog, grace, "drop")
+    return ErasureOrder(run_id, tuple(request_ids), tuple(subjects), tables, catalog, grace, "drop")
 
 
 def _sql_string(value: str) -> str:

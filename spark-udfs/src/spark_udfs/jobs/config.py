@@ -7,6 +7,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..client import ApiKeySource, ClientConfig
@@ -201,6 +202,29 @@ def check_table_name(name: str, catalog: CatalogConfig, key: str) -> str:
     if not TABLE_NAME.match(name) or not name.startswith(catalog.name + "."):
         raise JobConfigError(f"{key}: must be {catalog.name}.<namespace>.<table>")
     return name
+
+
+@dataclass(frozen=True)
+class RegisteredTable:
+    """A table of the service's registry (or an erasure order): its name and which column holds which context."""
+
+    name: str
+    #: column -> context
+    columns: dict[str, str]
+
+
+def parse_registered_tables(section: Section, catalog: CatalogConfig) -> tuple[RegisteredTable, ...]:
+    """The `tables` list of a registry or an erasure order; at least one, names in `catalog`, plain column names."""
+    tables = []
+    for table in section.objects("tables"):
+        name = check_table_name(table.text("name", ""), catalog, table.key("name"))
+        columns = table.text_map("columns", "must map column names to contexts")
+        if not all(IDENTIFIER.match(column) for column in columns):
+            raise JobConfigError(f"{table.key('columns')}: must map column names to contexts")
+        tables.append(RegisteredTable(name, columns))
+    if not tables:
+        raise JobConfigError("tables: at least one registered table")
+    return tuple(tables)
 
 
 def partition_source(expression: str) -> tuple[str, str]:

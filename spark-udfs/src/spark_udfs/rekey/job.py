@@ -88,13 +88,13 @@ from ..client import ClientConfig, PseudonymizationError, PseudonymsRefused, sha
 from ..errors import ValueFreeError
 from ..iceberg import is_s3_uri, read_text, set_table_properties, write_text_whole
 from ..jobs.config import (
-    IDENTIFIER,
     JobConfigError,
+    RegisteredTable,
     Section,
     check_api_key,
-    check_table_name,
     parse_api,
     parse_catalog,
+    parse_registered_tables,
     read_json,
 )
 from ..jobs.session import CatalogConfig, SessionConfigError
@@ -115,13 +115,6 @@ DEFAULT_INVENTORY = "key-inventory.json"
 
 class RekeyError(ValueFreeError):
     """A table cannot be re-keyed as configured; names tables, columns and counts, never a value."""
-
-
-@dataclass(frozen=True)
-class RegisteredTable:
-    name: str
-    #: column -> context
-    columns: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -155,15 +148,7 @@ def parse_registry(raw: Mapping[str, object], registry: str) -> tuple[CatalogCon
     if catalog.type == "jdbc" and not is_s3_uri(registry):
         # The service resolves a local catalog's paths from its working directory; so does this job.
         catalog = replace(catalog, uri=os.path.abspath(catalog.uri), warehouse=os.path.abspath(catalog.warehouse))
-    tables = []
-    for table in section.objects("tables"):
-        name = check_table_name(table.text("name", ""), catalog, table.key("name"))
-        columns = table.text_map("columns", "must map column names to contexts")
-        if not all(IDENTIFIER.match(column) for column in columns):
-            raise JobConfigError(f"{table.key('columns')}: must map column names to contexts")
-        tables.append(RegisteredTable(name, columns))
-    if not tables:
-        raise JobConfigError("tables: at least one registered table")
+    tables = list(parse_registered_tables(section, catalog))
     return catalog, tables, inventory_location(registry, section.optional_text("keyInventory"))
 
 
