@@ -33,7 +33,7 @@ from spark_udfs.jobs.config import JobConfigError
 from spark_udfs.jobs.session import CatalogConfig
 from spark_udfs.rekey.job import VERSIONED, inventory_location, main, parse_registry, record_inventory
 from test_support.servers import ApiServer, rotate_keys, started_api
-from test_support.suppression import _placeholder_catalog
+from test_support.suppression import erasure_on
 
 ROLES = ("pseudonymize", "rewrap", "privacy-officer")
 SUBJECTS = 150
@@ -85,22 +85,7 @@ def write_table(spark: SparkSession, name: str, vin_pseudonyms: list[str], accou
 def rotated(spark: SparkSession) -> Iterator[Rotated]:
     """Old tables written under key version 1, then the key rotated to version 2 (the server has switched)."""
     with tempfile.TemporaryDirectory(prefix="rekey-registry-") as folder:
-        # Erasure on (for the erased subject), with a placeholder registry: the worker never runs while the tests do.
-        catalog = _placeholder_catalog(Path(folder), ("vin",))
-        registry = Path(folder) / "registry.json"
-        registry.write_text(
-            json.dumps(
-                {
-                    "catalog": {"type": "jdbc", "name": "local", **catalog},
-                    "tables": [{"name": "local.registry.subjects", "columns": {"vin": "vin"}}],
-                }
-            )
-        )
-        environment = {
-            "PSEUDO_ERASURE_REGISTRY_FILE": str(registry),
-            "PSEUDO_ERASURE_POLL_SECONDS": "3600",
-            "PSEUDO_KEYRING_REFRESH_SECONDS": "5",
-        }
+        environment = {**erasure_on(Path(folder)), "PSEUDO_KEYRING_REFRESH_SECONDS": "5"}
         with started_api(ROLES, environment) as server:
             state = Rotated(server, {})
             client = state.client()

@@ -26,7 +26,7 @@ from spark_udfs.jobs.session import CatalogConfig
 from spark_udfs.rekey.job import is_legacy_aws_sample
 from test_support import ROOT
 from test_support.servers import ApiServer, started_api
-from test_support.suppression import _placeholder_catalog
+from test_support.suppression import erasure_on
 
 ROLES = ("pseudonymize", "rewrap", "admin", "privacy-officer")
 VECTORS: dict[str, Any] = json.loads((ROOT / "test" / "fixtures" / "aws-sample-vectors.json").read_text())
@@ -48,23 +48,8 @@ class Imported:
 def imported() -> Iterator[Imported]:
     """A server whose keyring holds its own version 1 and the sample's secret as legacy version 2 (vin, email)."""
     with tempfile.TemporaryDirectory(prefix="aws-sample-") as folder:
-        # Erasure on (for the erased subject), with a placeholder registry: the worker never runs while the tests do.
-        catalog = _placeholder_catalog(Path(folder), ("vin",))
-        registry = Path(folder) / "registry.json"
-        registry.write_text(
-            json.dumps(
-                {
-                    "catalog": {"type": "jdbc", "name": "local", **catalog},
-                    "tables": [{"name": "local.registry.subjects", "columns": {"vin": "vin"}}],
-                }
-            )
-        )
-        environment = {
-            "PSEUDO_ERASURE_REGISTRY_FILE": str(registry),
-            "PSEUDO_ERASURE_POLL_SECONDS": "3600",
-            # An hour between refreshes: only the admin reload below brings the import in.
-            "PSEUDO_KEYRING_REFRESH_SECONDS": "3600",
-        }
+        # An hour between refreshes: only the admin reload below brings the import in.
+        environment = {**erasure_on(Path(folder)), "PSEUDO_KEYRING_REFRESH_SECONDS": "3600"}
         with started_api(ROLES, environment) as server:
             yield _imported(server, Path(folder))
 

@@ -143,3 +143,19 @@ def erasure_api(
         registry.write_text(json.dumps({"catalog": {"type": "jdbc", "name": "local", **catalog}, "tables": tables}))
         with started_api(ROLES, {"PSEUDO_ERASURE_REGISTRY_FILE": str(registry), **worker}) as server:
             yield ErasureApi(server)
+
+
+def erasure_on(folder: Path) -> dict[str, str]:
+    """The server's settings for erasure on (for the erased subject), with a placeholder registry: the worker never
+    runs while the tests do."""
+    catalog = _placeholder_catalog(folder, ("vin",))
+    registry = folder / "registry.json"
+    registry.write_text(
+        json.dumps(
+            {
+                "catalog": {"type": "jdbc", "name": "local", **catalog},
+                "tables": [{"name": "local.registry.subjects", "columns": {"vin": "vin"}}],
+            }
+        )
+    )
+    return {"PSEUDO_ERASURE_REGISTRY_FILE": str(registry), "PSEUDO_ERASURE_POLL_SECONDS": "3600"}
