@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..client import ApiKeySource, ClientConfig
+from ..client import WIRE_FORMATS, ApiKeySource, ClientConfig, WireFormat
 from ..contracts import common_pattern
 from ..iceberg import read_text
 from ..spark import SUPPRESSED_POLICIES, SuppressedPolicy
@@ -131,6 +131,11 @@ def parse_api(api_raw: Mapping[str, object]) -> ClientConfig:
         secret_id=api.optional_text("apiKeySecretId"),
         region=api.optional_text("region"),
     )
+    # auto: Arrow IPC when the server takes it (negotiated on the first request), else JSON; arrow or json forces one.
+    wires: dict[str, WireFormat] = {wire: wire for wire in WIRE_FORMATS}
+    wire = wires.get(api.text("wire", "auto"))
+    if wire is None:
+        raise JobConfigError(f"{api.key('wire')}: must be {', '.join(WIRE_FORMATS[:-1])} or {WIRE_FORMATS[-1]}")
     try:
         return ClientConfig(
             url=url.rstrip("/"),
@@ -139,6 +144,7 @@ def parse_api(api_raw: Mapping[str, object]) -> ClientConfig:
             concurrency=api.integer("concurrency", 4),
             timeout_seconds=api.number("timeoutSeconds", 30.0),
             max_retries=api.integer("maxRetries", 8),
+            wire=wire,
         )
     except ValueError as error:
         raise JobConfigError(f"api: {error}") from None
