@@ -14,7 +14,7 @@ import { liftViewOf, MAX_SUBJECTS_PER_LIFT, type LiftFiling } from '../erasure/l
 import { MAX_SUBJECTS_PER_REQUEST, viewOf, type ErasureFiling, type ExtensionFiling } from '../erasure/requests.ts';
 import type { ValueOperation } from '../observability/sink.ts';
 import type { PseudonymizationService } from '../service.ts';
-import { arrowAnswer, ARROW_STREAM } from './arrow.ts';
+import { arrowAnswer, arrowAnswerPacked, ARROW_STREAM } from './arrow.ts';
 import { defineRoute, PUBLIC_MAX_BODY_BYTES, type BodyFormat, type Route } from './route.ts';
 import type { CoreResponse } from './types.ts';
 
@@ -60,9 +60,17 @@ const keyVersion = z.number().int().positive();
  */
 function batchAnswer(format: BodyFormat, body: object, arrow: { column: string; answers: (string | null)[]; reasons: { index: number; reason: string }[]; keyVersion?: number }): CoreResponse {
   if (format !== ARROW_STREAM) return json(200, body);
+  return arrowResponse(arrowAnswer(arrow.column, arrow.answers, arrow.reasons), arrow.keyVersion);
+}
+
+function arrowResponse(body: Buffer, keyVersion: number | undefined): CoreResponse {
   const headers: Record<string, string> = { 'content-type': ARROW_STREAM };
-  if (arrow.keyVersion !== undefined) headers['pseudo-key-version'] = String(arrow.keyVersion);
-  return { status: 200, headers, body: arrowAnswer(arrow.column, arrow.answers, arrow.reasons) };
+  if (keyVersion !== undefined) headers['pseudo-key-version'] = String(keyVersion);
+  return { status: 200, headers, body };
+}
+
+function erasedReasons(erased: readonly number[]): { index: number; reason: string }[] {
+  return erased.map((index) => ({ index, reason: 'erased' }));
 }
 
 /** A key version in a query string: a positive decimal integer. */
@@ -166,6 +174,83 @@ const liftView = z
   })
   .strict();
 
+/**
+ * The erasure certificate as served: contracts/erasure-certificate.schema.json in zod, so the OpenAPI test compares
+ * it too (the ledger keeps only certificates that passed that contract; test/api/openapi.test.ts runs the contract's
+ * golden documents through this schema). 64-bit ids and counts are decimal strings.
+ */
+const int64 = z.string().regex(/^-?[0-9]+$/).max(20);
+const opaqueId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/);
+const tableName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/);
+const timestamp = z.string().regex(/^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$/);
+const count = z.number().int().nonnegative();
+const certificateTableReport = z
+  .object({
+    table: tableName,
+    snapshotBefore: int64.nullable(),
+    snapshotAfter: int64.nullable(),
+    startedAt: timestamp,
+    finishedAt: timestamp,
+    commitConflictsRetried: count,
+    otherRowsBefore: int64,
+    rowsDeleted: int64,
+    dataFilesRewritten: int64,
+    deleteFilesRemoved: int64.nullable(),
+    positionDeleteFilesRewritten: int64,
+    manifestsRewritten: int64.optional(),
+    refs: z.array(z.object({ name: z.string().min(1), type: z.enum(['tag', 'branch']), snapshotId: int64, action: z.literal('dropped') }).strict()),
+    streamMarkersFolded: z.record(z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/), int64),
+    filesDeletedByExpiry: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), int64),
+    orphanFilesDeleted: int64,
+    previousMetadataFilesDeleted: int64,
+    verification: z
+      .object({
+        method: z.string().min(1),
+        filesScanned: int64,
+        bytesScanned: int64,
+        filesWithMatches: z.array(z.string()),
+        snapshotsChecked: int64,
+        timeTravelRows: int64,
+        otherRowsBefore: int64,
+        otherRowsAfter: int64,
+        result: z.enum(['passed', 'failed']),
+      })
+      .strict(),
+  })
+  .strict();
+export const erasureCertificateView = z
+  .object({
+    certificateVersion: z.literal(2),
+    runId: opaqueId,
+    requestIds: z.array(opaqueId),
+    subjects: count,
+    pseudonymsSearched: count,
+    startedAt: timestamp,
+    finishedAt: timestamp,
+    tables: z.array(certificateTableReport),
+    result: z.enum(['verified', 'failed']),
+  })
+  .strict();
+
+/** What requests.ts `viewOf` shows of a request: counts and contexts of subjects, never pseudonyms. */
+const erasureRequestView = z
+  .object({
+    id: z.string(),
+    reference: z.string(),
+    reason: z.enum(LEGAL_GROUNDS),
+    status: z.enum(ERASURE_STATUSES),
+    attempts: count,
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    subjects: z.object({ count, contexts: z.array(z.string()) }).strict(),
+    tables: z.array(z.object({ table: z.string(), status: z.enum(['pending', 'running', 'verified', 'failed']), detail: z.string().optional() }).strict()),
+    deadline: z.string(),
+    extension: z.object({ months: z.literal(EXTENSION_MONTHS), reason: z.string(), by: z.string(), at: z.string() }).strict().optional(),
+    error: z.string().optional(),
+    certificate: erasureCertificateView.optional(),
+  })
+  .strict();
+
 const auditEntryView = z
   .object({ seq: z.number().int().positive(), at: z.string(), actor: z.string(), action: z.string(), requestId: z.string().optional(), outcome: z.string(), previousHash: z.string(), hash: z.string() })
   .strict();
@@ -196,7 +281,7 @@ export const ROUTES: readonly Route[] = [
     role: 'public',
     handler: async ({ service }) => ({ status: 200, headers: { 'content-type': service.metrics.registry.contentType }, body: await service.metrics.registry.metrics() }),
   }),
-  defineRoute({ method: 'GET', path: '/openapi.json', role: 'public', handler: ({ service }) => ({ status: 200, headers: { ...JSON_HEADERS }, body: service.openApiDocument }) }),
+  defineRoute({ method: 'GET', path: '/openapi.json', role: 'public', response: z.looseObject({}), handler: ({ service }) => ({ status: 200, headers: { ...JSON_HEADERS }, body: service.openApiDocument }) }),
   defineRoute({
     method: 'POST',
     path: '/v1/pseudonymize',
@@ -210,17 +295,24 @@ export const ROUTES: readonly Route[] = [
     response: z
       .object({ pseudonyms: nullableStrings, keyVersion, erased: z.array(z.number().int().nonnegative()).optional(), allVersions: z.array(z.array(z.string()).nullable()).optional() })
       .strict(),
-    handler: async ({ service, body, items, answerFormat }) => {
+    handler: async ({ service, body, items, packedItems, answerFormat }) => {
       // A value whose subject's erasure was filed gets null, and its index is listed in `erased` (only when there are some).
       // allVersions: per value, its pseudonyms under every readable version (newest first), for `IN (...)` over data not yet re-keyed.
       if (body.allVersions && body.deterministic === false) throw new RequestError('validation-failed', 'allVersions: needs deterministic pseudonyms');
       if (body.allVersions && answerFormat !== 'application/json') throw new RequestError('validation-failed', 'allVersions: answered as JSON only (an Arrow answer has one column); ask without Accept: application/vnd.apache.arrow.stream');
+      const mode = { deterministic: body.deterministic ?? true };
+      if (packedItems && answerFormat === ARROW_STREAM && service.engine.takesPacked(body.context, mode)) {
+        // Arrow in and out on the AES-SIV path: the column's buffers to the engine and its output into the answer, no string per value.
+        const packed = await service.pseudonyms.pseudonymizePacked(body.context, packedItems, mode);
+        countValues(service, 'pseudonymize', body.context, packedItems.offsets.length - 1);
+        return arrowResponse(arrowAnswerPacked('pseudonyms', packed.pseudonyms, erasedReasons(packed.erased)), packed.keyVersion);
+      }
       const { pseudonyms, keyVersion: version, erased, allVersions } = await service.pseudonyms.pseudonymize(body.context, items, { deterministic: body.deterministic ?? true, allVersions: body.allVersions });
       countValues(service, 'pseudonymize', body.context, items.length);
       return batchAnswer(answerFormat, { pseudonyms, keyVersion: version, ...(erased.length > 0 ? { erased } : {}), ...(allVersions ? { allVersions } : {}) }, {
         column: 'pseudonyms',
         answers: pseudonyms,
-        reasons: erased.map((index) => ({ index, reason: 'erased' })),
+        reasons: erasedReasons(erased),
         keyVersion: version,
       });
     },
@@ -357,6 +449,7 @@ export const ROUTES: readonly Route[] = [
     role: 'privacy-officer',
     requires: (service) => void erasureOf(service),
     body: { schema: erasureFiling },
+    response: erasureRequestView,
     handler: async ({ service, principal, body }) => {
       const { request, created } = await erasureOf(service).requests.file(principal!, body);
       const response = json(created ? 202 : 200, viewOf(request));
@@ -370,6 +463,7 @@ export const ROUTES: readonly Route[] = [
     role: 'privacy-officer',
     requires: (service) => void erasureOf(service),
     query: z.object({ status: z.enum(ERASURE_STATUSES).optional() }),
+    response: z.object({ requests: z.array(erasureRequestView) }).strict(),
     handler: async ({ service, query }) => json(200, { requests: (await erasureOf(service).requests.list(query.status)).map(viewOf) }),
   }),
   defineRoute({
@@ -377,6 +471,7 @@ export const ROUTES: readonly Route[] = [
     path: '/v1/erasure-requests/{id}',
     role: 'privacy-officer',
     requires: (service) => void erasureOf(service),
+    response: erasureRequestView,
     handler: async ({ service, params }) => json(200, viewOf(await erasureOf(service).requests.get(params.id ?? ''))),
   }),
   defineRoute({
@@ -385,6 +480,7 @@ export const ROUTES: readonly Route[] = [
     role: 'privacy-officer',
     requires: (service) => void erasureOf(service),
     body: { schema: extensionFiling },
+    response: erasureRequestView,
     // Once per request, and not once it is verified (409 extension-refused); the audit chain gets an erasure.extended entry.
     handler: async ({ service, principal, params, body }) => json(200, viewOf(await erasureOf(service).requests.extend(principal!, params.id ?? '', body))),
   }),

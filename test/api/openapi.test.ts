@@ -3,11 +3,12 @@
  * (api/http/routes.ts) exactly: the same methods and paths, roles, query parameters, request and
  * response schemas.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ROUTES } from '../../api/http/routes.ts';
+import { erasureCertificateView, ROUTES } from '../../api/http/routes.ts';
 import { operation, resolved, schemaDifferences } from '../support/openapi.ts';
 
 const document = JSON.parse(readFileSync('api/openapi.json', 'utf8')) as { openapi: string; paths: Record<string, Record<string, unknown>> };
@@ -71,9 +72,16 @@ describe('the OpenAPI document', () => {
       const responses = op.responses as Record<string, unknown>;
       const success = Object.keys(responses).filter((status) => status.startsWith('2'));
       expect(success.length).toBeGreaterThan(0);
-      if (!route.responseSchema) return; // metrics (text), this document, erasure requests: not declared in the table
+      if (!route.responseSchema) return; // metrics: Prometheus text, not JSON
       for (const status of success) expect(schemaDifferences(jsonSchema(route.responseSchema), jsonContent(responses[status]), `${status} response`)).toEqual([]);
     });
+  });
+
+  // The route table's certificate is the contract's: the golden certificates the Python side writes pass and fail alike.
+  const certificates = join('contracts', 'golden', 'erasure-certificate');
+  it.each(readdirSync(certificates).filter((file) => file.endsWith('.json')))('describes the certificate as its contract does: %s', (file) => {
+    const accepted = erasureCertificateView.safeParse(JSON.parse(readFileSync(join(certificates, file), 'utf8'))).success;
+    expect(accepted).toBe(file.startsWith('valid-'));
   });
 
   it('fails on a disagreement (the comparison itself is not vacuous)', () => {
