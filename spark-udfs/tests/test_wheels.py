@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import venv
 import zipfile
 from collections.abc import Iterator
@@ -19,7 +20,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"spark-udfs": "spark_udfs", "stream-consumer": "stream_consumer"}
-CONSOLE_SCRIPTS = ("pseudonymize-batch", "erase-subjects", "stream-consumer")
+
+
+def console_scripts() -> list[str]:
+    """Every [project.scripts] entry of both packages: a job added there is checked here without a second list."""
+    scripts: list[str] = []
+    for package in PACKAGES:
+        with (ROOT / package / "pyproject.toml").open("rb") as pyproject:
+            scripts.extend(tomllib.load(pyproject)["project"]["scripts"])
+    return sorted(scripts)
+
+
+CONSOLE_SCRIPTS = console_scripts()
+
 #: File names and folders that are test code: none may be in a wheel.
 TEST_CODE_NAMES = {"testing.py", "local_moto.py", "conftest.py"}
 TEST_CODE_FOLDERS = {"tests", "test_support"}
