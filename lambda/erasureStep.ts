@@ -6,16 +6,18 @@
  *
  * Needs erasure configured for a shared deployment: PSEUDO_ERASURE_REGISTRY_FILE (Glue tables),
  * PSEUDO_ERASURE_LEDGER=dynamodb and PSEUDO_ERASURE_RUNNER=emr; anything else is refused at start with the
- * setting named (config-invalid), logged as one JSON line (class, code, setting; never values), like the API
- * handler. The keyring is needed too: a run erases each subject's pseudonyms under every key version loaded now.
+ * setting named (config-invalid), logged as one JSON line (class, code, setting; never values) and thrown as a
+ * value-free error naming the cause, like the API handler (lambda/_start.ts). The keyring is needed too: a run
+ * erases each subject's pseudonyms under every key version loaded now.
  */
 import { loadConfig } from '../api/config/config.ts';
 import { EmrErasureRunner } from '../api/erasure/emrRunner.ts';
 import { advanceErasures, type ErasureStepParts, type ErasureStepSummary } from '../api/erasure/steps.ts';
 import { ErasureWorker } from '../api/erasure/worker.ts';
-import { ConfigError, KeyringError, PlatformError } from '../api/errors.ts';
+import { ConfigError, KeyringError } from '../api/errors.ts';
 import { EmfMetricsSink } from '../api/observability/emf.ts';
 import { PseudonymizationService } from '../api/service.ts';
+import { logStartFailure, startFailure } from './_start.ts';
 
 /** The step's parts, and whether the keyring is loaded (it is refreshed in the background after a failed load). */
 interface StepFunction extends ErasureStepParts {
@@ -57,16 +59,9 @@ export async function erasureStepHandler(): Promise<ErasureStepSummary> {
   try {
     running = await parts();
   } catch (error) {
-    console.error(
-      JSON.stringify({
-        level: 'error',
-        msg: 'the erasure step function could not start',
-        errorClass: error instanceof Error ? error.name : typeof error,
-        code: error instanceof PlatformError ? error.code : undefined,
-        key: error instanceof ConfigError ? error.key : undefined,
-      }),
-    );
-    throw error;
+    logStartFailure('the erasure step function', error);
+    // The runtime logs what is thrown, message included: the original's could hold a path or a value.
+    throw startFailure(error);
   }
   // Without keys a run cannot add the pseudonyms of versions created since filing: wait for the next call.
   if (!running.ready()) throw new KeyringError('the keyring is not loaded; no erasure step was taken', 'keyring-unavailable');

@@ -7,8 +7,9 @@
  * The service (config, policies, keyring unwrapped with KMS) is built once per cold start, in the
  * init phase; a warm invocation only translates the event and calls `handle`. Loading the module
  * never throws, whatever the configuration: a start that fails is logged (error class and code, the
- * setting's name, never values), answered with a 503 problem naming the cause (`config-invalid`,
- * `keyring-unavailable`, `ledger-unavailable`), and tried again on the next invocation. Events are
+ * setting's name, never values; lambda/_start.ts), answered with a 503 problem naming the cause (`config-invalid`,
+ * `keyring-unavailable`: a keyring that does not load is a failed start here, `ledger-unavailable`), and tried
+ * again on the next invocation. Events are
  * never logged. On Lambda the service's metrics also go to CloudWatch as EMF lines (api/observability/emf.ts),
  * flushed at the end of each invocation; /metrics stays the server's.
  *
@@ -19,11 +20,12 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { loadConfig } from '../api/config/config.ts';
 import { consoleAnswer, isConsolePath, loadConsoleFiles, type ConsoleFiles } from '../api/http/console.ts';
-import { ConfigError, PlatformError } from '../api/errors.ts';
-import { problemResponse, statusOf } from '../api/http/problem.ts';
+import { KeyringError } from '../api/errors.ts';
+import { problemResponse } from '../api/http/problem.ts';
 import type { CoreRequest, CoreResponse } from '../api/http/types.ts';
 import { EmfMetricsSink } from '../api/observability/emf.ts';
 import { PseudonymizationService } from '../api/service.ts';
+import { logStartFailure, startFailure } from './_start.ts';
 
 let servicePromise: Promise<PseudonymizationService> | undefined;
 /** The console's files, read at the first /console request of this execution environment. */
@@ -44,6 +46,12 @@ export function service(): Promise<PseudonymizationService> {
   servicePromise ??= (async () => {
     const config = loadConfig();
     const started = await PseudonymizationService.start(config, { sharedStoresOnly: ON_LAMBDA });
+    // Without keys every call would answer 503 until the refresh timer, which runs only while an invocation keeps
+    // the environment thawed, loads them: a failed start instead is tried again at the next invocation.
+    if (!started.ready) {
+      started.close();
+      throw new KeyringError('the keyring could not be loaded', 'keyring-unavailable');
+    }
     if (ON_LAMBDA) {
       emfSink = new EmfMetricsSink(config.metrics);
       started.metrics.addSink(emfSink);
@@ -54,28 +62,6 @@ export function service(): Promise<PseudonymizationService> {
     throw error;
   });
   return servicePromise;
-}
-
-/** One JSON line on stderr (CloudWatch): what failed, by class and code, never a value or a path. */
-function logStartFailure(error: unknown): void {
-  const line = {
-    level: 'error',
-    msg: 'the service could not start',
-    errorClass: error instanceof Error ? error.name : typeof error,
-    code: error instanceof PlatformError ? error.code : undefined,
-    key: error instanceof ConfigError ? error.key : undefined,
-  };
-  console.error(JSON.stringify(line));
-}
-
-/** The problem a failed start answers with, naming its real cause; the detail says where to look, not what was wrong. */
-export function startFailure(error: unknown): unknown {
-  if (error instanceof ConfigError) return new PlatformError('config-invalid', `the service configuration is not valid${error.key ? ` (${error.key})` : ''}: see the function log`);
-  if (error instanceof PlatformError && error.code === 'ledger-unavailable') return new PlatformError('ledger-unavailable', 'the erasure ledger could not be opened: see the function log');
-  // keyring-unavailable and the other "a dependency is down" codes keep their own type.
-  if (error instanceof PlatformError && statusOf(error.code) === 503) return new PlatformError(error.code, 'the service could not start: see the function log');
-  // Anything else is our bug: a generic 500 without details (the log line has the class).
-  return error;
 }
 
 function lowerCaseHeaders(headers: Record<string, string | undefined> | null | undefined): Record<string, string | undefined> {
@@ -131,7 +117,7 @@ async function respond(request: CoreRequest): Promise<CoreResponse> {
   try {
     running = await service();
   } catch (error) {
-    logStartFailure(error);
+    logStartFailure('the service', error);
     return problemResponse(startFailure(error), 'cold-start');
   }
   try {

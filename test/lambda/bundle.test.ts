@@ -297,7 +297,8 @@ describe('the built Lambda zip', () => {
       { PSEUDO_AWS_ENDPOINT: moto.endpoint, PSEUDO_ERASURE_REGISTRY_FILE: 'config/erasure-registry.json', PSEUDO_ERASURE_LEDGER: 'sqlite', PSEUDO_ERASURE_RUNNER: 'emr', PSEUDO_ERASURE_EMR_CLUSTER_ID: clusterId, PSEUDO_ERASURE_EMR_JOB_URI: 's3://erasure/jobs/erasure_job.py', PSEUDO_ERASURE_EMR_WORK_URI: 's3://erasure/runs' },
       'erasureStep.erasureStepHandler',
     );
-    expect(await step.invokeRaw({})).toEqual({ error: { name: 'ConfigError', code: 'invalid-config' } });
+    // What the runtime logs of the thrown error: a value-free one naming the cause (lambda/_start.ts).
+    expect(await step.invokeRaw({})).toEqual({ error: { name: 'PlatformError', code: 'config-invalid' } });
     expect(step.errorLines().map((line) => JSON.parse(line) as unknown)).toContainEqual({ level: 'error', msg: 'the erasure step function could not start', errorClass: 'ConfigError', code: 'invalid-config', key: 'PSEUDO_ERASURE_LEDGER' });
   });
 });

@@ -241,6 +241,24 @@ describe('a Lambda whose service cannot start', () => {
     }
   });
 
+  it('answers 503 keyring-unavailable when the keyring cannot be read, and logs one line naming class and code only', async () => {
+    const unreadable = join(dataDir, 'keyring-7f3a-sentinel', 'keyring.json');
+    const { module, errors, restore } = await coldStart({ PSEUDO_KEYRING_FILE: unreadable }, false);
+    try {
+      const answer = await module.httpApiHandler(httpEvent({ method: 'POST', path: '/v1/pseudonymize', headers: json({ 'x-api-key': keys.pseudonymize }), body: '{"context":"vin","values":["x"]}' }));
+      expect(answer.statusCode).toBe(503);
+      const problem = JSON.parse(answer.body!) as { type: string };
+      expect(problem.type).toBe('urn:pseudonymization:problem:keyring-unavailable');
+      expect(answer.body).not.toContain('sentinel');
+      assertMatchesOpenApi('POST', '/v1/pseudonymize', 503, String(answer.headers!['content-type']), problem);
+      expect(errors.map((line) => JSON.parse(line) as unknown)).toEqual([{ level: 'error', msg: 'the service could not start', errorClass: 'KeyringError', code: 'keyring-unavailable' }]);
+      expect(errors.join('\n')).not.toContain('sentinel');
+      expect(errors.join('\n')).not.toContain(dataDir);
+    } finally {
+      restore();
+    }
+  });
+
   it('answers 503 ledger-unavailable when the erasure ledger cannot be opened', async () => {
     // Outside the Lambda runtime (no AWS_LAMBDA_FUNCTION_NAME): there a SQLite ledger is refused as config-invalid
     // before it is opened. The service then starts at the first invocation.
