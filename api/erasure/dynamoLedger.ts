@@ -33,6 +33,10 @@
  *   and writes in ONE transaction the removal of the lifted pseudonyms from those items, the lift item and its
  *   audit entry, on the head's condition. Every filing and every move also moves the head, so a filing or a move
  *   that commits after the lift's reads cancels the lift, which reads again: the latest event wins.
+ * - **Pseudonyms added after a rotation** (`addPseudonyms`) are written like a lift: the head read first, then the
+ *   request and the erased items; the request's subjects on its revision, the new pseudonyms ADDed to the request's
+ *   `ERASED#<context>` items and the audit entry on the head's condition, in one transaction. A lift committing in
+ *   between moves the head and the addition reads again, so a lifted subject is never suppressed again by it.
  * - **The suppression lookup** is one strongly consistent Query on `ERASED#<context>`: one item per request
  *   filing pseudonyms in that context, so the cost grows with requests in the context, not with the table.
  *
@@ -66,11 +70,14 @@ import {
   auditHash,
   checkExpected,
   checkExtendable,
+  coverageAuditInput,
   liftRefused,
+  newPseudonyms,
   nextStepId,
   GENESIS_HASH,
   type AuditEntry,
   type AuditInput,
+  type CoverageAudit,
   type ErasureLedger,
   type ErasureRequest,
   type ErasureStatus,
@@ -81,6 +88,7 @@ import {
   type NewSuppressionLift,
   type SuppressionLift,
   type StatusChange,
+  type SubjectPseudonymAddition,
   type TableProgress,
   ERASURE_STATUSES,
 } from './ledger.ts';
@@ -391,6 +399,60 @@ export class DynamoErasureLedger implements ErasureLedger {
       } catch (error) {
         if (!(error instanceof Cancelled)) throw error;
         await this.conflictPause(round); // a filing, a move or another lift came first: read again
+      }
+    }
+  }
+
+  /**
+   * As a lift: the audit head read first, then the request and its contexts' erased items; one transaction writes the
+   * request's subjects (on the revision read), adds the new pseudonyms to the request's `ERASED#<context>` items and
+   * appends the audit entry on the head's condition. A lift, filing or move committing after these reads moves the
+   * head, so this transaction fails and reads again: a subject lifted meanwhile gets nothing.
+   */
+  async addPseudonyms(id: string, additions: readonly SubjectPseudonymAddition[], audit: CoverageAudit): Promise<{ request: ErasureRequest; added: number }> {
+    for (let round = 1; ; round++) {
+      const head = await this.getItem(AUDIT_HEAD_KEY);
+      const item = await this.getItem(requestKey(id));
+      if (!item) throw new PlatformError('not-found', 'no erasure request with this id');
+      const current = fromItem(item);
+      const contexts = new Set(additions.flatMap((a) => (current.subjects[a.subject] ? [current.subjects[a.subject]!.context] : [])));
+      const erased = new Map<string, ReadonlySet<string>>();
+      for (const context of contexts) erased.set(context, await this.erasedPseudonyms(context));
+      const { subjects, added } = newPseudonyms(current.subjects, additions, (subject) => subject.pseudonyms.some((p) => erased.get(subject.context)?.has(p)));
+      if (added.length === 0) return { request: current, added: 0 };
+      const byContext = new Map<string, Set<string>>();
+      for (const { context, pseudonyms } of added) {
+        let set = byContext.get(context);
+        if (!set) byContext.set(context, (set = new Set()));
+        for (const pseudonym of pseudonyms) set.add(pseudonym);
+      }
+      if (byContext.size > MAX_LIFT_ITEMS - 1) throw new RequestError('validation-failed', 'subjects: in too many contexts to extend in one transaction');
+      const count = added.reduce((sum, a) => sum + a.pseudonyms.length, 0);
+      const revision = numberText(item, 'revision');
+      const now = new Date().toISOString();
+      const items: TransactWriteItem[] = [
+        {
+          // updatedAt stays: it says when the erasure last moved, and this is no move.
+          Update: {
+            TableName: this.table,
+            Key: requestKey(id),
+            UpdateExpression: 'SET subjects = :subjects, revision = :next',
+            ConditionExpression: 'revision = :seen',
+            ExpressionAttributeValues: { ':subjects': { S: JSON.stringify(subjects) }, ':seen': { N: revision }, ':next': { N: increment(revision) } },
+          },
+        },
+        ...[...byContext].map(([context, pseudonyms]): TransactWriteItem => ({
+          // ADD to the set (creating the item when the request named no subject in the context before); a set merges duplicates.
+          Update: { TableName: this.table, Key: { pk: { S: `ERASED#${context}` }, sk: { S: `REQUEST#${id}` } }, UpdateExpression: 'ADD pseudonyms :added', ExpressionAttributeValues: { ':added': { SS: [...pseudonyms] } } },
+        })),
+        ...(await this.auditItems(coverageAuditInput(id, audit, count, added.length), now, { head })),
+      ];
+      try {
+        await this.transact(items);
+        return { request: { ...current, subjects }, added: count };
+      } catch (error) {
+        if (!(error instanceof Cancelled)) throw error;
+        await this.conflictPause(round); // the request, or the audit head, moved: read again (what is added by then is skipped)
       }
     }
   }

@@ -167,6 +167,53 @@ export function liftOutcome(lift: NewSuppressionLift): string {
   return `lifted ${lift.subjects.length} reason=${lift.reason} reference=${lift.reference}`;
 }
 
+/**
+ * Pseudonyms of a filed subject under key versions it was not filed under (a rotation since), derived inside the
+ * service from one of its readable pseudonyms (erasure/coverage.ts): `subject` is its position in the request's
+ * `subjects`.
+ */
+export interface SubjectPseudonymAddition {
+  readonly subject: number;
+  readonly pseudonyms: readonly string[];
+}
+
+/** Who adds them, and the key version they are for (the active one): the audit entry names these, never a pseudonym. */
+export interface CoverageAudit {
+  readonly actor: string;
+  readonly keyVersion: number;
+}
+
+export const COVERAGE_ACTION = 'erasure.suppression-extended';
+
+/** The audit entry of an addition: counts and the key version in the hash chain, never a subject or a pseudonym. */
+export function coverageAuditInput(requestId: string, audit: CoverageAudit, pseudonyms: number, subjects: number): AuditInput {
+  return { actor: audit.actor, action: COVERAGE_ACTION, requestId, outcome: `added ${pseudonyms} pseudonym(s) of ${subjects} subject(s) keyVersion=${audit.keyVersion}` };
+}
+
+/**
+ * The pseudonyms of `additions` each subject does not hold yet, for subjects still suppressed (`isSuppressed`: some
+ * of its pseudonyms is in its context's erased set): a lifted subject stays lifted. Computed by both stores inside
+ * their transaction, from what they read there; the subjects as they will be stored, and what is new.
+ */
+export function newPseudonyms(
+  subjects: readonly ErasureSubject[],
+  additions: readonly SubjectPseudonymAddition[],
+  isSuppressed: (subject: ErasureSubject) => boolean,
+): { subjects: ErasureSubject[]; added: { context: string; pseudonyms: string[] }[] } {
+  const next = [...subjects];
+  const added: { context: string; pseudonyms: string[] }[] = [];
+  for (const addition of additions) {
+    const subject = next[addition.subject];
+    if (!subject || !isSuppressed(subject)) continue;
+    const held = new Set(subject.pseudonyms);
+    const fresh = [...new Set(addition.pseudonyms)].filter((p) => !held.has(p));
+    if (fresh.length === 0) continue;
+    next[addition.subject] = { context: subject.context, pseudonyms: [...subject.pseudonyms, ...fresh] };
+    added.push({ context: subject.context, pseudonyms: fresh });
+  }
+  return { subjects: next, added };
+}
+
 export interface AuditInput {
   /** "api-key:<id>", "person:<user name>" or "service" */
   readonly actor: string;
@@ -221,6 +268,15 @@ export interface ErasureLedger {
    * subject has no pseudonym suppressed in its context, or an erasure request naming it is received or running.
    */
   lift(lift: NewSuppressionLift, audit: AuditInput): Promise<SuppressionLift>;
+  /**
+   * Adds pseudonyms under further key versions to subjects of a filed request (whatever its state), so that a subject
+   * stays suppressed once the versions it was filed under are destroyed: to the request's subjects (the erasure order
+   * reads them) and to the erased set, in one transaction with one audit entry (`coverageAuditInput`: counts and key
+   * version only). A subject whose suppression was lifted gets none (checked inside the transaction: a lift that
+   * commits first wins). Idempotent: pseudonyms a subject holds already are skipped, and when nothing is new nothing
+   * is written, audit entry included. `not-found` when there is no such request.
+   */
+  addPseudonyms(id: string, additions: readonly SubjectPseudonymAddition[], audit: CoverageAudit): Promise<{ request: ErasureRequest; added: number }>;
   /** Every lift, oldest first. */
   lifts(): Promise<SuppressionLift[]>;
   auditEntries(): Promise<AuditEntry[]>;

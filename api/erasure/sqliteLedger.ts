@@ -20,14 +20,18 @@ import {
   auditHash,
   checkExpected,
   checkExtendable,
+  coverageAuditInput,
   GENESIS_HASH,
   liftRefused,
+  newPseudonyms,
   nextStepId,
   type AuditEntry,
   type AuditInput,
+  type CoverageAudit,
   type ErasureLedger,
   type ErasureRequest,
   type ErasureStatus,
+  type ErasureSubject,
   type LiftReason,
   type LiftRefusal,
   type NewDeadlineExtension,
@@ -35,6 +39,7 @@ import {
   type NewSuppressionLift,
   type SuppressionLift,
   type StatusChange,
+  type SubjectPseudonymAddition,
   type TableProgress,
 } from './ledger.ts';
 
@@ -314,6 +319,31 @@ export class SqliteErasureLedger implements ErasureLedger {
         this.insertAudit(audit, createdAt);
         this.cachedDataVersion = -1; // our own commit does not move data_version
         return { ...lift, createdAt };
+      });
+    });
+  }
+
+  addPseudonyms(id: string, additions: readonly SubjectPseudonymAddition[], audit: CoverageAudit): Promise<{ request: ErasureRequest; added: number }> {
+    return this.guarded(() => {
+      const now = new Date().toISOString();
+      return this.transaction(() => {
+        const current = this.read(id);
+        if (!current) throw new PlatformError('not-found', 'no erasure request with this id');
+        // Suppressed: some pseudonym of the subject is still erased in its context (under this request or a later one).
+        const isSuppressed = (subject: ErasureSubject): boolean =>
+          subject.pseudonyms.length > 0 &&
+          this.db.get(`SELECT 1 AS found FROM erased_pseudonyms WHERE context = ? AND pseudonym IN (${subject.pseudonyms.map(() => '?').join(', ')}) LIMIT 1`, [subject.context, ...subject.pseudonyms]) !== null;
+        const { subjects, added } = newPseudonyms(current.subjects, additions, isSuppressed);
+        if (added.length === 0) return { request: current, added: 0 };
+        // updated_at stays: it says when the erasure last moved, and this is no move.
+        this.db.run('UPDATE erasure_requests SET subjects = ? WHERE id = ?', [JSON.stringify(subjects), id]);
+        for (const { context, pseudonyms } of added) {
+          for (const pseudonym of pseudonyms) this.db.run('INSERT OR IGNORE INTO erased_pseudonyms (context, pseudonym, request_id) VALUES (?, ?, ?)', [context, pseudonym, id]);
+        }
+        const count = added.reduce((sum, a) => sum + a.pseudonyms.length, 0);
+        this.insertAudit(coverageAuditInput(id, audit, count, added.length), now);
+        this.cachedDataVersion = -1; // our own commit does not move data_version
+        return { request: this.read(id)!, added: count };
       });
     });
   }

@@ -352,6 +352,65 @@ describe.each(STORES)('erasure ledger: $name', (store) => {
     });
   });
 
+  describe('adding pseudonyms under further key versions (suppressions follow rotation)', () => {
+    const coverage = { actor: 'service', keyVersion: 3 };
+
+    it('adds them to a suppressed subject and to the erased set, seen by another process, audited with counts only', async () => {
+      const { ledger, location } = await fresh();
+      await ledger.create({ ...request('er-1'), subjects: [{ context: 'email', pseudonyms: ['s1.AAAA', 's2.BBBB'] }, { context: 'vin', pseudonyms: ['s1.VVVV'] }] }, audit('er-1'));
+      const { request: extended, added } = await ledger.addPseudonyms('er-1', [{ subject: 0, pseudonyms: ['s3.CCCC', 's2.BBBB'] }, { subject: 1, pseudonyms: ['s3.WWWW'] }], coverage);
+      expect(added).toBe(2);
+      expect(extended.subjects).toEqual([{ context: 'email', pseudonyms: ['s1.AAAA', 's2.BBBB', 's3.CCCC'] }, { context: 'vin', pseudonyms: ['s1.VVVV', 's3.WWWW'] }]);
+      const other = store.open(location);
+      expect([...(await other.erasedPseudonyms('email'))].sort()).toEqual(['s1.AAAA', 's2.BBBB', 's3.CCCC']);
+      expect([...(await other.erasedPseudonyms('vin'))].sort()).toEqual(['s1.VVVV', 's3.WWWW']);
+      expect((await other.get('er-1'))?.subjects).toEqual(extended.subjects);
+      expect((await other.get('er-1'))?.status).toBe('received'); // no move
+      const entries = await other.auditEntries();
+      expect(verifyAuditChain(entries)).toEqual({ entries: 2, valid: true });
+      expect(entries[1]).toMatchObject({ seq: 2, actor: 'service', action: 'erasure.suppression-extended', requestId: 'er-1', outcome: 'added 2 pseudonym(s) of 2 subject(s) keyVersion=3' });
+      expect(JSON.stringify(entries)).not.toMatch(/CCCC|WWWW|AAAA/);
+      await other.close();
+      await ledger.close();
+    });
+
+    it('is idempotent: what a subject holds already adds nothing and writes no audit entry', async () => {
+      const { ledger } = await fresh();
+      await ledger.create(request('er-1'), audit('er-1'));
+      await ledger.addPseudonyms('er-1', [{ subject: 0, pseudonyms: ['s3.CCCC'] }], coverage);
+      const again = await ledger.addPseudonyms('er-1', [{ subject: 0, pseudonyms: ['s3.CCCC', 's1.AAAA'] }], coverage);
+      expect(again.added).toBe(0);
+      expect(again.request.subjects).toEqual([{ context: 'email', pseudonyms: ['s1.AAAA', 's2.BBBB', 's3.CCCC'] }]);
+      expect(verifyAuditChain(await ledger.auditEntries())).toEqual({ entries: 2, valid: true });
+      await ledger.close();
+    });
+
+    it('leaves a lifted subject lifted, and answers not-found for an unknown request', async () => {
+      const { ledger } = await fresh();
+      await fileAndFinish(ledger, request('er-1'));
+      await ledger.lift(lift('lf-1'), liftAudit(lift('lf-1')));
+      const after = await ledger.addPseudonyms('er-1', [{ subject: 0, pseudonyms: ['s3.CCCC'] }], coverage);
+      expect(after.added).toBe(0);
+      expect(after.request.subjects).toEqual(request('er-1').subjects);
+      expect((await ledger.erasedPseudonyms('email')).size).toBe(0);
+      expect(await ledger.auditEntries()).toHaveLength(4);
+      await expect(ledger.addPseudonyms('er-none', [{ subject: 0, pseudonyms: ['s3.CCCC'] }], coverage)).rejects.toMatchObject({ code: 'not-found' });
+      await ledger.close();
+    });
+
+    it('adds each pseudonym once when two processes add the same at once, and the chain stays one', async () => {
+      const { ledger, location } = await fresh();
+      await ledger.create(request('er-1'), audit('er-1'));
+      const other = store.open(location);
+      const results = await Promise.all([ledger.addPseudonyms('er-1', [{ subject: 0, pseudonyms: ['s3.CCCC'] }], coverage), other.addPseudonyms('er-1', [{ subject: 0, pseudonyms: ['s3.CCCC'] }], coverage)]);
+      expect(results.map((r) => r.added).sort()).toEqual([0, 1]);
+      expect((await ledger.get('er-1'))?.subjects).toEqual([{ context: 'email', pseudonyms: ['s1.AAAA', 's2.BBBB', 's3.CCCC'] }]);
+      expect(verifyAuditChain(await ledger.auditEntries())).toEqual({ entries: 2, valid: true });
+      await other.close();
+      await ledger.close();
+    });
+  });
+
   it('keeps a hash chain that verifies, and names the first entry that was changed or removed', async () => {
     const { ledger, location } = await fresh();
     for (let i = 1; i <= 5; i++) await ledger.create(request(`er-${i}`, `T-${i}`), audit(`er-${i}`));
