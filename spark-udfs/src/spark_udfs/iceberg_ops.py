@@ -7,7 +7,8 @@ Everything here handles table names, snapshot ids, file locations and counts, ne
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -101,3 +102,50 @@ def remove_previous_metadata(spark: Any, name: str, keep: int = 0) -> int:
     for entry in doomed:
         table.io().deleteFile(entry.file())
     return len(doomed)
+
+
+#: Table properties a job changes for one statement are saved beside them under this prefix (the value before, or
+#: ABSENT), in the same ALTER: a job killed before it restored them leaves the record, and the next run restores.
+RESTORE_PREFIX = "spark-udfs.restore."
+ABSENT = "(absent)"
+
+
+def restore_table_properties(spark: Any, name: str) -> dict[str, str]:
+    """Puts back the properties a `table_properties_during` left changed (its job failed or was killed): each saved
+    value set again, or the property removed where it was absent, then the records removed. Set before unset, so
+    a kill between the two leaves the records for the next run (the restore is idempotent). Returns what it
+    restored."""
+    from .iceberg import set_table_properties, table_properties
+
+    saved = {
+        key.removeprefix(RESTORE_PREFIX): value
+        for key, value in table_properties(spark, name).items()
+        if key.startswith(RESTORE_PREFIX)
+    }
+    if not saved:
+        return {}
+    present = {key: value for key, value in saved.items() if value != ABSENT}
+    removed = [key for key, value in saved.items() if value == ABSENT] + [RESTORE_PREFIX + key for key in saved]
+    set_table_properties(spark, name, present)
+    spark.sql(f"ALTER TABLE {name} UNSET TBLPROPERTIES IF EXISTS ({', '.join(repr(key) for key in removed)})")
+    return saved
+
+
+@contextmanager
+def table_properties_during(spark: Any, name: str, wanted: Mapping[str, str]) -> Iterator[dict[str, str]]:
+    """Sets `wanted` on the table for the statements inside, and restores each changed property exactly as it was
+    afterwards (its value, or absent), on failure too. The values before are recorded in the table itself in the
+    same commit (RESTORE_PREFIX), so a run killed in between is restored by the next one. Yields what it changed."""
+    from .iceberg import set_table_properties, table_properties
+
+    restore_table_properties(spark, name)  # a killed run's changes first: otherwise they would pass for the originals
+    current = table_properties(spark, name)
+    changed = {key: value for key, value in wanted.items() if current.get(key) != value}
+    if changed:
+        records = {RESTORE_PREFIX + key: current.get(key, ABSENT) for key in changed}
+        set_table_properties(spark, name, {**changed, **records})
+    try:
+        yield changed
+    finally:
+        if changed:
+            restore_table_properties(spark, name)

@@ -22,12 +22,17 @@ Per table, in this order:
     Why UPDATE rather than MERGE INTO or an overwrite: MERGE needs a mapping table joined per column (several
     columns of one table mean several MERGEs, so several commits, or a fan-in of joins); an overwrite by filter
     replaces files appended by the streaming job after the read (their rows would be lost). UPDATE rewrites only
-    the data files holding matching rows, in one commit, and Iceberg validates it against concurrent commits;
-    a conflict with the streaming job is retried (`iceberg_ops.retry_on_conflict`, the erasure job's pattern),
+    the data files holding matching rows, in one commit, and Iceberg validates it against concurrent commits.
+    The statement runs with `write.update.mode=copy-on-write` and `write.update.isolation-level=snapshot`, set for
+    it and restored exactly as they were (a value, or absent) afterwards, on failure too, and by the next run if
+    this one is killed in between (`iceberg_ops.table_properties_during`; why snapshot isolation is safe: see
+    UPDATE_PROPERTIES). A streaming append then does not conflict; a concurrent delete or compaction of a file
+    the UPDATE rewrites does, and is retried (`iceberg_ops.retry_on_conflict`, the erasure job's pattern),
     recomputing the UDF over the new state. Killed before the commit, the table is entirely as before; after, it
     is entirely rewritten: a re-run finds no older version and only finishes steps 3-4 (idempotent).
-    Next step for tables too large for one commit: a per-partition plan (one UPDATE per partition, each
-    idempotent by the same WHERE clause, the plan and the partitions done kept beside the report) -- not built.
+    One commit per table, not per partition: see README "Key rotation" (a per-partition plan would make each
+    commit smaller, but a table then holds two versions between commits; the one UPDATE is bounded by the rows
+    one Spark job can rewrite before the catalog times out or the cluster's disk fills, not by Iceberg).
  3. Fold the streaming job's batch markers into table properties (`jobs.markers.fold_markers`), expire every
     snapshot older than the commit (Iceberg deletes the old data files, which hold the old pseudonyms), remove
     orphan files older than the start minus `--orphan-grace-seconds` (a killed attempt's uncommitted files).
@@ -48,7 +53,8 @@ committed, and the error names the reason and count, never a value.
 
 The report (stdout, and `--report` as a file) holds per table: rows rewritten, distinct values rewritten, versions
 before and after per column, snapshots expired, commit conflicts retried, seconds (whole and per step: count,
-rewrite, expire, orphans, inventory). Progress lines go to stderr.
+rewrite, expire, orphans, inventory). Progress lines go to stderr. The counts are exact: they come from the data
+at the UPDATE's commit and at its parent (no Spark accumulators, which count a retried task or statement twice).
 Exit 0 when every table was re-keyed (the report says what remains and why), 1 when a table failed, 2 for a
 bad configuration.
 
@@ -61,7 +67,8 @@ snapshot a tag pins) is left out of the key inventory, so `keys destroy` of the 
 column's context must be one the legacy version is bound to; a value the API refuses (an FF1 value that happens to
 look like base64, another context's) fails the table with nothing committed: leave such a table out with `--table`.
 
-Not meant to run twice at once on one inventory: the read-modify-write of the inventory is not locked.
+Two jobs may run at once on one inventory (other tables): each table's entry is written under a lock (locally) or
+a conditional put (S3), so neither loses the other's (`record_inventory`).
 """
 
 from __future__ import annotations
@@ -73,7 +80,9 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -86,7 +95,7 @@ import pyarrow.compute as pc
 from .. import contracts
 from ..client import ClientConfig, PseudonymizationError, PseudonymsRefused, shared_client
 from ..errors import ValueFreeError
-from ..iceberg import is_s3_uri, read_text, set_table_properties, write_text_whole
+from ..iceberg import is_s3_uri, local_path, read_text, split_s3_uri, write_text_whole
 from ..jobs.config import (
     JobConfigError,
     RegisteredTable,
@@ -111,6 +120,25 @@ _SQL_LEGACY_AWS_SAMPLE = "^[A-Za-z0-9+/]+={0,2}$"
 #: 12-byte nonce, at least one byte of ciphertext, 16-byte tag.
 LEGACY_MIN_BYTES = 12 + 1 + 16
 DEFAULT_INVENTORY = "key-inventory.json"
+#: The UPDATE's table properties, set for that statement only and restored afterwards exactly as they were.
+#: Copy-on-write: the rewritten files replace the old ones, and expiry deletes those (merge-on-read would keep the
+#: old pseudonyms in the old files under position deletes).
+#: Snapshot isolation: under serializable (Iceberg's default) any file appended while the UPDATE runs conflicts
+#: (its condition, a regexp over the columns, gives Iceberg no filter to rule a file out), so a long UPDATE under
+#: a streaming append every few seconds would fail on every attempt. Snapshot isolation still refuses a commit
+#: whose rewritten files a concurrent commit deleted or added deletes to (an erasure, a compaction: retried, so an
+#: erased row is never brought back) and drops only the check for new files. Why that is safe here: the rows
+#: appended meanwhile are left exactly as written, neither lost (the commit replaces only the files the UPDATE
+#: read) nor rewritten (they are in no file it read; and rewrap of an active-version value is never asked for).
+#: Writers pseudonymize under the active key, so those rows already carry the new version's pseudonyms and join
+#: with the rewritten ones. A writer still on the old key (a server within its keyring refresh after the rotation)
+#: appends old-version rows the commit does not touch: the count after the commit finds them, the inventory keeps
+#: their version (so `keys destroy` refuses it) and a later run rewrites them.
+UPDATE_PROPERTIES = {"write.update.mode": "copy-on-write", "write.update.isolation-level": "snapshot"}
+#: A session setting Iceberg copies into the summary of the snapshots the session commits: the UPDATE's commit
+#: carries the run's id, so the job finds its own commit among concurrent ones.
+RUN_ID_PROPERTY = "spark.sql.iceberg.snapshot-property.spark-udfs.rekey-run"
+RUN_ID_SUMMARY = "spark-udfs.rekey-run"
 
 
 class RekeyError(ValueFreeError):
@@ -278,13 +306,12 @@ def active_version(config: ClientConfig, context: str, samples: Sequence[str]) -
 # The rewrite
 
 
-def rewrap_udf(
-    config: ClientConfig, context: str, active: int, erased: Any, rewrapped: Any, legacy: bool = False
-) -> Any:
+def rewrap_udf(config: ClientConfig, context: str, active: int, legacy: bool = False) -> Any:
     """An Arrow UDF (string -> string) for one column: per Arrow batch, the distinct s/r pseudonyms of another
     version than `active` (and, with `legacy`, the AWS sample's pseudonyms) go to /v1/rewrap once; every other
-    value, and an erased subject's (null answer), stays as it is. `erased` and `rewrapped` are accumulators of
-    distinct values per batch."""
+    value, and an erased subject's (null answer), stays as it is. It counts nothing: Spark applies a
+    transformation's accumulator updates again when a task or the statement runs again (a task retry, a commit
+    conflict retried), so the report's counts come from the committed data instead."""
     from pyspark.sql.functions import arrow_udf  # type: ignore[attr-defined]  # (pyspark 4.1, not in its hints)
 
     def stale(value: str) -> bool:
@@ -301,8 +328,6 @@ def rewrap_udf(
             return column
         answer = shared_client(config).rewrap(context, old)
         new = dict(zip(old, answer.pseudonyms, strict=True))
-        erased.add(len(answer.erased))
-        rewrapped.add(len(old) - len(answer.erased))
         # A null answer is an erased subject: the old pseudonym stays (the erasure job removes the row), never a
         # null and never a new pseudonym. index_in keeps nulls null.
         replaced = [new.get(value) or value for value in values]
@@ -347,17 +372,38 @@ def _older_snapshot_versions(
     return found, with_legacy
 
 
+def _commit_of_run(spark: Any, name: str, run_id: str) -> tuple[int, int | None] | None:
+    """(snapshot id, parent id) of the commit carrying `run_id` (None when the statement committed nothing)."""
+    rows = spark.sql(
+        f"SELECT snapshot_id, parent_id FROM {name}.snapshots WHERE summary['{RUN_ID_SUMMARY}'] = '{run_id}'"
+    ).collect()
+    if not rows:
+        return None
+    parent = rows[0]["parent_id"]
+    return int(rows[0]["snapshot_id"]), int(parent) if parent is not None else None
+
+
 def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, started_ms: int) -> dict[str, Any]:
-    from ..iceberg_ops import current_snapshot, remove_orphans, retry_on_conflict, utc_now_literal
+    from ..iceberg_ops import (
+        current_snapshot,
+        remove_orphans,
+        restore_table_properties,
+        retry_on_conflict,
+        table_properties_during,
+        utc_now_literal,
+    )
     from ..jobs.markers import fold_markers
 
     started = time.monotonic()
     name = table.name
     short = name.split(".", 1)[1]
     _string_columns(spark, table)
+    # A run killed inside the UPDATE left the statement's properties changed (and recorded): put them back first.
+    restore_table_properties(spark, name)
+    snapshot_before = current_snapshot(spark, name)
     report: dict[str, Any] = {
         "table": name,
-        "snapshotBefore": contracts.int64(current_snapshot(spark, name)),
+        "snapshotBefore": contracts.int64(snapshot_before),
         "commitConflictsRetried": 0,
     }
     steps: dict[str, float] = {}
@@ -370,7 +416,8 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
 
     _progress(f"{name}: counting key versions")
     legacy = settings.legacy_aws_sample
-    before = {column: column_versions(spark, name, column, legacy=legacy) for column in table.columns}
+    # Counted at the snapshot just read, so that these counts and the commit's parent can be compared exactly.
+    before = {column: column_versions(spark, name, column, snapshot_before, legacy=legacy) for column in table.columns}
     unversioned = [c for c, v in before.items() if v.unversioned_rows and not v.rows and not v.legacy_rows]
     versioned = [c for c in table.columns if c not in unversioned]
 
@@ -387,39 +434,55 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
         samples = _sample_legacy(spark, name, column)
     if samples:
         active = active_version(settings.api, table.columns[column], samples)
-        before = {c: column_versions(spark, name, c, active=active, legacy=legacy) for c in versioned} | {
-            c: before[c] for c in unversioned
-        }
+        before = {
+            c: column_versions(spark, name, c, snapshot_before, active=active, legacy=legacy) for c in versioned
+        } | {c: before[c] for c in unversioned}
     report["activeVersion"] = active
 
     step("count")
     stale = [c for c in versioned if active is not None and before[c].stale_rows(active)]
-    erased = spark.sparkContext.accumulator(0)
-    rewrapped = spark.sparkContext.accumulator(0)
+    # The UPDATE's own commit (found by the run id it carries in its snapshot summary) and its parent: counted at
+    # both, they give exactly what the commit changed, whatever ran concurrently and however often it was retried.
+    at_parent: dict[str, ColumnVersions] = {}
+    at_commit: dict[str, ColumnVersions] = {}
+    commit: tuple[int, int | None] | None = None
     if stale and active is not None:
-        # Copy-on-write, so that the rewritten files replace the old ones and expiry deletes those (merge-on-read
-        # would keep the old pseudonyms in the old files under position deletes).
-        set_table_properties(spark, name, {"write.update.mode": "copy-on-write"})
         assignments = []
         for column in stale:
             function = f"rekey_{column}"
-            spark.udf.register(
-                function, rewrap_udf(settings.api, table.columns[column], active, erased, rewrapped, legacy)
-            )
+            spark.udf.register(function, rewrap_udf(settings.api, table.columns[column], active, legacy))
             assignments.append(f"`{column}` = {function}(`{column}`)")
         condition = " OR ".join(_stale_condition(column, active, legacy) for column in stale)
         rows = sum(before[c].stale_rows(active) for c in stale)
         _progress(f"{name}: rewriting {rows} value(s) in {len(stale)} column(s) to key version {active}")
         from ..jobs.progress import JobProgress
 
-        with JobProgress(f"rekey {name}"):
-            retry_on_conflict(
-                lambda: spark.sql(f"UPDATE {name} SET {', '.join(assignments)} WHERE {condition}"),
-                settings.max_commit_attempts,
-                report,
-            )
+        run_id = uuid.uuid4().hex
+        with table_properties_during(spark, name, UPDATE_PROPERTIES), JobProgress(f"rekey {name}"):
+            spark.conf.set(RUN_ID_PROPERTY, run_id)
+            try:
+                retry_on_conflict(
+                    lambda: spark.sql(f"UPDATE {name} SET {', '.join(assignments)} WHERE {condition}"),
+                    settings.max_commit_attempts,
+                    report,
+                )
+            finally:
+                spark.conf.unset(RUN_ID_PROPERTY)
         _progress(f"{name}: committed")
-    report["snapshotRewritten"] = contracts.int64(current_snapshot(spark, name))
+        commit = _commit_of_run(spark, name, run_id)
+    if commit is not None and active is not None:
+        rewritten_snapshot, parent = commit
+        at_commit = {
+            c: column_versions(spark, name, c, rewritten_snapshot, active=active, legacy=legacy) for c in versioned
+        }
+        at_parent = (
+            {c: before[c] for c in versioned}
+            if parent == snapshot_before
+            else {c: column_versions(spark, name, c, parent, active=active, legacy=legacy) for c in versioned}
+        )
+        report["snapshotRewritten"] = contracts.int64(rewritten_snapshot)
+    else:
+        report["snapshotRewritten"] = contracts.int64(current_snapshot(spark, name))
     step("rewrite")
 
     _progress(f"{name}: expiring older snapshots")
@@ -450,13 +513,20 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
 
     step("orphans")
     _progress(f"{name}: recording the versions that remain")
-    after = {column: column_versions(spark, name, column, legacy=legacy) for column in versioned}
+    current = current_snapshot(spark, name)
+    if commit is not None and current == commit[0]:
+        after = at_commit  # nothing committed since the UPDATE: the same snapshot, counted already
+    else:
+        after = {
+            column: column_versions(spark, name, column, current, active=active, legacy=legacy) for column in versioned
+        }
     older, older_legacy = _older_snapshot_versions(spark, name, versioned, legacy)
     remaining_versions = {column: older[column] | set(after[column].versions()) for column in versioned}
     # A column still holding the sample's pseudonyms stays out of the inventory: its legacy version is still in use
     # there, and `keys destroy` refuses while a registered column has no inventory entry.
     legacy_left = {c for c in versioned if after[c].legacy_present} | older_legacy
     columns: dict[str, Any] = {}
+    erased_values = rewrapped_values = 0
     for column, context in table.columns.items():
         entry: dict[str, Any] = {
             "context": context,
@@ -470,20 +540,28 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
             )
             entry["unversionedRows"] = contracts.count(before[column].unversioned_rows)
         else:
-            rewritten = before[column].stale_rows(active) - after[column].stale_rows(active) if active else 0
+            rewritten, distinct, legacy_rewrapped = 0, 0, 0
+            kept = after[column].stale_rows(active) if active else 0
+            if column in at_commit and active is not None:
+                # What the commit changed, from its parent to itself: a value is stale after it only if it was
+                # before (the UDF leaves an erased subject's), so these differences are exact.
+                rewritten = at_parent[column].stale_rows(active) - at_commit[column].stale_rows(active)
+                distinct = at_parent[column].stale_distinct - at_commit[column].stale_distinct
+                legacy_rewrapped = at_parent[column].legacy_rows - at_commit[column].legacy_rows
+                kept = at_commit[column].stale_rows(active)
+                erased_values += at_commit[column].stale_distinct
+            rewrapped_values += distinct
             entry |= {
                 "status": "rekeyed",
-                "rowsRewritten": contracts.count(max(0, rewritten)),
-                "distinctValuesRewritten": contracts.count(before[column].stale_distinct),
-                "rowsKeptErased": contracts.count(after[column].stale_rows(active) if active else 0),
+                "rowsRewritten": contracts.count(rewritten),
+                "distinctValuesRewritten": contracts.count(distinct),
+                "rowsKeptErased": contracts.count(kept),
                 "versionsAfter": {f"{m}{v}": contracts.count(n) for (m, v), n in sorted(after[column].rows.items())},
                 "keyVersionsRemaining": sorted(remaining_versions[column]),
                 "unversionedRows": contracts.count(before[column].unversioned_rows),
             }
             if legacy:
-                entry["legacyRewrapped"] = contracts.count(
-                    max(0, before[column].legacy_rows - after[column].legacy_rows)
-                )
+                entry["legacyRewrapped"] = contracts.count(legacy_rewrapped)
                 entry["legacyRowsLeft"] = contracts.count(after[column].legacy_rows)
             if column in legacy_left:
                 entry["reason"] = (
@@ -493,8 +571,8 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
                 )
         columns[column] = entry
     report["columns"] = columns
-    report["erasedValuesKept"] = contracts.count(erased.value)
-    report["distinctValuesRewrapped"] = contracts.count(rewrapped.value)
+    report["erasedValuesKept"] = contracts.count(erased_values)
+    report["distinctValuesRewrapped"] = contracts.count(rewrapped_values)
     report["rowsRewritten"] = contracts.count(sum(int(c.get("rowsRewritten", "0")) for c in columns.values()))
     if legacy:
         report["legacyRewrapped"] = contracts.count(sum(int(c.get("legacyRewrapped", "0")) for c in columns.values()))
@@ -536,11 +614,9 @@ def read_inventory(location: str) -> dict[str, Any]:
     return result
 
 
-def record_inventory(
-    location: str, table: str, columns: Mapping[str, tuple[str, set[int]]], snapshot: str | None
-) -> None:
-    """Read-modify-write of one table's entry: column -> (context, versions it still holds)."""
-    inventory = read_inventory(location)
+def _with_table(
+    inventory: dict[str, Any], table: str, columns: Mapping[str, tuple[str, set[int]]], snapshot: str | None
+) -> dict[str, Any]:
     inventory["tables"][table] = {
         "columns": {
             column: {"context": context, "keyVersions": sorted(versions)}
@@ -550,7 +626,88 @@ def record_inventory(
         "recordedAt": datetime.now(UTC).isoformat(),
     }
     contracts.validate("key-inventory", inventory)
-    write_text_whole(location, json.dumps(inventory, indent=2) + "\n")
+    return inventory
+
+
+def record_inventory(
+    location: str,
+    table: str,
+    columns: Mapping[str, tuple[str, set[int]]],
+    snapshot: str | None,
+    attempts: int = 10,
+) -> None:
+    """Read-modify-write of one table's entry (column -> (context, versions it still holds)), safe against a second
+    job recording another table at the same time: without it, both read the same document and the later write
+    drops the earlier table's entry. Locally an exclusive lock (flock on `<inventory>.lock`, released by the
+    kernel if the process dies) spans the read and the write, and the document is written to a file of its own
+    and renamed over the old one. On S3 the put is conditional on the ETag read (or on no object yet) and read
+    again on a mismatch, `attempts` times. A reader (`keys destroy`) needs neither: it sees the whole document
+    before or after a write, never part of one."""
+    if is_s3_uri(location):
+        _record_on_s3(location, table, columns, snapshot, attempts)
+        return
+    import fcntl
+
+    path = local_path(location)
+    # Never deleted: a process holding the lock on a removed file would not exclude one locking a new file.
+    with open(f"{path}.lock", "a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        inventory = _with_table(read_inventory(location), table, columns, snapshot)
+        descriptor, partial = tempfile.mkstemp(
+            dir=os.path.dirname(os.path.abspath(path)), prefix=".key-inventory-", suffix=".partial"
+        )
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(inventory, indent=2) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, path)
+        except BaseException:
+            os.unlink(partial)
+            raise
+
+
+def _s3_error_code(error: Exception) -> str | None:
+    code = getattr(error, "response", {}).get("Error", {}).get("Code")
+    return str(code) if code is not None else None
+
+
+def _record_on_s3(
+    location: str, table: str, columns: Mapping[str, tuple[str, set[int]]], snapshot: str | None, attempts: int
+) -> None:
+    import boto3
+
+    bucket, key = split_s3_uri(location)
+    s3 = boto3.client("s3")
+    client_error: type[Exception] = s3.exceptions.ClientError
+    for attempt in range(attempts):
+        condition: dict[str, str]
+        try:
+            found = s3.get_object(Bucket=bucket, Key=key)
+            document: Any = json.loads(found["Body"].read().decode("utf-8"))
+            contracts.validate("key-inventory", document)
+            condition = {"IfMatch": found["ETag"]}
+        except client_error as error:
+            if _s3_error_code(error) not in ("NoSuchKey", "404"):
+                raise
+            document, condition = {"inventoryVersion": 1, "tables": {}}, {"IfNoneMatch": "*"}
+        inventory = _with_table(document, table, columns, snapshot)
+        try:
+            s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=(json.dumps(inventory, indent=2) + "\n").encode("utf-8"),
+                ContentType="application/json",
+                ServerSideEncryption="aws:kms",
+                **condition,
+            )
+            return
+        except client_error as error:
+            # 412: another writer's put came between the read and this one; 409: one is under way.
+            if _s3_error_code(error) not in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise RekeyError(f"the key inventory kept changing under {attempts} attempts to record {table}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
