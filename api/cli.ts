@@ -7,6 +7,7 @@
  *   apikeys create --name NAME --roles pseudonymize[,reidentify,...] [--contexts vin,email] [--out FILE] [--force]
  *   apikeys list | revoke --id ID
  *   audit list | export | verify [--head HASH]   the erasure ledger's hash-chained audit log (audit/auditCommand.ts)
+ *   audit init                                   a new, empty SQLite ledger where there is none (bootstrap.ts)
  *
  * Each area answers --help with its usage and examples. Output is JSON on stdout (audit list prints a table,
  * audit export JSON lines). A new API key's secret is written only to a 0600 file; stdout gets its id and the
@@ -35,6 +36,7 @@ import { createLogger } from './observability/logger.ts';
 import { apiKeyDocumentsFor } from './auth/fromConfig.ts';
 import { PrivateFile } from './storage/documents.ts';
 import { runAuditCommand } from './audit/auditCommand.ts';
+import { createErasureLedger } from './bootstrap.ts';
 import type { ErasureLedger } from './erasure/ledger.ts';
 import { DynamoErasureLedger } from './erasure/dynamoLedger.ts';
 import { SqliteErasureLedger } from './erasure/sqliteLedger.ts';
@@ -104,7 +106,7 @@ const USAGE = `usage: npm run keys -- <command> | npm run apikeys -- <command> |
   keys create | rotate | list | destroy --version N [--yes] [--force] [--registry FILE]
   apikeys create --name NAME --roles ROLE[,ROLE] [--contexts C[,C]] [--out FILE] [--force]
   apikeys list | revoke --id ID
-  audit list | export | verify [--head HASH]
+  audit list | export | verify [--head HASH] | init
 
 each takes --help for its options and examples, e.g. npm run apikeys -- --help
 
@@ -321,7 +323,8 @@ function openConfiguredLedger(): ErasureLedger {
 const argv = process.argv.slice(2);
 if (argv[0] === 'audit') {
   // The audit commands print tables and JSON lines and set their own exit status (0, 1 broken chain, 2 usage).
-  runAuditCommand(argv.slice(1), { stdout: (text) => process.stdout.write(text), stderr: (text) => process.stderr.write(text) }, openConfiguredLedger).then(
+  const io = { stdout: (text: string) => process.stdout.write(text), stderr: (text: string) => process.stderr.write(text) };
+  runAuditCommand(argv.slice(1), io, openConfiguredLedger, () => createErasureLedger(loadConfig())).then(
     (status) => {
       process.exitCode = status;
     },

@@ -8,7 +8,10 @@
  *   still ends there, which is the only way to see a cut-off tail: removing the last entries leaves a
  *   chain that verifies on its own.
  *
- * Exit status: 0 done, 1 the chain is broken or its head does not match, 2 usage or configuration.
+ * - `init` creates a new, empty SQLite ledger and its head record where there is neither: the explicit step a start
+ *   asks for when an installation turns erasure on for the first time (a start never fills a lost ledger's place).
+ *
+ * Exit status: 0 done, 1 the chain is broken or its head does not match (init: a ledger exists), 2 usage or configuration.
  * Entries hold actors, actions, request ids and outcomes, never subjects (see ledger.ts).
  */
 import { parseArgs } from 'node:util';
@@ -18,7 +21,7 @@ import { verifyAuditChain, type AuditEntry, type ErasureLedger } from '../erasur
 export const AUDIT_USAGE = `usage: npm run audit -- <command> [options]
 
 Reads the erasure ledger's hash-chained audit log (the ledger the PSEUDO_* environment configures,
-e.g. PSEUDO_ERASURE_LEDGER_FILE). Nothing here changes the ledger.
+e.g. PSEUDO_ERASURE_LEDGER_FILE). Only init writes, and only where there is no ledger.
 
 commands:
   list               the entries as a table
@@ -26,18 +29,23 @@ commands:
   verify             recompute the chain; fails at the first entry whose hash or link does not hold
     --head HASH      also fail unless the chain ends at HASH: the head hash printed by an earlier
                      verify and kept elsewhere (a ticket, a WORM bucket); shows a removed tail
+  init               create a new, empty SQLite ledger and its head record (PSEUDO_DATA_DIR/
+                     erasure-ledger.head.json), for an installation that turns erasure on after its
+                     first start: npm start refuses to make one while a keyring or API keys exist.
+                     Refused (exit 1) while a ledger or a head record exists; it never replaces one
 
 filters (list, export):
   --request ID       only the entries of one erasure request
   --since TIME       only entries at or after TIME (ISO 8601: 2026-01-31 or 2026-01-31T12:00:00Z)
   --until TIME       only entries before TIME
 
-exit status: 0 done, 1 chain broken or head mismatch, 2 usage or configuration error
+exit status: 0 done, 1 chain broken or head mismatch (init: a ledger exists), 2 usage or configuration error
 
 examples:
   npm run audit -- list --since 2026-01-01
   npm run audit -- export --request er-0b9f3c2e --until 2026-02-01T00:00:00Z > er.jsonl
-  npm run audit -- verify --head 5d41402abc4b2a76b9719d911017c592c1e1b6b1a5e0f6e2b8c3d9e7f0a1b2c3`;
+  npm run audit -- verify --head 5d41402abc4b2a76b9719d911017c592c1e1b6b1a5e0f6e2b8c3d9e7f0a1b2c3
+  npm run audit -- init`;
 
 export interface AuditCommandIo {
   readonly stdout: (text: string) => void;
@@ -47,6 +55,9 @@ export interface AuditCommandIo {
 /** Opens the configured ledger; throws a ConfigError when there is none to read. */
 export type LedgerOpener = () => ErasureLedger | Promise<ErasureLedger>;
 
+/** Creates the configured ledger (init); throws when one exists (exit 1) or the store has no such step (ConfigError, exit 2). */
+export type LedgerCreator = () => Promise<Record<string, string>>;
+
 class UsageError extends Error {}
 
 interface Filters {
@@ -55,10 +66,10 @@ interface Filters {
   readonly untilMs?: number | undefined;
 }
 
-const COMMANDS = new Set(['list', 'export', 'verify']);
+const COMMANDS = new Set(['list', 'export', 'verify', 'init']);
 
 /** Runs one audit command; returns the exit status. */
-export async function runAuditCommand(argv: readonly string[], io: AuditCommandIo, openLedger: LedgerOpener): Promise<number> {
+export async function runAuditCommand(argv: readonly string[], io: AuditCommandIo, openLedger: LedgerOpener, createLedger?: LedgerCreator): Promise<number> {
   let command: string;
   let filters: Filters;
   let expectedHead: string | undefined;
@@ -79,7 +90,7 @@ export async function runAuditCommand(argv: readonly string[], io: AuditCommandI
       return 0;
     }
     const [first, ...rest] = positionals;
-    if (!first || !COMMANDS.has(first)) throw new UsageError(first ? 'unknown command' : 'a command is needed: list, export or verify');
+    if (!first || !COMMANDS.has(first)) throw new UsageError(first ? 'unknown command' : 'a command is needed: list, export, verify or init');
     if (rest.length > 0) throw new UsageError('unexpected arguments after the command');
     command = first;
     filters = { requestId: values.request, sinceMs: instant(values.since, '--since'), untilMs: instant(values.until, '--until') };
@@ -89,6 +100,8 @@ export async function runAuditCommand(argv: readonly string[], io: AuditCommandI
       }
       if (values.head !== undefined && !/^[0-9a-f]{64}$/.test(values.head)) throw new UsageError('--head must be a SHA-256 hash: 64 lowercase hex digits');
       expectedHead = values.head;
+    } else if (command === 'init') {
+      if (values.request !== undefined || values.since !== undefined || values.until !== undefined || values.head !== undefined) throw new UsageError('init takes no options');
     } else if (values.head !== undefined) {
       throw new UsageError('--head applies to verify');
     }
@@ -96,6 +109,17 @@ export async function runAuditCommand(argv: readonly string[], io: AuditCommandI
     // parseArgs names the option it could not read, never its value.
     io.stderr(`${error instanceof UsageError || isParseArgsError(error) ? errorMessage(error) : 'the arguments cannot be read'}\n${AUDIT_USAGE}\n`);
     return 2;
+  }
+
+  if (command === 'init') {
+    try {
+      if (!createLedger) throw new ConfigError('init is not available here');
+      io.stdout(`${JSON.stringify({ created: await createLedger() }, null, 2)}\n`);
+      return 0;
+    } catch (error) {
+      io.stderr(`${error instanceof PlatformError ? errorMessage(error) : 'the ledger cannot be created'}\n`);
+      return error instanceof ConfigError ? 2 : 1;
+    }
   }
 
   let ledger: ErasureLedger;

@@ -4,6 +4,9 @@
  * - a service that has had a ledger refuses to start without it (missing or emptied file: `npm start` exits 2
  *   naming the file, and recreates nothing); a ledger restored from an older backup, or another ledger, is refused
  *   against the head record; the restored file serves the erasure again (the subject stays withheld);
+ * - the ledger deleted together with its head record while the keyring and API keys remain is refused too (exit 2
+ *   naming the file and `npm run audit -- init`); only that explicit command makes a new, empty ledger, and a true
+ *   first start with erasure on still creates everything at once;
  * - a path that cannot hold a ledger (a folder, a file in the folder path) is a ConfigError naming the setting;
  * - a process SIGKILLed inside a write leaves a lock that the next open clears at once, rolling back what the
  *   killed process had not committed and keeping everything it had; a live holder's lock is respected;
@@ -15,7 +18,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bootstrapLocal } from '../../api/bootstrap.ts';
+import { bootstrapLocal, createErasureLedger } from '../../api/bootstrap.ts';
 import { ApiKeyRegistry } from '../../api/auth/apiKeys.ts';
 import { apiKeyDocumentsFor } from '../../api/auth/fromConfig.ts';
 import type { Config } from '../../api/config/config.ts';
@@ -58,8 +61,13 @@ function registryFile(dir: string): string {
 
 /** `npm start` as a process (node with tsx, no bundle), run to its exit: for starts that must be refused. */
 function startRefused(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  return runScript('api/main.ts', [], env);
+}
+
+/** A script of this repository as a process (node with tsx), run to its exit. */
+function runScript(script: string, args: readonly string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    execFile('node', ['--import', 'tsx', 'api/main.ts'], { env: { ...process.env, PSEUDO_PORT: '0', PSEUDO_POLICY_FILE: 'test/fixtures/policies.json', ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile('node', ['--import', 'tsx', script, ...args], { env: { ...process.env, PSEUDO_PORT: '0', PSEUDO_POLICY_FILE: 'test/fixtures/policies.json', ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, output: stdout + stderr });
     });
   });
@@ -167,6 +175,92 @@ describe('a service that has had an erasure ledger', () => {
 
     writeFileSync(headFile, 'not json');
     expect(() => SqliteErasureLedger.open(file, headFile)).toThrow(`PSEUDO_DATA_DIR: the erasure ledger's head record ${headFile} is damaged`);
+  });
+
+  it('refuses a start when the ledger and its head record are both gone but the keyring and API keys remain; audit init makes a new one knowingly', async () => {
+    const dir = folder('lost-both');
+    const dataDir = join(dir, 'data');
+    const env = { PSEUDO_DATA_DIR: dataDir, PSEUDO_ERASURE_REGISTRY_FILE: registryFile(dir) };
+    const config = testConfig(dataDir, env);
+    const first = await start(config);
+    const key = await keys(config);
+    expect((await call(first.running.url, 'POST', '/v1/erasure-requests', { apiKey: key.officer, body: { reference: 'GDPR-1', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: JANE }] } })).status).toBe(202);
+    await first.running.close();
+    const { ledgerFile, ledgerHeadFile } = config.erasure;
+
+    // rm data/erasure-ledger.*
+    rmSync(ledgerFile);
+    rmSync(ledgerHeadFile);
+    const refused = await startRefused(env);
+    expect(refused.code).toBe(2);
+    expect(refused.output).toContain(`cannot start: PSEUDO_ERASURE_LEDGER_FILE: the erasure ledger ${ledgerFile} and its head record ${ledgerHeadFile} are missing`);
+    expect(refused.output).toContain(`a keyring (${join(dataDir, 'keyring.json')})`);
+    expect(refused.output).toContain('npm run audit -- init');
+    expect(refused.output).not.toContain(JANE);
+    expect(existsSync(ledgerFile)).toBe(false);
+    expect(existsSync(ledgerHeadFile)).toBe(false);
+    // A 0-byte file in its place is no ledger either.
+    writeFileSync(ledgerFile, '');
+    expect((await startRefused(env)).code).toBe(2);
+    expect(statSync(ledgerFile).size).toBe(0);
+
+    const init = await runScript('api/cli.ts', ['audit', 'init'], env);
+    expect(init.code, init.output).toBe(0);
+    expect(JSON.parse(init.output)).toEqual({ created: { ledger: ledgerFile, headRecord: ledgerHeadFile } });
+    expect(JSON.parse(readFileSync(ledgerHeadFile, 'utf8'))).toMatchObject({ seq: 0, ledger: ledgerFile });
+    const again = await runScript('api/cli.ts', ['audit', 'init'], env);
+    expect(again.code).toBe(1);
+    expect(again.output).toContain(`the head record ${ledgerHeadFile} says a ledger exists: none is created`);
+
+    const started = await start(config);
+    try {
+      const list = await call(started.running.url, 'GET', '/v1/erasure-requests', { apiKey: key.officer });
+      expect(list.status).toBe(200);
+      expect(list.json).toMatchObject({ requests: [] });
+    } finally {
+      await started.running.close();
+    }
+  });
+
+  it('a true first start with erasure on creates the ledger with everything else; turning erasure on later needs audit init', async () => {
+    const silent = createLogger('fatal', { write: () => undefined });
+    const dir = folder('first-start');
+    const registry = registryFile(dir);
+    const on = testConfig(join(dir, 'data'), { PSEUDO_ERASURE_REGISTRY_FILE: registry });
+    await bootstrapLocal(on, silent);
+    for (const file of ['keyring.json', 'api-keys.json', 'bootstrap-api-key', 'erasure-ledger.db', 'erasure-ledger.head.json']) expect(existsSync(join(dir, 'data', file)), file).toBe(true);
+    await bootstrapLocal(on, silent);
+
+    // Erasure off at the first start: no ledger, and none is needed. Turned on later, the files cannot tell this from a lost ledger.
+    const later = testConfig(join(dir, 'later'));
+    await bootstrapLocal(later, silent);
+    expect(existsSync(later.erasure.ledgerFile)).toBe(false);
+    expect(existsSync(later.erasure.ledgerHeadFile)).toBe(false);
+    const laterOn = testConfig(join(dir, 'later'), { PSEUDO_ERASURE_REGISTRY_FILE: registry });
+    await expect(bootstrapLocal(laterOn, silent)).rejects.toThrow('If this installation never had a ledger (erasure is turned on for the first time), create an empty one knowingly with npm run audit -- init');
+    expect(existsSync(laterOn.erasure.ledgerFile)).toBe(false);
+    await createErasureLedger(laterOn);
+    await bootstrapLocal(laterOn, silent);
+  });
+
+  it('audit init is refused over an existing ledger, and for the DynamoDB store (exit 2); --help exits 0', async () => {
+    const dir = folder('init');
+    const file = join(dir, 'ledger.db');
+    const env = { PSEUDO_DATA_DIR: join(dir, 'data'), PSEUDO_ERASURE_LEDGER_FILE: file };
+    const ledger = new SqliteErasureLedger(file);
+    await ledger.create(filed('er-1'), entry('er-1'));
+    await ledger.close();
+    const refused = await runScript('api/cli.ts', ['audit', 'init'], env);
+    expect(refused.code).toBe(1);
+    expect(refused.output).toContain(`an erasure ledger exists at ${file}: none is created`);
+    expect(existsSync(join(dir, 'data', 'erasure-ledger.head.json'))).toBe(false);
+    const dynamo = await runScript('api/cli.ts', ['audit', 'init'], { PSEUDO_DATA_DIR: join(dir, 'data'), PSEUDO_ERASURE_LEDGER: 'dynamodb', PSEUDO_ERASURE_LEDGER_TABLE: 'ledger' });
+    expect(dynamo.code).toBe(2);
+    expect(dynamo.output).toContain('PSEUDO_ERASURE_LEDGER: audit init creates a SQLite ledger');
+    const help = await runScript('api/cli.ts', ['audit', 'init', '--help'], env);
+    expect(help.code).toBe(0);
+    expect(help.output).toContain('init               create a new, empty SQLite ledger');
+    expect((await runScript('api/cli.ts', ['audit', 'init', '--since', '2026-01-01'], env)).code).toBe(2);
   });
 
   it('adopts a ledger from before head records, and records the head at its first open', async () => {

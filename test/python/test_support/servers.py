@@ -65,6 +65,9 @@ def api_server(
     env = {**os.environ, "PSEUDO_DATA_DIR": data_dir, "PSEUDO_LOG_LEVEL": "warn", **(environment or {})}
     # The keyring first: the service creates none once API keys exist (a new one would orphan their pseudonyms).
     subprocess.run(["node", "dist/cli.mjs", "keys", "create"], cwd=ROOT, env=env, check=True, capture_output=True)
+    if env.get("PSEUDO_ERASURE_REGISTRY_FILE") and env.get("PSEUDO_ERASURE_LEDGER", "sqlite") == "sqlite":
+        # Likewise the erasure ledger: a start that finds a keyring but no ledger refuses to make one (it may be lost).
+        subprocess.run(["node", "dist/cli.mjs", "audit", "init"], cwd=ROOT, env=env, check=True, capture_output=True)
     key_files = {}
     for role in roles:
         out = subprocess.run(
