@@ -23,7 +23,7 @@ import { fpeRejectReason } from './ff1.ts';
 import { DIGEST_BYTES } from './keyedHash.ts';
 import { asBuffer, packUtf8 } from './_text.ts';
 import { parseAwsSamplePseudonym } from './legacyAwsSample.ts';
-import { parsePseudonym, pseudonymFormatter, pseudonymPayload, pseudonymPayloadsPacked, type ParsedPseudonym } from './pseudonymFormat.ts';
+import { formatPseudonymsPacked, parsePseudonym, pseudonymFormatter, pseudonymPayload, pseudonymPayloadsPacked, type ParsedPseudonym } from './pseudonymFormat.ts';
 
 export type Nullable<T> = T | null;
 
@@ -53,6 +53,22 @@ export interface ReidentifyResult {
   /** In input order; null for null inputs and for failed items (listed in `errors`). */
   readonly values: Nullable<string>[];
   readonly errors: { index: number; reason: ReidentifyFailure }[];
+}
+
+/**
+ * A batch of texts as one UTF-8 buffer (an Arrow Utf8 column's buffers): item i is `data[offsets[i] .. offsets[i + 1])`
+ * (offsets need not start at 0), null where bit i of `validity` is clear (Arrow's LSB bit order); no bitmap: none null.
+ */
+export interface PackedTexts {
+  readonly data: Uint8Array;
+  readonly offsets: Int32Array;
+  readonly validity: Uint8Array | undefined;
+}
+
+export interface PackedPseudonymizeResult {
+  /** In input order, null where the input is null (the input's bitmap); the pseudonym texts as ASCII bytes. */
+  readonly pseudonyms: PackedTexts;
+  readonly keyVersion: number;
 }
 
 /** Rewrap: pseudonyms under the active version; failed items are null and listed in `errors`, as in reidentify. */
@@ -134,6 +150,45 @@ export class PseudonymEngine {
       cache?.set(cachePrefix + missValues[k]!, pseudonym);
     }
     return { pseudonyms, keyVersion: key.version };
+  }
+
+  /** True when `pseudonymizePacked` serves this context and mode: deterministic pseudonyms of the AES-SIV transform. */
+  takesPacked(context: string, options: { deterministic: boolean }): boolean {
+    return options.deterministic && this.policies.resolve(context).transform === 'deterministic';
+  }
+
+  /**
+   * `pseudonymize` for a batch held as UTF-8 bytes (an Arrow column), answering the pseudonym texts as bytes: the
+   * same checks and per-item problems, and bit for bit the same pseudonyms, without a JavaScript string per value.
+   * Only where `takesPacked` (the deterministic AES-SIV path). The values must be valid UTF-8 (the Arrow reader
+   * checks them; UTF-8 cannot hold a lone surrogate). The cache is bypassed: its keys and entries are strings, and
+   * a deterministic pseudonym computed again is the one it would have held.
+   */
+  pseudonymizePacked(context: string, values: PackedTexts, options: { deterministic: boolean }): PackedPseudonymizeResult {
+    if (!this.takesPacked(context, options)) throw new RequestError('unsupported-mode', 'packed batches are taken for deterministic AES-SIV pseudonyms only');
+    const present = presentItems(values);
+    const problems: ItemProblem[] = [];
+    const maxBytes = this.options.maxValueBytes;
+    const { offsets } = present.packed;
+    for (let k = 0; k + 1 < offsets.length && problems.length < MAX_REPORTED_PROBLEMS; k++) {
+      if (offsets[k + 1]! - offsets[k]! > maxBytes) problems.push({ index: present.indexes ? present.indexes[k]! : k, reason: tooLongReason(maxBytes) });
+    }
+    throwValueProblems(problems);
+    const key = this.keyring.active();
+    return { pseudonyms: spreadOverNulls(this.sivPseudonymsPackedUnder(key, context, present.packed), values), keyVersion: key.version };
+  }
+
+  /**
+   * Deterministic AES-SIV pseudonyms (as `pseudonymize` gives them) of packed values under one key version, the
+   * nulls kept; unchecked: the values have passed `pseudonymizePacked` (erasure/suppression.ts looks up every
+   * readable version's pseudonyms of them).
+   */
+  sivPseudonymsPacked(key: KeyVersion, context: string, values: PackedTexts): PackedTexts {
+    return spreadOverNulls(this.sivPseudonymsPackedUnder(key, context, presentItems(values).packed), values);
+  }
+
+  private sivPseudonymsPackedUnder(key: KeyVersion, context: string, present: PackedBytes): PackedBytes {
+    return formatPseudonymsPacked('deterministic', key.version, key.siv.encryptBatch(key.headerState(context), present));
   }
 
   /** Decrypts by the context's policy. Erased subjects are withheld outside the engine (erasure/suppression.ts). */
@@ -234,15 +289,13 @@ export class PseudonymEngine {
       if (typeof value !== 'string') problems.push({ index: i, reason: 'must be a string or null' });
       else if (!value.isWellFormed()) problems.push({ index: i, reason: 'is not well-formed Unicode (lone surrogate)' });
       else if (value.length * 3 > maxBytes && Buffer.byteLength(value, 'utf8') > maxBytes) {
-        problems.push({ index: i, reason: `is longer than ${maxBytes} bytes` });
+        problems.push({ index: i, reason: tooLongReason(maxBytes) });
       } else if (policy.transform === 'fpe') {
         const reason = fpeRejectReason(policy.alphabet, policy.maxLength, value);
         if (reason) problems.push({ index: i, reason });
       }
     }
-    if (problems.length > 0) {
-      throw new RequestError('validation-failed', `${problems.length === MAX_REPORTED_PROBLEMS ? 'at least ' : ''}${problems.length} value(s) cannot be pseudonymized`, problems);
-    }
+    throwValueProblems(problems);
   }
 
   private sivEncrypt(key: KeyVersion, context: string, values: string[], deterministic: boolean): string[] {
@@ -440,6 +493,60 @@ export class PseudonymEngine {
     this.cache?.clear();
     this.cacheGeneration = this.keyring.generation;
   }
+}
+
+function tooLongReason(maxBytes: number): string {
+  return `is longer than ${maxBytes} bytes`;
+}
+
+/** The one refusal of a batch with values that cannot be pseudonymized, string or packed. */
+function throwValueProblems(problems: ItemProblem[]): void {
+  if (problems.length > 0) {
+    throw new RequestError('validation-failed', `${problems.length === MAX_REPORTED_PROBLEMS ? 'at least ' : ''}${problems.length} value(s) cannot be pseudonymized`, problems);
+  }
+}
+
+function isPresent(validity: Uint8Array | undefined, i: number): boolean {
+  return validity === undefined || (validity[i >> 3]! & (1 << (i & 7))) !== 0;
+}
+
+/**
+ * The non-null items of a packed batch as one packed batch, and (when some are null) the input index of each.
+ * Null slots normally hold no bytes, so the data is shared; only a batch with bytes under a null slot is copied.
+ */
+function presentItems(values: PackedTexts): { packed: PackedBytes; indexes: Int32Array | undefined } {
+  const { data, offsets, validity } = values;
+  const count = offsets.length - 1;
+  if (validity === undefined) return { packed: { data, offsets }, indexes: undefined };
+  const indexes: number[] = [];
+  let nullBytes = false;
+  for (let i = 0; i < count; i++) {
+    if (isPresent(validity, i)) indexes.push(i);
+    else if (offsets[i + 1] !== offsets[i]) nullBytes = true;
+  }
+  const presentOffsets = new Int32Array(indexes.length + 1);
+  if (!nullBytes) {
+    for (let k = 0; k < indexes.length; k++) presentOffsets[k] = offsets[indexes[k]!]!;
+    presentOffsets[indexes.length] = offsets[count]!;
+    return { packed: { data, offsets: presentOffsets }, indexes: Int32Array.from(indexes) };
+  }
+  const items = indexes.map((i) => data.subarray(offsets[i], offsets[i + 1]));
+  return { packed: packByteArrays(items), indexes: Int32Array.from(indexes) };
+}
+
+/** Results of the present items, placed back at their inputs' positions: a null input is a null (empty) item. */
+function spreadOverNulls(results: PackedBytes, values: PackedTexts): PackedTexts {
+  const { validity } = values;
+  if (validity === undefined) return { data: results.data, offsets: results.offsets, validity: undefined };
+  const count = values.offsets.length - 1;
+  const offsets = new Int32Array(count + 1);
+  let k = 0;
+  for (let i = 0; i < count; i++) {
+    offsets[i] = results.offsets[k]!;
+    if (isPresent(validity, i)) k++;
+  }
+  offsets[count] = results.offsets[k]!;
+  return { data: results.data, offsets, validity };
 }
 
 /** The value's bytes from the first AWS sample key bound to the context that authenticates the pseudonym. */

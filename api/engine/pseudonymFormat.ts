@@ -53,6 +53,58 @@ export function formatPseudonym(mode: PseudonymMode, version: number, payload: U
   return pseudonymFormatter(mode, version)(bytes);
 }
 
+const BASE64URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+const BASE64URL_CODES = Uint8Array.from(BASE64URL_ALPHABET, (c) => c.charCodeAt(0));
+
+/** Characters of `bytes` bytes in unpadded base64url. */
+function base64UrlLength(bytes: number): number {
+  return Math.floor((bytes * 4 + 2) / 3);
+}
+
+/**
+ * Many pseudonyms of one mode and version written as ASCII text into one buffer, item i from payload
+ * `payloads.data[payloads.offsets[i] .. payloads.offsets[i + 1])`: the same text `pseudonymFormatter` gives,
+ * without a JavaScript string per item (a packed answer, e.g. an Arrow column, is written from these bytes).
+ */
+export function formatPseudonymsPacked(mode: PseudonymMode, version: number, payloads: { readonly data: Uint8Array; readonly offsets: Int32Array }): { data: Buffer; offsets: Int32Array } {
+  const prefix = Buffer.from(pseudonymPrefix(mode, version), 'latin1');
+  const { data, offsets } = payloads;
+  const count = offsets.length - 1;
+  const outOffsets = new Int32Array(count + 1);
+  let total = 0;
+  for (let i = 0; i < count; i++) {
+    outOffsets[i] = total;
+    total += prefix.length + base64UrlLength(offsets[i + 1]! - offsets[i]!);
+  }
+  outOffsets[count] = total;
+  const out = Buffer.allocUnsafe(total);
+  for (let i = 0; i < count; i++) {
+    let at = outOffsets[i]!;
+    for (const byte of prefix) out[at++] = byte;
+    let b = offsets[i]!;
+    const end = offsets[i + 1]!;
+    for (; b + 3 <= end; b += 3) {
+      const n = (data[b]! << 16) | (data[b + 1]! << 8) | data[b + 2]!;
+      out[at] = BASE64URL_CODES[n >>> 18]!;
+      out[at + 1] = BASE64URL_CODES[(n >>> 12) & 63]!;
+      out[at + 2] = BASE64URL_CODES[(n >>> 6) & 63]!;
+      out[at + 3] = BASE64URL_CODES[n & 63]!;
+      at += 4;
+    }
+    if (end - b === 2) {
+      const n = (data[b]! << 16) | (data[b + 1]! << 8);
+      out[at] = BASE64URL_CODES[n >>> 18]!;
+      out[at + 1] = BASE64URL_CODES[(n >>> 12) & 63]!;
+      out[at + 2] = BASE64URL_CODES[(n >>> 6) & 63]!;
+    } else if (end - b === 1) {
+      const n = data[b]! << 16;
+      out[at] = BASE64URL_CODES[n >>> 18]!;
+      out[at + 1] = BASE64URL_CODES[(n >>> 12) & 63]!;
+    }
+  }
+  return { data: out, offsets: outOffsets };
+}
+
 /** The mode, version and payload position of a pseudonym, or undefined when it is not one (any malformation). */
 export function parsePseudonym(text: string): ParsedPseudonym | undefined {
   const mode = MODE_OF_LETTER[text[0] ?? ''];
@@ -90,7 +142,7 @@ export function pseudonymPayloadsPacked(texts: readonly string[], parsed: readon
 }
 
 const BASE64URL_VALUE = new Int8Array(128).fill(-1);
-'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'.split('').forEach((c, i) => {
+BASE64URL_ALPHABET.split('').forEach((c, i) => {
   BASE64URL_VALUE[c.charCodeAt(0)] = i;
 });
 

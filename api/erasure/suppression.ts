@@ -9,6 +9,10 @@
  * - Pseudonymize and rewrap do not hand out a usable pseudonym for such a subject: its index is reported instead.
  * - Filing and the worker get a subject's pseudonyms under every readable key version from here.
  *
+ * A packed batch (an Arrow column: UTF-8 bytes and offsets) is checked from its bytes: each pseudonym's fingerprint
+ * (FNV-1a of its bytes) is looked up among the erased pseudonyms' fingerprints, and only a match becomes a string
+ * for the exact lookup. Every value is looked up under every readable key version, as in the string path.
+ *
  * The set of erased pseudonyms of each context is held in memory and read from the (asynchronous, possibly
  * remote) ledger at most every `cacheSeconds` (PSEUDO_ERASURE_CACHE_SECONDS): requests never wait for the
  * ledger while the set is fresh. After half the bound it is refreshed in the background; past the bound a
@@ -18,7 +22,7 @@
  * started after it has landed, this process applies its own event over what it read (a read may predate it); after
  * that the ledger decides, so a later lift or filing in another process is not masked here.
  */
-import type { Nullable, PseudonymEngine, PseudonymizeResult, ReidentifyResult, RewrapResult } from '../engine/engine.ts';
+import type { Nullable, PackedPseudonymizeResult, PackedTexts, PseudonymEngine, PseudonymizeResult, ReidentifyResult, RewrapResult } from '../engine/engine.ts';
 import { PlatformError } from '../errors.ts';
 import type { Keyring } from '../keyring/keyring.ts';
 import type { ErasureLedger, ErasureSubject } from './ledger.ts';
@@ -37,6 +41,11 @@ export interface PseudonymizeOptions {
   readonly allVersions?: boolean | undefined;
 }
 
+/** Pseudonymize of a packed batch, withheld values null (no bytes) and listed in `erased`. */
+export interface SuppressedPackedPseudonymizeResult extends PackedPseudonymizeResult {
+  readonly erased: number[];
+}
+
 /** Rewrap with the indexes of pseudonyms withheld because their subject's erasure was filed (null in `pseudonyms`, not in `errors`). */
 export interface SuppressedRewrapResult extends RewrapResult {
   readonly erased: number[];
@@ -45,6 +54,8 @@ export interface SuppressedRewrapResult extends RewrapResult {
 /** What the routes call: the engine alone, or behind erasure suppression. */
 export interface PseudonymOperations {
   pseudonymize(context: string, values: readonly Nullable<string>[], options: PseudonymizeOptions): Promise<SuppressedPseudonymizeResult>;
+  /** `pseudonymize` of a packed batch, where `PseudonymEngine.takesPacked` (deterministic AES-SIV): the same answers, packed. */
+  pseudonymizePacked(context: string, values: PackedTexts, options: { deterministic: boolean }): Promise<SuppressedPackedPseudonymizeResult>;
   reidentify(context: string, pseudonyms: readonly Nullable<string>[], options?: { keyVersion?: number | undefined }): Promise<ReidentifyResult>;
   rewrap(context: string, pseudonyms: readonly Nullable<string>[], options?: { keyVersion?: number | undefined }): Promise<SuppressedRewrapResult>;
 }
@@ -57,6 +68,10 @@ export function engineOperations(engine: PseudonymEngine): PseudonymOperations {
       new Promise((resolve) => {
         const result = engine.pseudonymize(context, values, options);
         resolve(options.allVersions ? { ...result, erased: [], allVersions: engine.pseudonymsInEveryVersion(context, values) } : { ...result, erased: [] });
+      }),
+    pseudonymizePacked: (context, values, options) =>
+      new Promise((resolve) => {
+        resolve({ ...engine.pseudonymizePacked(context, values, options), erased: [] });
       }),
     reidentify: (context, pseudonyms, options) =>
       new Promise((resolve) => {
@@ -84,6 +99,8 @@ interface LocalEvent {
 
 interface CachedSet {
   readonly pseudonyms: Set<string>;
+  /** `fingerprint` of every pseudonym in the set, and of some lifted since (a stale one only costs an exact lookup). */
+  readonly fingerprints: Set<number>;
   readonly loadedAt: number;
 }
 
@@ -141,8 +158,10 @@ export class ErasureSuppression implements PseudonymOperations {
       const cached = this.cache.get(subject.context);
       for (const pseudonym of subject.pseudonyms) {
         here.set(pseudonym, { kind, at });
-        if (kind === 'filed') cached?.pseudonyms.add(pseudonym);
-        else cached?.pseudonyms.delete(pseudonym);
+        if (kind === 'filed') {
+          cached?.pseudonyms.add(pseudonym);
+          cached?.fingerprints.add(textFingerprint(pseudonym));
+        } else cached?.pseudonyms.delete(pseudonym);
       }
     }
   }
@@ -175,6 +194,24 @@ export class ErasureSuppression implements PseudonymOperations {
     // Synchronous since the engine's pseudonymize: the same keyring, so the newest entry is the answer's own pseudonym.
     const withheld = new Set(answer.erased);
     return { ...answer, allVersions: this.engine.pseudonymsInEveryVersion(context, values.map((value, i) => (withheld.has(i) ? null : value))) };
+  }
+
+  /**
+   * `pseudonymize` of a packed batch: the active version's answers are looked up from their bytes, and every other
+   * readable version's deterministic pseudonyms of the values are computed packed and looked up the same way.
+   */
+  async pseudonymizePacked(context: string, values: PackedTexts, options: { deterministic: boolean }): Promise<SuppressedPackedPseudonymizeResult> {
+    const erased = await this.erasedSet(context);
+    const result = this.engine.pseudonymizePacked(context, values, options);
+    if (erased.pseudonyms.size === 0) return { ...result, erased: [] };
+    const withheld = new Set<number>();
+    for (const key of this.keyring.readable()) {
+      const under = key.version === result.keyVersion ? result.pseudonyms : this.engine.sivPseudonymsPacked(key, context, values);
+      for (const index of erasedIndexes(erased, under)) withheld.add(index);
+    }
+    if (withheld.size === 0) return { ...result, erased: [] };
+    const indexes = [...withheld].sort((a, b) => a - b);
+    return { pseudonyms: withoutItems(result.pseudonyms, indexes), keyVersion: result.keyVersion, erased: indexes };
   }
 
   private async pseudonymizeWithholding(context: string, values: readonly Nullable<string>[], options: PseudonymizeOptions): Promise<SuppressedPseudonymizeResult> {
@@ -236,15 +273,19 @@ export class ErasureSuppression implements PseudonymOperations {
 
   /** The context's set, from memory while fresh; otherwise read from the ledger (one read at a time per context). */
   private async erasedPseudonyms(context: string): Promise<ReadonlySet<string>> {
+    return (await this.erasedSet(context)).pseudonyms;
+  }
+
+  private async erasedSet(context: string): Promise<CachedSet> {
     const cached = this.cache.get(context);
     const age = cached ? this.now() - cached.loadedAt : Number.POSITIVE_INFINITY;
     const bound = this.options.cacheSeconds * 1000;
     if (cached && age < bound) {
       if (age >= bound / 2) this.load(context).catch(() => undefined); // refresh ahead; a failure counts, the bound still holds
-      return cached.pseudonyms;
+      return cached;
     }
     try {
-      return (await this.load(context)).pseudonyms;
+      return await this.load(context);
     } catch {
       throw new PlatformError('ledger-unavailable', 'the erasure ledger cannot be read, and erased subjects must be withheld');
     }
@@ -265,7 +306,9 @@ export class ErasureSuppression implements PseudonymOperations {
           else if (event.kind === 'filed') pseudonyms.add(pseudonym);
           else pseudonyms.delete(pseudonym);
         }
-        const entry = { pseudonyms, loadedAt: startedAt };
+        const fingerprints = new Set<number>();
+        for (const pseudonym of pseudonyms) fingerprints.add(textFingerprint(pseudonym));
+        const entry = { pseudonyms, fingerprints, loadedAt: startedAt };
         this.cache.set(context, entry);
         return entry;
       })
@@ -288,4 +331,53 @@ function sharedDeterministicVersion(tokens: readonly string[]): number | undefin
     version = parsed.version;
   }
   return version;
+}
+
+/** FNV-1a (32 bits) of `bytes[start, end)`: a cheap first look before an exact lookup. */
+function fingerprint(bytes: Uint8Array, start: number, end: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = start; i < end; i++) hash = Math.imul(hash ^ bytes[i]!, 0x01000193);
+  return hash >>> 0;
+}
+
+function textFingerprint(text: string): number {
+  const bytes = Buffer.from(text, 'utf8');
+  return fingerprint(bytes, 0, bytes.length);
+}
+
+/** Indexes (ascending) of the non-null items of a packed batch that are in the erased set. */
+function erasedIndexes(erased: CachedSet, items: PackedTexts): number[] {
+  const { data, offsets, validity } = items;
+  const found: number[] = [];
+  for (let i = 0; i + 1 < offsets.length; i++) {
+    if (validity && (validity[i >> 3]! & (1 << (i & 7))) === 0) continue;
+    const start = offsets[i]!;
+    const end = offsets[i + 1]!;
+    if (!erased.fingerprints.has(fingerprint(data, start, end))) continue;
+    if (erased.pseudonyms.has(Buffer.from(data.buffer, data.byteOffset + start, end - start).toString('utf8'))) found.push(i);
+  }
+  return found;
+}
+
+/** The batch with the items at `withheld` (ascending) made null and their bytes removed: nothing of them is answered. */
+function withoutItems(items: PackedTexts, withheld: readonly number[]): PackedTexts {
+  const count = items.offsets.length - 1;
+  const validity = items.validity ? Uint8Array.from(items.validity) : new Uint8Array(Math.ceil(count / 8)).fill(0xff);
+  const source = items.offsets;
+  const offsets = new Int32Array(count + 1);
+  const data = new Uint8Array(source[count]! - source[0]!);
+  let at = 0;
+  let from = 0;
+  for (const index of [...withheld, count]) {
+    // Items [from, index) keep their bytes, moved down by what was removed before them; item `index` gets none.
+    const shift = at - source[from]!;
+    data.set(items.data.subarray(source[from], source[index]), at);
+    for (let i = from; i <= index; i++) offsets[i] = source[i]! + shift;
+    at = offsets[index]!;
+    if (index < count) {
+      validity[index >> 3]! &= ~(1 << (index & 7));
+      from = index + 1;
+    }
+  }
+  return { data: data.subarray(0, at), offsets, validity };
 }

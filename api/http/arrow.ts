@@ -10,15 +10,17 @@
  * entry per failed row has no bound (clients and API Gateway cap header sizes). The key version of a
  * pseudonymize answer is the `pseudo-key-version` header.
  *
- * The request column is read from its offsets and data buffers as they lie in the body (no copy, no per-value
- * parsing): structure and UTF-8 are checked over whole buffers, and each value becomes a string only for the
- * engine, whose batch API takes strings; the answer is written straight into the Arrow data buffer.
+ * The request column is read from its offsets and data buffers as they lie in the body (no copy when the stream
+ * holds one record batch, no per-value parsing): structure and UTF-8 are checked over whole buffers. Where the
+ * engine takes packed batches (`PseudonymEngine.takesPacked`) those buffers go to it as they are and the answer's
+ * column is its output buffers, so no value or pseudonym becomes a JavaScript string; elsewhere each value becomes
+ * a string for the engine's string API and the answer is joined into the Arrow data buffer.
  * A stream that is not one (truncated, wrong magic, compressed with a codec not available here, wrong offsets)
  * is a 400 `malformed-arrow`, never a 500; no message quotes the body.
  */
 import { isAscii, isUtf8 } from 'node:buffer';
-import { makeData, makeVector, RecordBatchReader, Table, tableToIPC, Type, Utf8, type DataType, type RecordBatchFileReader, type RecordBatchStreamReader } from 'apache-arrow';
-import type { Nullable } from '../engine/engine.ts';
+import { makeData, makeVector, RecordBatchReader, Table, tableToIPC, Type, Utf8, type DataType, type Vector, type RecordBatchFileReader, type RecordBatchStreamReader } from 'apache-arrow';
+import type { Nullable, PackedTexts } from '../engine/engine.ts';
 import { RequestError, type ItemProblem } from '../errors.ts';
 
 export const ARROW_STREAM = 'application/vnd.apache.arrow.stream';
@@ -51,49 +53,109 @@ export class ArrowStringColumn {
   }
 
   /**
-   * The values as the engine takes them, nulls kept. 400 when there are more than `maxItems`, or when a value is
-   * not valid UTF-8 (it must not become U+FFFD silently: two different inputs would share a pseudonym).
+   * The values as one packed batch (the buffers of the body when it holds one record batch of Utf8, else one copy),
+   * nulls kept. 400 when there are more than `maxItems`, or when a value is not valid UTF-8 (it must not become
+   * U+FFFD silently: two different inputs would share a pseudonym).
    */
-  strings(field: string, maxItems: number): Nullable<string>[] {
+  packed(field: string, maxItems: number): PackedTexts {
     const count = this.length;
     if (count > maxItems) throw new RequestError('validation-failed', `${field}: at most ${maxItems} items per request`);
-    const out = new Array<Nullable<string>>(count);
-    const problems: ItemProblem[] = [];
-    let index = 0;
-    for (const chunk of this.chunks) {
-      const data = Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength);
-      const { first, offsets, validity } = chunk;
-      const at = (i: number): number => Number(offsets[first + i]);
-      const base = at(0);
-      const whole = data.subarray(base, at(chunk.length));
-      // All ASCII (identifiers mostly are): one string for the batch, each value a slice of it.
-      const text = isAscii(whole) ? whole.toString('latin1') : undefined;
-      // Otherwise: valid UTF-8 whose every item boundary falls on a character start makes every item valid.
-      const wholeValid = text !== undefined || (isUtf8(whole) && boundariesOnCharacterStarts(data, chunk, at));
-      for (let i = 0; i < chunk.length; i++, index++) {
-        if (validity && (validity[(first + i) >> 3]! & (1 << ((first + i) & 7))) === 0) {
-          out[index] = null;
-          continue;
-        }
-        const start = at(i);
-        const end = at(i + 1);
-        if (text !== undefined) out[index] = text.slice(start - base, end - base);
-        else if (wholeValid || isUtf8(data.subarray(start, end))) out[index] = data.toString('utf8', start, end);
-        else {
-          if (problems.length < MAX_REPORTED_PROBLEMS) problems.push({ index, reason: 'is not valid UTF-8' });
-          out[index] = null;
-        }
-      }
-    }
+    const batch = this.chunks.length === 1 && this.chunks[0]!.offsets instanceof Int32Array ? chunkAsBatch(this.chunks[0]!) : concatenated(this.chunks);
+    const problems = utf8Problems(batch);
     if (problems.length > 0) throw new RequestError('validation-failed', `${field}: every item must be valid UTF-8 or null`, problems);
-    return out;
+    return batch;
   }
+
+}
+
+function isPresent(validity: Uint8Array | undefined, i: number): boolean {
+  return validity === undefined || (validity[i >> 3]! & (1 << (i & 7))) !== 0;
+}
+
+/** One record batch's buffers as they lie in the body; only a bitmap starting inside a byte is shifted. */
+function chunkAsBatch(chunk: ColumnChunk): PackedTexts {
+  const { first, length } = chunk;
+  const offsets = (chunk.offsets as Int32Array).subarray(first, first + length + 1);
+  let validity: Uint8Array | undefined;
+  if (chunk.validity && (first & 7) === 0) validity = chunk.validity.subarray(first >> 3, (first >> 3) + Math.ceil(length / 8));
+  else if (chunk.validity) {
+    validity = new Uint8Array(Math.ceil(length / 8));
+    for (let i = 0; i < length; i++) if (isPresent(chunk.validity, first + i)) validity[i >> 3]! |= 1 << (i & 7);
+  }
+  return { data: chunk.data, offsets, validity };
+}
+
+/** Several record batches (or 64-bit offsets) as one batch: the bytes copied once, offsets from 0. */
+function concatenated(chunks: readonly ColumnChunk[]): PackedTexts {
+  let count = 0;
+  let bytes = 0;
+  let hasNulls = false;
+  for (const chunk of chunks) {
+    count += chunk.length;
+    bytes += Number(chunk.offsets[chunk.first + chunk.length]) - Number(chunk.offsets[chunk.first]);
+    hasNulls ||= chunk.validity !== undefined;
+  }
+  if (bytes > 0x7fffffff) throw new RequestError('payload-too-large', 'the column holds more than 2 GiB of text');
+  const data = new Uint8Array(bytes);
+  const offsets = new Int32Array(count + 1);
+  const validity = hasNulls ? new Uint8Array(Math.ceil(count / 8)) : undefined;
+  let index = 0;
+  let at = 0;
+  for (const chunk of chunks) {
+    const { first, length } = chunk;
+    const base = Number(chunk.offsets[first]);
+    const end = Number(chunk.offsets[first + length]);
+    data.set(chunk.data.subarray(base, end), at);
+    for (let i = 0; i < length; i++, index++) {
+      offsets[index] = at + Number(chunk.offsets[first + i]) - base;
+      if (validity && isPresent(chunk.validity, first + i)) validity[index >> 3]! |= 1 << (index & 7);
+    }
+    at += end - base;
+  }
+  offsets[count] = at;
+  return { data, offsets, validity };
+}
+
+/** Items that are not valid UTF-8 (at most MAX_REPORTED_PROBLEMS): checked over the whole buffer first. */
+function utf8Problems(batch: PackedTexts): ItemProblem[] {
+  const { offsets, validity } = batch;
+  const count = offsets.length - 1;
+  const data = asBuffer(batch.data);
+  const whole = data.subarray(offsets[0], offsets[count]);
+  // All ASCII (identifiers mostly are), or valid UTF-8 whose every item boundary falls on a character start.
+  if (isAscii(whole) || (isUtf8(whole) && boundariesOnCharacterStarts(data, offsets))) return [];
+  const problems: ItemProblem[] = [];
+  for (let i = 0; i < count && problems.length < MAX_REPORTED_PROBLEMS; i++) {
+    if (isPresent(validity, i) && !isUtf8(data.subarray(offsets[i], offsets[i + 1]))) problems.push({ index: i, reason: 'is not valid UTF-8' });
+  }
+  return problems;
+}
+
+/** The values as the engine's string API takes them, nulls kept: an all-ASCII batch is decoded once and sliced. */
+export function packedStrings(batch: PackedTexts): Nullable<string>[] {
+  const { offsets, validity } = batch;
+  const count = offsets.length - 1;
+  const data = asBuffer(batch.data);
+  const base = offsets[0]!;
+  const whole = data.subarray(base, offsets[count]);
+  const text = isAscii(whole) ? whole.toString('latin1') : undefined;
+  const out = new Array<Nullable<string>>(count);
+  for (let i = 0; i < count; i++) {
+    if (!isPresent(validity, i)) out[i] = null;
+    else if (text !== undefined) out[i] = text.slice(offsets[i]! - base, offsets[i + 1]! - base);
+    else out[i] = data.toString('utf8', offsets[i], offsets[i + 1]);
+  }
+  return out;
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** A UTF-8 continuation byte (10xxxxxx) never starts a character. */
-function boundariesOnCharacterStarts(data: Buffer, chunk: ColumnChunk, at: (i: number) => number): boolean {
-  for (let i = 1; i < chunk.length; i++) {
-    const position = at(i);
+function boundariesOnCharacterStarts(data: Buffer, offsets: Int32Array): boolean {
+  for (let i = 1; i + 1 < offsets.length; i++) {
+    const position = offsets[i]!;
     if (position < data.length && (data[position]! & 0xc0) === 0x80) return false;
   }
   return true;
@@ -197,6 +259,26 @@ function utf8Data(items: readonly Nullable<string>[]) {
   return makeData({ type: new Utf8(), length: count, nullCount, nullBitmap: nullCount > 0 ? validity : null, valueOffsets: offsets, data });
 }
 
+/** A Utf8 column from packed buffers as they are (offsets rebased to 0 when they start later). */
+function packedUtf8Data(items: PackedTexts) {
+  const count = items.offsets.length - 1;
+  const base = items.offsets[0]!;
+  const offsets = base === 0 ? items.offsets : items.offsets.map((offset) => offset - base);
+  const data = items.data.subarray(base, items.offsets[count]);
+  let nullCount = 0;
+  for (let i = 0; i < count; i++) if (!isPresent(items.validity, i)) nullCount++;
+  const nullBitmap = nullCount > 0 && items.validity ? items.validity.subarray(0, Math.ceil(count / 8)) : null;
+  return makeData({ type: new Utf8(), length: count, nullCount, nullBitmap, valueOffsets: offsets, data });
+}
+
+/** An Arrow answer as `arrowAnswer` writes it, from the engine's packed output (no string per item). */
+export function arrowAnswerPacked(column: string, answers: PackedTexts, reasons: readonly ItemProblem[]): Buffer {
+  const count = answers.offsets.length - 1;
+  const reasonColumn = new Array<Nullable<string>>(count).fill(null);
+  for (const { index, reason } of reasons) reasonColumn[index] = reason;
+  return ipcStream({ [column]: makeVector(packedUtf8Data(answers)), [REASON_COLUMN]: makeVector(utf8Data(reasonColumn)) });
+}
+
 /**
  * An Arrow answer: `column` holds the answers in input order, `reason` says why a row is null where the service
  * withheld or could not answer it (null elsewhere, and for null inputs).
@@ -204,7 +286,10 @@ function utf8Data(items: readonly Nullable<string>[]) {
 export function arrowAnswer(column: string, answers: readonly Nullable<string>[], reasons: readonly ItemProblem[]): Buffer {
   const reasonColumn = new Array<Nullable<string>>(answers.length).fill(null);
   for (const { index, reason } of reasons) reasonColumn[index] = reason;
-  const table = new Table({ [column]: makeVector(utf8Data(answers)), [REASON_COLUMN]: makeVector(utf8Data(reasonColumn)) });
-  const stream = tableToIPC(table, 'stream');
+  return ipcStream({ [column]: makeVector(utf8Data(answers)), [REASON_COLUMN]: makeVector(utf8Data(reasonColumn)) });
+}
+
+function ipcStream(columns: Record<string, Vector<Utf8>>): Buffer {
+  const stream = tableToIPC(new Table(columns), 'stream');
   return Buffer.from(stream.buffer, stream.byteOffset, stream.byteLength);
 }

@@ -10,9 +10,9 @@
 import { z } from 'zod';
 import type { AuditEvent } from '../audit/auditLog.ts';
 import type { Principal, Role } from '../auth/roles.ts';
-import type { Nullable } from '../engine/engine.ts';
+import type { Nullable, PackedTexts } from '../engine/engine.ts';
 import type { PseudonymizationService } from '../service.ts';
-import { acceptsArrow, ARROW_STREAM, readArrowColumn, type ArrowStringColumn } from './arrow.ts';
+import { acceptsArrow, ARROW_STREAM, packedStrings, readArrowColumn, type ArrowStringColumn } from './arrow.ts';
 import type { CoreRequest, CoreResponse } from './types.ts';
 import { mediaTypeOf, readJson, stringsOrNulls, validator } from './validation.ts';
 
@@ -30,8 +30,13 @@ export interface RouteInput<Body, Query> {
   readonly principal: Principal | undefined;
   readonly body: Body;
   readonly query: Query;
-  /** The checked strings-or-nulls array of a batch route (empty elsewhere), and the field it came in. */
+  /**
+   * The checked strings-or-nulls array of a batch route (empty elsewhere), and the field it came in. With an Arrow
+   * body the strings are made when this is first read: a handler that takes `packedItems` never makes them.
+   */
   readonly items: Nullable<string>[];
+  /** With an Arrow body: the items as the column's UTF-8 buffers (checked as `items` is). */
+  readonly packedItems: PackedTexts | undefined;
   readonly itemsField: string;
   /** The context the route works on, when it has one (already checked against the caller's scope). */
   readonly contextName: string | undefined;
@@ -113,7 +118,7 @@ export interface Accepted {
   readonly contextName: string | undefined;
   /** The one-pass item check; returns how many values the request carries. */
   checkItems(): number;
-  run(facts: Omit<RouteInput<never, never>, 'body' | 'query' | 'items' | 'itemsField' | 'contextName' | 'answerFormat'>): Promise<CoreResponse>;
+  run(facts: Omit<RouteInput<never, never>, 'body' | 'query' | 'items' | 'packedItems' | 'itemsField' | 'contextName' | 'answerFormat'>): Promise<CoreResponse>;
 }
 
 /** The schema zod runs: the documented one with the item fields taken as they are (checked in one pass later). */
@@ -181,16 +186,29 @@ export function defineRoute<Body = undefined, Query = undefined>(declaration: Ro
       else if (declaration.scope === 'body-context' && isObject(raw) && typeof raw.context === 'string') contextName = raw.context;
       const itemsField = (isObject(raw) ? itemFields.find((field) => field in raw) : undefined) ?? itemFields[0] ?? '';
       let items: Nullable<string>[] = [];
+      let packedItems: PackedTexts | undefined;
       return {
         contextName,
         checkItems() {
-          if (arrowColumn) items = arrowColumn.strings(itemsField, service.config.limits.maxValues);
-          else if (itemFields.length > 0) items = stringsOrNulls(isObject(raw) ? raw[itemsField] : undefined, itemsField, service.config.limits.maxValues);
+          if (arrowColumn) {
+            packedItems = arrowColumn.packed(itemsField, service.config.limits.maxValues);
+            return packedItems.offsets.length - 1;
+          }
+          if (itemFields.length > 0) items = stringsOrNulls(isObject(raw) ? raw[itemsField] : undefined, itemsField, service.config.limits.maxValues);
           return items.length;
         },
         async run(facts) {
           // The zod schema checked everything but the item fields, which checkItems has just checked.
-          return declaration.handler({ ...facts, body: raw as Body, query: query as Query, items, itemsField, contextName, answerFormat });
+          const input = { ...facts, body: raw as Body, query: query as Query, itemsField, contextName, answerFormat, packedItems };
+          const packed = packedItems;
+          if (!packed) return declaration.handler({ ...input, items });
+          let strings: Nullable<string>[] | undefined;
+          return declaration.handler({
+            ...input,
+            get items() {
+              return (strings ??= packedStrings(packed));
+            },
+          });
         },
       };
     },
