@@ -38,12 +38,15 @@ def arguments() -> argparse.Namespace:
         "query times\nbefore and after, the job's duration; binpack and sort compaction side by side.",
         epilog="\n".join(
             [
-                "takes: about 5 minutes with the defaults on 2 cores (most of it the appends); --batches 1000: ~25 min",
+                "takes: most of it the appends, ~5-9 s per micro-batch (both tables) on 2 cores shared with other",
+                "work (load average 15-35): ~30 min with the defaults, hours with --batches 1000. A run stopped",
+                "early keeps its tables (the folder is printed first): --resume FOLDER continues its appends.",
                 "",
                 "examples:",
                 "  npm run bench:maintenance",
                 "  npm run bench:maintenance -- --batches 1000",
                 "  npm run bench:maintenance -- --batches 50 --rows-per-batch 200",
+                "  npm run bench:maintenance -- --batches 1000 --resume /tmp/maintenance-bench-abc123",
                 "",
                 "exit status: 0 done, 1 the run failed, 2 usage error",
             ]
@@ -52,6 +55,12 @@ def arguments() -> argparse.Namespace:
     )
     parser.add_argument("--batches", type=int, default=200, help="micro-batches per table (default 200; 1000: a day)")
     parser.add_argument("--rows-per-batch", type=int, default=500, help="rows per micro-batch (default 500)")
+    parser.add_argument(
+        "--resume",
+        metavar="FOLDER",
+        help="continue a run stopped during its appends (same --batches and --rows-per-batch): the batches its "
+        "tables' markers hold are skipped",
+    )
     return parser.parse_args()
 
 
@@ -60,7 +69,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "spark-udfs" / "src"))
 sys.path.insert(0, str(ROOT / "test" / "python"))  # test_support: shared with the tests, not shipped
 
-from spark_udfs.jobs.markers import append_once  # noqa: E402
+from spark_udfs.jobs.markers import BATCH_ID_PROPERTY, QUERY_ID_PROPERTY, append_once  # noqa: E402
 from spark_udfs.jobs.session import CatalogConfig, build_session  # noqa: E402
 from test_support.spark import use_local_jars  # noqa: E402
 
@@ -161,27 +170,52 @@ def maintain(catalog: CatalogConfig, folder: str, table: str, strategy: str) -> 
     return seconds, json.loads(report_file.read_text())["tables"][0]
 
 
+def resumed(spark: Any, tables: list[str]) -> tuple[str, int]:
+    """The query id of a stopped run and the first batch some table lacks (its markers are in the snapshots:
+    the tables are appended in step, so the other one may hold that batch already)."""
+    found = []
+    for table in tables:
+        row = spark.sql(
+            f"SELECT summary['{QUERY_ID_PROPERTY}'] AS query, max(CAST(summary['{BATCH_ID_PROPERTY}'] AS INT)) AS last "
+            f"FROM {table}.snapshots WHERE summary['{QUERY_ID_PROPERTY}'] IS NOT NULL GROUP BY 1"
+        ).collect()
+        if len(row) != 1:
+            raise SystemExit(f"--resume: {table} holds no micro-batches of one bench run")
+        found.append((str(row[0]["query"]), int(row[0]["last"])))
+    if len({query for query, _ in found}) != 1:
+        raise SystemExit("--resume: the tables hold micro-batches of different runs")
+    return found[0][0], min(last for _, last in found) + 1
+
+
 def main() -> None:
-    folder = tempfile.mkdtemp(prefix="maintenance-bench-")
+    folder = ARGS.resume or tempfile.mkdtemp(prefix="maintenance-bench-")
+    print(f"bench:maintenance: tables in {folder} (a stopped run continues with --resume {folder})", file=sys.stderr)
     catalog = CatalogConfig(uri=f"{folder}/catalog.db", warehouse=f"{folder}/warehouse")
     spark = build_session(catalog, app_name="maintenance-bench", master="local[2]")
     spark.sparkContext.setLogLevel("ERROR")
     tables = {"binpack": "local.bench.events_binpack", "sort": "local.bench.events_sort"}
     began = time.monotonic()
-    for table in tables.values():
-        spark.sql(
-            f"CREATE TABLE {table} ({SCHEMA}) USING iceberg PARTITIONED BY (hours(event_ts)) "
-            "TBLPROPERTIES ('format-version'='2')"
-        )
-        spark.sql(f"ALTER TABLE {table} WRITE ORDERED BY pseudonym")
-    query = str(uuid.uuid4())
-    for index in range(ARGS.batches):
+    if ARGS.resume:
+        query, first = resumed(spark, list(tables.values()))
+    else:
+        for table in tables.values():
+            spark.sql(
+                f"CREATE TABLE {table} ({SCHEMA}) USING iceberg PARTITIONED BY (hours(event_ts)) "
+                "TBLPROPERTIES ('format-version'='2')"
+            )
+            spark.sql(f"ALTER TABLE {table} WRITE ORDERED BY pseudonym")
+        query, first = str(uuid.uuid4()), 0
+    for index in range(first, ARGS.batches):
         frame = batch(spark, index).cache()
         for table in tables.values():
-            append_once(frame, table, query, index)
+            append_once(frame, table, query, index)  # skips a batch the table has (a resumed run's first)
         frame.unpersist()
         if index % 50 == 49:
-            print(f"bench:maintenance: {index + 1}/{ARGS.batches} micro-batches appended", file=sys.stderr)
+            print(
+                f"bench:maintenance: {index + 1}/{ARGS.batches} micro-batches appended "
+                f"({time.monotonic() - began:.0f} s, load average {os.getloadavg()[0]:.1f})",
+                file=sys.stderr,
+            )
     build_seconds = time.monotonic() - began
     results: list[tuple[str, str, dict[str, Any]]] = []
     jobs: dict[str, tuple[float, dict[str, Any]]] = {}
@@ -194,17 +228,27 @@ def main() -> None:
     spark.stop()
 
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor(),
     )
     print(f"date:    {datetime.now(UTC).isoformat()}")
     print(f"machine: {cpu}, {os.cpu_count()} cores, {platform.system()}/{platform.machine()}")
     print(
-        f"runtime: Python {platform.python_version()}, Spark {version} local[2], Iceberg 1.12.0 (JDBC catalog on SQLite)"
+        f"runtime: Python {platform.python_version()}, Spark {version} local[2], "
+        "Iceberg 1.12.0 (JDBC catalog on SQLite)"
     )
     print(
         f"command: npm run bench:maintenance -- --batches {ARGS.batches} --rows-per-batch {ARGS.rows_per_batch}"
-        f"   (two tables of {ARGS.batches * ARGS.rows_per_batch:,} rows, 24 hourly partitions, built in {build_seconds:.0f} s)\n"
+        f"   (two tables of {ARGS.batches * ARGS.rows_per_batch:,} rows, 24 hourly partitions, "
+        + (
+            f"resumed: {build_seconds:.0f} s of appends in this run)\n"
+            if ARGS.resume
+            else f"built in {build_seconds:.0f} s)\n"
+        )
     )
     headers = [
         "compaction",
