@@ -40,6 +40,11 @@ import { createErasureLedger } from './bootstrap.ts';
 import type { ErasureLedger } from './erasure/ledger.ts';
 import { DynamoErasureLedger } from './erasure/dynamoLedger.ts';
 import { SqliteErasureLedger } from './erasure/sqliteLedger.ts';
+import { destroyBlockers, SuppressionCoverage, type CoverageReport, type DestroyBlockers } from './erasure/coverage.ts';
+import { readLedgerHead } from './erasure/ledgerHead.ts';
+import { PseudonymEngine } from './engine/engine.ts';
+import { Keyring } from './keyring/keyring.ts';
+import { PolicySet } from './policy/policy.ts';
 
 const EXIT_STATUS = 'exit status: 0 done, 1 the command failed, 2 usage or configuration error';
 
@@ -60,6 +65,11 @@ commands:
                        beside the table registry or where its "keyInventory" says), naming the tables;
                        --force destroys anyway and is audited as forced. The registry is
                        PSEUDO_ERASURE_REGISTRY_FILE, or --registry FILE.
+                       First, every subject still suppressed in the erasure ledger gets its
+                       pseudonym under the active version (AES-SIV and FPE contexts), so it stays
+                       suppressed. Refused (exit 1, naming how many and which contexts) while a
+                       suppression has keyed-hash tokens only under this version: they cannot be
+                       re-derived without the identifier (file the subject again, or --force).
   import-aws-sample --secret-file FILE --contexts C[,C]
                        add the AWS sample service's key (its Secrets Manager secret as JSON:
                        encodedSecretKey, encodedNonceKey, nonceStrPos, nonceEndPos; api_key_value is
@@ -242,6 +252,18 @@ async function destroyVersion(manager: KeyringManager, version: number, values: 
   if (holding.length > 0 && !values.force) {
     throw new RefusedError(`key version ${version} may still be held by ${holding.map((h) => `${h.table}: ${h.reason}`).join('; ')}. Re-key those tables first (or pass --force to destroy anyway, audited)`);
   }
+  const actor = userInfo().username;
+  // Before anything is destroyed: erased stays erased once the versions a subject was filed under are gone.
+  const suppressions = await coverSuppressions(manager, config, version, `person:${actor}`);
+  const unmatched = suppressions?.blockers;
+  if (unmatched && unmatched.suppressions > 0 && !values.force) {
+    throw new RefusedError(
+      `key version ${version} is the last readable version of ${unmatched.suppressions} suppression(s) in context ${unmatched.contexts.join(', ')}: ` +
+        'their pseudonyms under other versions cannot be derived without the identifier, and once it is destroyed those subjects could be pseudonymized again. ' +
+        'File them again by identifier under the active version (or pass --force to destroy anyway, audited)',
+    );
+  }
+  const forcedPastSuppressions = unmatched !== undefined && unmatched.suppressions > 0;
   if (!values.yes) await confirm(version);
   const versions = await manager.destroy(version);
   // An audit entry on stderr (stdout is the summary), in the service's audit format; a forced one says so and names the tables.
@@ -249,12 +271,57 @@ async function destroyVersion(manager: KeyringManager, version: number, values: 
   audit.record({
     action: 'key-destroy',
     outcome: 'success',
-    actor: { kind: 'person', id: userInfo().username },
+    actor: { kind: 'person', id: actor },
     requestId: randomUUID(),
     keyVersion: version,
-    ...(holding.length > 0 ? { reason: 'forced', tables: holding.map((h) => h.table) } : {}),
+    ...(holding.length > 0 || forcedPastSuppressions ? { reason: 'forced' } : {}),
+    ...(holding.length > 0 ? { tables: holding.map((h) => h.table) } : {}),
+    ...(forcedPastSuppressions ? { count: unmatched.suppressions, contexts: unmatched.contexts } : {}),
   });
-  return { keyring: manager.description, versions, ...(holding.length > 0 ? { forced: holding } : {}) };
+  return {
+    keyring: manager.description,
+    versions,
+    ...(holding.length > 0 ? { forced: holding } : {}),
+    ...(suppressions ? { suppressions: coverageSummary(suppressions.report) } : {}),
+    ...(forcedPastSuppressions ? { forcedSuppressions: unmatched } : {}),
+  };
+}
+
+/**
+ * Each subject still suppressed in the configured erasure ledger gets its pseudonyms under the readable versions it
+ * lacks (erasure/coverage.ts; the identifiers exist only in this process's memory meanwhile), and what would stop
+ * matching once `version` is destroyed is counted. Undefined when there is no ledger (nothing was ever filed).
+ */
+async function coverSuppressions(manager: KeyringManager, config: Config, version: number, actor: string): Promise<{ report: CoverageReport; blockers: DestroyBlockers } | undefined> {
+  const ledger = openLedgerForWriting(config);
+  if (!ledger) return undefined;
+  const keyring = new Keyring();
+  try {
+    keyring.apply(await manager.load());
+    const policies = PolicySet.fromFile(config.policyFile);
+    const engine = new PseudonymEngine(keyring, policies, { cacheEntries: 0, maxValueBytes: config.limits.maxValueBytes });
+    const report = await new SuppressionCoverage(ledger, engine, keyring, policies).cover(actor);
+    return { report, blockers: destroyBlockers(report, version) };
+  } finally {
+    keyring.close();
+    await ledger.close();
+  }
+}
+
+/** What stdout shows of a coverage pass: counts only. */
+function coverageSummary(report: CoverageReport): { keyVersion: number; requests: number; subjects: number; pseudonymsAdded: number } {
+  return { keyVersion: report.keyVersion, requests: report.requests, subjects: report.subjects, pseudonymsAdded: report.pseudonyms };
+}
+
+/**
+ * The configured ledger, to add pseudonyms to: SQLite through its head record (which the additions keep current), or
+ * DynamoDB. None when no SQLite ledger was ever created here (no file, no head record): then nothing is suppressed.
+ */
+function openLedgerForWriting(config: Config): ErasureLedger | undefined {
+  const { ledger, ledgerHeadFile } = config.erasure;
+  if (ledger.store === 'dynamodb') return new DynamoErasureLedger(ledger);
+  if (!existsSync(ledger.file) && readLedgerHead(ledgerHeadFile) === undefined) return undefined;
+  return SqliteErasureLedger.open(ledger.file, ledgerHeadFile).ledger;
 }
 
 /** On a terminal: the operator types the version number. Anywhere else: refused (exit 2) unless --yes was given. */

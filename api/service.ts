@@ -17,6 +17,7 @@ import { ErasureRequests } from './erasure/requests.ts';
 import { SuppressionLifts } from './erasure/lifts.ts';
 import { erasureRunnerFor } from './erasure/fromConfig.ts';
 import { ErasureWorker } from './erasure/worker.ts';
+import { SuppressionCoverage } from './erasure/coverage.ts';
 import { engineOperations, ErasureSuppression, type PseudonymOperations } from './erasure/suppression.ts';
 import { TableRegistry } from './erasure/registry.ts';
 import { ConfigError, errorMessage } from './errors.ts';
@@ -56,7 +57,18 @@ export class PseudonymizationService {
   readonly throttle: LoginThrottle;
   readonly audit: AuditLog;
   /** Right to be forgotten; undefined when no table registry is configured. */
-  erasure: { readonly ledger: ErasureLedger; readonly registry: TableRegistry; readonly requests: ErasureRequests; readonly lifts: SuppressionLifts; readonly suppression: ErasureSuppression; worker?: ErasureWorker } | undefined;
+  erasure:
+    | {
+        readonly ledger: ErasureLedger;
+        readonly registry: TableRegistry;
+        readonly requests: ErasureRequests;
+        readonly lifts: SuppressionLifts;
+        readonly suppression: ErasureSuppression;
+        /** Suppressions follow rotation; run by the erasure worker's rounds (the server's and the Lambda step's). */
+        readonly coverage: SuppressionCoverage;
+        worker?: ErasureWorker;
+      }
+    | undefined;
   private directory: Promise<LdapDirectory> | undefined;
   private readonly keyringManager: KeyringManager;
   private refreshTimer: NodeJS.Timeout | undefined;
@@ -106,11 +118,12 @@ export class PseudonymizationService {
       // Withholding and the ingestion check read a cached set of erased pseudonyms, at most cacheSeconds old.
       const suppression = new ErasureSuppression(ledger, service.engine, service.keyring, { cacheSeconds: config.erasure.cacheSeconds });
       const requests = new ErasureRequests(ledger, suppression, policies, registry);
-      service.erasure = { ledger, registry, suppression, requests, lifts: new SuppressionLifts(ledger, suppression, requests) };
+      const coverage = new SuppressionCoverage(ledger, service.engine, service.keyring, policies);
+      service.erasure = { ledger, registry, suppression, requests, lifts: new SuppressionLifts(ledger, suppression, requests), coverage };
       service.pseudonyms = suppression;
       if (options.erasureWorker) {
         const { erasure } = config;
-        service.erasure.worker = new ErasureWorker(ledger, registry, suppression, policies, erasureRunnerFor(erasure.runner), erasure, logger, service.metrics.erasure);
+        service.erasure.worker = new ErasureWorker(ledger, registry, suppression, policies, erasureRunnerFor(erasure.runner), erasure, logger, service.metrics.erasure, coverage);
       }
     }
     await service.refreshKeyring();

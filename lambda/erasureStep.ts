@@ -38,7 +38,7 @@ async function start(): Promise<StepFunction> {
   const erasure = service.erasure;
   if (!erasure) throw new ConfigError('PSEUDO_ERASURE_REGISTRY_FILE: required for the erasure step function');
   const runner = new EmrErasureRunner(runnerConfig);
-  const worker = new ErasureWorker(erasure.ledger, erasure.registry, erasure.suppression, service.policies, runner, config.erasure, service.logger, service.metrics.erasure);
+  const worker = new ErasureWorker(erasure.ledger, erasure.registry, erasure.suppression, service.policies, runner, config.erasure, service.logger, service.metrics.erasure, erasure.coverage);
   const metrics = new EmfMetricsSink(config.metrics);
   service.metrics.addSink(metrics);
   return { ledger: erasure.ledger, worker, runner, logger: service.logger, ready: () => service.ready, metrics };

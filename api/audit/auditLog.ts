@@ -22,6 +22,8 @@ export interface AuditEvent {
   /** key-destroy: the version destroyed, and, when forced, the registered tables that might still hold it. */
   readonly keyVersion?: number | undefined;
   readonly tables?: readonly string[] | undefined;
+  /** key-destroy, when forced past suppressions it leaves unmatched: their count is `count`, their contexts these. */
+  readonly contexts?: readonly string[] | undefined;
 }
 
 export interface AuditLog {

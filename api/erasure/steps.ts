@@ -50,6 +50,8 @@ export async function advanceErasures(parts: ErasureStepParts): Promise<ErasureS
   const running: string[] = [];
   const finished: string[] = [];
 
+  // Suppressions follow the keyring this invocation loaded (worker.ts): a full pass after a rotation or a destroy.
+  await worker.coverSuppressions([]);
   const runs = new Map<string, ErasureRequest[]>();
   for (const request of await ledger.list('running')) {
     // A request running without a runId is the server worker's from before runIds were kept: it resumes it.

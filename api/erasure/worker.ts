@@ -8,6 +8,12 @@
  * Just before a run, each subject's pseudonyms are recomputed under the key versions readable now (a version
  * created since filing has its own pseudonyms), from one stored pseudonym resolved in memory.
  *
+ * Suppressions follow rotation (coverage.ts): at the start of each round, and for the requests a round claims, each
+ * suppressed subject gets its pseudonyms under the active key version, so that it stays suppressed once the versions
+ * it was filed under are destroyed. This is the place certain to run wherever erasure advances: the server's loop
+ * (`runOnce`) and the Lambda erasure step (steps.ts `advanceErasures`) both go through it, right after loading the
+ * keyring (a full pass whenever the keyring changed since the last one).
+ *
  * Observable: each run logs its start, every table's outcome, the verification and the certificate's id (the
  * run id), and feeds the erasure metrics; log lines and labels carry run and request ids and registered table
  * names, never subjects, values or pseudonyms. A table's progress within a run only moves forward
@@ -24,6 +30,7 @@ import type { AuditInput, ErasureLedger, ErasureRequest, TableProgress } from '.
 import type { TableRegistry } from './registry.ts';
 import type { ErasureOrder, ErasureRunner, RunOutcome } from './runner.ts';
 import type { ErasureSuppression } from './suppression.ts';
+import type { SuppressionCoverage } from './coverage.ts';
 
 export interface WorkerOptions {
   readonly maxAttempts: number;
@@ -55,6 +62,8 @@ export class ErasureWorker {
     private readonly options: WorkerOptions,
     private readonly logger: Logger,
     private readonly metrics?: ErasureMetrics,
+    /** Keeps suppressions matching across rotation (service.ts builds it; tests of other things may leave it out). */
+    private readonly coverage?: SuppressionCoverage,
   ) {}
 
   start(): void {
@@ -80,6 +89,7 @@ export class ErasureWorker {
 
   /** One round: resume interrupted runs, then start one for the received requests. Exposed for tests. */
   async runOnce(): Promise<void> {
+    await this.coverSuppressions([]);
     const interrupted = new Map<string, ErasureRequest[]>();
     for (const request of await this.ledger.list('running')) {
       const runId = request.runId ?? `run-${randomUUID()}`;
@@ -117,6 +127,7 @@ export class ErasureWorker {
    * took first (overlapping scheduled steps) is left out, so a request is never in two runs.
    */
   async claim(runId: string, batch: readonly ErasureRequest[]): Promise<ErasureRequest[]> {
+    await this.coverSuppressions(batch);
     const started: ErasureRequest[] = [];
     for (const request of batch) {
       // Every table waits for the job to reach it (the job reports each one as it goes).
@@ -125,6 +136,31 @@ export class ErasureWorker {
       if (moved) started.push(moved);
     }
     return started;
+  }
+
+  /**
+   * Suppressed subjects get their pseudonyms under the active key version: every request when the keyring changed
+   * since the last pass, else those of `requests`. A failure is logged and the round goes on (the next one tries
+   * again); logged with counts, contexts and versions only.
+   */
+  async coverSuppressions(requests: readonly ErasureRequest[]): Promise<void> {
+    if (!this.coverage) return;
+    try {
+      const covered = await this.coverage.coverIfNeeded(SERVICE, requests);
+      if (!covered) return;
+      const { report, full } = covered;
+      if (report.pseudonyms > 0) {
+        this.logger.info({ keyVersion: report.keyVersion, requests: report.requests, subjects: report.subjects, pseudonyms: report.pseudonyms }, 'suppressions extended to the active key version');
+      }
+      const lacking = report.underived.filter((s) => !s.versions?.includes(report.keyVersion));
+      if (full && lacking.length > 0) {
+        // Keyed-hash tokens cannot be re-derived: these stay suppressed while a version they are under is readable.
+        const contexts = [...new Set(lacking.map((s) => s.context))].sort();
+        this.logger.warn({ keyVersion: report.keyVersion, suppressions: lacking.length, contexts }, 'suppressions without a pseudonym under the active key version (keys destroy refuses to destroy their last version)');
+      }
+    } catch (error) {
+      this.logger.error({ error: errorMessage(error) }, 'suppressions not extended to the active key version; the next round tries again');
+    }
   }
 
   private async execute(runId: string, requests: ErasureRequest[], resumed: boolean): Promise<void> {
