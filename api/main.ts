@@ -3,8 +3,10 @@
  * bootstraps the embedded defaults, and serves on PSEUDO_HOST:PSEUDO_PORT with PSEUDO_WORKERS
  * processes (node:cluster), one of which runs the erasure worker; stops gracefully on SIGTERM/SIGINT, and reloads
  * the keyring at once on SIGHUP (every worker, when the primary gets it) instead of at the next refresh.
+ * Configured by PSEUDO_* environment variables only: the one option is --help; any other argument exits 2.
  */
 import cluster from 'node:cluster';
+import { parseArgs } from 'node:util';
 import { bootstrapLocal } from './bootstrap.ts';
 import { loadConfig } from './config/config.ts';
 import { ConfigError, errorMessage } from './errors.ts';
@@ -12,8 +14,40 @@ import { createLogger } from './observability/logger.ts';
 import { MaintenanceMetrics, MaintenanceSchedule, maintenanceRunnerFor } from './maintenance/schedule.ts';
 import { startServer } from './server.ts';
 
+const USAGE = `usage: npm start   (or node dist/server.mjs)
+
+The pseudonymization API over HTTP, on PSEUDO_HOST:PSEUDO_PORT (default 127.0.0.1:8080) with PSEUDO_WORKERS
+processes. It takes no arguments: every setting is a PSEUDO_* environment variable, listed with its default in
+the README, section "Configuration". A first start with nothing in PSEUDO_DATA_DIR (default data) creates the
+local keyring, a first API key (data/bootstrap-api-key) and, with erasure on, the erasure ledger.
+SIGTERM or SIGINT drains in-flight requests and stops; SIGHUP reloads the keyring.
+
+exit status: 0 stopped, 1 failed, 2 usage or configuration error (the message names the setting or file)
+
+examples:
+  npm start
+  PSEUDO_PORT=9090 PSEUDO_LOG_LEVEL=debug npm start
+  PSEUDO_ERASURE_REGISTRY_FILE=examples/erasure-registry.json npm start`;
+
+/** --help prints the usage and exits 0; any argument the service does not take exits 2 before anything starts. */
+function readArguments(argv: readonly string[]): void {
+  let help: boolean | undefined;
+  try {
+    ({ help } = parseArgs({ args: [...argv], options: { help: { type: 'boolean', short: 'h' } }, allowPositionals: false }).values);
+  } catch (error) {
+    // parseArgs names the option it could not read, never its value.
+    process.stderr.write(`${error instanceof Error ? error.message : 'the arguments cannot be read'}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+}
+
 /** Config, bootstrap, workers, signals. */
 async function main(): Promise<void> {
+  if (cluster.isPrimary) readArguments(process.argv.slice(2));
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
   if (cluster.isPrimary) await bootstrapLocal(config, logger);

@@ -12,11 +12,27 @@
  * node-sqlite3-wasm is not in it: on Lambda a SQLite ledger or jdbc catalog is refused at start (each instance
  * has its own /tmp), so the module is never loaded there. A deployment's table registry goes next to the policy
  * file (`zip -u dist/lambda.zip config/…`) with PSEUDO_ERASURE_REGISTRY_FILE naming it.
+ *
+ * Takes no options but --help (usage, exit 0, nothing built); anything else is a usage error (exit 2).
  */
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { build } from 'esbuild';
+import { parseCli, type Help } from '../load-tests/cli.ts';
+
+const HELP: Help = {
+  usage: 'npm run build   (or tsx scripts/build.ts)',
+  measures:
+    'Bundles the server (dist/server.mjs), the admin CLI (dist/cli.mjs), the console (dist/console/) and the Lambda\n' +
+    'functions (dist/lambda/, zipped as dist/lambda.zip) with esbuild; prints each bundle\'s size. npm start, npm test\n' +
+    'and the benchmarks that start dist/server.mjs build first; the Spark wheels are npm run package.',
+  duration: 'under a minute',
+  failure: 'a bundle or the zip failed',
+  examples: ['npm run build', 'npm run build && unzip -l dist/lambda.zip'],
+};
+// Before anything is built: --help answers and exits 0, an unknown argument exits 2.
+parseCli(HELP, { options: {}, allowPositionals: false });
 
 const out = 'dist';
 const lambdaDir = join(out, 'lambda');

@@ -24,7 +24,11 @@ const USAGE = `usage: npm run package [-- --out DIR]
 
 Builds the spark-udfs and stream-consumer wheels (offline, with the venv's pip), zips for --py-files,
 the job entry scripts and manifest.json into dist/spark/ (or DIR). Needs the venv (npm run setup).
-Exit status: 0 built, 1 a build failed, 2 usage.`;
+Exit status: 0 built, 1 a build failed, 2 usage.
+
+examples:
+  npm run package
+  npm run package -- --out /tmp/spark-artifacts`;
 
 /** Left out of the copy a wheel is built from: tests and what earlier builds left in the package folder. */
 const LEFT_OUT = new Set(['__pycache__', 'build', 'tests', 'entry', 'dist']);

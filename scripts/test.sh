@@ -6,6 +6,30 @@
 # The suites run in two lanes side by side (see below); each one's output is printed when it ends, and a table
 # of durations comes before the last line, one plain line "tests: N passed, N failed, N skipped" over all suites.
 set -uo pipefail
+usage() {
+  cat <<'EOF'
+usage: npm test [-- FILTER...]   (or bash scripts/test.sh [FILTER...])
+
+Runs, in order: npm run setup (venv, jars, Debian packages the tests use); tsc and eslint; mypy --strict and
+ruff over the Python packages, test support and development scripts; npm run build; then the suites in two
+lanes side by side: vitest then pytest spark-udfs, and pytest stream-consumer then the spark-udfs maintenance
+and re-keying jobs. Each suite's log goes to .cache/test-logs/; a table of durations and one line
+"tests: N passed, N failed, N skipped" end it. FILTER (file paths or parts of them) narrows the vitest suite
+only; the Python suites always run whole. Takes tens of minutes.
+
+exit status: 0 every suite passed, 1 a check or suite failed, 2 usage error
+
+examples:
+  npm test
+  npm test -- test/erasure/ledgerStartup.test.ts
+EOF
+}
+for argument in "$@"; do
+  case "$argument" in
+    -h | --help) usage; exit 0 ;;
+    -*) echo "test: unknown option (FILTER arguments are vitest file filters; options are not passed on)" >&2; usage >&2; exit 2 ;;
+  esac
+done
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 run_started=$SECONDS

@@ -1,7 +1,7 @@
 /**
  * The scripts people run by hand answer --help with their usage and examples and exit 0, and refuse an argument
  * they do not know with the usage and exit 2, before doing any work (set-up installs nothing, verify:siv
- * compares nothing).
+ * compares nothing, build bundles nothing, npm start serves nothing, npm test runs nothing).
  */
 import { execFile } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
@@ -17,6 +17,12 @@ function run(command: string, args: readonly string[]): Promise<{ status: number
 const scripts = [
   ['npm run setup', 'bash', ['scripts/setup.sh'], 'usage: npm run setup'],
   ['npm run verify:siv', 'node_modules/.bin/tsx', ['scripts/verify-siv.ts'], 'usage: npm run verify:siv'],
+  ['npm run verify:ff1', 'node_modules/.bin/tsx', ['scripts/verify-ff1.ts'], 'usage: npm run verify:ff1'],
+  ['npm run build', 'node_modules/.bin/tsx', ['scripts/build.ts'], 'usage: npm run build'],
+  ['npm run package', 'node_modules/.bin/tsx', ['scripts/package.ts'], 'usage: npm run package'],
+  ['npm run local-stack', '.venv/bin/python', ['scripts/local-stack.py'], 'usage: npm run local-stack'],
+  ['npm start', 'node_modules/.bin/tsx', ['api/main.ts'], 'usage: npm start'],
+  ['npm test', 'bash', ['scripts/test.sh'], 'usage: npm test'],
 ] as const;
 
 describe.each(scripts)('%s', (_name, command, script, usage) => {
