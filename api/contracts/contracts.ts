@@ -6,7 +6,8 @@
  * - the erasure order (written here by the runners, read by the Spark erasure job),
  * - the erasure progress and certificate (written by the job, read here and served by the API),
  * - the streaming exactly-once marker (written and read by the Python jobs; its batch ids reach the certificate),
- * - the key inventory (written by the re-keying job, read by `keys destroy`: which key versions each table still holds).
+ * - the key inventory (written by the re-keying job, read by `keys destroy`: which key versions each table still holds),
+ * - the table registry (written by an operator, read here and by the re-keying and maintenance jobs).
  *
  * 64-bit integers (snapshot ids, batch ids, row, file and byte counts) travel as decimal strings and stay
  * strings here: a JavaScript number rounds above 2^53 (9130679734744880546 became 9130679734744880000). The
@@ -23,6 +24,7 @@ import progressSchema from '../../contracts/erasure-progress.schema.json' with {
 import certificateSchema from '../../contracts/erasure-certificate.schema.json' with { type: 'json' };
 import streamMarkerSchema from '../../contracts/stream-marker.schema.json' with { type: 'json' };
 import keyInventorySchema from '../../contracts/key-inventory.schema.json' with { type: 'json' };
+import tableRegistrySchema from '../../contracts/table-registry.schema.json' with { type: 'json' };
 
 /** A 64-bit integer as a decimal string (`^-?[0-9]+$`); compare with BigInt, never Number. */
 export type Int64String = string;
@@ -120,17 +122,41 @@ export interface KeyInventory {
   readonly tables: Readonly<Record<string, { readonly columns: Readonly<Record<string, KeyInventoryColumn>>; readonly snapshotId: Int64String | null; readonly recordedAt: string }>>;
 }
 
+/** The maintenance job's settings in a table registry, global or per table (contracts/table-registry.schema.json). */
+export interface MaintenanceSettings {
+  readonly strategy?: 'binpack' | 'sort';
+  readonly targetFileSizeBytes?: number;
+  readonly partialProgress?: boolean;
+  readonly where?: string;
+  readonly snapshotRetentionHours?: number;
+  readonly retainLastSnapshots?: number;
+  readonly metadataPreviousVersionsMax?: number;
+  readonly orphanGraceHours?: number;
+}
+
+/** Which Iceberg tables hold which contexts in which columns (PSEUDO_ERASURE_REGISTRY_FILE, the jobs' --registry). */
+export interface TableRegistryDocument {
+  readonly catalog:
+    | { readonly name?: string; readonly type: 'jdbc'; readonly uri: string; readonly warehouse: string }
+    | { readonly name?: string; readonly type: 'glue'; readonly warehouse: string };
+  /** `<catalog>.<namespace>.<table>` and column -> context */
+  readonly tables: readonly { readonly name: string; readonly columns: Readonly<Record<string, string>>; readonly maintenance?: MaintenanceSettings }[];
+  readonly keyInventory?: string;
+  readonly maintenance?: MaintenanceSettings;
+}
+
 export interface ContractDocuments {
   readonly 'erasure-order': ErasureOrder;
   readonly 'erasure-progress': ErasureProgress;
   readonly 'erasure-certificate': ErasureCertificate;
   readonly 'stream-marker': StreamMarker;
   readonly 'key-inventory': KeyInventory;
+  readonly 'table-registry': TableRegistryDocument;
 }
 
 export type ContractName = keyof ContractDocuments;
 
-export const CONTRACT_NAMES: readonly ContractName[] = ['erasure-order', 'erasure-progress', 'erasure-certificate', 'stream-marker', 'key-inventory'];
+export const CONTRACT_NAMES: readonly ContractName[] = ['erasure-order', 'erasure-progress', 'erasure-certificate', 'stream-marker', 'key-inventory', 'table-registry'];
 
 const SCHEMAS: Readonly<Record<ContractName, object>> = {
   'erasure-order': orderSchema,
@@ -138,6 +164,7 @@ const SCHEMAS: Readonly<Record<ContractName, object>> = {
   'erasure-certificate': certificateSchema,
   'stream-marker': streamMarkerSchema,
   'key-inventory': keyInventorySchema,
+  'table-registry': tableRegistrySchema,
 };
 
 /** The shared patterns, for checks outside a whole document (the table registry's names). */

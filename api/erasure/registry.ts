@@ -8,6 +8,9 @@
  *     "tables": [ { "name": "local.crm.customers", "columns": { "email": "email", "customer_id": "customer_id" } } ],
  *     "keyInventory": "key-inventory.json" }
  *
+ * The file's form is a contract shared with the Python jobs (contracts/table-registry.schema.json): the re-keying and
+ * maintenance jobs read the same file, and the maintenance job's `maintenance` sections, global and per table.
+ *
  * `keyInventory` (optional) is where the re-keying job records which key versions each table still holds
  * (contracts/key-inventory.schema.json), read by `keys destroy`: a path relative to the registry file, or an s3:// URI;
  * default key-inventory.json beside the registry.
@@ -16,41 +19,17 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { openSqlite } from './_sqlite.ts';
 import { EntityNotFoundException, GetTableCommand, GlueClient } from '@aws-sdk/client-glue';
-import { z } from 'zod';
-import { IDENTIFIER_PATTERN, TABLE_NAME_PATTERN } from '../contracts/contracts.ts';
+import { checkContract, type TableRegistryDocument } from '../contracts/contracts.ts';
 import { ConfigError } from '../errors.ts';
 import type { PolicySet } from '../policy/policy.ts';
-
-// The table-name and identifier rules are the contract's (contracts/common.schema.json): the Python jobs apply the same.
-const IDENTIFIER = IDENTIFIER_PATTERN;
-
-const registrySchema = z
-  .object({
-    catalog: z.discriminatedUnion('type', [
-      z.object({ type: z.literal('jdbc'), name: z.string().regex(IDENTIFIER).default('local'), uri: z.string().min(1), warehouse: z.string().min(1) }).strict(),
-      z.object({ type: z.literal('glue'), name: z.string().regex(IDENTIFIER).default('glue'), warehouse: z.string().startsWith('s3://') }).strict(),
-    ]),
-    tables: z
-      .array(
-        z
-          .object({
-            name: z.string().regex(TABLE_NAME_PATTERN, 'must be <catalog>.<namespace>.<table>'),
-            columns: z.record(z.string().regex(IDENTIFIER, 'column names are plain identifiers'), z.string().min(1)).refine((c) => Object.keys(c).length > 0, 'name at least one column'),
-            // Read by the maintenance job (spark_udfs/maintenance), which checks it and names a bad key.
-            maintenance: z.record(z.string(), z.unknown()).optional(),
-          })
-          .strict(),
-      )
-      .min(1, 'register at least one table'),
-    keyInventory: z.string().min(1).optional(),
-    maintenance: z.record(z.string(), z.unknown()).optional(),
-  })
-  .strict();
 
 /** The default key inventory's name, beside the registry file. */
 export const DEFAULT_KEY_INVENTORY = 'key-inventory.json';
 
-export type CatalogSettings = z.infer<typeof registrySchema>['catalog'];
+/** The registry's catalog with its name filled in (`local` for jdbc, `glue` for glue when absent, as the jobs read it). */
+export type CatalogSettings =
+  | { readonly name: string; readonly type: 'jdbc'; readonly uri: string; readonly warehouse: string }
+  | { readonly name: string; readonly type: 'glue'; readonly warehouse: string };
 
 export interface RegisteredTable {
   readonly name: string;
@@ -65,22 +44,28 @@ export function keyInventoryLocation(registryFile: string, keyInventory: string 
 }
 
 /**
- * The registered tables and the key inventory's location, from the registry file alone (no catalog, no policy file):
- * what `keys destroy` checks, on a machine that may not reach the catalog.
+ * The registry file checked against contracts/table-registry.schema.json, the contract the Python re-keying and
+ * maintenance jobs check it against too. The error names the field and the rule, never a value.
  */
-export function readRegistryTables(file: string): { readonly tables: readonly RegisteredTable[]; readonly keyInventory: string } {
+function readRegistry(file: string, unreadable: string): TableRegistryDocument {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch {
-    throw new ConfigError(`the table registry: cannot read ${file} as JSON`);
+    throw new ConfigError(unreadable);
   }
-  const parsed = registrySchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ConfigError(`erasure registry ${issue.path.join('.')}: ${issue.message}`);
-  }
-  return { tables: parsed.data.tables, keyInventory: keyInventoryLocation(file, parsed.data.keyInventory) };
+  const checked = checkContract('table-registry', raw);
+  if (!checked.ok) throw new ConfigError(`erasure registry ${checked.error.path}: ${checked.error.reason}`);
+  return checked.value;
+}
+
+/**
+ * The registered tables and the key inventory's location, from the registry file alone (no catalog, no policy file):
+ * what `keys destroy` checks, on a machine that may not reach the catalog.
+ */
+export function readRegistryTables(file: string): { readonly tables: readonly RegisteredTable[]; readonly keyInventory: string } {
+  const registry = readRegistry(file, `the table registry: cannot read ${file} as JSON`);
+  return { tables: registry.tables, keyInventory: keyInventoryLocation(file, registry.keyInventory) };
 }
 
 export class TableRegistry {
@@ -97,19 +82,9 @@ export class TableRegistry {
 
   /** `sharedCatalogOnly`: refuse a jdbc catalog (a local SQLite file) where instances do not share a disk (Lambda). */
   static async load(file: string, policies: PolicySet, aws: { region: string; endpoint: string | undefined } = { region: 'eu-west-1', endpoint: undefined }, options: { sharedCatalogOnly?: boolean } = {}): Promise<TableRegistry> {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(readFileSync(file, 'utf8'));
-    } catch {
-      throw new ConfigError(`PSEUDO_ERASURE_REGISTRY_FILE: cannot read ${file} as JSON`);
-    }
-    const parsed = registrySchema.safeParse(raw);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new ConfigError(`erasure registry ${issue.path.join('.')}: ${issue.message}`);
-    }
-    const { catalog, tables } = parsed.data;
-    const settings: CatalogSettings = catalog.type === 'jdbc' ? { ...catalog, uri: resolve(catalog.uri), warehouse: resolve(catalog.warehouse) } : catalog;
+    const { catalog, tables } = readRegistry(file, `PSEUDO_ERASURE_REGISTRY_FILE: cannot read ${file} as JSON`);
+    const settings: CatalogSettings =
+      catalog.type === 'jdbc' ? { ...catalog, name: catalog.name ?? 'local', uri: resolve(catalog.uri), warehouse: resolve(catalog.warehouse) } : { ...catalog, name: catalog.name ?? 'glue' };
     for (const table of tables) {
       if (!table.name.startsWith(`${settings.name}.`)) throw new ConfigError(`erasure registry: ${table.name} is not in catalog ${settings.name}`);
       for (const [column, context] of Object.entries(table.columns)) {

@@ -11,7 +11,7 @@ import pytest
 
 from spark_udfs.contracts import CONTRACTS, SCHEMA_FILES, ContractError, ContractName, int64, schema_text, validate
 from spark_udfs.erasure.job import _sql_string, parse_order
-from spark_udfs.jobs.config import JobConfigError
+from spark_udfs.jobs.config import JobConfigError, check_registry
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
 
@@ -96,3 +96,16 @@ def test_a_pseudonym_goes_into_sql_as_one_literal_whatever_its_characters(pseudo
     # Spark's unescaping of \\uXXXX gives the pseudonym back (UTF-16 code units, as Java strings hold them).
     decoded = body.encode("ascii").decode("unicode_escape").encode("utf-16", "surrogatepass").decode("utf-16")
     assert decoded == pseudonym
+
+
+def test_the_jobs_take_the_example_registry_and_name_the_key_of_a_bad_one_without_quoting_it() -> None:
+    example = CONTRACTS_DIR.parent / "examples" / "erasure-registry.json"
+    check_registry(json.loads(example.read_text(encoding="utf-8")))
+    registry = json.loads(
+        (CONTRACTS_DIR / "golden" / "table-registry" / "valid-glue-default-name.json").read_text("utf-8")
+    )
+    registry["tables"][0]["columns"] = {"sentinel-column": "email", "email": "sentinel value"}
+    with pytest.raises(JobConfigError) as refused:
+        check_registry(registry)
+    assert str(refused.value).startswith("tables[0].columns: ")
+    assert "sentinel" not in str(refused.value)

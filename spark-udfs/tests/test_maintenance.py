@@ -25,6 +25,8 @@ from spark_udfs.maintenance.job import parse_registry
 ROWS_PER_BATCH = 10
 SCHEMA = "id bigint, email string, batch int"
 ERASED = "pseudonym-of-the-erased-subject"
+#: A registered table names its pseudonymized columns (contracts/table-registry.schema.json), maintained or not.
+COLUMNS = {"email": "email"}
 
 
 def registry(warehouse: CatalogConfig, tables: list[dict[str, Any]], maintenance: dict[str, Any]) -> dict[str, Any]:
@@ -188,7 +190,9 @@ def test_bad_registry_exits_2_naming_the_key(warehouse: CatalogConfig, tmp_path:
     assert code == 2
     assert "tables[0].maintenance.strategy" in output
 
-    code, _, output = run_job(registry(warehouse, [{"name": "local.maint.any"}], {"orphanGraceHours": 0.5}), tmp_path)
+    code, _, output = run_job(
+        registry(warehouse, [{"name": "local.maint.any", "columns": COLUMNS}], {"orphanGraceHours": 0.5}), tmp_path
+    )
     assert code == 2
     assert "maintenance.orphanGraceHours: must be at least 1" in output
 
@@ -208,7 +212,7 @@ def test_where_leaves_the_partitions_still_being_written_alone(
     recent = files("readable_metrics.batch.lower_bound >= 10")
     older = files("readable_metrics.batch.upper_bound < 10")
     before = rows(spark, name)
-    table = {"name": name, "maintenance": {"where": "batch < 10", "retainLastSnapshots": 1}}
+    table = {"name": name, "columns": COLUMNS, "maintenance": {"where": "batch < 10", "retainLastSnapshots": 1}}
     code, report, output = run_job(registry(warehouse, [table], {}), tmp_path)
 
     assert code == 0, output
@@ -223,7 +227,7 @@ def test_a_where_spark_cannot_evaluate_exits_2_naming_the_key_before_any_step(
 ) -> None:
     name, _ = streamed_table(spark, 3)
     snapshots = count(spark, f"SELECT count(*) FROM {name}.snapshots")
-    table = {"name": name, "maintenance": {"where": "no_such_column < 5"}}
+    table = {"name": name, "columns": COLUMNS, "maintenance": {"where": "no_such_column < 5"}}
     code, report, output = run_job(registry(warehouse, [table], {}), tmp_path)
     assert code == 2, output
     assert "tables[0].maintenance.where: not a condition Spark can evaluate" in output
@@ -238,7 +242,10 @@ def test_settings_merge_global_and_per_table() -> None:
         {
             "catalog": catalog,
             "maintenance": {"snapshotRetentionHours": 24, "targetFileSizeBytes": 1024},
-            "tables": [{"name": "local.a.b", "maintenance": {"targetFileSizeBytes": 2048}}, {"name": "local.a.c"}],
+            "tables": [
+                {"name": "local.a.b", "columns": COLUMNS, "maintenance": {"targetFileSizeBytes": 2048}},
+                {"name": "local.a.c", "columns": COLUMNS},
+            ],
         }
     )
     first, second = config.tables
@@ -250,7 +257,10 @@ def test_settings_merge_global_and_per_table() -> None:
         parse_registry(
             {
                 "catalog": catalog,
-                "tables": [{"name": "local.a.b"}, {"name": "local.a.c", "maintenance": {"secret-x": 1}}],
+                "tables": [
+                    {"name": "local.a.b", "columns": COLUMNS},
+                    {"name": "local.a.c", "columns": COLUMNS, "maintenance": {"secret-x": 1}},
+                ],
             }
         )
     assert "secret-x" not in str(raised.value)

@@ -297,7 +297,8 @@ def test_the_inventory_sits_beside_the_registry_unless_the_registry_says_where()
     assert inventory_location("/etc/pseudo/registry.json", "/var/keys.json") == "/var/keys.json"
     assert inventory_location("s3://bucket/conf/registry.json", None) == "s3://bucket/conf/key-inventory.json"
     assert inventory_location("s3://bucket/conf/registry.json", "s3://other/k.json") == "s3://other/k.json"
-    raw = {"catalog": {"type": "jdbc", "name": "local"}, "tables": [{"name": "local.a.b", "columns": {"vin": "vin"}}]}
+    catalog = {"type": "jdbc", "name": "local", "uri": "catalog.db", "warehouse": "warehouse"}
+    raw = {"catalog": catalog, "tables": [{"name": "local.a.b", "columns": {"vin": "vin"}}]}
     assert parse_registry({**raw, "keyInventory": "k.json"}, "conf/registry.json")[2] == "conf/k.json"
     with pytest.raises(JobConfigError, match=r"tables\[0\]\.name"):
         parse_registry({**raw, "tables": [{"name": "a.b", "columns": {"vin": "vin"}}]}, "registry.json")
@@ -327,9 +328,8 @@ def test_the_job_refuses_a_bad_configuration_with_exit_2_before_spark_starts(
     api.write_text(json.dumps({"url": "http://127.0.0.1:1", "apiKeyEnv": "REKEY_TEST_NO_SUCH_VARIABLE"}))
     assert main(["--registry", str(registry), "--api", str(api)]) == 2
     assert "tables: at least one registered table" in capsys.readouterr().err
-    registry.write_text(
-        json.dumps({"catalog": {"type": "jdbc"}, "tables": [{"name": "local.a.b", "columns": {"v": "vin"}}]})
-    )
+    catalog = {"type": "jdbc", "uri": "catalog.db", "warehouse": "warehouse"}
+    registry.write_text(json.dumps({"catalog": catalog, "tables": [{"name": "local.a.b", "columns": {"v": "vin"}}]}))
     assert main(["--registry", str(registry), "--api", str(api), "--table", "local.a.c"]) == 2
     assert main(["--registry", str(registry), "--api", str(api)]) == 2
     assert "REKEY_TEST_NO_SUCH_VARIABLE is not set" in capsys.readouterr().err

@@ -68,6 +68,14 @@ describe('contracts: golden documents shared with the Python side', () => {
     );
   });
 
+  it('takes the example table registry, and names the field of a bad one without quoting a column or a value', () => {
+    expect(checkContract('table-registry', JSON.parse(readFileSync('examples/erasure-registry.json', 'utf8'))).ok).toBe(true);
+    const registry = JSON.parse(goldenText('table-registry', 'valid-glue-default-name.json')) as { tables: { columns: Record<string, string> }[] };
+    registry.tables[0]!.columns = { 'sentinel-column': 'email', email: 'sentinel value' };
+    const refused = checkContract('table-registry', registry);
+    expect(refused.ok ? '' : refused.error.message).toBe('table-registry: $.tables[0].columns: does not have the required form');
+  });
+
   it('shows progress that matches the contract and ignores progress that does not', () => {
     expect(parseProgress(goldenText('erasure-progress', 'valid-running.json'))).toEqual(JSON.parse(goldenText('erasure-progress', 'valid-running.json')));
     expect(parseProgress(goldenText('erasure-progress', 'invalid-unknown-status.json'))).toBeUndefined();

@@ -37,7 +37,7 @@ describe('table registry on the local JDBC catalog', () => {
     [{ name: 'local.crm.customers', columns: { id: 'email' } }, 'erasure registry: local.crm.customers.id is not a string column'],
     [{ name: 'local.crm.customers', columns: { email: 'shoe_size' } }, 'names context shoe_size, which the policy file does not configure'],
     [{ name: 'glue.crm.customers', columns: { email: 'email' } }, 'is not in catalog local'],
-    [{ name: 'customers', columns: { email: 'email' } }, 'must be <catalog>.<namespace>.<table>'],
+    [{ name: 'customers', columns: { email: 'email' } }, 'erasure registry $.tables[0].name: does not have the required form'],
   ])('refuses a registry that cannot work (%#)', async (table, message) => {
     await expect(TableRegistry.load(registry({ catalog, tables: [table] }), TEST_POLICIES)).rejects.toThrow(message);
   });

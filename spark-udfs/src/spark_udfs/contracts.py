@@ -1,6 +1,7 @@
 """The documents that cross between the TypeScript service and the Python jobs, checked against one set of
 JSON Schemas (draft 2020-12): the erasure order (read here), the erasure progress and certificate (written here),
-and the streaming exactly-once marker.
+the streaming exactly-once marker, the key inventory (written by the re-keying job) and the table registry (read by
+the re-keying and maintenance jobs, as by the service).
 
 The canonical schemas live in the repository's top-level `contracts/` folder, next to golden documents that the
 TypeScript and Python tests both load. The wheel cannot reach that folder, so a byte-identical copy ships as
@@ -27,13 +28,16 @@ from referencing import Registry, Resource
 
 from .errors import ValueFreeError
 
-ContractName = Literal["erasure-order", "erasure-progress", "erasure-certificate", "stream-marker", "key-inventory"]
+ContractName = Literal[
+    "erasure-order", "erasure-progress", "erasure-certificate", "stream-marker", "key-inventory", "table-registry"
+]
 CONTRACTS: tuple[ContractName, ...] = (
     "erasure-order",
     "erasure-progress",
     "erasure-certificate",
     "stream-marker",
     "key-inventory",
+    "table-registry",
 )
 SCHEMA_FILES: tuple[str, ...] = ("common.schema.json", *(f"{name}.schema.json" for name in CONTRACTS))
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..client import WIRE_FORMATS, ApiKeySource, ClientConfig, WireFormat
-from ..contracts import common_pattern
+from ..contracts import ContractError, common_pattern, validate
 from ..iceberg import read_text
 from ..spark import SUPPRESSED_POLICIES, SuppressedPolicy
 from .session import CatalogConfig
@@ -183,7 +183,8 @@ def parse_catalog(catalog_raw: Mapping[str, object]) -> CatalogConfig:
         raise JobConfigError("catalog.type: must be jdbc or glue")
     defaults = CatalogConfig()
     catalog = CatalogConfig(
-        name=section.text("name", "local"),
+        # The service's table registry names a glue catalog `glue` when it has no name: a registry means the same here.
+        name=section.text("name", "glue" if catalog_type == "glue" else "local"),
         type=catalog_type,
         uri=section.text("uri", defaults.uri),
         warehouse=section.text("warehouse", defaults.warehouse),
@@ -231,6 +232,18 @@ def parse_registered_tables(section: Section, catalog: CatalogConfig) -> tuple[R
     if not tables:
         raise JobConfigError("tables: at least one registered table")
     return tuple(tables)
+
+
+def check_registry(raw: Mapping[str, object]) -> None:
+    """The service's table registry (a job's --registry) against contracts/table-registry.schema.json, the contract
+    the service checks it against too: what the job's own parse did not look at (a field the service would refuse,
+    columns of a table only maintained). Called after that parse, whose messages say more (the catalog's name, the
+    keys a section may hold). The error names the key and the rule, never a value (exit 2)."""
+    try:
+        validate("table-registry", raw)
+    except ContractError as error:
+        key = "registry" if error.path == "$" else error.path.removeprefix("$.")
+        raise JobConfigError(f"{key}: {error.reason}") from None
 
 
 def partition_source(expression: str) -> tuple[str, str]:

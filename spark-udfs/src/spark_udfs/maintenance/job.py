@@ -45,7 +45,7 @@ from typing import Any, Literal, TypeVar
 
 from ..iceberg import write_text_whole
 from ..iceberg_ops import refreshed
-from ..jobs.config import JobConfigError, Section, check_table_name, parse_catalog, read_json
+from ..jobs.config import JobConfigError, Section, check_registry, check_table_name, parse_catalog, read_json
 from ..jobs.progress import JobProgress, step
 from ..jobs.session import CatalogConfig, SessionConfigError
 
@@ -151,6 +151,7 @@ def parse_registry(
         tables.append(MaintainedTable(name, settings, table.key("maintenance")))
     if not tables:
         raise JobConfigError("tables: at least one registered table")
+    check_registry(raw)
     if only:
         names = {t.name for t in tables}
         if any(name not in names for name in only):

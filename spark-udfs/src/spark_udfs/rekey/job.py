@@ -101,6 +101,7 @@ from ..jobs.config import (
     RegisteredTable,
     Section,
     check_api_key,
+    check_registry,
     parse_api,
     parse_catalog,
     parse_registered_tables,
@@ -177,6 +178,7 @@ def parse_registry(raw: Mapping[str, object], registry: str) -> tuple[CatalogCon
         # The service resolves a local catalog's paths from its working directory; so does this job.
         catalog = replace(catalog, uri=os.path.abspath(catalog.uri), warehouse=os.path.abspath(catalog.warehouse))
     tables = list(parse_registered_tables(section, catalog))
+    check_registry(raw)
     return catalog, tables, inventory_location(registry, section.optional_text("keyInventory"))
 
 
