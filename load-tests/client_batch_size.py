@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench_cli import parse_arguments  # load-tests/, this script's folder
@@ -28,11 +28,15 @@ from test_support.servers import api_server  # noqa: E402
 with api_server(environment={"PSEUDO_CACHE_ENTRIES": "0"}) as api:
     key = api.key_files["pseudonymize"]
     values = [f"VIN{i:014d}" for i in range(1_000_000)]
-    print(f"date: {datetime.now(timezone.utc).isoformat()}; machine: {os.cpu_count()} cores; command: npm run bench:batch-size")
+    print(f"date: {datetime.now(UTC).isoformat()}; machine: {os.cpu_count()} cores; command: npm run bench:batch-size")
     print("| batch size | concurrency | values/s |\n|---:|---:|---:|")
     for concurrency in (1, 4):
         for size in (900, 2000, 5000, 10000):
-            client = PseudonymizationClient(ClientConfig(url=api.url, api_key=ApiKeySource(env=None, file=key), batch_size=size, concurrency=concurrency))
+            client = PseudonymizationClient(
+                ClientConfig(
+                    url=api.url, api_key=ApiKeySource(env=None, file=key), batch_size=size, concurrency=concurrency
+                )
+            )
             client.pseudonymize("vin", values[:50_000])
             started = time.perf_counter()
             client.pseudonymize("vin", values)

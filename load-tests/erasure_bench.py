@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench_cli import parse_arguments  # load-tests/, this script's folder
@@ -65,11 +65,16 @@ def main() -> None:
         started = time.monotonic()
         per_append = ROWS // SNAPSHOTS
         for table in ("local.bench.erase_one", "local.bench.erase_hundred"):
-            spark.sql(f"CREATE TABLE {table} (id bigint, email string, amount double) USING iceberg TBLPROPERTIES ('format-version'='2', 'write.metadata.metrics.column.email'='none')")
+            spark.sql(
+                f"CREATE TABLE {table} (id bigint, email string, amount double) USING iceberg "
+                "TBLPROPERTIES ('format-version'='2', 'write.metadata.metrics.column.email'='none')"
+            )
             for snapshot in range(SNAPSHOTS):
                 rows = spark.range(snapshot * per_append, (snapshot + 1) * per_append).select(
                     F.col("id"),
-                    F.format_string("person%07d@example.com", ((F.col("id") * 7919) % DISTINCT).cast("int")).alias("email"),
+                    F.format_string("person%07d@example.com", ((F.col("id") * 7919) % DISTINCT).cast("int")).alias(
+                        "email"
+                    ),
                     (F.col("id") % 1000 / 10).alias("amount"),
                 )
                 pseudonymize(rows, {"email": "email"}, client_config).writeTo(table).append()
@@ -88,11 +93,24 @@ def main() -> None:
                 "catalog": {"name": "local", "type": "jdbc", "uri": catalog.uri, "warehouse": catalog.warehouse},
                 "orphanGraceSeconds": 0,
             }
-            order_file, certificate_file = Path(folder) / f"order-{count}.json", Path(folder) / f"certificate-{count}.json"
+            order_file, certificate_file = (
+                Path(folder) / f"order-{count}.json",
+                Path(folder) / f"certificate-{count}.json",
+            )
             order_file.write_text(json.dumps(order))
             began = time.monotonic()
             done = subprocess.run(
-                [sys.executable, "-m", "spark_udfs.erasure.job", "--order", str(order_file), "--certificate", str(certificate_file), "--master", "local[2]"],
+                [
+                    sys.executable,
+                    "-m",
+                    "spark_udfs.erasure.job",
+                    "--order",
+                    str(order_file),
+                    "--certificate",
+                    str(certificate_file),
+                    "--master",
+                    "local[2]",
+                ],
                 env={**os.environ, "PYSPARK_PYTHON": sys.executable},
                 capture_output=True,
                 text=True,
@@ -118,12 +136,31 @@ def main() -> None:
             )
             print(" | ".join(results[-1]), file=sys.stderr)
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
-    print(f"date:    {datetime.now(timezone.utc).isoformat()}")
+    cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), platform.processor()
+    )
+    print(f"date:    {datetime.now(UTC).isoformat()}")
     print(f"machine: {cpu}, {os.cpu_count()} cores, {platform.system()}/{platform.machine()}")
-    print(f"runtime: Python {platform.python_version()}, Spark {version} local[2], Iceberg 1.12.0 (JDBC catalog on SQLite)")
-    print(f"command: npm run bench:erasure   (tables built in {build_seconds:.0f} s; email from {DISTINCT:,} distinct addresses)\n")
-    headers = ["subjects", "rows", "snapshots", "rows deleted", "data files expired", "files scanned", "MB scanned", "verification", "seconds (whole job)"]
+    print(
+        f"runtime: Python {platform.python_version()}, Spark {version} local[2], "
+        "Iceberg 1.12.0 (JDBC catalog on SQLite)"
+    )
+    print(
+        f"command: npm run bench:erasure   (tables built in {build_seconds:.0f} s; "
+        f"email from {DISTINCT:,} distinct addresses)\n"
+    )
+    headers = [
+        "subjects",
+        "rows",
+        "snapshots",
+        "rows deleted",
+        "data files expired",
+        "files scanned",
+        "MB scanned",
+        "verification",
+        "seconds (whole job)",
+    ]
     widths = [max(len(h), *(len(r[i]) for r in results)) for i, h in enumerate(headers)]
     print("| " + " | ".join(h.rjust(widths[i]) for i, h in enumerate(headers)) + " |")
     print("|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|")

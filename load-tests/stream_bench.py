@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,8 @@ from bench_cli import parse_arguments  # load-tests/, this script's folder
 
 parse_arguments(
     "npm run bench:stream",
-    "The streaming job end to end (10 s trigger): sustained records/s and produced-to-visible latency, through Kinesis\n"
+    "The streaming job end to end (10 s trigger): sustained records/s and produced-to-visible latency, "
+    "through Kinesis\n"
     "on a local moto server at each BENCH_KINESIS_RATES rate, and from Spark's rate source at each\n"
     "BENCH_RATE_SOURCE_RATES rate.",
     "about 8 minutes with the defaults (BENCH_STREAM_SECONDS per rate plus draining)",
@@ -54,13 +55,17 @@ sys.path.insert(0, str(ROOT / "spark-udfs" / "src"))
 sys.path.insert(0, str(ROOT / "test" / "python"))  # test_support: servers for tests and benchmarks, not shipped
 sys.path.insert(0, str(ROOT / "stream-consumer" / "src"))
 
-for _name, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}.items():
+for _name, _value in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+}.items():
     os.environ.setdefault(_name, _value)
 
 from spark_udfs.jobs.session import CatalogConfig, build_session  # noqa: E402
+from stream_consumer.job import parse_config, source_reader, start_query  # noqa: E402
 from test_support.servers import ApiServer, api_server, moto_server  # noqa: E402
 from test_support.spark import use_local_jars  # noqa: E402
-from stream_consumer.job import parse_config, source_reader, start_query  # noqa: E402
 
 use_local_jars()
 
@@ -73,7 +78,10 @@ RATE_SOURCE_RATES = [int(r) for r in os.environ.get("BENCH_RATE_SOURCE_RATES", "
 def job_config(api: ApiServer, catalog: CatalogConfig, stream: str, endpoint: str, folder: str) -> dict[str, Any]:
     return {
         "source": {"streamName": stream, "region": "eu-west-1", "endpointUrl": endpoint, "maxRecordsPerShard": 500_000},
-        "schema": {"fields": {"dept_id": "int", "vin": "string", "example_ts": "timestamp", "producedAt": "timestamp"}, "required": ["vin"]},
+        "schema": {
+            "fields": {"dept_id": "int", "vin": "string", "example_ts": "timestamp", "producedAt": "timestamp"},
+            "required": ["vin"],
+        },
         "columns": {"vin": "vin"},
         "api": {"url": api.url, "apiKeyFile": api.key_files["pseudonymize"]},
         "catalog": {"uri": catalog.uri, "warehouse": catalog.warehouse},
@@ -87,14 +95,20 @@ def latencies(catalog: CatalogConfig, table: str) -> tuple[np.ndarray, float, fl
     """Per-row latency (s), first producedAt and last commit (epoch s), from the table's metadata and files."""
     from pyiceberg.catalog.sql import SqlCatalog
 
-    loaded = SqlCatalog("local", uri=f"sqlite:///{catalog.uri}", warehouse=f"file://{catalog.warehouse}").load_table(table.split(".", 1)[1])
+    loaded = SqlCatalog("local", uri=f"sqlite:///{catalog.uri}", warehouse=f"file://{catalog.warehouse}").load_table(
+        table.split(".", 1)[1]
+    )
     committed = {row["snapshot_id"]: row["committed_at"].timestamp() for row in loaded.inspect.snapshots().to_pylist()}
     parts: list[np.ndarray] = []
     first_produced = float("inf")
     last_commit = 0.0
     for entry in loaded.inspect.entries().to_pylist():
-        produced = pq.read_table(entry["data_file"]["file_path"].removeprefix("file://"), columns=["producedAt"]).column("producedAt")
-        seconds = pc.divide(pc.cast(pc.cast(produced, pa.timestamp("us", tz="UTC")), pa.int64()), 1_000_000.0).to_numpy()
+        produced = pq.read_table(
+            entry["data_file"]["file_path"].removeprefix("file://"), columns=["producedAt"]
+        ).column("producedAt")
+        seconds = pc.divide(
+            pc.cast(pc.cast(produced, pa.timestamp("us", tz="UTC")), pa.int64()), 1_000_000.0
+        ).to_numpy()
         commit = committed[entry["snapshot_id"]]
         parts.append(commit - seconds)
         first_produced = min(first_produced, float(seconds.min()))
@@ -114,7 +128,11 @@ def summarize(name: str, offered: int, expected: int, catalog: CatalogConfig, ta
         f"{np.percentile(values, 50):.1f}",
         f"{p95:.1f}",
         f"{values.max():.1f}",
-        "yes" if kept_up else f"no ({expected - len(values):,} of {expected:,} missing)" if len(values) != expected else "no (p95 > 2 x trigger)",
+        "yes"
+        if kept_up
+        else f"no ({expected - len(values):,} of {expected:,} missing)"
+        if len(values) != expected
+        else "no (p95 > 2 x trigger)",
     ]
 
 
@@ -126,7 +144,9 @@ def wait_for_rows(spark: Any, table: str, expected: int, timeout: float) -> None
         time.sleep(2)
 
 
-def through_kinesis(spark: Any, api: ApiServer, catalog: CatalogConfig, endpoint: str, folder: str, rate: int) -> list[str]:
+def through_kinesis(
+    spark: Any, api: ApiServer, catalog: CatalogConfig, endpoint: str, folder: str, rate: int
+) -> list[str]:
     stream = f"kinesis_{rate}"
     kinesis = boto3.client("kinesis", region_name="eu-west-1", endpoint_url=endpoint)
     kinesis.create_stream(StreamName=stream, ShardCount=4)
@@ -136,7 +156,18 @@ def through_kinesis(spark: Any, api: ApiServer, catalog: CatalogConfig, endpoint
     count = rate * SECONDS
     try:
         producer = subprocess.run(
-            [str(ROOT / "node_modules" / ".bin" / "tsx"), "stream-consumer/producer/main.ts", "--stream", stream, "--generate", str(count), "--rate", str(rate), "--endpoint", endpoint],
+            [
+                str(ROOT / "node_modules" / ".bin" / "tsx"),
+                "stream-consumer/producer/main.ts",
+                "--stream",
+                stream,
+                "--generate",
+                str(count),
+                "--rate",
+                str(rate),
+                "--endpoint",
+                endpoint,
+            ],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -155,10 +186,24 @@ def without_emulator(spark: Any, api: ApiServer, catalog: CatalogConfig, folder:
     config = parse_config(job_config(api, catalog, f"rate_{rate}", "http://127.0.0.1:9", folder))
     index = F.col("value")
     vin = F.concat(F.lit("VIN"), F.lpad(((index * 2654435761) % 10_000).cast("string"), 14, "0"))
-    record = F.to_json(F.struct((index * 40503 % 50).cast("int").alias("dept_id"), vin.alias("vin"), F.lit("2026-01-01T00:00:00Z").alias("example_ts"), F.col("timestamp").alias("producedAt")))
+    record = F.to_json(
+        F.struct(
+            (index * 40503 % 50).cast("int").alias("dept_id"),
+            vin.alias("vin"),
+            F.lit("2026-01-01T00:00:00Z").alias("example_ts"),
+            F.col("timestamp").alias("producedAt"),
+        )
+    )
     source = (
-        spark.readStream.format("rate").option("rowsPerSecond", rate).option("numPartitions", 2).load()
-        .select(record.cast("binary").alias("data"), index.cast("string").alias("sequenceNumber"), F.col("timestamp").alias("approximateArrivalTimestamp"))
+        spark.readStream.format("rate")
+        .option("rowsPerSecond", rate)
+        .option("numPartitions", 2)
+        .load()
+        .select(
+            record.cast("binary").alias("data"),
+            index.cast("string").alias("sequenceNumber"),
+            F.col("timestamp").alias("approximateArrivalTimestamp"),
+        )
     )
     query = start_query(spark, config, source)
     try:
@@ -188,15 +233,27 @@ def main() -> None:
             version = spark.version
         finally:
             spark.stop()
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
-    print(f"date:    {datetime.now(timezone.utc).isoformat()}")
+    cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), platform.processor()
+    )
+    print(f"date:    {datetime.now(UTC).isoformat()}")
     print(f"machine: {cpu}, {os.cpu_count()} cores, {platform.system()}/{platform.machine()}")
-    print(f"runtime: Python {platform.python_version()}, Spark {version} local[2], Iceberg 1.12.0 (JDBC catalog on SQLite), API node dist/server.mjs (1 process), moto server (1 Python process), all on the same cores")
-    print(f"command: npm run bench:stream   (trigger {TRIGGER} s, {SECONDS} s per run, 4 shards, vin from 10,000 distinct values)\n")
+    print(
+        f"runtime: Python {platform.python_version()}, Spark {version} local[2], "
+        "Iceberg 1.12.0 (JDBC catalog on SQLite), API node dist/server.mjs (1 process), "
+        "moto server (1 Python process), all on the same cores"
+    )
+    print(
+        f"command: npm run bench:stream   (trigger {TRIGGER} s, {SECONDS} s per run, 4 shards, "
+        "vin from 10,000 distinct values)\n"
+    )
     headers = ["pipeline", "offered rec/s", "rows", "rows/s produced->visible", "p50 s", "p95 s", "max s", "kept up"]
     widths = [max(len(h), *(len(r[i]) for r in results)) for i, h in enumerate(headers)]
     print("| " + " | ".join(h.ljust(widths[i]) if i == 0 else h.rjust(widths[i]) for i, h in enumerate(headers)) + " |")
-    print("|" + "|".join((":" + "-" * (w + 1)) if i == 0 else ("-" * (w + 1) + ":") for i, w in enumerate(widths)) + "|")
+    print(
+        "|" + "|".join((":" + "-" * (w + 1)) if i == 0 else ("-" * (w + 1) + ":") for i, w in enumerate(widths)) + "|"
+    )
     for row in results:
         print("| " + " | ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)) + " |")
 

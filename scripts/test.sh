@@ -47,6 +47,9 @@ done
 dev_python=(scripts/local-stack.py examples/make_vehicles.py)
 .venv/bin/mypy --strict --ignore-missing-imports "${dev_python[@]}" || exit 1
 (.venv/bin/ruff check --config test/python/ruff.toml "${dev_python[@]}" && .venv/bin/ruff format --check --config test/python/ruff.toml "${dev_python[@]}") || exit 1
+# The benchmarks and the AWS sample's client (a test fixture): ruff's lint and format (mypy covers the above).
+linted_python=(load-tests/*.py test/fixtures/aws_sample_client.py)
+(.venv/bin/ruff check --config test/python/ruff.toml "${linted_python[@]}" && .venv/bin/ruff format --check --config test/python/ruff.toml "${linted_python[@]}") || exit 1
 vitest_report=.cache/vitest-report.json
 pytest_reports=(.cache/pytest-spark-udfs.xml .cache/pytest-stream-consumer.xml .cache/pytest-spark-udfs-jobs.xml)
 logs=.cache/test-logs
