@@ -237,7 +237,10 @@ class PseudonymizationClient:
         if self._wire != "json" and values:
             answer = self.pseudonymize_array(context, pa.array(values, pa.string()), deterministic)
             return Pseudonyms(answer.pseudonyms.to_pylist(), answer.suppressed)
-        body = lambda chunk: {"context": context, "values": list(chunk), "deterministic": deterministic}  # noqa: E731
+
+        def body(chunk: Sequence[str]) -> dict[str, Any]:
+            return {"context": context, "values": list(chunk), "deterministic": deterministic}
+
         results, suppressed = self._batched("/v1/pseudonymize", values, body, "pseudonyms", check_errors=False)
         return Pseudonyms(results, suppressed)
 
@@ -269,7 +272,10 @@ class PseudonymizationClient:
         """Values for pseudonyms, in order; any pseudonym that cannot be reidentified raises."""
         if self._wire != "json" and pseudonyms:
             return [str(v) for v in self.reidentify_array(context, pa.array(pseudonyms, pa.string())).to_pylist()]
-        body = lambda chunk: {"context": context, "pseudonyms": list(chunk)}  # noqa: E731
+
+        def body(chunk: Sequence[str]) -> dict[str, Any]:
+            return {"context": context, "pseudonyms": list(chunk)}
+
         values, _ = self._batched("/v1/reidentify", pseudonyms, body, "values", check_errors=True)
         return [str(v) for v in values]
 
