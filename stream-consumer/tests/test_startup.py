@@ -1,6 +1,6 @@
 """The streaming job's start-up failures are configuration errors (exit 2, the key and the file named), found
 before Spark starts and before any batch: an endpoint that is not a URL, a missing API key file. The example
-configuration parses as it ships."""
+configuration the README runs (examples/stream.json) parses as it ships."""
 
 from __future__ import annotations
 
@@ -54,8 +54,10 @@ def test_a_missing_api_key_file_stops_the_start_naming_the_key_and_the_file(
 
 
 def test_the_example_configuration_parses_with_a_url_endpoint() -> None:
-    config = parse_config(read_json(str(ROOT / "stream-consumer" / "stream.example.json")))
+    config = parse_config(read_json(str(ROOT / "examples" / "stream.json")))
+    # npm run local-stack's default endpoint, and the key file the README's apikeys step writes.
     assert config.source.endpoint_url == "http://127.0.0.1:5000"
+    assert config.api.api_key.file == "data/api-keys/spark.key"
 
 
 def test_a_checkpoint_or_catalog_folder_that_cannot_be_made_stops_the_start_naming_the_key(
