@@ -42,8 +42,10 @@
  *
  * Limits: a request's item (subjects as JSON) and each erased-pseudonyms item stay under DynamoDB's 400 KB
  * (1,000 subjects with three key versions of ~80-character pseudonyms: ~250 KB); a filing writes 4 items plus
- * one per context (transactions take 100). The audit chain is one partition (writes per filing or move, not
- * per pseudonymize call).
+ * one per context (transactions take 100). Each rotation adds one pseudonym per suppressed subject (`addPseudonyms`),
+ * ~85 KB for 1,000 subjects: such a request reaches the limit after a rotation or two, and the addition then fails as a
+ * ledger error (keys destroy stops before destroying anything) rather than leave a subject unmatched. The audit chain
+ * is one partition (writes per filing or move, not per pseudonymize call).
  *
  * Throttling (and 5xx, network errors) are retried with the project's backoff (api/retry/backoff.ts), the SDK's
  * own retries being off so the schedule is in one place; past the last attempt the call fails with

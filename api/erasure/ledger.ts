@@ -4,7 +4,8 @@
  * can follow the SQLite one (sqliteLedger.ts); both run the same contract suite.
  *
  * The ledger never holds an identifier: subjects are kept as their pseudonyms under every key version
- * readable when the request was filed.
+ * readable when the request was filed, and under the versions made active since (`addPseudonyms`, coverage.ts), so
+ * a subject stays suppressed once the versions it was filed under are destroyed.
  */
 import { createHash } from 'node:crypto';
 import { LedgerError, PlatformError } from '../errors.ts';
