@@ -3,6 +3,12 @@
  * the context scope of an API key applies, its query and body schemas and, where cheap, the response
  * schema; the core (handler.ts) checks all of that before the handler runs. The handlers only call
  * the service and shape the answer. test/api/openapi.test.ts holds api/openapi.json to this table.
+ *
+ * The one path served outside this table is /console/* (api/http/console.ts; server.ts `consoleMiddleware`,
+ * lambda/handler.ts `isConsolePath`): the console's three static files, answered before the core. Nothing the
+ * core does applies to them: no sign-in (the page is public and signs in through /v1/login itself), no JSON body
+ * or answer, no schema, only exact file names from memory. Declaring them here would add a route kind the core
+ * would have to special-case.
  */
 import { z } from 'zod';
 import { signIn } from '../auth/signIn.ts';
