@@ -31,14 +31,19 @@ export class AesBlockFunction {
 /** dbl() of RFC 5297 section 2.3: multiplication by x in GF(2^128), big-endian. */
 export function dbl(block: Uint8Array): Uint8Array {
   const out = new Uint8Array(BLOCK);
+  dblInto(out, block, 0);
+  return out;
+}
+
+/** dbl() of the block at `source[sourceOffset ..]`, written to `out[0 .. 16)` (no allocation, for per-value states). */
+export function dblInto(out: Uint8Array, source: Uint8Array, sourceOffset: number): void {
   let carry = 0;
   for (let i = BLOCK - 1; i >= 0; i--) {
-    const b = block[i]!;
+    const b = source[sourceOffset + i]!;
     out[i] = ((b << 1) | carry) & 0xff;
     carry = b >>> 7;
   }
   if (carry) out[BLOCK - 1]! ^= 0x87;
-  return out;
 }
 
 export function xorInto(target: Uint8Array, targetOffset: number, source: Uint8Array, sourceOffset: number, length: number): void {
@@ -73,4 +78,25 @@ export function packByteArrays(items: readonly Uint8Array[]): PackedBytes {
   const data = new Uint8Array(total);
   for (let i = 0; i < items.length; i++) data.set(items[i]!, offsets[i]);
   return { data, offsets };
+}
+
+/**
+ * Splits every item (each at least `headLength` bytes) into its first `headLength` bytes, all in one buffer, and the
+ * rest, as a packed batch: e.g. randomized pseudonyms' nonces and their V || C.
+ */
+export function splitHeads(packed: PackedBytes, headLength: number): { heads: Uint8Array; tails: PackedBytes } {
+  const { data, offsets } = packed;
+  const count = packedCount(packed);
+  const heads = new Uint8Array(count * headLength);
+  const tailOffsets = new Int32Array(count + 1);
+  const tails = new Uint8Array(offsets[count]! - offsets[0]! - count * headLength);
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    const start = offsets[i]!;
+    const end = offsets[i + 1]!;
+    for (let b = 0; b < headLength; b++) heads[i * headLength + b] = data[start + b]!;
+    for (let p = start + headLength; p < end; p++) tails[at++] = data[p]!;
+    tailOffsets[i + 1] = at;
+  }
+  return { heads, tails: { data: tails, offsets: tailOffsets } };
 }

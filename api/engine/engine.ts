@@ -18,12 +18,12 @@ import { LRUCache } from 'lru-cache';
 import { RequestError, type ItemProblem } from '../errors.ts';
 import type { Keyring, KeyVersion, LegacyKeys } from '../keyring/keyring.ts';
 import type { ContextPolicy, PolicySet } from '../policy/policy.ts';
-import { BLOCK, packByteArrays, packedItem, type PackedBytes } from './_blocks.ts';
+import { BLOCK, packByteArrays, packedItem, splitHeads, type PackedBytes } from './_blocks.ts';
 import { fpeRejectReason } from './ff1.ts';
 import { DIGEST_BYTES } from './keyedHash.ts';
 import { asBuffer, packUtf8 } from './_text.ts';
 import { parseAwsSamplePseudonym } from './legacyAwsSample.ts';
-import { formatPseudonymsPacked, parsePseudonym, pseudonymFormatter, pseudonymPayload, pseudonymPayloadsPacked, type ParsedPseudonym } from './pseudonymFormat.ts';
+import { decodePayloadsPacked, formatPseudonymsPacked, hasCanonicalPayload, parsePseudonymHeader, pseudonymFormatter, type ParsedPseudonym } from './pseudonymFormat.ts';
 
 export type Nullable<T> = T | null;
 
@@ -394,6 +394,7 @@ export class PseudonymEngine {
   /** The decrypted groups of AES-SIV tokens (one per mode and version); every other item is listed in `errors`. */
   private decryptTokens(context: string, pseudonyms: readonly Nullable<string>[], errors: ReidentifyResult['errors']): DecryptedGroup[] {
     const groups = new Map<string, { mode: ParsedPseudonym['mode']; version: number; indexes: number[]; parsed: ParsedPseudonym[] }>();
+    let last: { mode: ParsedPseudonym['mode']; version: number; indexes: number[]; parsed: ParsedPseudonym[] } | undefined;
     const legacy = this.keyring.legacyFor(context);
     const hasLegacy = legacy.keys.length > 0 || legacy.destroyed;
     const legacyIndexes: number[] = [];
@@ -401,7 +402,8 @@ export class PseudonymEngine {
     for (let i = 0; i < pseudonyms.length; i++) {
       const pseudonym = pseudonyms[i];
       if (pseudonym === null || pseudonym === undefined) continue;
-      const parsed = typeof pseudonym === 'string' ? parsePseudonym(pseudonym) : undefined;
+      // The header only: the payload's spelling is checked while it is decoded (sivDecryptGroup, failAll below).
+      const parsed = typeof pseudonym === 'string' ? parsePseudonymHeader(pseudonym) : undefined;
       if (!parsed) {
         // Not this service's format: in a context an AWS sample key is bound to, maybe the sample's.
         const payload = hasLegacy && typeof pseudonym === 'string' ? parseAwsSamplePseudonym(pseudonym, this.options.maxValueBytes) : undefined;
@@ -411,9 +413,14 @@ export class PseudonymEngine {
         } else errors.push({ index: i, reason: 'malformed' });
         continue;
       }
-      const groupKey = `${parsed.mode}${parsed.version}`;
-      let group = groups.get(groupKey);
-      if (!group) groups.set(groupKey, (group = { mode: parsed.mode, version: parsed.version, indexes: [], parsed: [] }));
+      // A batch is mostly of one mode and version: the previous item's group, without a key string per item.
+      let group = last?.mode === parsed.mode && last.version === parsed.version ? last : undefined;
+      if (!group) {
+        const groupKey = `${parsed.mode}${parsed.version}`;
+        group = groups.get(groupKey);
+        if (!group) groups.set(groupKey, (group = { mode: parsed.mode, version: parsed.version, indexes: [], parsed: [] }));
+        last = group;
+      }
       group.indexes.push(i);
       group.parsed.push(parsed);
     }
@@ -421,7 +428,7 @@ export class PseudonymEngine {
     for (const group of groups.values()) {
       const lookup = this.keyring.lookup(group.version);
       const failAll = (reason: ReidentifyFailure): void => {
-        for (const index of group.indexes) errors.push({ index, reason });
+        group.indexes.forEach((index, k) => errors.push({ index, reason: hasCanonicalPayload(pseudonyms[index]!, group.parsed[k]!) ? reason : 'malformed' }));
       };
       if (group.mode === 'hash') failAll('irreversible');
       else if (lookup.kind === 'unknown') failAll('unknown-key-version');
@@ -453,8 +460,9 @@ export class PseudonymEngine {
   ): DecryptedGroup | undefined {
     const minimum = randomized ? 2 * BLOCK : BLOCK;
     const maximum = minimum + this.options.maxValueBytes;
-    const accepted: number[] = [];
-    const acceptedParsed: ParsedPseudonym[] = [];
+    let accepted: number[] = [];
+    const texts: string[] = [];
+    const payloadStarts: number[] = [];
     let total = 0;
     for (let k = 0; k < indexes.length; k++) {
       const length = parsed[k]!.payloadLength;
@@ -463,24 +471,37 @@ export class PseudonymEngine {
         continue;
       }
       accepted.push(indexes[k]!);
-      acceptedParsed.push(parsed[k]!);
+      texts.push(pseudonyms[indexes[k]!]!);
+      payloadStarts.push(parsed[k]!.payloadStart);
       total += length;
     }
     if (accepted.length === 0) return undefined;
+    // Decoded straight into one packed buffer, the spelling checked in the same pass: no string or buffer per pseudonym.
+    const decoded = decodePayloadsPacked(texts, payloadStarts, total);
+    let payloads: PackedBytes = decoded;
+    if (decoded.malformed > 0) {
+      // Not canonical: malformed, as parsePseudonym would have said. Such items have no bytes, so dropping their offsets keeps the batch packed.
+      const kept: number[] = [];
+      const keptOffsets: number[] = [];
+      accepted.forEach((index, k) => {
+        if (decoded.canonical[k]) {
+          kept.push(index);
+          keptOffsets.push(decoded.offsets[k]!);
+        } else errors.push({ index, reason: 'malformed' });
+      });
+      if (kept.length === 0) return undefined;
+      keptOffsets.push(decoded.offsets[accepted.length]!);
+      accepted = kept;
+      payloads = { data: decoded.data, offsets: Int32Array.from(keptOffsets) };
+    }
     const header = key.headerState(context);
     let states: Uint8Array = header;
-    let ciphertexts: PackedBytes;
+    let ciphertexts = payloads;
     if (randomized) {
-      const decoded = accepted.map((index, k) => pseudonymPayload(pseudonyms[index]!, acceptedParsed[k]!));
-      const nonces = new Uint8Array(accepted.length * BLOCK);
-      decoded.forEach((item, k) => {
-        nonces.set(item.subarray(0, BLOCK), k * BLOCK);
-      });
+      // nonce || V || C: the nonces make per-value header states, the rest is decrypted as a batch.
+      const { heads: nonces, tails } = splitHeads(payloads, BLOCK);
       states = key.siv.headerStatesWithNonces(header, nonces);
-      ciphertexts = packByteArrays(decoded.map((item) => item.subarray(BLOCK)));
-    } else {
-      // Decoded straight into one packed buffer: no buffer per pseudonym, no second copy.
-      ciphertexts = pseudonymPayloadsPacked(accepted.map((index) => pseudonyms[index]!), acceptedParsed, total);
+      ciphertexts = tails;
     }
     const { plaintexts, valid } = key.siv.decryptBatch(states, ciphertexts);
     for (let k = 0; k < accepted.length; k++) if (!valid[k]) errors.push({ index: accepted[k]!, reason: 'authentication-failed' });

@@ -15,8 +15,7 @@
  * bit for bit on more than a million random inputs, and the conformance command runs the
  * Wycheproof DaeadTest vectors through it.
  */
-import { timingSafeEqual } from 'node:crypto';
-import { AesBlockFunction, BLOCK, dbl, packedCount, xorInto, type PackedBytes } from './_blocks.ts';
+import { AesBlockFunction, BLOCK, dbl, dblInto, packedCount, xorInto, type PackedBytes } from './_blocks.ts';
 import { CryptoInputError } from '../errors.ts';
 
 /** K1 || K2: two AES-128, AES-192 or AES-256 keys. The platform uses 64 bytes (AES-256). */
@@ -29,11 +28,24 @@ export interface SivDecryptResult {
   readonly valid: Uint8Array;
 }
 
+/** Typed-array words are in the platform's byte order; counters are big-endian (RFC 5297 section 2.5). */
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+/** Clears bit 7 of a word's first byte in memory: bit 63 of a 128-bit counter lies in byte 8, the first of word 2. */
+const CLEAR_TOP_BIT_OF_FIRST_BYTE = LITTLE_ENDIAN ? 0xffffff7f : 0x7fffffff;
+
+/** The 32-bit word whose bytes in memory are `value` big-endian. */
+function bigEndianWord(value: number): number {
+  return LITTLE_ENDIAN ? ((value & 0xff) << 24) | ((value & 0xff00) << 8) | ((value >>> 8) & 0xff00) | (value >>> 24) : value;
+}
+
 export class AesSiv {
   private readonly mac: AesBlockFunction;
   private readonly ctr: AesBlockFunction;
   private readonly subkey1: Uint8Array;
   private readonly subkey2: Uint8Array;
+  /** The CMAC subkeys as 32-bit words (XOR works the same on words, in either byte order). */
+  private readonly subkey1Words: Uint32Array;
+  private readonly subkey2Words: Uint32Array;
   private readonly cmacOfZero: Uint8Array;
 
   constructor(key: Uint8Array) {
@@ -48,6 +60,8 @@ export class AesSiv {
     this.subkey1 = dbl(l);
     this.subkey2 = dbl(this.subkey1);
     l.fill(0);
+    this.subkey1Words = new Uint32Array(Uint8Array.from(this.subkey1).buffer);
+    this.subkey2Words = new Uint32Array(Uint8Array.from(this.subkey2).buffer);
     this.cmacOfZero = this.cmac(new Uint8Array(BLOCK));
   }
 
@@ -108,52 +122,78 @@ export class AesSiv {
     const count = packedCount(plaintexts);
     this.checkHeaderStates(headerStates, count);
     const tags = this.s2v(headerStates, plaintexts);
-    const inOffsets = plaintexts.offsets;
+    const { data: inData, offsets: inOffsets } = plaintexts;
     const base = inOffsets[0]!;
     const outOffsets = new Int32Array(count + 1);
     for (let i = 0; i <= count; i++) outOffsets[i] = inOffsets[i]! - base + BLOCK * i;
     const output = new Uint8Array(outOffsets[count]!);
-    for (let i = 0; i < count; i++) output.set(tags.subarray(i * BLOCK, (i + 1) * BLOCK), outOffsets[i]);
-    this.applyKeystream(tags, plaintexts, output, outOffsets, BLOCK);
+    const lengths = new Int32Array(count);
+    for (let i = 0; i < count; i++) lengths[i] = inOffsets[i + 1]! - inOffsets[i]!;
+    const { keystream, blockStarts } = this.keystream(tags, lengths);
+    for (let i = 0; i < count; i++) {
+      // A byte loop, not output.set(tags.subarray(...)): two objects and a native call per value cost more than 16 bytes.
+      const at = outOffsets[i]!;
+      const t = i * BLOCK;
+      for (let b = 0; b < BLOCK; b++) output[at + b] = tags[t + b]!;
+      const src = inOffsets[i]!;
+      const dst = at + BLOCK;
+      const ks = blockStarts[i]! * BLOCK;
+      const length = lengths[i]!;
+      for (let b = 0; b < length; b++) output[dst + b] = inData[src + b]! ^ keystream[ks + b]!;
+    }
     return { data: output, offsets: outOffsets };
   }
 
-  /** Decrypts and verifies every V || C under the same header states as encryption. */
+  /**
+   * Decrypts and verifies every V || C under the same header states as encryption: CTR of the whole batch is one
+   * AES call, S2V over the recovered plaintexts one AES call per CMAC round, as in `encryptBatch`.
+   */
   decryptBatch(headerStates: Uint8Array, ciphertexts: PackedBytes): SivDecryptResult {
     const count = packedCount(ciphertexts);
     this.checkHeaderStates(headerStates, count);
     const { data, offsets } = ciphertexts;
     const valid = new Uint8Array(count);
+    // The received tags, block-aligned so that the comparison below reads them as 32-bit words.
     const tags = new Uint8Array(count * BLOCK);
-    // Where the ciphertext part of each item starts; the lengths come from plainOffsets.
-    const bodyStarts = new Int32Array(count + 1);
+    const lengths = new Int32Array(count);
     const plainOffsets = new Int32Array(count + 1);
     for (let i = 0; i < count; i++) {
       const start = offsets[i]!;
       const length = offsets[i + 1]! - start;
       if (length >= BLOCK) {
         valid[i] = 1;
-        tags.set(data.subarray(start, start + BLOCK), i * BLOCK);
-        bodyStarts[i] = start + BLOCK;
-        plainOffsets[i + 1] = plainOffsets[i]! + length - BLOCK;
-      } else {
-        bodyStarts[i] = start;
-        plainOffsets[i + 1] = plainOffsets[i]!;
+        const t = i * BLOCK;
+        for (let b = 0; b < BLOCK; b++) tags[t + b] = data[start + b]!;
+        lengths[i] = length - BLOCK;
       }
+      plainOffsets[i + 1] = plainOffsets[i]! + lengths[i]!;
     }
     const plain = new Uint8Array(plainOffsets[count]!);
-    const cipherBodies: PackedBytes = { data, offsets: bodyStarts };
-    this.applyKeystream(tags, cipherBodies, plain, plainOffsets, 0, plainOffsets);
-    const plaintexts: PackedBytes = { data: plain, offsets: plainOffsets };
-    const expected = this.s2v(headerStates, plaintexts);
+    const { keystream, blockStarts } = this.keystream(tags, lengths);
     for (let i = 0; i < count; i++) {
-      if (!valid[i]) continue;
-      const ok = timingSafeEqual(expected.subarray(i * BLOCK, (i + 1) * BLOCK), tags.subarray(i * BLOCK, (i + 1) * BLOCK));
-      if (!ok) {
+      const length = lengths[i]!;
+      const src = offsets[i]! + BLOCK;
+      const dst = plainOffsets[i]!;
+      const ks = blockStarts[i]! * BLOCK;
+      for (let b = 0; b < length; b++) plain[dst + b] = data[src + b]! ^ keystream[ks + b]!;
+    }
+    const expected = this.s2v(headerStates, { data: plain, offsets: plainOffsets });
+    // Constant time per tag, as noble's equalBytes: every word of both tags is read and the differences ORed, with
+    // no early exit; whether an item authenticated is the only thing that decides a branch.
+    const expected32 = new Uint32Array(expected.buffer, expected.byteOffset, count * 4);
+    const tags32 = new Uint32Array(tags.buffer, 0, count * 4);
+    let failed = 0;
+    for (let i = 0; i < count; i++) {
+      const w = i * 4;
+      const difference =
+        (expected32[w]! ^ tags32[w]!) | (expected32[w + 1]! ^ tags32[w + 1]!) | (expected32[w + 2]! ^ tags32[w + 2]!) | (expected32[w + 3]! ^ tags32[w + 3]!);
+      if (difference !== 0 || valid[i] === 0) {
         valid[i] = 0;
+        failed++;
         plain.fill(0, plainOffsets[i], plainOffsets[i + 1]);
       }
     }
+    if (failed === 0) return { plaintexts: { data: plain, offsets: plainOffsets }, valid };
     // Items that failed carry no bytes, so a caller cannot read unauthenticated plaintext.
     const compactOffsets = new Int32Array(count + 1);
     let write = 0;
@@ -167,6 +207,7 @@ export class AesSiv {
       }
     }
     compactOffsets[count] = write;
+    plain.fill(0, write);
     return { plaintexts: { data: plain.subarray(0, write), offsets: compactOffsets }, valid };
   }
 
@@ -177,51 +218,34 @@ export class AesSiv {
   }
 
   /**
-   * XORs item i of `input` with the CTR keystream started at tag i (RFC 5297 section 2.6: Q = V with
-   * bits 63 and 31 cleared) and writes it to `output` at `outOffsets[i] + shift`.
-   * `lengthOffsets` gives the item lengths when the input offsets are item starts only.
+   * The CTR keystream of every item (RFC 5297 section 2.6: Q = V with bits 63 and 31 cleared, then Q, Q+1, ...)
+   * as one AES call; item i's keystream starts at block `blockStarts[i]`. `tags` is 16 bytes per item.
    */
-  private applyKeystream(
-    tags: Uint8Array,
-    input: PackedBytes,
-    output: Uint8Array,
-    outOffsets: Int32Array,
-    shift: number,
-    lengthOffsets: Int32Array = input.offsets,
-  ): void {
-    const count = outOffsets.length - 1;
+  private keystream(tags: Uint8Array, lengths: Int32Array): { keystream: Uint8Array; blockStarts: Int32Array } {
+    const count = lengths.length;
     const blockStarts = new Int32Array(count + 1);
-    for (let i = 0; i < count; i++) {
-      const length = lengthOffsets[i + 1]! - lengthOffsets[i]!;
-      blockStarts[i + 1] = blockStarts[i]! + Math.ceil(length / BLOCK);
-    }
+    for (let i = 0; i < count; i++) blockStarts[i + 1] = blockStarts[i]! + ((lengths[i]! + BLOCK - 1) >> 4);
     const counters = new Uint8Array(blockStarts[count]! * BLOCK);
+    const counters32 = new Uint32Array(counters.buffer);
+    const tags32 = new Uint32Array(tags.buffer, tags.byteOffset, count * 4);
     for (let i = 0; i < count; i++) {
       const blocks = blockStarts[i + 1]! - blockStarts[i]!;
       if (blocks === 0) continue;
       const t = i * BLOCK;
       // Clearing the top bit of the low 32-bit word means the increment below never carries.
       const low = (((tags[t + 12]! & 0x7f) << 24) | (tags[t + 13]! << 16) | (tags[t + 14]! << 8) | tags[t + 15]!) >>> 0;
-      let p = blockStarts[i]! * BLOCK;
-      for (let j = 0; j < blocks; j++, p += BLOCK) {
-        for (let b = 0; b < 12; b++) counters[p + b] = tags[t + b]!;
-        counters[p + 8]! &= 0x7f;
-        const c = low + j;
-        counters[p + 12] = c >>> 24;
-        counters[p + 13] = (c >>> 16) & 0xff;
-        counters[p + 14] = (c >>> 8) & 0xff;
-        counters[p + 15] = c & 0xff;
+      const high = tags32[i * 4]!;
+      const middle = tags32[i * 4 + 1]!;
+      const third = tags32[i * 4 + 2]! & CLEAR_TOP_BIT_OF_FIRST_BYTE;
+      let w = blockStarts[i]! * 4;
+      for (let j = 0; j < blocks; j++, w += 4) {
+        counters32[w] = high;
+        counters32[w + 1] = middle;
+        counters32[w + 2] = third;
+        counters32[w + 3] = bigEndianWord(low + j);
       }
     }
-    const keystream = this.ctr.encryptBlocks(counters);
-    const inData = input.data;
-    for (let i = 0; i < count; i++) {
-      const length = lengthOffsets[i + 1]! - lengthOffsets[i]!;
-      const src = input.offsets[i]!;
-      const dst = outOffsets[i]! + shift;
-      const ks = blockStarts[i]! * BLOCK;
-      for (let b = 0; b < length; b++) output[dst + b] = inData[src + b]! ^ keystream[ks + b]!;
-    }
+    return { keystream: this.ctr.encryptBlocks(counters), blockStarts };
   }
 
   /**
@@ -253,11 +277,14 @@ export class AesSiv {
     const tBlockStart = new Int32Array(count + 1);
     for (let k = 0; k < count; k++) tBlockStart[k + 1] = tBlockStart[k]! + blockCounts[order[k]!]!;
     const t = new Uint8Array(tBlockStart[count]! * BLOCK);
+    const t32 = new Uint32Array(t.buffer);
+    const subkey1 = this.subkey1Words;
+    const subkey2 = this.subkey2Words;
 
     // T for short plaintexts is dbl(D) xor pad(P), one complete CMAC block: fold K1 in as well.
     const shortMask = new Uint8Array(BLOCK);
     if (shared) {
-      shortMask.set(dbl(headerStates));
+      dblInto(shortMask, headerStates, 0);
       xorInto(shortMask, 0, this.subkey1, 0, BLOCK);
     }
     for (let k = 0; k < count; k++) {
@@ -265,28 +292,34 @@ export class AesSiv {
       const start = offsets[i]!;
       const length = offsets[i + 1]! - start;
       const at = tBlockStart[k]! * BLOCK;
-      for (let b = 0; b < length; b++) t[at + b] = data[start + b]!;
       if (length < BLOCK) {
-        t[at + length] = 0x80;
         if (!shared) {
-          shortMask.set(dbl(headerStates.subarray(i * BLOCK, (i + 1) * BLOCK)));
+          dblInto(shortMask, headerStates, i * BLOCK);
           xorInto(shortMask, 0, this.subkey1, 0, BLOCK);
         }
-        xorInto(t, at, shortMask, 0, BLOCK);
+        for (let b = 0; b < length; b++) t[at + b] = data[start + b]! ^ shortMask[b]!;
+        t[at + length] = 0x80 ^ shortMask[length]!;
+        for (let b = length + 1; b < BLOCK; b++) t[at + b] = shortMask[b]!;
       } else {
-        xorInto(t, at + length - BLOCK, headerStates, shared ? 0 : i * BLOCK, BLOCK);
-        const last = at + (blockCounts[i]! - 1) * BLOCK;
-        if (length % BLOCK === 0) xorInto(t, last, this.subkey1, 0, BLOCK);
-        else {
-          t[at + length] = 0x80;
-          xorInto(t, last, this.subkey2, 0, BLOCK);
-        }
+        // P xorend D: D goes into the last 16 bytes of P, copied in the same pass.
+        const xorEnd = at + length - BLOCK;
+        const shift = start - at;
+        for (let p = at; p < xorEnd; p++) t[p] = data[p + shift]!;
+        const state = shared ? 0 : i * BLOCK;
+        for (let b = 0; b < BLOCK; b++) t[xorEnd + b] = data[xorEnd + shift + b]! ^ headerStates[state + b]!;
+        // The last CMAC block is block-aligned in T: its subkey goes in as four words.
+        const last = (at >> 2) + (blockCounts[i]! - 1) * 4;
+        const subkey = length % BLOCK === 0 ? subkey1 : subkey2;
+        if (length % BLOCK !== 0) t[at + length] = 0x80;
+        t32[last] = t32[last]! ^ subkey[0]!;
+        t32[last + 1] = t32[last + 1]! ^ subkey[1]!;
+        t32[last + 2] = t32[last + 2]! ^ subkey[2]!;
+        t32[last + 3] = t32[last + 3]! ^ subkey[3]!;
       }
     }
 
     const x = new Uint8Array(count * BLOCK);
     const x32 = new Uint32Array(x.buffer);
-    const t32 = new Uint32Array(t.buffer);
     let active = count;
     for (let round = 0; round < maxBlocks; round++) {
       while (active > 0 && blockCounts[order[active - 1]!]! <= round) active--;

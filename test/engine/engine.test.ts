@@ -12,8 +12,9 @@ const golden = JSON.parse(readFileSync('test/fixtures/golden-pseudonyms.json', '
   vectors: { context: string; value: string; pseudonym: string }[];
 };
 const goldenRoot = Buffer.from(golden.rootKeyHex, 'hex');
-const derive = (purpose: string, length: number): Uint8Array =>
-  new Uint8Array(hkdfSync('sha256', goldenRoot, new Uint8Array(0), `pseudonymization-platform/v1/${purpose}`, length));
+const deriveFrom = (root: Uint8Array, purpose: string, length: number): Uint8Array =>
+  new Uint8Array(hkdfSync('sha256', root, new Uint8Array(0), `pseudonymization-platform/v1/${purpose}`, length));
+const derive = (purpose: string, length: number): Uint8Array => deriveFrom(goldenRoot, purpose, length);
 
 function freshEngine(cacheEntries = 1000) {
   return engineOf(keyringOf([{ version: 1, state: 'active', root: goldenRoot }]), cacheEntries);
@@ -96,6 +97,56 @@ describe('pseudonym engine', () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it('never returns a value for a pseudonym with any one bit flipped, in text or payload, amid genuine ones (checked against noble)', () => {
+    const root1 = randomBytes(64);
+    const root2 = randomBytes(64);
+    const key1 = deriveFrom(root1, 'aes-siv-512', 64);
+    const key2 = deriveFrom(root2, 'aes-siv-512', 64);
+    const context = Buffer.from('vin');
+    const values = ['1HGCM82633A004352', '', 'é', 'a'.repeat(16), 'b'.repeat(33), '\u{1F600} VIN'];
+    // Genuine pseudonyms written by noble, deterministic and randomized, as the format says (README "Pseudonym format").
+    const genuine = values.flatMap((value) => {
+      const bytes = Buffer.from(value, 'utf8');
+      const nonce = randomBytes(16);
+      return [
+        's1.' + Buffer.from(aessiv(key1, context).encrypt(bytes)).toString('base64url'),
+        'r1.' + Buffer.concat([nonce, aessiv(key1, context, nonce).encrypt(bytes)]).toString('base64url'),
+      ];
+    });
+    const tampered: string[] = [];
+    for (const text of genuine) {
+      for (let at = 0; at < text.length; at++) {
+        for (let bit = 0; bit < 8; bit++) tampered.push(text.slice(0, at) + String.fromCharCode(text.charCodeAt(at) ^ (1 << bit)) + text.slice(at + 1));
+      }
+      const payload = Buffer.from(text.slice(3), 'base64url');
+      for (let bit = 0; bit < payload.length * 8; bit++) {
+        const flipped = Buffer.from(payload);
+        flipped[bit >> 3]! ^= 1 << (bit & 7);
+        tampered.push(text.slice(0, 3) + flipped.toString('base64url'));
+      }
+    }
+    // Genuine and tampered interleaved in one batch: every group (mode, version, malformed) is met within it.
+    const batch = tampered.flatMap((text, i) => (i % 50 === 0 ? [genuine[(i / 50) % genuine.length]!, text] : [text]));
+    const expectedValues = batch.map((text) => {
+      const k = genuine.indexOf(text);
+      return k < 0 ? null : values[k >> 1]!;
+    });
+    const reidentified = engineOf(keyringOf([{ version: 1, state: 'active', root: root1 }])).reidentify('vin', batch);
+    expect(reidentified.values).toEqual(expectedValues);
+    expect(reidentified.errors.map((e) => e.index)).toEqual(expectedValues.flatMap((value, i) => (value === null ? [i] : [])));
+
+    const rotated = engineOf(keyringOf([{ version: 1, state: 'decrypt-only', root: root1 }, { version: 2, state: 'active', root: root2 }]));
+    const rewrapped = rotated.rewrap('vin', batch);
+    expect(rewrapped.keyVersion).toBe(2);
+    expect(rewrapped.errors).toEqual(reidentified.errors);
+    expect(rotated.reidentify('vin', rewrapped.pseudonyms).values).toEqual(expectedValues);
+    batch.forEach((text, i) => {
+      const value = expectedValues[i];
+      if (value === null || !text.startsWith('s')) return;
+      expect(rewrapped.pseudonyms[i]).toBe('s2.' + Buffer.from(aessiv(key2, context).encrypt(Buffer.from(value!, 'utf8'))).toString('base64url'));
+    });
   });
 
   it('gives a per-item reason for garbage, truncated, foreign and hashed pseudonyms', () => {

@@ -1,7 +1,17 @@
 /** The pseudonym text format: what `format` writes, `parse` reads back; anything else is refused. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatPseudonym, MAX_KEY_VERSION, parsePseudonym, pseudonymFormatter, pseudonymPayload, pseudonymPrefix, type PseudonymMode } from '../../api/engine/pseudonymFormat.ts';
+import {
+  decodePayloadsPacked,
+  formatPseudonym,
+  MAX_KEY_VERSION,
+  parsePseudonym,
+  parsePseudonymHeader,
+  pseudonymFormatter,
+  pseudonymPayload,
+  pseudonymPrefix,
+  type PseudonymMode,
+} from '../../api/engine/pseudonymFormat.ts';
 
 const MODES: PseudonymMode[] = ['deterministic', 'randomized', 'hash'];
 
@@ -56,6 +66,46 @@ describe('pseudonym format', () => {
         const text = formatPseudonym('deterministic', 3, payload);
         const position = 3 + (at % (text.length - 2));
         expect(parsePseudonym(text.slice(0, position) + inserted + text.slice(position))).toBeUndefined();
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('decodes a batch of payloads into one buffer as Node does, and refuses exactly what parsePseudonym refuses', () => {
+    const spelling = fc.oneof(
+      fc.uint8Array({ maxLength: 70 }).map((payload) => formatPseudonym('deterministic', 1, payload)),
+      // Tampered spellings: a character replaced by any other (in and out of the alphabet, non-ASCII too), one dropped or added.
+      fc
+        .tuple(fc.uint8Array({ minLength: 1, maxLength: 70 }), fc.nat(), fc.constantFrom(...'AQgw-_=+/ .!~é\u0100\u{1F600}'.split('')), fc.constantFrom('replace', 'drop', 'add'))
+        .map(([payload, at, char, how]) => {
+          const text = formatPseudonym('deterministic', 1, payload);
+          const position = 3 + (at % (text.length - 3));
+          if (how === 'drop') return text.slice(0, position) + text.slice(position + 1);
+          return text.slice(0, position) + char + text.slice(how === 'add' ? position : position + 1);
+        }),
+    );
+    fc.assert(
+      fc.property(fc.array(spelling, { maxLength: 30 }), (candidates) => {
+        const texts = candidates.filter((text) => parsePseudonymHeader(text) !== undefined);
+        const headers = texts.map((text) => parsePseudonymHeader(text)!);
+        const capacity = headers.reduce((sum, header) => sum + header.payloadLength, 0);
+        const decoded = decodePayloadsPacked(
+          texts,
+          headers.map((header) => header.payloadStart),
+          capacity,
+        );
+        let malformed = 0;
+        texts.forEach((text, k) => {
+          const parsed = parsePseudonym(text);
+          const item = decoded.data.subarray(decoded.offsets[k], decoded.offsets[k + 1]);
+          expect(decoded.canonical[k]).toBe(parsed ? 1 : 0);
+          if (parsed) expect([...item]).toEqual([...pseudonymPayload(text, parsed)]);
+          else {
+            malformed++;
+            expect(item.length).toBe(0);
+          }
+        });
+        expect(decoded.malformed).toBe(malformed);
       }),
       { numRuns: 500 },
     );
