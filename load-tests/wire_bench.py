@@ -3,8 +3,10 @@
 The values are held as a pyarrow string array (as a Spark partition holds them) and every one is distinct (the API's
 cache is off as well): each format pseudonymizes all of them through `PseudonymizationClient.pseudonymize_array`
 with the same batch size and concurrency, the formats interleaved round by round. Reported per format: values/s
-(wall clock, best and median round) and the client's own CPU seconds per million values. Both formats' answers are
-checked equal before anything is printed.
+(wall clock, best and median round), the client's own CPU seconds per million values, and the API server's (its
+processes' user + system time from /proc, per round). Both formats' answers are checked equal before anything is
+printed. On a shared machine the CPU columns are the steadier figures: wall-clock rates move with the load average,
+which is printed at the start and the end.
 """
 
 from __future__ import annotations
@@ -65,7 +67,38 @@ from spark_udfs import ApiKeySource, ClientConfig, PseudonymizationClient  # noq
 from test_support.servers import api_server  # noqa: E402
 
 
+def descendants_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's live descendants (the API server and any workers it forked)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state, ppid, ..., utime (12), stime (13)
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    ours = {os.getpid()}
+    changed = True
+    while changed:
+        changed = False
+        for pid, parent in parents.items():
+            if parent in ours and pid not in ours:
+                ours.add(pid)
+                changed = True
+    return sum(times[pid] for pid in ours if pid != os.getpid())
+
+
+def load_average() -> str:
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> int:
+    load_at_start = load_average()
     values = pa.array([f"VIN{i:014d}" for i in range(ARGS.values)], pa.string())
     with api_server(environment={"PSEUDO_CACHE_ENTRIES": "0"}) as api:
         key = ApiKeySource(env=None, file=api.key_files["pseudonymize"])
@@ -81,34 +114,45 @@ def main() -> int:
             client.pseudonymize_array("vin", values.slice(0, min(len(values), 20_000)))
         seconds: dict[str, list[float]] = {wire: [] for wire in clients}
         cpu: dict[str, list[float]] = {wire: [] for wire in clients}
+        server_cpu: dict[str, list[float]] = {wire: [] for wire in clients}
         answers: dict[str, pa.Array] = {}
         for round_number in range(ARGS.rounds):
             order = ("json", "arrow") if round_number % 2 == 0 else ("arrow", "json")
             for wire in order:
-                started, started_cpu = time.perf_counter(), time.process_time()
+                started, started_cpu, started_server = time.perf_counter(), time.process_time(), descendants_cpu_seconds()
                 answers[wire] = clients[wire].pseudonymize_array("vin", values).pseudonyms
                 seconds[wire].append(time.perf_counter() - started)
                 cpu[wire].append(time.process_time() - started_cpu)
+                server_cpu[wire].append(descendants_cpu_seconds() - started_server)
                 print(
                     f"round {round_number + 1} {wire}: {ARGS.values / seconds[wire][-1]:,.0f} values/s", file=sys.stderr
                 )
         if not answers["arrow"].equals(answers["json"]):
             print("the Arrow and JSON answers differ", file=sys.stderr)
             return 1
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    load = load_average()
     print(
         f"date: {datetime.now(UTC).isoformat(timespec='seconds')}; machine: {platform.machine()},"
-        f" {os.cpu_count()} cores, load average {load} (1, 5, 15 min) at the end;"
+        f" {os.cpu_count()} cores, load average {load_at_start} at the start and {load} at the end (1, 5, 15 min);"
         f" command: npm run bench:wire -- --values {ARGS.values}"
         f" --concurrency {ARGS.concurrency} --batch-size {ARGS.batch_size} --rounds {ARGS.rounds}"
     )
-    print("| wire | values/s (best) | values/s (median) | client CPU s per 1M values |\n|---|---:|---:|---:|")
+    print(
+        "| wire | values/s (best) | values/s (median) | client CPU s per 1M values | server CPU s per 1M values |\n"
+        "|---|---:|---:|---:|---:|"
+    )
     best = {wire: ARGS.values / min(seconds[wire]) for wire in seconds}
     for wire in ("json", "arrow"):
         median = ARGS.values / statistics.median(seconds[wire])
         per_million = statistics.median(cpu[wire]) / ARGS.values * 1e6
-        print(f"| {wire} | {best[wire]:,.0f} | {median:,.0f} | {per_million:.2f} |")
-    print(f"Arrow / JSON (best): {best['arrow'] / best['json']:.2f}x; answers identical on all {ARGS.values:,} values")
+        server_per_million = statistics.median(server_cpu[wire]) / ARGS.values * 1e6
+        print(f"| {wire} | {best[wire]:,.0f} | {median:,.0f} | {per_million:.2f} | {server_per_million:.2f} |")
+    total = {wire: (statistics.median(cpu[wire]) + statistics.median(server_cpu[wire])) / ARGS.values * 1e6 for wire in cpu}
+    print(
+        f"Arrow / JSON (best): {best['arrow'] / best['json']:.2f}x; client + server CPU s per 1M values:"
+        f" JSON {total['json']:.2f}, Arrow {total['arrow']:.2f} ({total['json'] / total['arrow']:.2f}x less with Arrow);"
+        f" answers identical on all {ARGS.values:,} values"
+    )
     return 0
 
 
