@@ -52,6 +52,8 @@ export type ErrorCode =
   // not for HTTP: start-up, CLI and programming errors
   | 'invalid-config'
   | 'keyring-error'
+  /** The key inventory (which key versions each table holds, written by the re-keying job) cannot be read or breaks its contract. */
+  | 'key-inventory-unavailable'
   | 'crypto-input'
   /** A document from the Python jobs (erasure certificate, progress) or to them does not match contracts/. */
   | 'contract-violation';
@@ -94,6 +96,13 @@ export class ConfigError extends PlatformError {
 export class KeyringError extends PlatformError {
   constructor(message: string, code: 'keyring-error' | 'keyring-unavailable' = 'keyring-error') {
     super(code, message);
+  }
+}
+
+/** The key inventory cannot be read or does not match contracts/key-inventory.schema.json: not the keyring (`keys destroy`). */
+export class KeyInventoryError extends PlatformError {
+  constructor(message: string) {
+    super('key-inventory-unavailable', message);
   }
 }
 

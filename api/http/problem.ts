@@ -37,6 +37,7 @@ const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
   internal: { status: 500, title: 'Internal error' },
   'invalid-config': { status: 500, title: 'Internal error' },
   'keyring-error': { status: 500, title: 'Internal error' },
+  'key-inventory-unavailable': { status: 500, title: 'Internal error' },
   'crypto-input': { status: 500, title: 'Internal error' },
   'contract-violation': { status: 500, title: 'Internal error' },
 };

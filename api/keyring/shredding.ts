@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { GetObjectCommand, NoSuchKey, S3Client } from '@aws-sdk/client-s3';
 import { ContractError, parseContractJson, type KeyInventory } from '../contracts/contracts.ts';
 import type { RegisteredTable } from '../erasure/registry.ts';
-import { KeyringError } from '../errors.ts';
+import { KeyInventoryError } from '../errors.ts';
 import { awsClientConfig, awsFailureMessage, type AwsEndpointOptions } from '../storage/documents.ts';
 
 /** A registered table that may still hold the version, and why (names and columns only: never data). */
@@ -29,20 +29,20 @@ export async function readKeyInventory(location: string, aws: AwsEndpointOptions
       text = (await object.Body?.transformToString('utf8')) ?? '';
     } catch (error) {
       if (error instanceof NoSuchKey) return undefined;
-      throw new KeyringError(awsFailureMessage(`the key inventory ${location}`, error));
+      throw new KeyInventoryError(awsFailureMessage(`the key inventory ${location}`, error));
     }
   } else {
     if (!existsSync(location)) return undefined;
     try {
       text = readFileSync(location, 'utf8');
     } catch {
-      throw new KeyringError(`the key inventory ${location} cannot be read`);
+      throw new KeyInventoryError(`the key inventory ${location} cannot be read`);
     }
   }
   try {
     return parseContractJson('key-inventory', text);
   } catch (error) {
-    throw error instanceof ContractError ? new KeyringError(`the key inventory ${location}: ${error.message}`) : error;
+    throw error instanceof ContractError ? new KeyInventoryError(`the key inventory ${location}: ${error.message}`) : error;
   }
 }
 
