@@ -2,8 +2,14 @@
  * The Kinesis producer. Batching and retry-only-the-failed-records run against a scripted PutRecords
  * call, because moto's Kinesis never answers a per-record failure; everything else runs against moto's
  * Kinesis over HTTP: records land in the stream, partition keys, rate, a missing stream, Ctrl-C.
+ * Access denied, an invalid request and a KMS refusal run against a Kinesis endpoint scripted in this file,
+ * answering as AWS does (JSON 1.1 errors), because moto answers none of them on PutRecords: it takes an
+ * invalid stream name for a missing stream, refuses a record over 1 MiB only as the producer already does
+ * before sending, and answers an IAM denial with an XML body Kinesis never sends.
  */
 import { execFile, spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -208,5 +214,43 @@ describe('the producer CLI against Kinesis (moto)', () => {
     const result = await promisify(execFile)('node_modules/.bin/tsx', ['stream-consumer/producer/main.ts', '--help']);
     expect(result.stdout).toContain('usage: npm run produce -- --stream NAME');
     expect(result.stdout).toContain('examples:');
+  });
+});
+
+describe('errors no retry can fix, from a Kinesis endpoint that answers as AWS does', () => {
+  let server: Server;
+  let endpoint: string;
+  let answer: { type: string; message: string } = { type: '', message: '' };
+  let requests = 0;
+  beforeAll(async () => {
+    server = createServer((request, response) => {
+      requests++;
+      request.resume();
+      request.on('end', () => {
+        response.writeHead(400, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-errortype': `${answer.type}:http://internal.amazon.com/coral/com.amazonaws.kinesis/` });
+        response.end(JSON.stringify({ __type: answer.type, message: answer.message }));
+      });
+    });
+    await new Promise<void>((listening) => server.listen(0, '127.0.0.1', listening));
+    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise((closed) => server.close(closed));
+  });
+
+  it.each([
+    ['ValidationException', "1 validation error detected: Value at 'streamName' failed to satisfy constraint", 'Kinesis refused the request as invalid (ValidationException): check --stream'],
+    ['AccessDeniedException', 'User: arn:aws:iam::123456789012:user/writer is not authorized to perform: kinesis:PutRecords', 'the credentials may not write to vehicles: allow kinesis:PutRecords on the stream'],
+    ['KMSDisabledException', 'The request was rejected because the specified CMK is not enabled.', "the stream's KMS key cannot be used (KMSDisabledException): check that the key is enabled"],
+  ])('%s: one request, exit 2 with the hint on stderr, no retries', async (type, message, hint) => {
+    answer = { type, message };
+    requests = 0;
+    const result = await promisify(execFile)('node_modules/.bin/tsx', ['stream-consumer/producer/main.ts', '--endpoint', endpoint, '--region', TEST_REGION, '--stream', 'vehicles', '--generate', '10'], {
+      env: { ...process.env, AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing' },
+    }).catch((e: unknown) => e as { code: number; stdout: string; stderr: string });
+    expect('code' in result ? result.code : 0).toBe(2);
+    expect(requests).toBe(1);
+    expect(JSON.parse(result.stdout) as Record<string, unknown>).toMatchObject({ recordsSent: 0, recordResends: 0, recordsFailed: 10, stoppedBy: type, failureCodes: { [type]: 10 } });
+    expect(result.stderr).toContain(`stopped: ${hint}`);
   });
 });
