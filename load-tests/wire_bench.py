@@ -119,7 +119,11 @@ def main() -> int:
         for round_number in range(ARGS.rounds):
             order = ("json", "arrow") if round_number % 2 == 0 else ("arrow", "json")
             for wire in order:
-                started, started_cpu, started_server = time.perf_counter(), time.process_time(), descendants_cpu_seconds()
+                started, started_cpu, started_server = (
+                    time.perf_counter(),
+                    time.process_time(),
+                    descendants_cpu_seconds(),
+                )
                 answers[wire] = clients[wire].pseudonymize_array("vin", values).pseudonyms
                 seconds[wire].append(time.perf_counter() - started)
                 cpu[wire].append(time.process_time() - started_cpu)
@@ -147,10 +151,13 @@ def main() -> int:
         per_million = statistics.median(cpu[wire]) / ARGS.values * 1e6
         server_per_million = statistics.median(server_cpu[wire]) / ARGS.values * 1e6
         print(f"| {wire} | {best[wire]:,.0f} | {median:,.0f} | {per_million:.2f} | {server_per_million:.2f} |")
-    total = {wire: (statistics.median(cpu[wire]) + statistics.median(server_cpu[wire])) / ARGS.values * 1e6 for wire in cpu}
+    total = {
+        wire: (statistics.median(cpu[wire]) + statistics.median(server_cpu[wire])) / ARGS.values * 1e6 for wire in cpu
+    }
     print(
         f"Arrow / JSON (best): {best['arrow'] / best['json']:.2f}x; client + server CPU s per 1M values:"
-        f" JSON {total['json']:.2f}, Arrow {total['arrow']:.2f} ({total['json'] / total['arrow']:.2f}x less with Arrow);"
+        f" JSON {total['json']:.2f}, Arrow {total['arrow']:.2f}"
+        f" ({total['json'] / total['arrow']:.2f}x less with Arrow);"
         f" answers identical on all {ARGS.values:,} values"
     )
     return 0
