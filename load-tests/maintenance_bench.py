@@ -187,6 +187,15 @@ def resumed(spark: Any, tables: list[str]) -> tuple[str, int]:
     return found[0][0], min(last for _, last in found) + 1
 
 
+def partial(result: tuple[str, str, dict[str, Any]]) -> None:
+    """One measurement as soon as it is made (stderr): a run stopped before the tables are printed keeps it."""
+    strategy, when, measured = result
+    print(
+        f"bench:maintenance: {strategy} {when}: {json.dumps(measured)} (load average {os.getloadavg()[0]:.1f})",
+        file=sys.stderr,
+    )
+
+
 def main() -> None:
     folder = ARGS.resume or tempfile.mkdtemp(prefix="maintenance-bench-")
     print(f"bench:maintenance: tables in {folder} (a stopped run continues with --resume {folder})", file=sys.stderr)
@@ -221,9 +230,15 @@ def main() -> None:
     jobs: dict[str, tuple[float, dict[str, Any]]] = {}
     for strategy, table in tables.items():
         results.append((strategy, "before", measure(spark, table)))
+        partial(results[-1])
         print(f"bench:maintenance: maintaining {table} ({strategy})", file=sys.stderr)
         jobs[strategy] = maintain(catalog, folder, table, strategy)
+        print(
+            f"bench:maintenance: {strategy} job {jobs[strategy][0]:.1f} s: {json.dumps(jobs[strategy][1])}",
+            file=sys.stderr,
+        )
         results.append((strategy, "after", measure(spark, table)))
+        partial(results[-1])
     version = spark.version
     spark.stop()
 
