@@ -74,6 +74,7 @@ import {
   checkExtendable,
   coverageAuditInput,
   liftRefused,
+  mergeProgress,
   newPseudonyms,
   nextStepId,
   GENESIS_HASH,
@@ -316,23 +317,46 @@ export class DynamoErasureLedger implements ErasureLedger {
     }
   }
 
-  async updateTables(id: string, tables: readonly TableProgress[]): Promise<void> {
-    try {
-      await this.call(() =>
-        this.client.send(
-          new UpdateItemCommand({
-            TableName: this.table,
-            Key: requestKey(id),
-            UpdateExpression: 'SET #tables = :tables, updatedAt = :now',
-            // Progress belongs to a running request: a late report never overwrites a final state's tables.
-            ConditionExpression: '#status = :running',
-            ExpressionAttributeNames: { '#tables': 'tables', '#status': 'status' },
-            ExpressionAttributeValues: { ':tables': { S: JSON.stringify(tables) }, ':now': { S: new Date().toISOString() }, ':running': { S: 'running' } },
-          }),
-        ),
-      );
-    } catch (error) {
-      if (errorName(error) !== 'ConditionalCheckFailedException') throw error;
+  /**
+   * Read, merge forward-only, and write conditionally on the request still running in `runId` at the revision read
+   * with the very tables read (compare-and-set): two reports racing each other merge one after the other, and a late
+   * one of an earlier run, or one after the outcome was written, is dropped. The revision is not moved: progress is
+   * no state change, and a move racing it must not be refused for it (the move writes its own tables).
+   */
+  async updateTables(id: string, runId: string, tables: readonly TableProgress[]): Promise<void> {
+    for (let round = 1; ; round++) {
+      const item = await this.getItem(requestKey(id));
+      if (!item) return;
+      const current = fromItem(item);
+      if (current.status !== 'running' || current.runId !== runId) return;
+      const merged = JSON.stringify(mergeProgress(current.tables, tables));
+      const seenTables = stringOf(item, 'tables');
+      if (merged === seenTables) return;
+      try {
+        await this.call(() =>
+          this.client.send(
+            new UpdateItemCommand({
+              TableName: this.table,
+              Key: requestKey(id),
+              UpdateExpression: 'SET #tables = :tables, updatedAt = :now',
+              ConditionExpression: 'revision = :seen AND #status = :running AND runId = :run AND #tables = :seenTables',
+              ExpressionAttributeNames: { '#tables': 'tables', '#status': 'status' },
+              ExpressionAttributeValues: {
+                ':tables': { S: merged },
+                ':now': { S: new Date().toISOString() },
+                ':seen': { N: numberText(item, 'revision') },
+                ':running': { S: 'running' },
+                ':run': { S: runId },
+                ':seenTables': { S: seenTables },
+              },
+            }),
+          ),
+        );
+        return;
+      } catch (error) {
+        if (errorName(error) !== 'ConditionalCheckFailedException') throw error;
+        await this.conflictPause(round); // moved, or another report came first: read again and merge onto it
+      }
     }
   }
 

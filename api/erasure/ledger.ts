@@ -45,6 +45,22 @@ export interface TableProgress {
   readonly detail?: string;
 }
 
+/** Where a table's status stands in a run; a report never lowers it (verified and failed are both final). */
+export const PROGRESS_RANK: Readonly<Record<TableProgress['status'], number>> = { pending: 0, running: 1, verified: 2, failed: 2 };
+
+/**
+ * A run's report merged into what a request shows, table by table: a reported table replaces the shown one only when
+ * it is further along or at the same status (a newer detail). Tables the request does not name are ignored, so a
+ * report from an earlier or overlapping writer can never move a table back. The stores merge inside their write.
+ */
+export function mergeProgress(shown: readonly TableProgress[], reported: readonly TableProgress[]): TableProgress[] {
+  const byTable = new Map(reported.map((t) => [t.table, t]));
+  return shown.map((t) => {
+    const report = byTable.get(t.table);
+    return report && (PROGRESS_RANK[report.status] > PROGRESS_RANK[t.status] || report.status === t.status) ? report : t;
+  });
+}
+
 export interface ErasureRequest {
   readonly id: string;
   readonly reference: string;
@@ -259,8 +275,12 @@ export interface ErasureLedger {
    * when it was extended already or is verified, `not-found` when there is no such request.
    */
   extend(id: string, extension: NewDeadlineExtension, audit: AuditInput): Promise<ErasureRequest>;
-  /** Per-table progress of a running request (not a state change: no audit entry). */
-  updateTables(id: string, tables: readonly TableProgress[]): Promise<void>;
+  /**
+   * Per-table progress of a request running in `runId` (not a state change: no audit entry), merged forward-only
+   * (`mergeProgress`) inside the store's conditional write. Nothing is written when the request is not running in
+   * that run any more (a late report of an earlier run, or one after the outcome was written).
+   */
+  updateTables(id: string, runId: string, tables: readonly TableProgress[]): Promise<void>;
   /** Every pseudonym filed for erasure in a context (all requests, whatever their state). */
   erasedPseudonyms(context: string): Promise<ReadonlySet<string>>;
   /**

@@ -23,6 +23,7 @@ import {
   coverageAuditInput,
   GENESIS_HASH,
   liftRefused,
+  mergeProgress,
   newPseudonyms,
   nextStepId,
   type AuditEntry,
@@ -265,9 +266,15 @@ export class SqliteErasureLedger implements ErasureLedger {
     });
   }
 
-  updateTables(id: string, tables: readonly TableProgress[]): Promise<void> {
+  updateTables(id: string, runId: string, tables: readonly TableProgress[]): Promise<void> {
     return this.guarded(() => {
-      this.transaction(() => this.db.run('UPDATE erasure_requests SET tables = ?, updated_at = ? WHERE id = ?', [JSON.stringify(tables), new Date().toISOString(), id]));
+      // Read, merge and write in one write transaction: another process's report lands before or after, never between.
+      this.transaction(() => {
+        const current = this.read(id);
+        if (current?.status !== 'running' || current.runId !== runId) return;
+        const merged = mergeProgress(current.tables, tables);
+        this.db.run('UPDATE erasure_requests SET tables = ?, updated_at = ? WHERE id = ?', [JSON.stringify(merged), new Date().toISOString(), id]);
+      });
     });
   }
 

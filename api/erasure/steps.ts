@@ -67,7 +67,7 @@ export async function advanceErasures(parts: ErasureStepParts): Promise<ErasureS
       }
       const checked = await runner.check(runId, stepId);
       if (checked.kind === 'running') {
-        if (checked.progress) await worker.progress(requests, checked.progress, new Map(requests.map((r) => [r.id, r.tables])));
+        if (checked.progress) await worker.progress(runId, requests, checked.progress, new Map(requests.map((r) => [r.id, r.tables])));
         running.push(runId);
         continue;
       }

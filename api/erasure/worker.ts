@@ -26,7 +26,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { ErasureMetrics, ErasureRunOutcome } from '../observability/metrics.ts';
 import { backoffDelayMs } from '../retry/backoff.ts';
 import type { PolicySet } from '../policy/policy.ts';
-import type { AuditInput, ErasureLedger, ErasureRequest, TableProgress } from './ledger.ts';
+import { mergeProgress, type AuditInput, type ErasureLedger, type ErasureRequest, type TableProgress } from './ledger.ts';
 import type { TableRegistry } from './registry.ts';
 import type { ErasureOrder, ErasureRunner, RunOutcome } from './runner.ts';
 import type { ErasureSuppression } from './suppression.ts';
@@ -40,8 +40,6 @@ export interface WorkerOptions {
   readonly retrySeconds: number;
 }
 
-/** Where a table's status stands in a run; a report never lowers it. */
-const PROGRESS_RANK: Readonly<Record<TableProgress['status'], number>> = { pending: 0, running: 1, verified: 2, failed: 2 };
 /** Waits between attempts stop doubling at a day: GDPR's month has to hold over every attempt. */
 const MAX_RETRY_WAIT_MS = 86_400_000;
 
@@ -177,7 +175,7 @@ export class ErasureWorker {
         resumed ? 'erasure run resumed' : 'erasure run started',
       );
       outcome = await this.runner.run(order, (tables) => {
-        progressWrites = progressWrites.then(() => this.progress(requests, tables, shown));
+        progressWrites = progressWrites.then(() => this.progress(runId, requests, tables, shown));
       });
     } catch (error) {
       outcome = { kind: 'crashed', reason: errorMessage(error) };
@@ -241,18 +239,16 @@ export class ErasureWorker {
   /**
    * Shows the job's per-table progress on each request of the run (its own tables only), never lowering a
    * table's status: a table the request shows as running or done stays so when a (re-run) job reports it pending.
+   * The store merges the same way again inside its write, conditional on the request still running in `runId`,
+   * against what other processes wrote meanwhile.
    */
-  async progress(requests: readonly ErasureRequest[], tables: readonly TableProgress[], shown: Map<string, readonly TableProgress[]>): Promise<void> {
-    const byTable = new Map(tables.map((t) => [t.table, t]));
+  async progress(runId: string, requests: readonly ErasureRequest[], tables: readonly TableProgress[], shown: Map<string, readonly TableProgress[]>): Promise<void> {
     for (const request of requests) {
       const current = shown.get(request.id) ?? request.tables;
-      const next = current.map((t) => {
-        const reported = byTable.get(t.table);
-        return reported && (PROGRESS_RANK[reported.status] > PROGRESS_RANK[t.status] || reported.status === t.status) ? reported : t;
-      });
+      const next = mergeProgress(current, tables);
       if (next.every((t, i) => t === current[i] || sameProgress(t, current[i]))) continue;
       try {
-        await this.ledger.updateTables(request.id, next);
+        await this.ledger.updateTables(request.id, runId, next);
         shown.set(request.id, next);
       } catch (error) {
         // Progress is a view of the run, not its state: a write that fails is logged and the run goes on.

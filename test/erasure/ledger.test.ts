@@ -168,10 +168,50 @@ describe.each(STORES)('erasure ledger: $name', (store) => {
   it('shows per-table progress of a running request', async () => {
     const { ledger } = await fresh();
     await ledger.create(request('er-1'), audit('er-1'));
-    await ledger.transition('er-1', { status: 'running', attempts: 1 }, audit('er-1', 'erasure.started'));
-    await ledger.updateTables('er-1', [{ table: 'local.crm.customers', status: 'running', detail: 'deleting' }]);
+    await ledger.transition('er-1', { status: 'running', attempts: 1, runId: 'run-1' }, audit('er-1', 'erasure.started'));
+    await ledger.updateTables('er-1', 'run-1', [{ table: 'local.crm.customers', status: 'running', detail: 'deleting' }]);
     expect((await ledger.get('er-1'))?.tables).toEqual([{ table: 'local.crm.customers', status: 'running', detail: 'deleting' }]);
     expect(await ledger.auditEntries()).toHaveLength(2);
+    await ledger.close();
+  });
+
+  it('moves per-table progress only forward, in its run only, whichever process writes it', async () => {
+    const { ledger, location } = await fresh();
+    const other = store.open(location); // another process: an overlapping or late writer
+    const pending = [
+      { table: 'local.crm.customers', status: 'pending' },
+      { table: 'local.crm.orders', status: 'pending' },
+    ] as const;
+    await ledger.create({ ...request('er-1'), tables: pending }, audit('er-1'));
+    // An earlier run failed and was retried: the request now runs in run-2.
+    await ledger.transition('er-1', { status: 'running', attempts: 1, runId: 'run-1' }, audit('er-1', 'erasure.started'));
+    await ledger.transition('er-1', { status: 'received', error: 'crashed' }, audit('er-1', 'erasure.retry'));
+    await ledger.transition('er-1', { status: 'running', attempts: 2, runId: 'run-2', tables: pending }, audit('er-1', 'erasure.started'));
+    const shown = async () => (await ledger.get('er-1'))?.tables.map((t) => `${t.status}${t.detail ? `:${t.detail}` : ''}`).join('/');
+
+    await ledger.updateTables('er-1', 'run-2', [{ table: 'local.crm.customers', status: 'verified' }, { table: 'local.crm.orders', status: 'running' }]);
+    expect(await shown()).toBe('verified/running');
+    // A late report of the earlier run writes nothing, even a table further along.
+    await other.updateTables('er-1', 'run-1', [{ table: 'local.crm.customers', status: 'pending' }, { table: 'local.crm.orders', status: 'verified' }]);
+    expect(await shown()).toBe('verified/running');
+    // A stale report of this run, from another process, moves no table back; a newer detail at the same status lands.
+    await other.updateTables('er-1', 'run-2', [{ table: 'local.crm.customers', status: 'running' }, { table: 'local.crm.orders', status: 'running', detail: 'deleting' }]);
+    expect(await shown()).toBe('verified/running:deleting');
+    await other.updateTables('er-1', 'run-2', [{ table: 'local.crm.customers', status: 'pending' }, { table: 'local.crm.orders', status: 'pending' }, { table: 'local.crm.unknown', status: 'verified' }]);
+    expect(await shown()).toBe('verified/running:deleting');
+    // Two writers at once, each with one table done: both land (the later merges onto the earlier).
+    await Promise.all([
+      ledger.updateTables('er-1', 'run-2', [{ table: 'local.crm.orders', status: 'failed', detail: 'verification' }]),
+      other.updateTables('er-1', 'run-2', [{ table: 'local.crm.customers', status: 'failed' }, { table: 'local.crm.orders', status: 'running' }]),
+    ]);
+    expect(await shown()).toBe('verified/failed:verification');
+    // Once the outcome is written, a report of the same run is dropped too; no write added an audit entry.
+    await ledger.transition('er-1', { status: 'verified', tables: [{ table: 'local.crm.customers', status: 'verified' }, { table: 'local.crm.orders', status: 'verified' }] }, audit('er-1', 'erasure.verified'));
+    await other.updateTables('er-1', 'run-2', [{ table: 'local.crm.orders', status: 'failed' }]);
+    expect(await shown()).toBe('verified/verified');
+    await other.updateTables('er-none', 'run-2', [{ table: 'local.crm.orders', status: 'running' }]);
+    expect((await ledger.auditEntries()).map((e) => e.action)).toEqual(['erasure.filed', 'erasure.started', 'erasure.retry', 'erasure.started', 'erasure.verified']);
+    await other.close();
     await ledger.close();
   });
 
@@ -190,8 +230,8 @@ describe.each(STORES)('erasure ledger: $name', (store) => {
     await expect(ledger.extend('er-1', { months: 1, reason: 'again', by: 'person:olivia' }, extensionAudit('er-1'))).rejects.toMatchObject({ code: 'extension-refused' });
     await expect(ledger.extend('er-none', { months: 1, reason: 'none', by: 'person:olivia' }, extensionAudit('er-none'))).rejects.toMatchObject({ code: 'not-found' });
     // Moves and progress keep it.
-    await ledger.transition('er-1', { status: 'running', attempts: 1 }, audit('er-1', 'erasure.started'));
-    await ledger.updateTables('er-1', [{ table: 'local.crm.customers', status: 'running' }]);
+    await ledger.transition('er-1', { status: 'running', attempts: 1, runId: 'run-1' }, audit('er-1', 'erasure.started'));
+    await ledger.updateTables('er-1', 'run-1', [{ table: 'local.crm.customers', status: 'running' }]);
     await ledger.transition('er-1', { status: 'verified' }, audit('er-1', 'erasure.verified'));
     const reader = store.open(location);
     expect((await reader.get('er-1'))?.extension).toEqual(extended.extension);

@@ -138,6 +138,10 @@ describe.each(STORES)('erasure steps, ledger on $name', (store) => {
     expect(await invoke(open)).toEqual({ submitted: [], running: [runId], finished: [] });
     expect((await read(open, filed.id)).request).toMatchObject({ status: 'running', stepId: submitted.stepId, tables: [{ table: TABLE, status: 'running' }] });
     expect(await stepsOf(runId)).toHaveLength(1);
+    // A report that went back (the step's job restarted its tables) moves nothing back.
+    await put(runId, 'progress.json', JSON.stringify([{ table: TABLE, status: 'pending' }]));
+    expect(await invoke(open)).toEqual({ submitted: [], running: [runId], finished: [] });
+    expect((await read(open, filed.id)).request.tables).toEqual([{ table: TABLE, status: 'running' }]);
 
     await put(runId, 'certificate.json', JSON.stringify({ ...goldenCertificate, runId, requestIds: [filed.id] }));
     await moto.setStepState(submitted.stepId!, 'COMPLETED');

@@ -33,9 +33,9 @@ const SUBJECT = 'sentinel.subject@example.com';
 class RecordingLedger extends SqliteErasureLedger {
   readonly shown: { id: string; tables: readonly TableProgress[] }[] = [];
 
-  override async updateTables(id: string, tables: readonly TableProgress[]): Promise<void> {
-    await super.updateTables(id, tables);
-    this.shown.push({ id, tables });
+  override async updateTables(id: string, runId: string, tables: readonly TableProgress[]): Promise<void> {
+    await super.updateTables(id, runId, tables);
+    this.shown.push({ id, tables: (await this.get(id))?.tables ?? [] });
   }
 
   override async transition(id: string, change: StatusChange, audit: AuditInput): Promise<ErasureRequest> {
@@ -149,7 +149,7 @@ describe('per-table progress', () => {
     const request = await file(s);
     // The service stopped while the job had verified one table and was on the other.
     await s.ledger.transition(request.id, { status: 'running', attempts: 1, runId: 'run-before-restart', tables: report('pending', 'pending') }, { actor: 'service', requestId: request.id, action: 'erasure.started', outcome: 'running' });
-    await s.ledger.updateTables(request.id, report('verified', 'running'));
+    await s.ledger.updateTables(request.id, 'run-before-restart', report('verified', 'running'));
     const job = new ScriptedJob([report('running', 'pending'), report('verified', 'pending'), report('verified', 'running'), report('verified', 'verified')], 'verified');
     await s.worker(job).runOnce();
     expect(job.orders.map((o) => o.runId)).toEqual(['run-before-restart']);
