@@ -30,9 +30,9 @@ Per table, in this order:
     the UPDATE rewrites does, and is retried (`iceberg_ops.retry_on_conflict`, the erasure job's pattern),
     recomputing the UDF over the new state. Killed before the commit, the table is entirely as before; after, it
     is entirely rewritten: a re-run finds no older version and only finishes steps 3-4 (idempotent).
-    One commit per table, not per partition: see README "Key rotation" (a per-partition plan would make each
-    commit smaller, but a table then holds two versions between commits; the one UPDATE is bounded by the rows
-    one Spark job can rewrite before the catalog times out or the cluster's disk fills, not by Iceberg).
+    One commit per table, not per partition (README "Key rotation"): readers never see a table half re-keyed and
+    a restart needs no plan; the limit is the one UPDATE itself, which rewrites every file holding an older
+    version in one Spark job, started over by a failure, a kill or a conflicting delete or compaction.
  3. Fold the streaming job's batch markers into table properties (`jobs.markers.fold_markers`), expire every
     snapshot older than the commit (Iceberg deletes the old data files, which hold the old pseudonyms), remove
     orphan files older than the start minus `--orphan-grace-seconds` (a killed attempt's uncommitted files).
