@@ -158,6 +158,20 @@ describe('the packed path', () => {
     });
   }
 
+  it('withholds a subject filed through this process at once, before the next ledger read', async () => {
+    const rows: Row[] = [ANNA, JANE].map((text) => ({ kind: 'text', text }));
+    const before = columnsOf(await packedPath(suppression, streamOf(rows, undefined, 0))); // the set is loaded and cached
+    expect(before.reason).toEqual([null, 'erased']);
+    const [anna] = suppression.pseudonymsInEveryVersion('email', [ANNA]);
+    suppression.noteFiled([{ context: 'email', pseudonyms: [anna![1]!] }]);
+    try {
+      expect(columnsOf(await packedPath(suppression, streamOf(rows, undefined, 0)))).toEqual({ pseudonyms: [null, null], reason: ['erased', 'erased'] });
+    } finally {
+      suppression.noteLifted([{ context: 'email', pseudonyms: [anna![1]!] }]);
+    }
+    expect(columnsOf(await packedPath(suppression, streamOf(rows, undefined, 0))).reason).toEqual([null, 'erased']);
+  });
+
   it('withholds erased subjects without leaving their pseudonyms in the answer bytes', async () => {
     const rows: Row[] = [JANE, ANNA, JOHN, ANNA].map((text) => ({ kind: 'text', text }));
     const answer = await packedPath(suppression, streamOf(rows, undefined, 0));
