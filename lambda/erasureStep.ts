@@ -9,13 +9,17 @@
  * setting named (config-invalid), logged as one JSON line (class, code, setting; never values) and thrown as a
  * value-free error naming the cause, like the API handler (lambda/_start.ts). The keyring is needed too: a run
  * erases each subject's pseudonyms under every key version loaded now.
+ *
+ * Each invocation also writes the ledger's gauges as EMF (emf.ts: ErasureRequests by state,
+ * OldestOpenRequestAgeSeconds), the Lambda counterpart of the server's /metrics; the platform alarms on the age.
  */
 import { loadConfig } from '../api/config/config.ts';
 import { EmrErasureRunner } from '../api/erasure/emrRunner.ts';
 import { advanceErasures, type ErasureStepParts, type ErasureStepSummary } from '../api/erasure/steps.ts';
 import { ErasureWorker } from '../api/erasure/worker.ts';
-import { ConfigError, KeyringError } from '../api/errors.ts';
+import { ConfigError, errorMessage, KeyringError } from '../api/errors.ts';
 import { EmfMetricsSink } from '../api/observability/emf.ts';
+import { readErasureSnapshot } from '../api/observability/metrics.ts';
 import { PseudonymizationService } from '../api/service.ts';
 import { logStartFailure, startFailure } from './_start.ts';
 
@@ -63,13 +67,24 @@ export async function erasureStepHandler(): Promise<ErasureStepSummary> {
     // The runtime logs what is thrown, message included: the original's could hold a path or a value.
     throw startFailure(error);
   }
-  // Without keys a run cannot add the pseudonyms of versions created since filing: wait for the next call.
-  if (!running.ready()) throw new KeyringError('the keyring is not loaded; no erasure step was taken', 'keyring-unavailable');
   try {
+    // Without keys a run cannot add the pseudonyms of versions created since filing: wait for the next call.
+    if (!running.ready()) throw new KeyringError('the keyring is not loaded; no erasure step was taken', 'keyring-unavailable');
     const summary = await advanceErasures(running);
     running.logger.info({ submitted: summary.submitted, running: summary.running, finished: summary.finished }, 'erasure step done');
     return summary;
   } finally {
+    // The gauges after every call, a failed one too: the oldest open request's age is what the alarm watches.
+    await recordLedgerGauges(running);
     running.metrics.flush();
+  }
+}
+
+/** Requests by state and the oldest open one's age, as read from the ledger now; a ledger that cannot answer leaves them out of this call. */
+async function recordLedgerGauges(running: StepFunction): Promise<void> {
+  try {
+    running.metrics.erasureRequests(await readErasureSnapshot(running.ledger), Date.now());
+  } catch (error) {
+    running.logger.warn({ error: errorMessage(error) }, 'erasure request gauges not written: the ledger did not answer');
   }
 }

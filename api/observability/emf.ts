@@ -10,9 +10,15 @@
  *   ValuesProcessed (Count)                                   operation, context      pseudo_values_processed_total
  *   ErasureRuns, ErasureRunFailures (Count), ErasureRunDuration (Seconds)  outcome   pseudo_erasure_runs_total, pseudo_erasure_run_failures_total, pseudo_erasure_run_duration_seconds
  *   ErasureRowsDeleted (Count)                                table                   pseudo_erasure_rows_deleted_total
+ *   ErasureRequests (Count, a gauge)                          state                   pseudo_erasure_requests
+ *   OldestOpenRequestAgeSeconds (Seconds, a gauge)            (service only)          pseudo_erasure_oldest_open_request_age_seconds
+ * The two gauges are read from the ledger and written by the erasure step function at each invocation (the
+ * platform's alarm watches the oldest open request's age against GDPR's month); never a request id or subject.
  * Powertools adds the `service` dimension (PSEUDO_METRICS_SERVICE) to each.
  */
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { ERASURE_STATUSES } from '../erasure/ledger.ts';
+import type { ErasureSnapshot } from './metrics.ts';
 import type { ErasureRunOutcome, MetricsSink, RequestMeasurement, ValueOperation } from './sink.ts';
 
 export const EMF_METRIC_NAMES = {
@@ -23,6 +29,8 @@ export const EMF_METRIC_NAMES = {
   erasureRunFailures: 'ErasureRunFailures',
   erasureRunDuration: 'ErasureRunDuration',
   erasureRowsDeleted: 'ErasureRowsDeleted',
+  erasureRequests: 'ErasureRequests',
+  oldestOpenRequestAge: 'OldestOpenRequestAgeSeconds',
 } as const;
 
 type Unit = (typeof MetricUnit)[keyof typeof MetricUnit];
@@ -57,6 +65,13 @@ export class EmfMetricsSink implements MetricsSink {
     runs.metrics.push({ name: EMF_METRIC_NAMES.erasureRunFailures, unit: MetricUnit.Count, value: outcome === 'verified' ? 0 : 1 });
     runs.metrics.push({ name: EMF_METRIC_NAMES.erasureRunDuration, unit: MetricUnit.Seconds, value: seconds });
     for (const [table, rows] of rowsDeleted) this.group({ table }).metrics.push({ name: EMF_METRIC_NAMES.erasureRowsDeleted, unit: MetricUnit.Count, value: rows });
+  }
+
+  /** The ledger's gauges as read at `nowMs`: a count per state (every state, zeros included) and the oldest open request's age (0 when none is open). */
+  erasureRequests(snapshot: ErasureSnapshot, nowMs: number): void {
+    for (const state of ERASURE_STATUSES) this.group({ state }).metrics.push({ name: EMF_METRIC_NAMES.erasureRequests, unit: MetricUnit.Count, value: snapshot.byState[state] });
+    const age = snapshot.oldestOpenMs === undefined ? 0 : Math.max(0, (nowMs - snapshot.oldestOpenMs) / 1000);
+    this.group({}).metrics.push({ name: EMF_METRIC_NAMES.oldestOpenRequestAge, unit: MetricUnit.Seconds, value: age });
   }
 
   /** Writes what this invocation recorded, one EMF line per dimension set, and starts afresh. */

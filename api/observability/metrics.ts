@@ -52,10 +52,26 @@ export class ErasureMetrics {
   }
 }
 
-interface ErasureSnapshot {
+export interface ErasureSnapshot {
   readonly byState: Readonly<Record<ErasureStatus, number>>;
   /** createdAt of the oldest request still received or running, in ms */
   readonly oldestOpenMs: number | undefined;
+}
+
+/** Requests by state and the oldest open one, from the ledger (also read by the erasure step function for its EMF gauges). */
+export async function readErasureSnapshot(ledger: Pick<ErasureLedger, 'list'>): Promise<ErasureSnapshot> {
+  const byState: Record<ErasureStatus, number> = { received: 0, running: 0, verified: 0, failed: 0 };
+  let oldestOpenMs: number | undefined;
+  for (const status of ERASURE_STATUSES) {
+    const requests = await ledger.list(status);
+    byState[status] = requests.length;
+    if (status !== 'received' && status !== 'running') continue;
+    for (const request of requests) {
+      const created = Date.parse(request.createdAt);
+      if (oldestOpenMs === undefined || created < oldestOpenMs) oldestOpenMs = created;
+    }
+  }
+  return { byState, oldestOpenMs };
 }
 
 /** Requests by state from the ledger. Both ledger gauges collect at once in a scrape, so the read in flight serves both. */
@@ -65,18 +81,7 @@ function erasureSnapshots(source: () => Pick<ErasureLedger, 'list'> | undefined)
     const ledger = source();
     if (!ledger) return undefined;
     try {
-      const byState: Record<ErasureStatus, number> = { received: 0, running: 0, verified: 0, failed: 0 };
-      let oldestOpenMs: number | undefined;
-      for (const status of ERASURE_STATUSES) {
-        const requests = await ledger.list(status);
-        byState[status] = requests.length;
-        if (status !== 'received' && status !== 'running') continue;
-        for (const request of requests) {
-          const created = Date.parse(request.createdAt);
-          if (oldestOpenMs === undefined || created < oldestOpenMs) oldestOpenMs = created;
-        }
-      }
-      return { byState, oldestOpenMs };
+      return await readErasureSnapshot(ledger);
     } catch {
       // A ledger that cannot answer leaves these gauges out of this scrape rather than failing /metrics.
       return undefined;

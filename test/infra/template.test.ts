@@ -440,14 +440,16 @@ describe('resources moto does not create, by their rendered properties', () => {
     expect(stage.MethodSettings).toEqual([{ ResourcePath: '/*', HttpMethod: '*', ThrottlingRateLimit: '1000', ThrottlingBurstLimit: '2000', MetricsEnabled: true, DataTraceEnabled: false, LoggingLevel: 'OFF' }]);
   });
 
-  it('alarms on 5xx, p99 latency, throttles and errors, to the alarm topic', () => {
+  it('alarms on 5xx, p99 latency, throttles, errors and the oldest open erasure request, to the alarm topic', () => {
     const alarms = Object.entries(platform.Resources)
       .filter(([, resource]) => resource.Type === 'AWS::CloudWatch::Alarm')
       .map(([logicalId]) => full.properties(logicalId));
     const summary = alarms.map((alarm) => `${alarm.Namespace as string} ${alarm.MetricName as string} ${(alarm.ExtendedStatistic ?? alarm.Statistic) as string}`);
-    expect(summary).toEqual(['AWS/ApiGateway 5XXError Sum', 'AWS/ApiGateway Latency p99', 'AWS/Lambda Throttles Sum', 'AWS/Lambda Errors Sum', 'AWS/Lambda Errors Sum']);
+    expect(summary).toEqual(['AWS/ApiGateway 5XXError Sum', 'AWS/ApiGateway Latency p99', 'AWS/Lambda Throttles Sum', 'AWS/Lambda Errors Sum', 'AWS/Lambda Errors Sum', 'Pseudonymization OldestOpenRequestAgeSeconds Maximum']);
     for (const alarm of alarms) expect(alarm.AlarmActions).toEqual(['AlarmTopic']);
     expect(full.properties('ApiLatencyP99Alarm').Threshold).toBe('50');
+    // 25 days by default: before GDPR's month runs out. The step function writes the gauge (lambda/erasureStep.ts).
+    expect(full.properties('ErasureOldestOpenAlarm').Threshold).toBe('2160000');
   });
 });
 

@@ -9,7 +9,7 @@
  *     withholds the subject at once; another instance withholds it once its cache is PSEUDO_ERASURE_CACHE_SECONDS old;
  *   - SQLite ledger: refused at start, 503 config-invalid naming PSEUDO_ERASURE_LEDGER, one log line, no values;
  *   - the scheduled erasure step (erasureStep.mjs) on the DynamoDB ledger and moto's EMR: submits the filed
- *     request's run and returns at once; on SQLite it refuses to start the same way.
+ *     request's run and returns at once, writing the ledger's gauges as EMF; on SQLite it refuses to start the same way.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,6 +25,7 @@ import { ApiKeyRegistry, type Role } from '../../api/auth/apiKeys.ts';
 import { apiKeyDocumentsFor } from '../../api/auth/fromConfig.ts';
 import { bootstrapLocal } from '../../api/bootstrap.ts';
 import { ensureTable } from '../../api/erasure/dynamoLedger.ts';
+import { EMF_METRIC_NAMES } from '../../api/observability/emf.ts';
 import { createLogger } from '../../api/observability/logger.ts';
 import { startMoto, TEST_REGION, type Moto } from '../support/moto.ts';
 import { testConfig } from '../support/service.ts';
@@ -199,6 +200,18 @@ async function pseudonymOf(instance: Instance, context: string, value: string): 
   return (answer.json as { pseudonyms: string[] }).pseudonyms[0]!;
 }
 
+interface EmfDocument {
+  readonly _aws: { readonly CloudWatchMetrics: { readonly Dimensions: string[][] }[] };
+  readonly [field: string]: unknown;
+}
+
+/** The EMF documents among a function's log lines. */
+const emfDocuments = (logs: string): EmfDocument[] =>
+  logs
+    .split('\n')
+    .filter((line) => line.includes('"_aws"'))
+    .map((line) => JSON.parse(line) as EmfDocument);
+
 const reidentify = (instance: Instance, context: string, pseudonym: string) => call(instance, '/v1/reidentify', keys.reidentify, { context, pseudonyms: [pseudonym] });
 
 describe('the built Lambda zip', () => {
@@ -277,7 +290,7 @@ describe('the built Lambda zip', () => {
     const api = startInstance(env);
     const filed = await call(api, '/v1/erasure-requests', keys.officer, { reference: 'DSR-ZIP-STEP', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: 'john@example.com' }] });
     expect(filed.status).toBe(202);
-    const step = startInstance(env, 'erasureStep.erasureStepHandler');
+    const step = startInstance({ ...env, PSEUDO_METRICS_SERVICE: 'erasure-step-test' }, 'erasureStep.erasureStepHandler');
     const first = await step.invokeRaw({ 'detail-type': 'Scheduled Event', source: 'aws.events', detail: {} });
     const summary = first.result as { submitted: string[]; running: string[]; finished: string[] };
     expect(summary).toMatchObject({ running: [], finished: [] });
@@ -287,6 +300,18 @@ describe('the built Lambda zip', () => {
     // Another instance, a minute later: the step is still running (moto never runs it), nothing is added.
     expect((await startInstance(env, 'erasureStep.erasureStepHandler').invokeRaw({})).result).toEqual({ submitted: [], running: summary.submitted, finished: [] });
     expect(((await emr.send(new ListStepsCommand({ ClusterId: clusterId }))).Steps ?? []).length).toBe(steps.length);
+    // The ledger's gauges as EMF after the call (the age alarm's metric): a count per state, the oldest open one's age.
+    const gauges = emfDocuments(step.logs());
+    const byState = Object.fromEntries(gauges.filter((d) => typeof d.state === 'string').map((d): [string, unknown] => [String(d.state), d[EMF_METRIC_NAMES.erasureRequests]]));
+    expect(byState).toEqual({ received: 0, running: 1, verified: 0, failed: 0 });
+    const age = gauges.filter((d) => EMF_METRIC_NAMES.oldestOpenRequestAge in d);
+    expect(age).toHaveLength(1);
+    expect(age[0]![EMF_METRIC_NAMES.oldestOpenRequestAge]).toBeGreaterThanOrEqual(0);
+    for (const document of gauges) {
+      expect(document.service).toBe('erasure-step-test');
+      expect(document._aws.CloudWatchMetrics[0]!.Dimensions[0]!.every((name) => name === 'service' || name === 'state')).toBe(true);
+      expect(JSON.stringify(document)).not.toContain((filed.json as { id: string }).id);
+    }
     expect(step.logs()).toContain('erasure run submitted');
     expect(step.logs()).not.toContain('john');
     expect(step.logs()).not.toContain(`"pseudonyms"`);
