@@ -1,13 +1,16 @@
 /**
  * The README's walk-through runs on examples/: every example configuration loads with the loader that reads it
  * for real (the batch job's and the streaming job's configuration checks, the erasure table registry, the EMR
- * cluster file), the example batch job runs once end to end on local Spark against the real API, and
- * `npm run local-stack` makes the stream and secret the examples name (the example streaming job starts on
- * them) and stops cleanly on Ctrl-C. So the examples cannot rot.
+ * cluster file); the example batch job runs once end to end on local Spark against the real API; the service is
+ * then started as the README restarts it with examples/erasure-registry.json (refused until `audit init` made
+ * its ledger), and an erasure filed for the example subject runs to `verified` with rows deleted; and
+ * `npm run local-stack` makes the stream and secret the examples name, the example streaming job starts on them,
+ * records sent by the producer (`npm run produce -- --generate`) are appended, and Ctrl-C stops it cleanly.
+ * So the examples cannot rot.
  *
- * Commands run in a scratch folder laid out like the repository root (examples/ and .cache/ linked in,
- * data/ of its own), because the README runs them from the root with paths relative to it and this test
- * must not write into the checkout's data/.
+ * Commands run in a scratch folder laid out like the repository root (examples/, config/, .venv/ and .cache/
+ * linked in, data/ of its own), because the README runs them from the root with paths relative to it and this
+ * test must not write into the checkout's data/.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -21,7 +24,7 @@ import { TableRegistry } from '../../api/erasure/registry.ts';
 import { PolicySet } from '../../api/policy/policy.ts';
 import { readClusterConfig } from '../../infra/config.ts';
 import { freePort, waitFor } from '../support/processes.ts';
-import { startTestService, type TestService } from '../support/service.ts';
+import { call, startTestService, type TestService } from '../support/service.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const PYTHON = join(ROOT, '.venv', 'bin', 'python');
@@ -32,8 +35,7 @@ let service: TestService;
 let sparkKey: string;
 
 beforeAll(async () => {
-  symlinkSync(join(ROOT, 'examples'), join(SCRATCH, 'examples'));
-  symlinkSync(join(ROOT, '.cache'), join(SCRATCH, '.cache'));
+  for (const linked of ['examples', '.cache', 'config', '.venv']) symlinkSync(join(ROOT, linked), join(SCRATCH, linked));
   // The service with the policy file a start from the README uses (config/policies.json).
   service = await startTestService({ PSEUDO_POLICY_FILE: 'config/policies.json' });
   // As `npm run apikeys -- create --name spark --roles pseudonymize` writes it.
@@ -60,6 +62,26 @@ async function run(command: string, args: string[], options: { cwd: string; env?
     });
   });
   return { status, stdout, stderr };
+}
+
+/** Starts a long-running command in the scratch root (startProcess runs in this process's folder); stop() ends it with SIGTERM. */
+function startIn(cwd: string, command: string, args: string[], env: NodeJS.ProcessEnv): { output: () => string; stop: () => Promise<number | null> } {
+  const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((done) => {
+    child.once('exit', (code) => {
+      done(code);
+    });
+  });
+  return {
+    output: () => output,
+    stop: () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
 }
 
 /** Runs a Python snippet in the scratch root with the project venv; its stdout parsed as JSON. */
@@ -142,6 +164,56 @@ describe('the example batch job, end to end', () => {
   }, 660_000);
 });
 
+/** Small-machine Spark settings (as the Python suites set them): they change nothing the job writes or decides. */
+const SMALL_SPARK = {
+  PYSPARK_SUBMIT_ARGS: "--conf spark.sql.shuffle.partitions=2 --conf spark.default.parallelism=2 --conf spark.ui.enabled=false --conf 'spark.driver.extraJavaOptions=-XX:+UseSerialGC -XX:TieredStopAtLevel=1' pyspark-shell",
+};
+
+describe('the example erasure, as the README walks it', () => {
+  it('restarts the service with examples/erasure-registry.json after audit init, and an erasure of the example subject reaches verified', async () => {
+    // npm run apikeys -- create --name officer --roles privacy-officer
+    const officer = await service.createKey('officer', ['privacy-officer']);
+    const port = await freePort();
+    // `PSEUDO_ERASURE_REGISTRY_FILE=examples/erasure-registry.json npm start` from the root: the built server, its
+    // defaults (config/policies.json, .venv/bin/python, .cache/jars, the registry's data/iceberg) relative to it.
+    const env = { ...process.env, ...SMALL_SPARK, PSEUDO_DATA_DIR: service.dataDir, PSEUDO_PORT: String(port), PSEUDO_ERASURE_REGISTRY_FILE: 'examples/erasure-registry.json' };
+    const refused = await run('node', [join(ROOT, 'dist', 'server.mjs')], { cwd: SCRATCH, env });
+    expect(refused.status, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain('npm run audit -- init');
+    const init = await run('node', [join(ROOT, 'dist', 'cli.mjs'), 'audit', 'init'], { cwd: SCRATCH, env });
+    expect(init.status, init.stderr).toBe(0);
+
+    const server = startIn(SCRATCH, 'node', [join(ROOT, 'dist', 'server.mjs')], { ...env, PSEUDO_ERASURE_POLL_SECONDS: '1' });
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      await waitFor(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.ok === true, 'the service with erasure on', 60_000);
+      const filed = await call(url, 'POST', '/v1/erasure-requests', {
+        apiKey: officer,
+        body: { reference: 'EXAMPLE-1', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: 'customer006@example.com' }] },
+      });
+      expect(filed.status, filed.text).toBe(202);
+      const id = (filed.json as { id: string }).id;
+      let request: { status: string; certificate?: { tables: { table: string; rowsDeleted: string }[] } } = { status: 'received' };
+      await waitFor(
+        async () => {
+          await new Promise((pause) => setTimeout(pause, 1000));
+          request = (await call(url, 'GET', `/v1/erasure-requests/${id}`, { apiKey: officer })).json as typeof request;
+          return request.status === 'verified' || request.status === 'failed';
+        },
+        'the example erasure to end',
+        480_000,
+      );
+      expect(request.status, server.output().slice(-2000)).toBe('verified');
+      const [table] = request.certificate!.tables;
+      expect(table!.table).toBe('local.crm.customers');
+      expect(BigInt(table!.rowsDeleted)).toBeGreaterThan(0n);
+      expect(server.output()).not.toContain('customer006@example.com');
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  }, 660_000);
+});
+
 describe('npm run local-stack', () => {
   it('serves moto with the example stream and secret for the example streaming job, and stops on Ctrl-C', async () => {
     const port = await freePort();
@@ -182,8 +254,8 @@ describe('npm run local-stack', () => {
       writeFileSync(join(SCRATCH, 'stream.local.json'), JSON.stringify(config));
       const streaming = spawn(join(ROOT, '.venv', 'bin', 'stream-consumer'), ['--config', 'stream.local.json', '--master', 'local[1]'], {
         cwd: SCRATCH,
-        // The credentials the local stack tells you to export.
-        env: { ...process.env, AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_REGION: 'eu-west-1' },
+        // The credentials the local stack tells you to export (and the small-machine Spark settings).
+        env: { ...process.env, ...SMALL_SPARK, AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_REGION: 'eu-west-1' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let streamOut = '';
@@ -202,6 +274,22 @@ describe('npm run local-stack', () => {
         for (const step of ['checking the stream vehicles', 'checking the API', 'starting Spark', 'creating or checking local.streaming.vehicles', 'running: a batch every 10 s']) {
           expect(streamErr).toContain(`stream-consumer: ${step}`);
         }
+
+        // npm run produce -- --stream vehicles --generate 20 --endpoint <the local stack>: the job appends them.
+        const produced = await run(join(ROOT, 'node_modules', '.bin', 'tsx'), ['stream-consumer/producer/main.ts', '--stream', 'vehicles', '--generate', '20', '--endpoint', endpoint], {
+          cwd: ROOT,
+          env: { ...process.env, AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_REGION: 'eu-west-1' },
+        });
+        expect(produced.status, produced.stderr).toBe(0);
+        expect(JSON.parse(produced.stdout.trim().split('\n').at(-1)!)).toMatchObject({ recordsSent: 20, recordsFailed: 0 });
+        const batches = (): { rows: number; deadLetters: number }[] =>
+          streamOut
+            .split('\n')
+            .filter((line) => /"event": ?"batch"/.test(line))
+            .map((line) => JSON.parse(line) as { rows: number; deadLetters: number });
+        await waitFor(() => Promise.resolve(batches().reduce((sum, batch) => sum + batch.rows, 0) >= 20 || streaming.exitCode !== null), 'the produced records to be appended', 240_000);
+        expect(batches().reduce((sum, batch) => sum + batch.rows, 0), streamErr.slice(-2000)).toBe(20);
+        expect(batches().reduce((sum, batch) => sum + batch.deadLetters, 0)).toBe(0);
       } finally {
         streaming.kill('SIGTERM');
       }
