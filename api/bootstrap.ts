@@ -81,7 +81,7 @@ export async function bootstrapLocal(config: Config, logger: Logger): Promise<vo
 export async function createErasureLedger(config: Config): Promise<{ ledger: string; headRecord: string }> {
   const { ledger: store, ledgerHeadFile } = config.erasure;
   if (store.store !== 'sqlite') {
-    throw new ConfigError('PSEUDO_ERASURE_LEDGER: audit init creates a SQLite ledger; the DynamoDB ledger table is created with the infrastructure (README: Deploying to AWS)');
+    throw new ConfigError('PSEUDO_ERASURE_LEDGER: audit init creates a SQLite ledger; the DynamoDB ledger table is created with the infrastructure (README: Deploy to AWS)');
   }
   if (existsSync(ledgerHeadFile)) {
     throw new LedgerError(
