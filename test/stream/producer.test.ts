@@ -189,7 +189,16 @@ describe('the producer CLI against Kinesis (moto)', () => {
     const child = spawn('node_modules/.bin/tsx', ['stream-consumer/producer/main.ts', '--endpoint', moto.endpoint, '--region', TEST_REGION, '--stream', 'interrupted', '--generate', '1000000', '--rate', '3000'], { env: { ...process.env, ...moto.env } });
     let stdout = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    await new Promise((resolve) => setTimeout(resolve, 2500));
+    // Ctrl-C once records are going out: a fixed delay raced the start-up on a busy machine (tsx had not yet
+    // reached the producer's SIGINT handler, so the signal killed it with no summary).
+    await new Promise<void>((resolve) => {
+      const sending = (chunk: Buffer): void => {
+        if (!chunk.toString().includes('sent ')) return;
+        child.stderr.off('data', sending);
+        resolve();
+      };
+      child.stderr.on('data', sending);
+    });
     child.kill('SIGINT');
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     expect(code).toBe(130);
