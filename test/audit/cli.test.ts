@@ -1,15 +1,19 @@
 /**
  * `npm run audit -- list | export | verify`, run as a process (the bundled CLI, dist/cli.mjs) against a ledger
- * file this test writes through the SQLite ledger, at fixed times so that the time filters have known answers.
+ * file this test writes through the SQLite ledger, at fixed times so that the time filters have known answers;
+ * then the same commands against the DynamoDB ledger on moto's server (PSEUDO_ERASURE_LEDGER=dynamodb).
  */
 import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import sqlite from 'node-sqlite3-wasm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { AuditInput, NewErasureRequest } from '../../api/erasure/ledger.ts';
+import { DynamoErasureLedger, ensureTable } from '../../api/erasure/dynamoLedger.ts';
+import type { AuditInput, ErasureLedger, NewErasureRequest } from '../../api/erasure/ledger.ts';
 import { SqliteErasureLedger } from '../../api/erasure/sqliteLedger.ts';
+import { startMoto, TEST_REGION, type Moto } from '../support/moto.ts';
 
 interface Run {
   readonly status: number;
@@ -62,9 +66,12 @@ let ledgerFile: string;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'audit-cli-'));
   ledgerFile = join(dir, 'erasure-ledger.db');
-  // Fixed clock: entries 1-2 on 2026-01-10, 3 on 2026-01-20, 4-5 on 2026-02-05.
+  await writeEntries(new SqliteErasureLedger(ledgerFile));
+});
+
+/** The five entries every store holds: fixed clock, entries 1-2 on 2026-01-10, 3 on 2026-01-20, 4-5 on 2026-02-05. */
+async function writeEntries(ledger: ErasureLedger): Promise<void> {
   vi.useFakeTimers({ toFake: ['Date'] });
-  const ledger = new SqliteErasureLedger(ledgerFile);
   try {
     vi.setSystemTime(new Date('2026-01-10T09:00:00.000Z'));
     await ledger.create(filed('er-a', 'TICKET-A'), entry('er-a', 'erasure.filed', 'received', 'person:olivia'));
@@ -80,7 +87,7 @@ beforeAll(async () => {
     await ledger.close();
     vi.useRealTimers();
   }
-});
+}
 
 afterAll(() => {
   vi.useRealTimers();
@@ -252,5 +259,88 @@ describe('usage', () => {
     expect(stdout).toBe('');
     expect(stderr).toContain('PSEUDO_ERASURE_LEDGER_FILE');
     expect(stderr).toContain('empty (0 bytes)');
+  });
+});
+
+describe('on the DynamoDB ledger (moto)', () => {
+  const table = 'erasure-ledger-audit';
+  let moto: Moto;
+  let head: string;
+  let third: string;
+
+  /** The CLI as a deployment runs it against the shared ledger: no ledger file, the table and endpoint configured. */
+  function auditDynamo(...args: string[]): Promise<Run> {
+    const env: NodeJS.ProcessEnv = { ...process.env, PSEUDO_DATA_DIR: dir, PSEUDO_ERASURE_LEDGER: 'dynamodb', PSEUDO_ERASURE_LEDGER_TABLE: table, PSEUDO_AWS_ENDPOINT: moto.endpoint, AWS_REGION: TEST_REGION };
+    delete env.PSEUDO_ERASURE_LEDGER_FILE;
+    return new Promise((resolve) => {
+      execFile('node', ['dist/cli.mjs', 'audit', ...args], { env }, (error, stdout, stderr) => {
+        resolve({ status: error ? Number(error.code) : 0, stdout, stderr });
+      });
+    });
+  }
+
+  beforeAll(async () => {
+    moto = await startMoto();
+    await ensureTable({ table, region: TEST_REGION, endpoint: moto.endpoint });
+    await writeEntries(new DynamoErasureLedger({ table, region: TEST_REGION, endpoint: moto.endpoint }));
+  });
+  afterAll(async () => {
+    await moto.stop();
+  });
+
+  it('exports every entry in chain order with its hashes, and filters by request and time', async () => {
+    const all = await auditDynamo('export');
+    expect(all.status).toBe(0);
+    const exported = lines(all.stdout);
+    expect(exported.map((e) => [e.seq, e.requestId, e.action, e.at])).toEqual([
+      [1, 'er-a', 'erasure.filed', '2026-01-10T09:00:00.000Z'],
+      [2, 'er-a', 'erasure.started', '2026-01-10T09:05:00.000Z'],
+      [3, 'er-a', 'erasure.verified', '2026-01-20T12:00:00.000Z'],
+      [4, 'er-b', 'erasure.filed', '2026-02-05T08:00:00.000Z'],
+      [5, 'er-b', 'erasure.started', '2026-02-05T08:30:00.000Z'],
+    ]);
+    expect(exported[0]!.previousHash).toBe('0'.repeat(64));
+    for (let i = 1; i < exported.length; i++) expect(exported[i]!.previousHash).toBe(exported[i - 1]!.hash);
+    head = exported.at(-1)!.hash;
+    third = exported[2]!.hash;
+    expect(lines((await auditDynamo('export', '--request', 'er-b')).stdout).map((e) => e.seq)).toEqual([4, 5]);
+    expect(lines((await auditDynamo('export', '--since', '2026-01-11', '--until', '2026-02-01')).stdout).map((e) => e.seq)).toEqual([3]);
+  });
+
+  it('lists entries as a table with a count', async () => {
+    const { status, stdout } = await auditDynamo('list', '--request', 'er-a', '--since', '2026-01-10T09:01:00Z');
+    expect(status).toBe(0);
+    const rows = stdout.trimEnd().split('\n');
+    expect(rows[0]).toMatch(/^SEQ\s+AT\s+ACTOR\s+ACTION\s+REQUEST\s+OUTCOME\s+HASH$/);
+    expect(rows.slice(1, -1).map((row) => row.split(/\s+/).slice(0, 4))).toEqual([
+      ['2', '2026-01-10T09:05:00.000Z', 'service', 'erasure.started'],
+      ['3', '2026-01-20T12:00:00.000Z', 'service', 'erasure.verified'],
+    ]);
+    expect(rows.at(-1)).toBe('2 of 5 entries');
+  });
+
+  it('verifies against the kept head hash: passes at the head, fails when entries follow it or one was changed', async () => {
+    const intact = await auditDynamo('verify', '--head', head);
+    expect(intact.status).toBe(0);
+    expect(JSON.parse(intact.stdout)).toMatchObject({ entries: 5, valid: true, headHash: head, headMatches: true });
+    const appended = await auditDynamo('verify', '--head', third);
+    expect(appended.status).toBe(1);
+    expect(JSON.parse(appended.stdout)).toMatchObject({ valid: true, headHash: head, headMatches: false, expectedHeadAt: 3 });
+    expect(appended.stderr).toContain('entry 3 of 5');
+    // Someone with write access to the table edits an entry's outcome in place.
+    const client = new DynamoDBClient({ region: TEST_REGION, endpoint: moto.endpoint });
+    await client.send(
+      new UpdateItemCommand({
+        TableName: table,
+        Key: { pk: { S: 'AUDIT' }, sk: { S: `ENTRY#${String(3).padStart(20, '0')}` } },
+        UpdateExpression: 'SET outcome = :outcome',
+        ExpressionAttributeValues: { ':outcome': { S: 'failed' } },
+      }),
+    );
+    client.destroy();
+    const changed = await auditDynamo('verify', '--head', head);
+    expect(changed.status).toBe(1);
+    expect(JSON.parse(changed.stdout)).toMatchObject({ valid: false, brokenAt: 3 });
+    expect(changed.stderr).toContain('broken at entry 3');
   });
 });
