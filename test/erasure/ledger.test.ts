@@ -5,6 +5,8 @@
  * throttling retries (ThrottlingException injected by a client middleware in front of the real endpoint).
  */
 import { mkdirSync, mkdtempSync, utimesSync, existsSync, writeFileSync } from 'node:fs';
+import { createServer, request as forward, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteItemCommand, DynamoDBClient, ThrottlingException, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
@@ -697,7 +699,86 @@ describe('DynamoDB ledger', () => {
   });
 });
 
+/**
+ * DynamoDB's side of throttling on the wire, in front of moto (which never throttles): while `throttling`, every
+ * DynamoDB call is answered 400 ThrottlingException as DynamoDB answers it; otherwise calls go through to moto.
+ */
+async function throttlingProxy(target: string): Promise<{ endpoint: string; throttling: boolean; throttled: number; close(): Promise<void> }> {
+  const upstream = new URL(target);
+  const state = { throttling: false, throttled: 0 };
+  const server: Server = createServer((incoming, answer) => {
+    if (state.throttling && String(incoming.headers['x-amz-target'] ?? '').startsWith('DynamoDB_20120810.')) {
+      state.throttled++;
+      incoming.resume();
+      answer.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' });
+      answer.end(JSON.stringify({ __type: 'com.amazonaws.dynamodb.v20120810#ThrottlingException', message: 'Rate of requests exceeds the allowed throughput.' }));
+      return;
+    }
+    const onward = forward({ host: upstream.hostname, port: upstream.port, method: incoming.method, path: incoming.url, headers: incoming.headers }, (reply) => {
+      answer.writeHead(reply.statusCode ?? 502, reply.headers);
+      reply.pipe(answer);
+    });
+    onward.on('error', () => answer.destroy());
+    incoming.pipe(onward);
+  });
+  await new Promise<void>((listening) => {
+    server.listen(0, '127.0.0.1', listening);
+  });
+  const { port } = server.address() as AddressInfo;
+  return Object.assign(state, {
+    endpoint: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((closed) => {
+        server.close(() => {
+          closed();
+        });
+      }),
+  });
+}
+
 describe('the service on the DynamoDB store', () => {
+  it('answers 503 ledger-unavailable over HTTP while DynamoDB throttles the lookup, never an unchecked pseudonym, and withholds once it answers', async () => {
+    const table = `erasure-ledger-${++tables}`;
+    await ensureTable({ table, region: TEST_REGION, endpoint: endpoint() });
+    const folder = mkdtempSync(join(tmpdir(), 'registry-'));
+    const catalog = writeLocalCatalog(folder, [{ namespace: 'crm', name: 'customers', columns: { id: 'long', email: 'string' } }]);
+    const registry = join(folder, 'registry.json');
+    writeFileSync(registry, JSON.stringify({ catalog: { type: 'jdbc', name: 'local', ...catalog }, tables: [{ name: 'local.crm.customers', columns: { email: 'email' } }] }));
+    const proxy = await throttlingProxy(endpoint());
+    // Cache bound 0: every request reads the erased set from DynamoDB, so each one meets the throttling.
+    const service = await startTestService({
+      PSEUDO_ERASURE_REGISTRY_FILE: registry,
+      PSEUDO_ERASURE_LEDGER: 'dynamodb',
+      PSEUDO_ERASURE_LEDGER_TABLE: table,
+      PSEUDO_ERASURE_CACHE_SECONDS: '0',
+      PSEUDO_AWS_ENDPOINT: proxy.endpoint,
+      AWS_REGION: TEST_REGION,
+    });
+    try {
+      const officer = await service.createKey('officer', ['privacy-officer']);
+      const subject = 'sentinel.throttled@example.com';
+      const filed = await service.call('POST', '/v1/erasure-requests', { apiKey: officer, body: { reference: 'DSR-THROTTLED', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: subject }] } });
+      expect(filed.status).toBe(202);
+
+      proxy.throttling = true;
+      const refused = await service.call('POST', '/v1/pseudonymize', { apiKey: service.keys.pseudonymize, body: { context: 'email', values: [subject, 'sentinel.other@example.com'] } });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('content-type')).toContain('application/problem+json');
+      expect(refused.json).toMatchObject({ type: 'urn:pseudonymization:problem:ledger-unavailable' });
+      expect(refused.text).not.toContain('sentinel');
+      // Retried with backoff before giving up: more than one throttled call for the one request.
+      expect(proxy.throttled).toBeGreaterThan(1);
+
+      proxy.throttling = false;
+      const answered = await service.call('POST', '/v1/pseudonymize', { apiKey: service.keys.pseudonymize, body: { context: 'email', values: [subject, 'sentinel.other@example.com'] } });
+      expect(answered.status).toBe(200);
+      expect(answered.json).toMatchObject({ pseudonyms: [null, expect.any(String) as unknown], erased: [0] });
+    } finally {
+      await service.close();
+      await proxy.close();
+    }
+  });
+
   it('files over HTTP into the table and withholds the subject from reidentify', async () => {
     const table = `erasure-ledger-${++tables}`;
     await ensureTable({ table, region: TEST_REGION, endpoint: endpoint() });
