@@ -8,6 +8,7 @@
  *   - DynamoDB ledger on moto (Glue tables registered): a privacy officer files through one instance, which
  *     withholds the subject at once; another instance withholds it once its cache is PSEUDO_ERASURE_CACHE_SECONDS old;
  *   - SQLite ledger: refused at start, 503 config-invalid naming PSEUDO_ERASURE_LEDGER, one log line, no values;
+ *   - a jdbc catalog in the registry: refused at start by both functions the same way, naming PSEUDO_ERASURE_REGISTRY_FILE;
  *   - the scheduled erasure step (erasureStep.mjs) on the DynamoDB ledger and moto's EMR: submits the filed
  *     request's run and returns at once, writing the ledger's gauges as EMF; on SQLite it refuses to start the same way.
  */
@@ -273,6 +274,28 @@ describe('the built Lambda zip', () => {
     // Still refused at the next invocation (a start is tried again), never half-started on a private file.
     expect((await call(instance, '/v1/pseudonymize', keys.pseudonymize, { context: 'email', values: ['x'] })).status).toBe(503);
     await instance.stop();
+  });
+
+  it('with a jdbc catalog in the registry: both functions refuse to start, naming PSEUDO_ERASURE_REGISTRY_FILE, with no path or value logged', async () => {
+    // A jdbc catalog is a SQLite file on one instance's disk: other instances would never see its tables.
+    const catalogFile = join(dataDir, 'sentinel-catalog.db');
+    writeFileSync(join(taskRoot, 'config/erasure-registry-jdbc.json'), JSON.stringify({ catalog: { type: 'jdbc', name: 'local', uri: catalogFile, warehouse: join(dataDir, 'warehouse') }, tables: [{ name: 'local.crm.customers', columns: { email: 'email' } }] }));
+    const env = { PSEUDO_AWS_ENDPOINT: moto.endpoint, PSEUDO_ERASURE_REGISTRY_FILE: 'config/erasure-registry-jdbc.json', PSEUDO_ERASURE_LEDGER: 'dynamodb', PSEUDO_ERASURE_LEDGER_TABLE: 'erasure-ledger' };
+    const refusal = { level: 'error', errorClass: 'ConfigError', code: 'invalid-config', key: 'PSEUDO_ERASURE_REGISTRY_FILE' };
+    const api = startInstance(env);
+    const answer = await call(api, '/v1/pseudonymize', keys.pseudonymize, { context: 'email', values: ['jane@example.com'] });
+    expect(answer.status).toBe(503);
+    expect(answer.json).toMatchObject({ type: 'urn:pseudonymization:problem:config-invalid', detail: expect.stringContaining('PSEUDO_ERASURE_REGISTRY_FILE') as unknown });
+    expect(api.errorLines().map((line) => JSON.parse(line) as unknown)).toContainEqual({ ...refusal, msg: 'the service could not start' });
+    const step = startInstance({ ...env, PSEUDO_ERASURE_RUNNER: 'emr', PSEUDO_ERASURE_EMR_CLUSTER_ID: clusterId, PSEUDO_ERASURE_EMR_JOB_URI: 's3://erasure/jobs/erasure_job.py', PSEUDO_ERASURE_EMR_WORK_URI: 's3://erasure/runs' }, 'erasureStep.erasureStepHandler');
+    expect(await step.invokeRaw({})).toEqual({ error: { name: 'PlatformError', code: 'config-invalid' } });
+    expect(step.errorLines().map((line) => JSON.parse(line) as unknown)).toContainEqual({ ...refusal, msg: 'the erasure step function could not start' });
+    for (const instance of [api, step]) {
+      expect(instance.logs()).not.toContain(catalogFile);
+      expect(instance.logs()).not.toContain('jane');
+    }
+    await api.stop();
+    await step.stop();
   });
 
   it('runs the scheduled erasure step: the filed request\'s EMR step is submitted and the call returns; the next call finds it running', async () => {
