@@ -28,7 +28,9 @@
  *   computing the same next entry: one commits, the other re-reads the head and links after it.
  * - **The state machine.** A transition reads the request, checks the move (`ERASURE_TRANSITIONS`: terminal
  *   states never move), and writes on the condition that the request's revision is still the one read; a
- *   concurrent move makes it fail with `ledger-conflict` rather than apply twice.
+ *   concurrent move makes it fail with `ledger-conflict` rather than apply twice. A change that is no move (pseudonyms
+ *   added, an extension) also fails the condition: the transition then reads again and, status and run being as it
+ *   first read them, rebuilds its item from that read (keeping what the other writer wrote) and writes again (bounded).
  * - **A lift** reads the audit head first, then the `ERASED#<context>` items and the requests they belong to,
  *   and writes in ONE transaction the removal of the lifted pseudonyms from those items, the lift item and its
  *   audit entry, on the head's condition. Every filing and every move also moves the head, so a filing or a move
@@ -67,7 +69,7 @@ import {
   type TransactWriteItem,
 } from '@aws-sdk/client-dynamodb';
 import { LedgerError, PlatformError, RequestError } from '../errors.ts';
-import { retry, sleep as realSleep, type Sleep } from '../retry/backoff.ts';
+import { backoffDelayMs, retry, sleep as realSleep, type Sleep } from '../retry/backoff.ts';
 import {
   auditHash,
   checkExpected,
@@ -145,6 +147,8 @@ type Item = Record<string, AttributeValue>;
 const AUDIT_HEAD_KEY: Item = { pk: { S: 'AUDIT' }, sk: { S: 'HEAD' } };
 /** Transactions lost to another writer (reference or audit head moved) are redone this often at most. */
 const MAX_CONFLICT_ROUNDS = 50;
+/** Fresh reads a transition makes when the request changed under it without moving (then ledger-conflict). */
+const MAX_REVISION_RETRIES = 8;
 /** Items a lift may change besides its own item and the two audit items (a transaction takes 100). */
 const MAX_LIFT_ITEMS = 97;
 const THROTTLING = new Set(['ThrottlingException', 'ProvisionedThroughputExceededException', 'RequestLimitExceeded', 'ThrottlingError', 'ProvisionedThroughputExceeded']);
@@ -238,6 +242,11 @@ export class DynamoErasureLedger implements ErasureLedger {
   }
 
   async transition(id: string, change: StatusChange, audit: AuditInput): Promise<ErasureRequest> {
+    // A write that loses to a change leaving status and run as first read (pseudonyms added by coverage, an
+    // extension) is rebuilt from a fresh read, keeping what that change wrote, and retried; only a real move of the
+    // request (or a failed `expected`) is a ledger-conflict.
+    let firstRead: { readonly status: ErasureStatus; readonly runId: string | undefined } | undefined;
+    let revisionRetries = 0;
     for (let round = 1; ; round++) {
       const item = await this.getItem(requestKey(id));
       if (!item) throw new PlatformError('not-found', 'no erasure request with this id');
@@ -246,6 +255,10 @@ export class DynamoErasureLedger implements ErasureLedger {
         throw new LedgerError(`an erasure request cannot move from ${current.status} to ${change.status}`, 'ledger-conflict');
       }
       checkExpected(current, change);
+      firstRead ??= { status: current.status, runId: current.runId };
+      if (current.status !== firstRead.status || current.runId !== firstRead.runId) {
+        throw new LedgerError('the erasure request was moved by another writer meanwhile', 'ledger-conflict');
+      }
       const now = new Date().toISOString();
       const next: ErasureRequest = {
         ...current,
@@ -275,7 +288,12 @@ export class DynamoErasureLedger implements ErasureLedger {
         return next;
       } catch (error) {
         if (!(error instanceof Cancelled)) throw error;
-        if (error.reasons[0] === 'ConditionalCheckFailed') throw new LedgerError('the erasure request was changed by another writer meanwhile', 'ledger-conflict');
+        if (error.reasons[0] === 'ConditionalCheckFailed') {
+          // The request changed since the read: read it again; the checks above refuse the move if it was moved.
+          if (++revisionRetries >= MAX_REVISION_RETRIES) throw new LedgerError('the erasure request kept changing under this move', 'ledger-conflict');
+          await this.retryOptions.sleep(backoffDelayMs(revisionRetries, this.retryOptions));
+          continue;
+        }
         await this.conflictPause(round); // only the audit head moved: link after the new head
       }
     }

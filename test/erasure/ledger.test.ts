@@ -41,6 +41,31 @@ const endpoint = (): string => {
 /** A client as the ledger builds it (no SDK retries), to which a test can add middleware. */
 const dynamoClient = (): DynamoDBClient => new DynamoDBClient({ region: TEST_REGION, endpoint: endpoint(), maxAttempts: 1 });
 
+/**
+ * A client whose next TransactWriteItems waits until `release` is called, after saying it got there: lets a
+ * test put another writer's whole transaction between this writer's reads and its write.
+ */
+function heldClient(): { client: DynamoDBClient; reachedWrite: Promise<void>; release: () => void } {
+  const client = dynamoClient();
+  let reached!: () => void;
+  let release!: () => void;
+  const reachedWrite = new Promise<void>((resolve) => (reached = resolve));
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let held = false;
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === 'TransactWriteItemsCommand' && !held) {
+        held = true;
+        reached();
+        await released;
+      }
+      return next(args);
+    },
+    { step: 'initialize', name: 'holdFirstTransaction' },
+  );
+  return { client, reachedWrite, release };
+}
+
 /** A store under test: where a fresh ledger lives (a file, a table), how to open it, how an attacker edits its audit log. */
 interface Store {
   readonly name: string;
@@ -48,6 +73,12 @@ interface Store {
   open(location: string): ErasureLedger;
   changeOutcome(location: string, seq: number, outcome: string): Promise<void>;
   removeEntry(location: string, seq: number): Promise<void>;
+  /**
+   * Runs `write` on a ledger of its own with `between` put after the write's reads and before its write, where the
+   * store lets anything in there (DynamoDB: its transaction held); SQLite reads and writes in one transaction, so
+   * `between` runs before.
+   */
+  interleave<T>(location: string, write: (ledger: ErasureLedger) => Promise<T>, between: () => Promise<void>): Promise<T>;
 }
 
 const entryKey = (seq: number) => ({ pk: { S: 'AUDIT' }, sk: { S: `ENTRY#${String(seq).padStart(20, '0')}` } });
@@ -69,6 +100,15 @@ const STORES: Store[] = [
       raw.close();
       return Promise.resolve();
     },
+    interleave: async (file, write, between) => {
+      await between();
+      const ledger = new SqliteErasureLedger(file);
+      try {
+        return await write(ledger);
+      } finally {
+        await ledger.close();
+      }
+    },
   },
   {
     name: 'dynamodb (moto)',
@@ -89,6 +129,19 @@ const STORES: Store[] = [
       const client = dynamoClient();
       await client.send(new DeleteItemCommand({ TableName: table, Key: entryKey(seq) }));
       client.destroy();
+    },
+    interleave: async (table, write, between) => {
+      const held = heldClient();
+      const ledger = new DynamoErasureLedger({ table, region: TEST_REGION, client: held.client });
+      try {
+        const late = write(ledger);
+        await held.reachedWrite;
+        await between();
+        held.release();
+        return await late;
+      } finally {
+        await ledger.close();
+      }
     },
   },
 ];
@@ -440,6 +493,29 @@ describe.each(STORES)('erasure ledger: $name', (store) => {
       await ledger.close();
     });
 
+    it('lets a move whose write follows an addition by another process land, keeping the added pseudonyms', async () => {
+      // The worker's end of a run: it read the request running, coverage extends it, then the verified move is written.
+      const { ledger, location } = await fresh();
+      await ledger.create(request('er-1'), audit('er-1'));
+      await ledger.transition('er-1', { status: 'running', attempts: 1, runId: 'run-a' }, audit('er-1', 'erasure.started'));
+      const certificate = { runId: 'run-a', verified: true };
+      const moved = await store.interleave(
+        location,
+        (worker) => worker.transition('er-1', { status: 'verified', certificate, expected: { status: 'running', runId: 'run-a' } }, audit('er-1', 'erasure.verified')),
+        async () => {
+          expect((await ledger.addPseudonyms('er-1', [{ subject: 0, pseudonyms: ['s3.CCCC'] }], coverage)).added).toBe(1);
+        },
+      );
+      const subjects = [{ context: 'email', pseudonyms: ['s1.AAAA', 's2.BBBB', 's3.CCCC'] }];
+      expect(moved).toMatchObject({ status: 'verified', runId: 'run-a', certificate, subjects });
+      expect(await ledger.get('er-1')).toMatchObject({ status: 'verified', runId: 'run-a', certificate, subjects });
+      expect([...(await ledger.erasedPseudonyms('email'))].sort()).toEqual(['s1.AAAA', 's2.BBBB', 's3.CCCC']);
+      const entries = await ledger.auditEntries();
+      expect(entries.map((e) => e.action)).toEqual(['erasure.filed', 'erasure.started', 'erasure.suppression-extended', 'erasure.verified']);
+      expect(verifyAuditChain(entries)).toEqual({ entries: 4, valid: true });
+      await ledger.close();
+    });
+
     it('adds each pseudonym once when two processes add the same at once, and the chain stays one', async () => {
       const { ledger, location } = await fresh();
       await ledger.create(request('er-1'), audit('er-1'));
@@ -510,30 +586,6 @@ describe('DynamoDB ledger', () => {
     return table;
   };
 
-  /**
-   * A client whose next TransactWriteItems waits until `release` is called, after saying it got there: lets a
-   * test put another writer's whole transaction between this writer's reads and its write.
-   */
-  const heldClient = (): { client: DynamoDBClient; reachedWrite: Promise<void>; release: () => void } => {
-    const client = dynamoClient();
-    let reached!: () => void;
-    let release!: () => void;
-    const reachedWrite = new Promise<void>((resolve) => (reached = resolve));
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let held = false;
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (context.commandName === 'TransactWriteItemsCommand' && !held) {
-          held = true;
-          reached();
-          await released;
-        }
-        return next(args);
-      },
-      { step: 'initialize', name: 'holdFirstTransaction' },
-    );
-    return { client, reachedWrite, release };
-  };
 
   it('never moves a request out of a final state', async () => {
     const ledger = new DynamoErasureLedger({ table: await freshTable(), region: TEST_REGION, endpoint: endpoint() });
