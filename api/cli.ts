@@ -2,7 +2,7 @@
  * Admin CLI, for the keyring and API keys of whichever provider the environment configures
  * (the same PSEUDO_* variables as the service):
  *
- *   keys create | rotate | list | destroy --version N [--yes] [--force] [--registry FILE]
+ *   keys create | rotate | list | destroy --version N [--yes] [--force] (--registry FILE | --no-registry)
  *   keys import-aws-sample --secret-file FILE --contexts vin,email
  *   apikeys create --name NAME --roles pseudonymize[,reidentify,...] [--contexts vin,email] [--out FILE] [--force]
  *   apikeys list | revoke --id ID
@@ -57,14 +57,18 @@ commands:
   create               create the keyring with its first version (refused when one exists)
   rotate               add a version and make it active; older versions still reidentify
   list                 the versions and their states (never key material)
-  destroy --version N [--yes] [--force] [--registry FILE]
+  destroy --version N [--yes] [--force] (--registry FILE | --no-registry)
                        destroy a version that is no longer active: after destroy, every pseudonym of
                        that version is irreversible (never reidentified, never rewrapped). Asks for
                        confirmation on a terminal; elsewhere it needs --yes. Refused while a registered
                        table may still hold the version (the key inventory the re-keying job writes,
                        beside the table registry or where its "keyInventory" says), naming the tables;
                        --force destroys anyway and is audited as forced. The registry is
-                       PSEUDO_ERASURE_REGISTRY_FILE, or --registry FILE.
+                       PSEUDO_ERASURE_REGISTRY_FILE, or --registry FILE; without either, refused
+                       (exit 2) unless --no-registry says no table of this platform holds
+                       pseudonyms (audited: forced-no-registry). Running servers and Lambda
+                       instances keep the version until their keyring refresh (stdout's takesEffect).
+                       A version destroyed already: exit 0, nothing done, a note says so.
                        First, every subject still suppressed in the erasure ledger gets its
                        pseudonym under the active version (AES-SIV and FPE contexts), so it stays
                        suppressed. Refused (exit 1, naming how many and which contexts) while a
@@ -82,8 +86,8 @@ ${EXIT_STATUS}
 examples:
   npm run keys -- list
   npm run keys -- rotate
-  npm run keys -- destroy --version 1
-  npm run keys -- destroy --version 1 --yes --registry data/registry.json
+  npm run keys -- destroy --version 1 --registry examples/erasure-registry.json
+  npm run keys -- destroy --version 1 --yes --no-registry
   npm run keys -- import-aws-sample --secret-file sample-secret.json --contexts vin,email`;
 
 const APIKEYS_USAGE = `usage: npm run apikeys -- <command> [options]
@@ -113,7 +117,8 @@ examples:
 const USAGE = `usage: npm run keys -- <command> | npm run apikeys -- <command> | npm run audit -- <command>
   (or tsx api/cli.ts keys|apikeys|audit <command>)
 
-  keys create | rotate | list | destroy --version N [--yes] [--force] [--registry FILE]
+  keys create | rotate | list | destroy --version N [--yes] [--force] (--registry FILE | --no-registry)
+  keys import-aws-sample --secret-file FILE --contexts C[,C]
   apikeys create --name NAME --roles ROLE[,ROLE] [--contexts C[,C]] [--out FILE] [--force]
   apikeys list | revoke --id ID
   audit list | export | verify [--head HASH] | init
@@ -150,6 +155,7 @@ const OPTIONS = {
   force: { type: 'boolean' },
   yes: { type: 'boolean', short: 'y' },
   registry: { type: 'string' },
+  'no-registry': { type: 'boolean' },
   'secret-file': { type: 'string' },
 } as const;
 
@@ -192,6 +198,7 @@ export async function run(argv: readonly string[]): Promise<unknown> {
     if (action === 'destroy') {
       const version = Number(values.version);
       if (!Number.isInteger(version) || version < 1) throw new UsageError('destroy needs --version N', usage);
+      if (values.registry !== undefined && values['no-registry']) throw new UsageError('destroy takes --registry FILE or --no-registry, not both', usage);
       return destroyVersion(manager, version, values, config);
     }
     if (action === 'import-aws-sample') return importAwsSample(manager, values, usage, config.keyring.refreshSeconds);
@@ -234,16 +241,26 @@ class RefusedError extends Error {}
 class NotConfirmedError extends Error {}
 
 /**
- * keys destroy: the version must exist and not be active; no registered table may still hold it (by the key
- * inventory) unless --force; then a confirmation on the terminal, or --yes. A forced destruction is audited as such.
+ * keys destroy: the version must exist and not be active; a registry must be named (or --no-registry said); no
+ * registered table may still hold it (by the key inventory) unless --force; then a confirmation on the terminal, or
+ * --yes. A forced destruction, or one without a registry, is audited as such.
  */
 async function destroyVersion(manager: KeyringManager, version: number, values: Values, config: Config): Promise<unknown> {
   const entry = (await manager.list()).find((v) => v.version === version);
   if (!entry) throw new KeyringError(`key version ${version} does not exist`);
   if (entry.state === 'active') throw new KeyringError(`key version ${version} is active: rotate first, then destroy it`);
-  if (entry.state === 'destroyed') return { keyring: manager.description, versions: await manager.list() };
+  // Destroyed already: nothing to do, and a script that runs destroy twice is not a failure (exit 0, said so).
+  if (entry.state === 'destroyed') return { keyring: manager.description, versions: await manager.list(), note: `key version ${version} was destroyed already: nothing was done` };
 
   const registryFile = values.registry ?? config.erasure.registryFile;
+  // --no-registry skips nothing a configured registry would check: PSEUDO_ERASURE_REGISTRY_FILE, when set, still applies.
+  const noRegistry = values['no-registry'] === true && !registryFile;
+  // Without a registry no table is checked: that is never silent (a newcomer destroyed the version a table held).
+  if (!registryFile && !noRegistry) {
+    throw new NotConfirmedError(
+      `keys destroy needs the table registry to check which tables may still hold version ${version}: pass --registry FILE or set PSEUDO_ERASURE_REGISTRY_FILE (or --no-registry when no table of this platform holds pseudonyms, audited): nothing was destroyed`,
+    );
+  }
   let holding: HoldingTable[] = [];
   if (registryFile) {
     const registry = readRegistryTables(registryFile);
@@ -274,13 +291,18 @@ async function destroyVersion(manager: KeyringManager, version: number, values: 
     actor: { kind: 'person', id: actor },
     requestId: randomUUID(),
     keyVersion: version,
-    ...(holding.length > 0 || forcedPastSuppressions ? { reason: 'forced' } : {}),
+    // Forced past a check says `forced`; with no other override, destroying unchecked says `forced-no-registry`.
+    ...(holding.length > 0 || forcedPastSuppressions ? { reason: 'forced' } : noRegistry ? { reason: 'forced-no-registry' } : {}),
     ...(holding.length > 0 ? { tables: holding.map((h) => h.table) } : {}),
     ...(forcedPastSuppressions ? { count: unmatched.suppressions, contexts: unmatched.contexts } : {}),
   });
+  // Running servers and Lambda instances hold the keyring in memory: the version still works there until they reload.
+  const takesEffect = `running servers and Lambda instances keep version ${version} until their keyring refresh, within ${config.keyring.refreshSeconds} s (PSEUDO_KEYRING_REFRESH_SECONDS); a server drops it at once on SIGHUP (kill -HUP <pid>) or POST /v1/admin/keyring/reload (role admin)`;
   return {
     keyring: manager.description,
     versions,
+    takesEffect,
+    ...(noRegistry ? { tablesChecked: 'none (--no-registry)' } : {}),
     ...(holding.length > 0 ? { forced: holding } : {}),
     ...(suppressions ? { suppressions: coverageSummary(suppressions.report) } : {}),
     ...(forcedPastSuppressions ? { forcedSuppressions: unmatched } : {}),

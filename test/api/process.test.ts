@@ -96,7 +96,7 @@ describe('the admin CLI', () => {
   it('manages keys and API keys, and writes a new key only to a 0600 file', async () => {
     expect(await cli(env, 'keys', 'create')).toMatchObject({ versions: [{ version: 1, state: 'active' }] });
     expect(await cli(env, 'keys', 'rotate')).toMatchObject({ versions: [{ state: 'decrypt-only' }, { version: 2, state: 'active' }] });
-    expect(await cli(env, 'keys', 'destroy', '--version', '1', '--yes')).toMatchObject({ versions: [{ state: 'destroyed' }, { state: 'active' }] });
+    expect(await cli(env, 'keys', 'destroy', '--version', '1', '--yes', '--no-registry')).toMatchObject({ versions: [{ state: 'destroyed' }, { state: 'active' }] });
     const created = (await cli(env, 'apikeys', 'create', '--name', 'steward', '--roles', 'reidentify', '--contexts', 'vin,email')) as { created: { id: string; contexts: string[] }; secretFile: string };
     expect(created.created.contexts).toEqual(['vin', 'email']);
     expect(statSync(created.secretFile).mode & 0o777).toBe(0o600);
@@ -150,7 +150,7 @@ describe('AWS providers end to end (moto: Secrets Manager + KMS over HTTP)', () 
       await waitFor(async () => ((await call(url, 'POST', '/v1/pseudonymize', { apiKey: sparkKey, body })).json as { keyVersion: number }).keyVersion === 2, 'rotation picked up', 15_000);
       const reidentify = async () => (await call(url, 'POST', '/v1/reidentify', { apiKey: stewardKey, body: { context: 'vin', pseudonyms: v1.pseudonyms } })).json;
       expect(await reidentify()).toEqual({ values: ['1HGCM82633A004352'], errors: [] });
-      await cli(env, 'keys', 'destroy', '--version', '1', '--yes');
+      await cli(env, 'keys', 'destroy', '--version', '1', '--yes', '--no-registry');
       await waitFor(async () => JSON.stringify(await reidentify()).includes('key-destroyed'), 'destruction picked up', 15_000);
       expect(await reidentify()).toEqual({ values: [null], errors: [{ index: 0, reason: 'key-destroyed' }] });
     } finally {

@@ -2,7 +2,7 @@
  * `npm run keys` rotation and safe shredding, as a process on the local keyring: rotate says when running servers
  * switch; destroy asks for confirmation (or --yes; refused with exit 2 where nobody can be asked), and refuses while a
  * registered table may still hold the version by the key inventory the re-keying job writes, naming the tables;
- * --force destroys anyway and is audited as forced.
+ * --force destroys anyway and is audited as forced; without a registry it refuses (exit 2) unless --no-registry, audited.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -98,7 +98,7 @@ describe('keys rotate', () => {
 describe('keys destroy', () => {
   it('refuses with exit 2 and one line when not on a terminal and --yes is missing; nothing is destroyed', async () => {
     await rotatedKeyring();
-    const refused = await keys(['destroy', '--version', '1']);
+    const refused = await keys(['destroy', '--version', '1', '--no-registry']);
     expect(refused.status).toBe(2);
     expect(refused.stderr.trim().split('\n')).toEqual(['keys destroy needs --yes when not run on a terminal: nothing was destroyed']);
     expect(await states()).toEqual(['decrypt-only', 'active']);
@@ -157,6 +157,42 @@ describe('keys destroy', () => {
     expect(audit).toHaveLength(1);
     expect(audit[0]).toMatchObject({ action: 'key-destroy', outcome: 'success', reason: 'forced', keyVersion: 1, tables: ['local.crm.customers', 'local.fleet.vehicles'] });
     expect(await states()).toEqual(['destroyed', 'active']);
+  });
+
+  it('refuses with exit 2 and one line naming --registry FILE and PSEUDO_ERASURE_REGISTRY_FILE when no registry is given; nothing is destroyed', async () => {
+    await rotatedKeyring();
+    const refused = await keys(['destroy', '--version', '1', '--yes']);
+    expect(refused.status).toBe(2);
+    const lines = refused.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('--registry FILE');
+    expect(lines[0]).toContain('PSEUDO_ERASURE_REGISTRY_FILE');
+    expect(lines[0]).toContain('--no-registry');
+    expect(refused.stdout).toBe('');
+    expect(await states()).toEqual(['decrypt-only', 'active']);
+    // Both at once is a usage error.
+    expect((await keys(['destroy', '--version', '1', '--yes', '--no-registry', '--registry', registry()])).status).toBe(2);
+    expect(await states()).toEqual(['decrypt-only', 'active']);
+  });
+
+  it('with --no-registry destroys unchecked, audited as forced-no-registry, says when servers drop the version, and a second destroy says it was done', async () => {
+    await rotatedKeyring();
+    const destroyed = await keys(['destroy', '--version', '1', '--yes', '--no-registry'], { PSEUDO_KEYRING_REFRESH_SECONDS: '120' });
+    expect(destroyed.status).toBe(0);
+    const summary = JSON.parse(destroyed.stdout) as Listing & { tablesChecked?: string };
+    expect(summary.tablesChecked).toBe('none (--no-registry)');
+    expect(summary.takesEffect).toContain('keep version 1 until their keyring refresh, within 120 s');
+    expect(summary.takesEffect).toContain('SIGHUP');
+    expect(summary.takesEffect).toContain('/v1/admin/keyring/reload');
+    const audit = destroyed.stderr.split('\n').filter((line) => line.includes('"audit":true'));
+    expect(audit).toHaveLength(1);
+    expect(JSON.parse(audit[0]!)).toMatchObject({ action: 'key-destroy', outcome: 'success', reason: 'forced-no-registry', keyVersion: 1 });
+    expect(await states()).toEqual(['destroyed', 'active']);
+
+    const again = await keys(['destroy', '--version', '1', '--yes']);
+    expect(again.status).toBe(0);
+    expect((JSON.parse(again.stdout) as { note?: string }).note).toBe('key version 1 was destroyed already: nothing was done');
+    expect(again.stderr).not.toContain('"audit":true');
   });
 
   it('still refuses the active version first, whatever the flags', async () => {

@@ -131,7 +131,7 @@ describe('suppressions across rotation and keys destroy (server over HTTP, real 
     expect(accountV2.keyVersion).toBe(2);
 
     // The keyed-hash subject has a token under version 1 only: destroy refuses, naming a count and the context.
-    const refused = await keys(running, ['destroy', '--version', '1', '--yes']);
+    const refused = await keys(running, ['destroy', '--version', '1', '--yes', '--no-registry']);
     expect(refused.status).toBe(1);
     expect(refused.stderr).toContain('key version 1 is the last readable version of 1 suppression(s) in context device_id');
     for (const secret of [JANE, ACCOUNT, DEVICE, janeV2.pseudonym, accountV2.pseudonym]) expect(refused.stdout + refused.stderr).not.toContain(secret);
@@ -142,7 +142,7 @@ describe('suppressions across rotation and keys destroy (server over HTTP, real 
 
     // The documented remedy: file the keyed-hash subject again, under the versions readable now.
     await file(running, officer, 'DSR-3', [{ context: 'device_id', value: DEVICE }]);
-    const destroyed = await keys(running, ['destroy', '--version', '1', '--yes']);
+    const destroyed = await keys(running, ['destroy', '--version', '1', '--yes', '--no-registry']);
     expect(destroyed.status).toBe(0);
     const summary = JSON.parse(destroyed.stdout) as { versions: { state: string }[]; suppressions: { pseudonymsAdded: number } };
     expect(summary.versions.map((v) => v.state)).toEqual(['destroyed', 'active']);
@@ -173,7 +173,7 @@ describe('suppressions across rotation and keys destroy (server over HTTP, real 
     const { service: running, officer } = await started();
     await file(running, officer, 'DSR-1', [{ context: 'device_id', value: DEVICE }]);
     expect((await keys(running, ['rotate'])).status).toBe(0);
-    const forced = await keys(running, ['destroy', '--version', '1', '--yes', '--force']);
+    const forced = await keys(running, ['destroy', '--version', '1', '--yes', '--force', '--no-registry']);
     expect(forced.status).toBe(0);
     expect((JSON.parse(forced.stdout) as { forcedSuppressions: unknown }).forcedSuppressions).toEqual({ suppressions: 1, contexts: ['device_id'] });
     const audit = forced.stderr.split('\n').filter((line) => line.includes('"audit":true'));
