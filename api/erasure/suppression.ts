@@ -20,7 +20,9 @@
  * an answer is never given from a set older than the bound. A filing or a lift of suppression through this process
  * takes effect here at once, and in other processes at their next read (within the bound). Until a ledger read that
  * started after it has landed, this process applies its own event over what it read (a read may predate it); after
- * that the ledger decides, so a later lift or filing in another process is not masked here.
+ * that the ledger decides, so a later lift or filing in another process is not masked here. A set read under an
+ * earlier keyring generation is read again before it answers: after `keys destroy` the subject filed under the
+ * destroyed version matches only the active version's pseudonym, which the ledger holds from before the destroy.
  */
 import type { Nullable, PackedPseudonymizeResult, PackedTexts, PseudonymEngine, PseudonymizeResult, ReidentifyResult, RewrapResult } from '../engine/engine.ts';
 import { PlatformError } from '../errors.ts';
@@ -97,16 +99,25 @@ interface LocalEvent {
   readonly at: number;
 }
 
+/** Ledger reads one answer makes while keyring refreshes keep landing during them (then ledger-unavailable). */
+const MAX_READS_ACROSS_REFRESHES = 3;
+
 interface CachedSet {
   readonly pseudonyms: Set<string>;
   /** `fingerprint` of every pseudonym in the set, and of some lifted since (a stale one only costs an exact lookup). */
   readonly fingerprints: Set<number>;
   readonly loadedAt: number;
+  /**
+   * The keyring's generation when the read started. A refresh may have dropped a version (keys destroy) whose
+   * pseudonyms were all a subject matched here: the ledger holds the active version's by then (destroy covers
+   * first), so a set from another generation is read again before it answers.
+   */
+  readonly generation: number;
 }
 
 export class ErasureSuppression implements PseudonymOperations {
   private readonly cache = new Map<string, CachedSet>();
-  private readonly loading = new Map<string, Promise<CachedSet>>();
+  private readonly loading = new Map<string, { readonly generation: number; readonly set: Promise<CachedSet> }>();
   /** Per context, pseudonyms filed or lifted through this process, applied over ledger reads that may predate them. */
   private readonly happenedHere = new Map<string, Map<string, LocalEvent>>();
   private readonly now: () => number;
@@ -280,20 +291,27 @@ export class ErasureSuppression implements PseudonymOperations {
     const cached = this.cache.get(context);
     const age = cached ? this.now() - cached.loadedAt : Number.POSITIVE_INFINITY;
     const bound = this.options.cacheSeconds * 1000;
-    if (cached && age < bound) {
+    if (cached && age < bound && cached.generation === this.keyring.generation) {
       if (age >= bound / 2) this.load(context).catch(() => undefined); // refresh ahead; a failure counts, the bound still holds
       return cached;
     }
-    try {
-      return await this.load(context);
-    } catch {
-      throw new PlatformError('ledger-unavailable', 'the erasure ledger cannot be read, and erased subjects must be withheld');
+    // A keyring refresh landing during the read may have dropped a version the read predates the coverage of: read again.
+    for (let reads = 1; reads <= MAX_READS_ACROSS_REFRESHES; reads++) {
+      let loaded: CachedSet;
+      try {
+        loaded = await this.load(context);
+      } catch {
+        throw new PlatformError('ledger-unavailable', 'the erasure ledger cannot be read, and erased subjects must be withheld');
+      }
+      if (loaded.generation === this.keyring.generation) return loaded;
     }
+    throw new PlatformError('ledger-unavailable', 'the keyring kept changing while the erasure ledger was read, and erased subjects must be withheld');
   }
 
   private load(context: string): Promise<CachedSet> {
+    const generation = this.keyring.generation;
     const running = this.loading.get(context);
-    if (running) return running;
+    if (running?.generation === generation) return running.set;
     const startedAt = this.now();
     const loading = this.ledger
       .erasedPseudonyms(context)
@@ -308,16 +326,20 @@ export class ErasureSuppression implements PseudonymOperations {
         }
         const fingerprints = new Set<number>();
         for (const pseudonym of pseudonyms) fingerprints.add(textFingerprint(pseudonym));
-        const entry = { pseudonyms, fingerprints, loadedAt: startedAt };
-        this.cache.set(context, entry);
+        const entry = { pseudonyms, fingerprints, loadedAt: startedAt, generation };
+        // A read of an earlier generation landing after a later one's does not replace it.
+        const newer = this.cache.get(context);
+        if (!newer || newer.generation <= generation) this.cache.set(context, entry);
         return entry;
       })
       .catch((error: unknown) => {
         this.refreshFailures++;
         throw error;
       })
-      .finally(() => this.loading.delete(context));
-    this.loading.set(context, loading);
+      .finally(() => {
+        if (this.loading.get(context)?.set === loading) this.loading.delete(context);
+      });
+    this.loading.set(context, { generation, set: loading });
     return loading;
   }
 }
