@@ -20,7 +20,7 @@ import { DescribeStreamSummaryCommand, KinesisClient } from '@aws-sdk/client-kin
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TableRegistry } from '../../api/erasure/registry.ts';
+import { readRegistryTables, TableRegistry } from '../../api/erasure/registry.ts';
 import { PolicySet } from '../../api/policy/policy.ts';
 import { readClusterConfig } from '../../infra/config.ts';
 import { freePort, waitFor } from '../support/processes.ts';
@@ -116,6 +116,23 @@ print(json.dumps({"stream": config.source.stream_name, "endpoint": config.source
     expect(checked.key).toBe('data/api-keys/spark.key');
     // npm run local-stack serves moto here by default and creates this stream.
     expect(checked.endpoint).toBe('http://127.0.0.1:5000');
+  });
+
+  it('the re-keying job reads the example registry and examples/rekey-api.json: the rekey key the README creates, the inventory in data/', () => {
+    const checked = python(`
+import json, os
+from spark_udfs.jobs.config import read_json
+from spark_udfs.rekey.job import parse_api, parse_registry
+_, tables, inventory = parse_registry(read_json("examples/erasure-registry.json"), "examples/erasure-registry.json")
+api = parse_api(read_json("examples/rekey-api.json"))
+print(json.dumps({"inventory": os.path.normpath(inventory), "contexts": list(dict.fromkeys(c for t in tables for c in t.columns.values())), "url": api.url, "key": api.api_key.file}))
+`) as { inventory: string; contexts: string[]; url: string; key: string };
+    // Under data/ (ignored by git), never beside the tracked registry; keys destroy resolves it the same way.
+    expect(checked.inventory).toBe(join('data', 'key-inventory.json'));
+    expect(readRegistryTables(join(ROOT, 'examples', 'erasure-registry.json')).keyInventory).toBe(join(ROOT, 'data', 'key-inventory.json'));
+    expect(checked).toMatchObject({ url: 'http://127.0.0.1:8080', key: 'data/api-keys/rekey.key' });
+    // The README creates that key with the rewrap role and every context the registry's columns hold.
+    expect(readFileSync(join(ROOT, 'README.md'), 'utf8')).toContain(`npm run apikeys -- create --name rekey --roles rewrap --contexts ${checked.contexts.join(',')}`);
   });
 
   it('the EMR cluster file loads and its CA file is there', () => {
