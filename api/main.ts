@@ -70,7 +70,8 @@ async function main(): Promise<void> {
     process.on('SIGHUP', () => {
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
     });
-    logger.info({ workers: config.workers, host: config.host, port: config.port }, 'started workers');
+    // The pid to signal (kill -HUP reloads every worker's keyring through this process).
+    logger.info({ workers: config.workers, host: config.host, port: config.port, pid: process.pid }, 'started workers');
     return;
   }
   // One process runs the erasure worker: the only one, or the worker the primary forked for it.
@@ -83,7 +84,8 @@ async function main(): Promise<void> {
     const runner = maintenanceRunnerFor(config.erasure.runner, config.erasure.registryFile);
     new MaintenanceSchedule(tables, erasure.ledger, runner, config.erasure.maintenanceIntervalHours, logger, new MaintenanceMetrics([running.service.metrics.registry])).start();
   }
-  logger.info({ url: running.url, keyring: config.keyring.provider, ready: running.service.ready }, 'listening');
+  // The pid for `kill -HUP <pid>` (README, Key rotation); a cluster worker names its primary too, whose SIGHUP reaches every worker.
+  logger.info({ url: running.url, keyring: config.keyring.provider, ready: running.service.ready, pid: process.pid, ...(cluster.isWorker ? { primaryPid: process.ppid } : {}) }, 'listening');
   const stop = (signal: string): void => {
     logger.info({ signal }, 'stopping: draining in-flight requests');
     const force = setTimeout(() => process.exit(1), 10_000);

@@ -158,3 +158,26 @@ describe('AWS providers end to end (moto: Secrets Manager + KMS over HTTP)', () 
     }
   });
 });
+
+describe('kill -HUP <pid> as the README says (the pid from the listening line)', () => {
+  it('logs its pid in the listening line, and SIGHUP to that pid reloads the keyring', async () => {
+    const port = await freePort();
+    const server = startProcess('node_modules/.bin/tsx', ['api/main.ts'], { PSEUDO_PORT: String(port), PSEUDO_POLICY_FILE: 'test/fixtures/policies.json', PSEUDO_DATA_DIR: join(work, 'hup') });
+    try {
+      const listening = (): { pid?: number } | undefined =>
+        server
+          .output()
+          .split('\n')
+          .filter((line) => line.includes('"listening"'))
+          .map((line) => JSON.parse(line) as { msg: string; pid?: number })
+          .find((line) => line.msg === 'listening');
+      await waitFor(() => Promise.resolve(listening() !== undefined), 'the listening line');
+      const pid = listening()?.pid;
+      expect(pid).toEqual(expect.any(Number));
+      process.kill(pid!, 'SIGHUP');
+      await waitFor(() => Promise.resolve(server.output().includes('"keyring reloaded"')), 'the keyring reloaded on SIGHUP');
+    } finally {
+      await server.stop();
+    }
+  });
+});
