@@ -10,8 +10,9 @@
  * pseudonym that is not of this service's format but parses as the sample's is decrypted with that key. They are
  * only read: rewrap turns them into the pseudonyms pseudonymize gives (deterministic, or FF1 / keyed hash by policy).
  *
- * Only pseudonymize results of deterministic transforms are cached (identifier -> pseudonym).
- * Reidentify is never cached, so the cache cannot serve as a decryption oracle.
+ * Only pseudonymize results of deterministic transforms are cached (identifier -> pseudonym): strings for the
+ * string path, bytes for the packed path, in two caches (see `packedCache`). Reidentify is never cached, so the
+ * cache cannot serve as a decryption oracle.
  */
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
@@ -88,11 +89,20 @@ interface DecryptedGroup {
   readonly valid: Uint8Array;
 }
 
+/** A batch of no items (the misses of a batch the cache answered whole). */
+const NO_ITEMS: PackedBytes = { data: new Uint8Array(0), offsets: Int32Array.of(0) };
+
 /** At most this many item problems are reported for one request. */
 const MAX_REPORTED_PROBLEMS = 20;
 
 export class PseudonymEngine {
   private readonly cache: LRUCache<string, string> | undefined;
+  /**
+   * The packed path's cache: context NUL the value's UTF-8 bytes read as latin1 -> the pseudonym's bytes (a copy).
+   * Apart from `cache`: a latin1 reading of UTF-8 bytes can be another value's JS string ('Ã©' is how 'é' reads),
+   * so one key space could answer one identifier with another's pseudonym.
+   */
+  private readonly packedCache: LRUCache<string, Uint8Array> | undefined;
   private cacheGeneration = -1;
   cacheHits = 0;
   cacheMisses = 0;
@@ -103,10 +113,11 @@ export class PseudonymEngine {
     private readonly options: EngineOptions,
   ) {
     this.cache = options.cacheEntries > 0 ? new LRUCache<string, string>({ max: options.cacheEntries }) : undefined;
+    this.packedCache = options.cacheEntries > 0 ? new LRUCache<string, Uint8Array>({ max: options.cacheEntries }) : undefined;
   }
 
   get cacheSize(): number {
-    return this.cache?.size ?? 0;
+    return (this.cache?.size ?? 0) + (this.packedCache?.size ?? 0);
   }
 
   pseudonymize(context: string, values: readonly Nullable<string>[], options: { deterministic: boolean }): PseudonymizeResult {
@@ -161,8 +172,8 @@ export class PseudonymEngine {
    * `pseudonymize` for a batch held as UTF-8 bytes (an Arrow column), answering the pseudonym texts as bytes: the
    * same checks and per-item problems, and bit for bit the same pseudonyms, without a JavaScript string per value.
    * Only where `takesPacked` (the deterministic AES-SIV path). The values must be valid UTF-8 (the Arrow reader
-   * checks them; UTF-8 cannot hold a lone surrogate). The cache is bypassed: its keys and entries are strings, and
-   * a deterministic pseudonym computed again is the one it would have held.
+   * checks them; UTF-8 cannot hold a lone surrogate). Cached in `packedCache`: hits are copied into the answer, the
+   * misses encrypted as one sub-batch.
    */
   pseudonymizePacked(context: string, values: PackedTexts, options: { deterministic: boolean }): PackedPseudonymizeResult {
     if (!this.takesPacked(context, options)) throw new RequestError('unsupported-mode', 'packed batches are taken for deterministic AES-SIV pseudonyms only');
@@ -175,7 +186,79 @@ export class PseudonymEngine {
     }
     throwValueProblems(problems);
     const key = this.keyring.active();
-    return { pseudonyms: spreadOverNulls(this.sivPseudonymsPackedUnder(key, context, present.packed), values), keyVersion: key.version };
+    this.dropStaleCache();
+    const cache = this.packedCache;
+    const pseudonyms = cache ? this.cachedSivPseudonymsPacked(cache, key, context, present.packed) : this.sivPseudonymsPackedUnder(key, context, present.packed);
+    return { pseudonyms: spreadOverNulls(pseudonyms, values), keyVersion: key.version };
+  }
+
+  /** `sivPseudonymsPackedUnder` through the packed cache: hits copied in input order, misses computed as one batch and cached. */
+  private cachedSivPseudonymsPacked(cache: LRUCache<string, Uint8Array>, key: KeyVersion, context: string, present: PackedBytes): PackedBytes {
+    const { offsets } = present;
+    const bytes = asBuffer(present.data);
+    const count = offsets.length - 1;
+    const cachePrefix = `${context}\u0000`;
+    const hits = new Array<Uint8Array | undefined>(count);
+    const missIndexes: number[] = [];
+    const missKeys: string[] = [];
+    let hitBytes = 0;
+    let missBytes = 0;
+    for (let k = 0; k < count; k++) {
+      const start = offsets[k]!;
+      const end = offsets[k + 1]!;
+      const cacheKey = cachePrefix + bytes.toString('latin1', start, end);
+      const hit = cache.get(cacheKey);
+      if (hit !== undefined) {
+        hits[k] = hit;
+        hitBytes += hit.length;
+      } else {
+        missIndexes.push(k);
+        missKeys.push(cacheKey);
+        missBytes += end - start;
+      }
+    }
+    const misses = missIndexes.length;
+    this.cacheHits += count - misses;
+    this.cacheMisses += misses;
+
+    let computed: PackedBytes = NO_ITEMS;
+    if (misses === count) computed = this.sivPseudonymsPackedUnder(key, context, present);
+    else if (misses > 0) {
+      const missOffsets = new Int32Array(misses + 1);
+      const missData = new Uint8Array(missBytes);
+      let at = 0;
+      for (let j = 0; j < misses; j++) {
+        const k = missIndexes[j]!;
+        missOffsets[j] = at;
+        missData.set(bytes.subarray(offsets[k], offsets[k + 1]), at);
+        at += offsets[k + 1]! - offsets[k]!;
+      }
+      missOffsets[misses] = at;
+      computed = this.sivPseudonymsPackedUnder(key, context, { data: missData, offsets: missOffsets });
+    }
+    // Copies: an entry must not hold on to (or alias) this batch's answer buffer.
+    for (let j = 0; j < misses; j++) cache.set(missKeys[j]!, new Uint8Array(computed.data.subarray(computed.offsets[j], computed.offsets[j + 1])));
+    if (misses === count) return computed;
+
+    const outOffsets = new Int32Array(count + 1);
+    const out = Buffer.allocUnsafe(hitBytes + computed.offsets[misses]! - computed.offsets[0]!);
+    let at = 0;
+    let j = 0;
+    for (let k = 0; k < count; k++) {
+      outOffsets[k] = at;
+      const hit = hits[k];
+      if (hit !== undefined) {
+        out.set(hit, at);
+        at += hit.length;
+      } else {
+        const item = computed.data.subarray(computed.offsets[j], computed.offsets[j + 1]);
+        j++;
+        out.set(item, at);
+        at += item.length;
+      }
+    }
+    outOffsets[count] = at;
+    return { data: out, offsets: outOffsets };
   }
 
   /**
@@ -508,10 +591,11 @@ export class PseudonymEngine {
     return { randomized, legacy: false, indexes: accepted, plaintexts, valid };
   }
 
-  /** A rotation or destruction changes which pseudonym an identifier gets: start the cache afresh. */
+  /** A rotation or destruction changes which pseudonym an identifier gets: start the caches afresh. */
   private dropStaleCache(): void {
     if (this.cacheGeneration === this.keyring.generation) return;
     this.cache?.clear();
+    this.packedCache?.clear();
     this.cacheGeneration = this.keyring.generation;
   }
 }

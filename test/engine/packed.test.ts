@@ -3,6 +3,9 @@
  * against the string path, as properties over random batches: the same answers bit for bit, nulls kept (also null
  * slots holding bytes, several record batches), erased subjects withheld the same way (filed under the active or
  * only an older key version), and the same refusals with the same per-item problems (invalid UTF-8, too long).
+ * With the engine's cache on, the packed cache answers as the string path and an uncached engine do over batches
+ * that repeat values (also values whose UTF-8 bytes read as latin1 are another value's string), and a rotation
+ * leaves no stale pseudonym in it.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -11,7 +14,8 @@ import { join } from 'node:path';
 import { makeData, makeVector, Table, tableFromIPC, tableToIPC, Utf8 } from 'apache-arrow';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { formatPseudonymsPacked, pseudonymFormatter } from '../../api/engine/pseudonymFormat.ts';
+import type { Nullable, PackedTexts, PseudonymEngine } from '../../api/engine/engine.ts';
+import { formatPseudonymsPacked, parsePseudonymHeader, pseudonymFormatter } from '../../api/engine/pseudonymFormat.ts';
 import { SqliteErasureLedger } from '../../api/erasure/sqliteLedger.ts';
 import { engineOperations, ErasureSuppression, type PseudonymOperations } from '../../api/erasure/suppression.ts';
 import { PlatformError, RequestError } from '../../api/errors.ts';
@@ -30,8 +34,10 @@ const keyring = keyringOf([
   { version: 3, state: 'destroyed' },
 ]);
 const engine = engineOf(keyring, 0);
+const cachedEngine = engineOf(keyring, 64);
 const ledger = new SqliteErasureLedger(join(mkdtempSync(join(tmpdir(), 'packed-')), 'erasure.db'));
 const suppression = new ErasureSuppression(ledger, engine, keyring, { cacheSeconds: 3600 });
+const cachedSuppression = new ErasureSuppression(ledger, cachedEngine, keyring, { cacheSeconds: 3600 });
 const [jane, john] = suppression.pseudonymsInEveryVersion('email', [JANE, JOHN]);
 await ledger.create(
   { id: 'er-packed', reference: 'er-packed', reason: 'gdpr-art17-1a', filedBy: 'person:olivia', subjects: [{ context: 'email', pseudonyms: [jane![0]!, john![1]!] }], tables: [] },
@@ -144,6 +150,8 @@ describe('the packed path', () => {
   for (const [name, operations] of [
     ['behind erasure suppression', suppression],
     ['without erasure', engineOperations(engine)],
+    ['behind erasure suppression, cache on', cachedSuppression],
+    ['without erasure, cache on', engineOperations(cachedEngine)],
   ] as const) {
     it(`answers as the string path does, ${name}: nulls, withheld subjects, per-item refusals`, async () => {
       await fc.assert(
@@ -177,5 +185,114 @@ describe('the packed path', () => {
     const answer = await packedPath(suppression, streamOf(rows, undefined, 0));
     expect(columnsOf(answer)).toEqual({ pseudonyms: [null, expect.any(String), null, expect.any(String)], reason: ['erased', null, 'erased', null] });
     for (const pseudonym of [...jane!, ...john!]) expect(answer.includes(Buffer.from(pseudonym))).toBe(false);
+  });
+});
+
+/** A packed answer's texts (pseudonyms are ASCII), null where its bitmap says so. */
+function textsOf(packed: PackedTexts): Nullable<string>[] {
+  const bytes = Buffer.from(packed.data.buffer, packed.data.byteOffset, packed.data.byteLength);
+  return Array.from({ length: packed.offsets.length - 1 }, (_, i) =>
+    packed.validity && (packed.validity[i >> 3]! & (1 << (i & 7))) === 0 ? null : bytes.toString('latin1', packed.offsets[i], packed.offsets[i + 1]),
+  );
+}
+
+/** Texts (or nulls) as the packed batch the route hands the engine. */
+function packedOf(values: readonly Nullable<string>[], split?: number, lead = 0): PackedTexts {
+  const rows = values.map((text): Row => (text === null ? { kind: 'null', junk: new Uint8Array(0) } : { kind: 'text', text }));
+  return readArrowColumn(streamOf(rows, split, lead), 1 << 30).packed('values', MAX_VALUES);
+}
+
+function lookups(of: PseudonymEngine): number {
+  return of.cacheHits + of.cacheMisses;
+}
+
+describe('the packed path with the cache on', () => {
+  // The latin1 readings of 'é' and '😀''s UTF-8 bytes are the JS strings 'Ã©' and 'ð\u009f\u0098\u0080': one key space for
+  // both caches would answer one with the other's pseudonym.
+  const POOL = ['é', 'Ã©', '😀', 'ð\u009f\u0098\u0080', 'jänë@example.com', 'jÃ¤nÃ«@example.com', ANNA, JANE, '', '東京都'];
+  const valueArbitrary: fc.Arbitrary<Nullable<string>> = fc.oneof(
+    { weight: 1, arbitrary: fc.constant(null) },
+    { weight: 6, arbitrary: fc.constantFrom(...POOL) },
+    { weight: 1, arbitrary: fc.string({ unit: 'grapheme', maxLength: 6 }) },
+  );
+  const stepArbitrary = fc.record({
+    values: fc.array(valueArbitrary, { maxLength: 30 }),
+    splitAt: fc.option(fc.nat()),
+    lead: fc.nat({ max: 3 }),
+    packedFirst: fc.boolean(),
+    rotate: fc.nat({ max: 4 }).map((n) => n === 0),
+  });
+
+  it('answers as the string path and an uncached engine do, over repeated batches and rotations', () => {
+    fc.assert(
+      fc.property(fc.array(stepArbitrary, { minLength: 1, maxLength: 8 }), fc.integer({ min: 1, max: 12 }), (steps, cacheEntries) => {
+        const versions: { version: number; state: 'active' | 'decrypt-only'; root: Uint8Array }[] = [{ version: 1, state: 'active', root: randomBytes(64) }];
+        const rotating = keyringOf(versions);
+        const cached = engineOf(rotating, cacheEntries); // small: entries are evicted too
+        const reference = engineOf(rotating, 0);
+        for (const { values, splitAt, lead, packedFirst, rotate } of steps) {
+          if (rotate) {
+            for (const entry of versions) entry.state = 'decrypt-only';
+            versions.push({ version: versions.length + 1, state: 'active', root: randomBytes(64) });
+            rotating.apply(versions.map((entry) => ({ version: entry.version, state: entry.state, createdAt: '2026-01-01T00:00:00.000Z', material: Uint8Array.from(entry.root) })));
+          }
+          const split = splitAt === null || values.length < 2 ? undefined : 1 + (splitAt % (values.length - 1));
+          const viaPacked = (): Nullable<string>[] => {
+            const before = lookups(cached);
+            const answer = cached.pseudonymizePacked('email', packedOf(values, split, lead), { deterministic: true });
+            expect(answer.keyVersion).toBe(versions.length);
+            expect(lookups(cached) - before).toBe(values.filter((value) => value !== null).length);
+            return textsOf(answer.pseudonyms);
+          };
+          const viaStrings = (): Nullable<string>[] => cached.pseudonymize('email', values, { deterministic: true }).pseudonyms;
+          let packed: Nullable<string>[];
+          let strings: Nullable<string>[];
+          if (packedFirst) {
+            packed = viaPacked();
+            strings = viaStrings();
+          } else {
+            strings = viaStrings();
+            packed = viaPacked();
+          }
+          const expected = reference.pseudonymize('email', values, { deterministic: true }).pseudonyms;
+          expect(packed).toEqual(expected);
+          expect(strings).toEqual(expected);
+          for (const pseudonym of packed) if (pseudonym !== null) expect(parsePseudonymHeader(pseudonym)?.version).toBe(versions.length);
+        }
+      }),
+      { numRuns: 120 },
+    );
+  });
+
+  it('answers a repeated batch from the cache, and keeps a value apart from the string its bytes read as in latin1', () => {
+    const cached = engineOf(keyring, 100);
+    const reference = engineOf(keyring, 0);
+    const expected = reference.pseudonymize('email', ['é', 'Ã©', null, ANNA], { deterministic: true }).pseudonyms;
+    expect(cached.pseudonymize('email', ['Ã©'], { deterministic: true }).pseudonyms).toEqual([expected[1]]);
+    const first = cached.pseudonymizePacked('email', packedOf(['é', 'Ã©', null, ANNA]), { deterministic: true });
+    expect(textsOf(first.pseudonyms)).toEqual(expected);
+    const hits = cached.cacheHits;
+    const misses = cached.cacheMisses;
+    const again = cached.pseudonymizePacked('email', packedOf([ANNA, null, 'Ã©', 'é']), { deterministic: true });
+    expect(textsOf(again.pseudonyms)).toEqual([...expected].reverse());
+    expect([cached.cacheHits - hits, cached.cacheMisses - misses]).toEqual([3, 0]);
+    expect(cached.pseudonymize('email', ['é'], { deterministic: true }).pseudonyms).toEqual([expected[0]]);
+  });
+
+  it('drops its entries on a key rotation: no pseudonym of the old version is answered', () => {
+    const versions = [{ version: 1, root: randomBytes(64) }, { version: 2, root: randomBytes(64) }];
+    const rotating = keyringOf([{ version: 1, state: 'active', root: versions[0]!.root }]);
+    const cached = engineOf(rotating, 100);
+    const before = textsOf(cached.pseudonymizePacked('email', packedOf([ANNA, 'é']), { deterministic: true }).pseudonyms);
+    expect(before.map((pseudonym) => parsePseudonymHeader(pseudonym!)?.version)).toEqual([1, 1]);
+    rotating.apply([
+      { version: 1, state: 'decrypt-only', createdAt: '2026-01-01T00:00:00.000Z', material: Uint8Array.from(versions[0]!.root) },
+      { version: 2, state: 'active', createdAt: '2026-01-01T00:00:00.000Z', material: Uint8Array.from(versions[1]!.root) },
+    ]);
+    const misses = cached.cacheMisses;
+    const after = cached.pseudonymizePacked('email', packedOf([ANNA, 'é']), { deterministic: true });
+    expect(after.keyVersion).toBe(2);
+    expect(cached.cacheMisses - misses).toBe(2);
+    expect(textsOf(after.pseudonyms)).toEqual(engineOf(rotating, 0).pseudonymize('email', [ANNA, 'é'], { deterministic: true }).pseudonyms);
   });
 });
