@@ -142,7 +142,8 @@ def maintain(catalog: CatalogConfig, folder: str, table: str, strategy: str) -> 
     registry = {
         "catalog": {"name": "local", "type": "jdbc", "uri": catalog.uri, "warehouse": catalog.warehouse},
         "maintenance": {"snapshotRetentionHours": 0, "retainLastSnapshots": 10, "orphanGraceHours": 0},
-        "tables": [{"name": table, "maintenance": {"strategy": strategy}}],
+        # The registry names each table's pseudonym columns (the erasure job's); maintenance does not read them.
+        "tables": [{"name": table, "columns": {"pseudonym": "email"}, "maintenance": {"strategy": strategy}}],
     }
     registry_file, report_file = Path(folder, f"registry-{strategy}.json"), Path(folder, f"report-{strategy}.json")
     registry_file.write_text(json.dumps(registry))
