@@ -28,12 +28,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 import requests
 from pyspark.sql import SparkSession
 
 from spark_udfs import ApiKeySource, ClientConfig, PseudonymizationClient
-from spark_udfs.client import PseudonymsRefused
+from spark_udfs.client import ARROW_STREAM, PseudonymsRefused
 from spark_udfs.contracts import validate
 from spark_udfs.iceberg import set_table_properties, table_properties
 from spark_udfs.iceberg_ops import RESTORE_PREFIX, table_properties_during
@@ -47,6 +48,7 @@ from spark_udfs.rekey.job import (
     parse_registry,
     read_inventory,
     record_inventory,
+    stale_mask,
 )
 from test_support.servers import ApiServer, rotate_keys, started_api
 from test_support.suppression import erasure_on
@@ -314,6 +316,23 @@ def test_appends_of_a_stream_during_the_rewrite_are_kept_and_their_markers_survi
     assert "commitConflictsRetried" in report["tables"][0]  # how many, depends on timing: not asserted
 
 
+def test_the_udfs_stale_check_runs_on_arrow_arrays_with_the_rule_of_the_sql_condition() -> None:
+    values = ["s1.a", "r1.b", "s2.c", "h1.d", "s10.e", "s01.f", "s1x", "0123456789", "", None]
+    assert stale_mask(pa.array(values), active=2).to_pylist() == [
+        *(True, True, False, False, True, False, False, False, False, False)
+    ]
+    assert stale_mask(pa.array(values, pa.large_string()), active=10).to_pylist()[:5] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
+    sample = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZn"  # 33 bytes: the AWS sample's format
+    assert stale_mask(pa.array([sample, "QUJD", "s1.a"]), active=2, legacy=True).to_pylist() == [True, False, True]
+    assert stale_mask(pa.array([sample]), active=2).to_pylist() == [False]
+
+
 def test_the_inventory_sits_beside_the_registry_unless_the_registry_says_where() -> None:
     assert inventory_location("/etc/pseudo/registry.json", None) == "/etc/pseudo/key-inventory.json"
     assert inventory_location("/etc/pseudo/registry.json", "state/keys.json") == "/etc/pseudo/state/keys.json"
@@ -358,12 +377,21 @@ def test_the_job_refuses_a_bad_configuration_with_exit_2_before_spark_starts(
     assert "REKEY_TEST_NO_SUCH_VARIABLE is not set" in capsys.readouterr().err
 
 
+def rewrap_items(headers: Any, body: bytes) -> int:
+    """How many pseudonyms a /v1/rewrap request carries: an Arrow stream's rows (the UDF's), or JSON's list."""
+    if headers.get("content-type", "").startswith(ARROW_STREAM):
+        return int(pa.ipc.open_stream(body).read_all().num_rows)
+    return len(json.loads(body).get("pseudonyms", []))
+
+
 @contextmanager
-def rewrap_proxy(target: str, on_rewrap: Callable[[int], None]) -> Iterator[str]:
+def rewrap_proxy(
+    target: str, on_rewrap: Callable[[int], None], content_types: list[str] | None = None
+) -> Iterator[str]:
     """An HTTP proxy in front of the API that calls `on_rewrap(n)` (n: the how-manieth) before forwarding each
     /v1/rewrap request of more than one pseudonym: those the UPDATE's UDF sends, not the job's probe for the
     active version. The job's requests wait meanwhile, so whatever `on_rewrap` commits lands after the UPDATE
-    read the table and before it commits."""
+    read the table and before it commits. Their content types go into `content_types` when given."""
     calls = [0]
     lock = threading.Lock()
 
@@ -372,7 +400,7 @@ def rewrap_proxy(target: str, on_rewrap: Callable[[int], None]) -> Iterator[str]
             headers = {k: v for k, v in self.headers.items() if k.lower() in ("x-api-key", "content-type", "accept")}
             answer = requests.request(self.command, target + self.path, data=body, headers=headers, timeout=300)
             self.send_response(answer.status_code)
-            for key in ("content-type", "retry-after"):
+            for key in ("content-type", "retry-after", "pseudo-key-version"):
                 if key in answer.headers:
                     self.send_header(key, answer.headers[key])
             self.send_header("content-length", str(len(answer.content)))
@@ -384,9 +412,11 @@ def rewrap_proxy(target: str, on_rewrap: Callable[[int], None]) -> Iterator[str]
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
-            if self.path == "/v1/rewrap" and len(json.loads(body).get("pseudonyms", [])) > 1:
+            if self.path.split("?", 1)[0] == "/v1/rewrap" and rewrap_items(self.headers, body) > 1:
                 with lock:  # one at a time: the UDF's tasks call concurrently
                     calls[0] += 1
+                    if content_types is not None:
+                        content_types.append(self.headers.get("content-type", ""))
                     on_rewrap(calls[0])
             self.forward(body)
 
@@ -427,9 +457,11 @@ def test_the_update_runs_at_snapshot_isolation_keeps_concurrent_appends_retries_
         spark.createDataFrame(rows, "id bigint, vin string, account string, note string").writeTo(name).append()
         appended.update({row[0]: row[1] for row in rows})
 
-    with rewrap_proxy(rotated.server.url, concurrently) as proxy:
+    content_types: list[str] = []
+    with rewrap_proxy(rotated.server.url, concurrently, content_types) as proxy:
         code, report, err = finished(run_job(rotated, warehouse, {name: {"vin": "vin"}}, tmp_path, api_url=proxy))
     assert code == 0, err[-3000:] + json.dumps(report)
+    assert content_types and {t.split(";")[0] for t in content_types} == {ARROW_STREAM}  # the UDF sends Arrow
     table = report["tables"][0]
     assert table["commitConflictsRetried"] == 1  # the delete; no append conflicted
     vin = table["columns"]["vin"]

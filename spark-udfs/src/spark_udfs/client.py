@@ -345,6 +345,39 @@ class PseudonymizationClient:
         listed: list[str | None] = list(self.reidentify(context, pseudonyms.drop_null().to_pylist()))
         return _scatter(listed, _present_positions(pseudonyms), len(pseudonyms))
 
+    def rewrap_array(
+        self, context: str, pseudonyms: pa.Array, key_version: int | None = None
+    ) -> tuple[pa.Array, frozenset[int]]:
+        """`rewrap` for a string (or large_string) array, nulls kept: the new pseudonyms as a string array in input
+        order (null for a null input and at the erased indexes, which come second) sent as Arrow as they are, or as
+        JSON when the server does not take Arrow. Every item is sent: a caller sends distinct values (the re-keying
+        UDF does). Raises PseudonymsRefused, with indexes into `pseudonyms`, when any item cannot be rewrapped."""
+        params = {"context": context}
+        if key_version is not None:
+            params["keyVersion"] = str(key_version)
+        refused: dict[int, str] = {}
+        try:
+            answer = self._batched_array(
+                "/v1/rewrap", pseudonyms, params, "pseudonyms", check_errors=True, refused=refused
+            )
+        except ValuesRejected as error:  # a 400 naming items: refused as `rewrap` reports it
+            refused = error.rejected
+            answer = None
+        if refused:
+            raise PseudonymsRefused(
+                f"/v1/rewrap: {len(refused)} pseudonym(s) of context {context} could not be rewrapped "
+                f"({', '.join(sorted(set(refused.values())))})",
+                refused,
+            )
+        if answer is not None:
+            return answer
+        positions = _present_positions(pseudonyms)
+        try:
+            listed = self.rewrap(context, pseudonyms.drop_null().to_pylist(), key_version)
+        except PseudonymsRefused as error:
+            raise PseudonymsRefused(str(error), {positions[i]: r for i, r in error.refused.items()}) from None
+        return _scatter(listed.pseudonyms, positions, len(pseudonyms)), frozenset(positions[i] for i in listed.erased)
+
     def ready(self) -> bool:
         try:
             return (
@@ -408,10 +441,18 @@ class PseudonymizationClient:
         return [value for part, _ in parts for value in part], frozenset(i for _, erased in parts for i in erased)
 
     def _batched_array(
-        self, path: str, items: pa.Array, params: dict[str, str], column: str, check_errors: bool
+        self,
+        path: str,
+        items: pa.Array,
+        params: dict[str, str],
+        column: str,
+        check_errors: bool,
+        refused: dict[int, str] | None = None,
     ) -> tuple[pa.Array, frozenset[int]] | None:
         """The answers as one string array and the erased indexes, sent as Arrow in slices of `batch_size`; None when
-        this client speaks JSON (the server does not take Arrow, or the configuration says so)."""
+        this client speaks JSON (the server does not take Arrow, or the configuration says so). With `refused`
+        (rewrap), the items failed for another reason than erasure are put there (index in the call -> reason,
+        their answers null) after every slice was answered, instead of raising."""
         if self._wire == "json":
             return None
         if not pa.types.is_string(items.type) and not pa.types.is_large_string(items.type):
@@ -421,14 +462,15 @@ class PseudonymizationClient:
         size = self.config.batch_size
         offsets = range(0, len(items), size)
 
-        def send(offset: int) -> tuple[pa.Array, set[int]]:
+        def send(offset: int) -> tuple[pa.Array, set[int], dict[int, str]]:
             chunk = items.slice(offset, size)
             try:
                 response = self._send(path, _arrow_body(chunk), ARROW_STREAM, params)
             except ValuesRejected as error:
                 raise ValuesRejected(str(error), {offset + i: reason for i, reason in error.rejected.items()}) from None
-            answers, erased = _arrow_answer(response, chunk, column, check_errors, path)
-            return answers, {offset + i for i in erased}
+            failed: dict[int, str] | None = {} if refused is not None else None
+            answers, erased = _arrow_answer(response, chunk, column, check_errors, path, failed)
+            return answers, {offset + i for i in erased}, {offset + i: r for i, r in (failed or {}).items()}
 
         try:
             if len(offsets) == 1 or self.config.concurrency == 1:
@@ -444,7 +486,9 @@ class PseudonymizationClient:
         self._use_wire("arrow")
         with self._stats_lock:
             self.stats.values += len(items)
-        return pa.concat_arrays([answers for answers, _ in parts]), frozenset(i for _, erased in parts for i in erased)
+        if refused is not None:
+            refused.update({i: reason for _, _, failed in parts for i, reason in failed.items()})
+        return pa.concat_arrays([part[0] for part in parts]), frozenset(i for part in parts for i in part[1])
 
     def _use_wire(self, wire: Literal["arrow", "json"]) -> None:
         """Settles the negotiated format, and logs it once per client."""
@@ -540,10 +584,16 @@ def _arrow_body(values: pa.Array) -> bytes:
 
 
 def _arrow_answer(
-    response: requests.Response, sent: pa.Array, column: str, check_errors: bool, path: str
+    response: requests.Response,
+    sent: pa.Array,
+    column: str,
+    check_errors: bool,
+    path: str,
+    refused: dict[int, str] | None = None,
 ) -> tuple[pa.Array, set[int]]:
     """The answer column of an Arrow answer and the indexes withheld as erased, checked like the JSON answer: a null
-    only for a null input or where `reason` says why; any other reason raises when `check_errors` (never a value)."""
+    only for a null input or where `reason` says why; any other reason raises when `check_errors` (never a value),
+    or, given `refused` (rewrap), is put there and `erased` holds the erased items only."""
     if not response.headers.get("content-type", "").startswith(ARROW_STREAM):
         raise PseudonymizationError(f"{path}: the answer to an Arrow request is not Arrow")
     try:
@@ -555,11 +605,21 @@ def _arrow_answer(
     if len(answers) != len(sent) or len(reasons) != len(sent):
         raise PseudonymizationError(f"{path}: the answer does not have one {column} item per input")
     erased: set[int] = set()
+    refused_here: set[int] = set()
     if reasons.null_count < len(reasons):
         explained = {i: str(r) for i, r in enumerate(reasons.to_pylist()) if r is not None}
-        # Reidentify fails on any item, as with JSON; pseudonymize withholds erased items and knows no other reason.
-        failed = explained if check_errors else {i: r for i, r in explained.items() if r != "erased"}
-        if failed:
+        # Reidentify fails on any item, as with JSON; pseudonymize withholds erased items and knows no other reason;
+        # rewrap withholds erased items and reports the others by index.
+        failed = (
+            explained if check_errors and refused is None else {i: r for i, r in explained.items() if r != "erased"}
+        )
+        if refused is not None:
+            if any(answers[i].is_valid for i in failed):
+                raise PseudonymizationError(f"{path}: the answer has a pseudonym at a refused index")
+            refused.update(failed)
+            refused_here = set(failed)
+            explained = {i: r for i, r in explained.items() if i not in failed}
+        elif failed:
             raise PseudonymizationError(
                 f"{path}: {len(failed)} item(s) could not be {'reidentified' if check_errors else 'answered'} "
                 f"({', '.join(sorted(set(failed.values())))})"
@@ -569,7 +629,9 @@ def _arrow_answer(
             raise PseudonymizationError(f"{path}: the answer has a pseudonym at an erased index")
     # A null is accepted only for a null input or where the API says why: anywhere else it would be a silent null.
     unexplained = pc.and_(pc.is_null(answers), pc.is_valid(sent))
-    if pc.any(unexplained).as_py() and any(i not in erased for i in pc.indices_nonzero(unexplained).to_pylist()):
+    if pc.any(unexplained).as_py() and any(
+        i not in erased and i not in refused_here for i in pc.indices_nonzero(unexplained).to_pylist()
+    ):
         raise PseudonymizationError(f"{path}: the answer has a null for a non-null input")
     if answers.type != pa.string():
         answers = answers.cast(pa.string())

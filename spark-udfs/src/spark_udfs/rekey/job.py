@@ -310,32 +310,55 @@ def active_version(config: ClientConfig, context: str, samples: Sequence[str]) -
 
 def rewrap_udf(config: ClientConfig, context: str, active: int, legacy: bool = False) -> Any:
     """An Arrow UDF (string -> string) for one column: per Arrow batch, the distinct s/r pseudonyms of another
-    version than `active` (and, with `legacy`, the AWS sample's pseudonyms) go to /v1/rewrap once; every other
-    value, and an erased subject's (null answer), stays as it is. It counts nothing: Spark applies a
-    transformation's accumulator updates again when a task or the statement runs again (a task retry, a commit
-    conflict retried), so the report's counts come from the committed data instead."""
+    version than `active` (and, with `legacy`, the AWS sample's pseudonyms) go to /v1/rewrap once, as an Arrow
+    array (no Python string per value); every other value, and an erased subject's (null answer), stays as it is.
+    It counts nothing: Spark applies a transformation's accumulator updates again when a task or the statement
+    runs again (a task retry, a commit conflict retried), so the report's counts come from the committed data
+    instead."""
     from pyspark.sql.functions import arrow_udf  # type: ignore[attr-defined]  # (pyspark 4.1, not in its hints)
-
-    def stale(value: str) -> bool:
-        match = VERSIONED.match(value)
-        if match is None:
-            return legacy and is_legacy_aws_sample(value)
-        return match.group(1) in REWRAPPABLE and int(match.group(2)) != active
 
     def rekey(column: pa.Array) -> pa.Array:
         unique = pc.unique(column.drop_null())
-        values: list[str] = unique.to_pylist()
-        old = [value for value in values if stale(value)]
-        if not old:
+        mask = stale_mask(unique, active, legacy)
+        if not pc.any(mask).as_py():
             return column
-        answer = shared_client(config).rewrap(context, old)
-        new = dict(zip(old, answer.pseudonyms, strict=True))
+        old = unique.filter(mask)
+        answers, erased = shared_client(config).rewrap_array(context, old)
+        if answers.null_count != len(erased):
+            raise RekeyError(f"/v1/rewrap answered {answers.null_count} null(s) for {len(erased)} erased value(s)")
         # A null answer is an erased subject: the old pseudonym stays (the erasure job removes the row), never a
-        # null and never a new pseudonym. index_in keeps nulls null.
-        replaced = [new.get(value) or value for value in values]
-        return pa.array(replaced, type=column.type).take(pc.index_in(column, value_set=unique))
+        # null and never a new pseudonym.
+        kept_or_new = pc.coalesce(answers.cast(unique.type), old)
+        replaced = pc.replace_with_mask(unique, mask, kept_or_new)
+        # index_in keeps nulls null.
+        return replaced.take(pc.index_in(column, value_set=unique))
 
     return arrow_udf(rekey, "string")
+
+
+#: VERSIONED with named groups, for pyarrow's extract_regex (RE2).
+_ARROW_VERSIONED = r"^(?P<mode>[srh])(?P<version>[1-9][0-9]{0,9})[.]"
+
+
+def stale_mask(values: pa.Array, active: int, legacy: bool = False) -> pa.Array:
+    """Per value of `values` (the distinct values of a batch: the check runs once per distinct value), true for an
+    s/r pseudonym of another version than `active`, or with `legacy` an AWS sample pseudonym; false for a null.
+    The rule of `_stale_condition`, on Arrow arrays."""
+    parts = pc.extract_regex(values, _ARROW_VERSIONED)  # null where the value has no version prefix
+    mode, version = pc.struct_field(parts, "mode"), pc.struct_field(parts, "version")
+    # No leading zero in a version (the pattern), so comparing the digits as text is exact.
+    older = pc.and_(pc.is_in(mode, pa.array(sorted(REWRAPPABLE))), pc.not_equal(version, str(int(active))))
+    mask = pc.fill_null(older, False)
+    if legacy:
+        # The values in base64's alphabet are checked exactly (padding, decoded length), one distinct value each.
+        candidates = pc.fill_null(
+            pc.and_(pc.is_null(parts), pc.match_substring_regex(values, LEGACY_AWS_SAMPLE.pattern)), False
+        )
+        if pc.any(candidates).as_py():
+            positions = pc.indices_nonzero(candidates)
+            sample = pa.array([is_legacy_aws_sample(str(v)) for v in values.take(positions).to_pylist()], pa.bool_())
+            mask = pc.replace_with_mask(mask, candidates, sample)  # false there so far: no version prefix
+    return mask
 
 
 def _progress(message: str) -> None:
