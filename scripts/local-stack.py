@@ -8,7 +8,11 @@ holding data/api-keys/spark.key when that file exists, as the README's Spark sni
 endpoint and the variables to export; and runs until Ctrl-C (or SIGTERM), then stops moto and exits 0.
 Everything lives in moto's memory: a restart starts empty.
 
-Exit 1 when moto stops on its own or a resource cannot be created; 2 for usage (a port in use, no venv).
+Run with another Python than the project venv's (as `npm run local-stack` does, with the system python3), it answers
+--help and usage errors at once, then runs set-up (scripts/setup.sh) and continues in the venv's Python.
+
+Exit 1 when moto stops on its own or a resource cannot be created; 2 for usage (a port in use, no venv); set-up's
+status when set-up fails.
 """
 
 from __future__ import annotations
@@ -100,6 +104,14 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--port", type=int, default=5000, help="moto's port (default 5000, as examples/stream.json)")
     args = parser.parse_args(argv)
+    if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
+        # `npm run local-stack` starts this file with the system Python, so that --help and a wrong argument are
+        # answered above before any set-up; now the venv and the jars (each step only when its inputs changed), then
+        # the same command again in the venv's Python, which moto and boto3 need.
+        setup = subprocess.run(["bash", str(ROOT / "scripts" / "setup.sh")], check=False)
+        if setup.returncode != 0:
+            return setup.returncode
+        os.execv(PYTHON, [str(PYTHON), str(Path(__file__).resolve()), *argv])
     if not PYTHON.exists():
         say(f"no project venv at {PYTHON.relative_to(ROOT)}: run npm run setup first")
         return 2

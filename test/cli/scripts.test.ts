@@ -29,6 +29,8 @@ const scripts = [
   ['npm run build', 'node_modules/.bin/tsx', ['scripts/build.ts'], 'usage: npm run build'],
   ['npm run package', 'node_modules/.bin/tsx', ['scripts/package.ts'], 'usage: npm run package'],
   ['npm run local-stack', '.venv/bin/python', ['scripts/local-stack.py'], 'usage: npm run local-stack'],
+  // As npm runs it (the system Python, set-up only after the arguments are read): --help answers before any set-up.
+  ['npm run local-stack (its package.json line)', 'npm', ['run', '--silent', 'local-stack', '--'], 'usage: npm run local-stack'],
   ['npm start', 'node_modules/.bin/tsx', ['api/main.ts'], 'usage: npm start'],
   ['npm test', 'bash', ['scripts/test.sh'], 'usage: npm test'],
 ] as const;
