@@ -64,24 +64,82 @@ async function run(command: string, args: string[], options: { cwd: string; env?
   return { status, stdout, stderr };
 }
 
-/** Starts a long-running command in the scratch root (startProcess runs in this process's folder); stop() ends it with SIGTERM. */
-function startIn(cwd: string, command: string, args: string[], env: NodeJS.ProcessEnv): { output: () => string; stop: () => Promise<number | null> } {
-  const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** How a long-running command ended: its exit code, and whether it had to be killed after the grace period. */
+interface Stopped {
+  readonly code: number | null;
+  readonly killed: boolean;
+}
+
+/** Process groups started here and not yet stopped: killed when this process exits, so none outlives the test. */
+const groups = new Set<number>();
+process.once('exit', () => {
+  for (const pid of groups) killGroup(pid);
+});
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // ESRCH: the group is gone already.
+  }
+}
+
+/**
+ * Starts a long-running command in the scratch root in a process group of its own (startProcess in test/support runs
+ * in this process's folder and kills the command alone, not a Spark child it started). `stop` sends `signal` to the
+ * command, waits up to `graceMs` for it to exit, then SIGKILLs the whole group; what is left of the group after a
+ * clean exit is killed too. A busy machine or a command stuck in an erasure run can then neither hang the test nor leak.
+ */
+function startIn(cwd: string, command: string, args: string[], env: NodeJS.ProcessEnv): { output: () => string; exited: () => boolean; stop: (signal?: NodeJS.Signals, graceMs?: number) => Promise<Stopped> } {
+  const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const pid = child.pid;
+  if (pid !== undefined) groups.add(pid);
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  let exitCode: number | null | undefined;
   const exited = new Promise<number | null>((done) => {
     child.once('exit', (code) => {
+      exitCode = code;
       done(code);
     });
   });
   return {
     output: () => output,
-    stop: () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      return exited;
+    exited: () => exitCode !== undefined,
+    stop: async (signal = 'SIGTERM', graceMs = 60_000) => {
+      if (exitCode === undefined) child.kill(signal);
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((done) => {
+        timer = setTimeout(() => {
+          done('late');
+        }, graceMs);
+      });
+      const first = await Promise.race([exited, late]);
+      clearTimeout(timer);
+      if (pid !== undefined) {
+        killGroup(pid);
+        groups.delete(pid);
+      }
+      return first === 'late' ? { code: await exited, killed: true } : { code: first, killed: false };
     },
   };
+}
+
+/** The address the server logged it listens on (PSEUDO_PORT=0: the system chose a free port at bind, no window to lose it in). */
+async function listeningUrl(server: { output: () => string; exited: () => boolean }): Promise<string> {
+  const find = (): string | undefined => {
+    for (const line of server.output().split('\n')) {
+      if (!line.includes('"listening"')) continue;
+      const logged = JSON.parse(line) as { msg?: string; url?: string };
+      if (logged.msg === 'listening' && logged.url) return logged.url;
+    }
+    return undefined;
+  };
+  await waitFor(() => Promise.resolve(find() !== undefined || server.exited()), 'the service to listen', 60_000);
+  const url = find();
+  expect(url, server.output().slice(-2000)).toBeDefined();
+  return url!;
 }
 
 /** Runs a Python snippet in the scratch root with the project venv; its stdout parsed as JSON. */
@@ -190,10 +248,10 @@ describe('the example erasure, as the README walks it', () => {
   it('restarts the service with examples/erasure-registry.json after audit init, and an erasure of the example subject reaches verified', async () => {
     // npm run apikeys -- create --name officer --roles privacy-officer
     const officer = await service.createKey('officer', ['privacy-officer']);
-    const port = await freePort();
     // `PSEUDO_ERASURE_REGISTRY_FILE=examples/erasure-registry.json npm start` from the root: the built server, its
     // defaults (config/policies.json, .venv/bin/python, .cache/jars, the registry's data/iceberg) relative to it.
-    const env = { ...process.env, ...SMALL_SPARK, PSEUDO_DATA_DIR: service.dataDir, PSEUDO_PORT: String(port), PSEUDO_ERASURE_REGISTRY_FILE: 'examples/erasure-registry.json' };
+    // Port 0: the server binds a port the system picks and logs its address.
+    const env = { ...process.env, ...SMALL_SPARK, PSEUDO_DATA_DIR: service.dataDir, PSEUDO_PORT: '0', PSEUDO_ERASURE_REGISTRY_FILE: 'examples/erasure-registry.json' };
     const refused = await run('node', [join(ROOT, 'dist', 'server.mjs')], { cwd: SCRATCH, env });
     expect(refused.status, refused.stderr).toBe(2);
     expect(refused.stderr).toContain('npm run audit -- init');
@@ -201,8 +259,9 @@ describe('the example erasure, as the README walks it', () => {
     expect(init.status, init.stderr).toBe(0);
 
     const server = startIn(SCRATCH, 'node', [join(ROOT, 'dist', 'server.mjs')], { ...env, PSEUDO_ERASURE_POLL_SECONDS: '1' });
+    let stopped: Stopped | undefined;
     try {
-      const url = `http://127.0.0.1:${port}`;
+      const url = await listeningUrl(server);
       await waitFor(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.ok === true, 'the service with erasure on', 60_000);
       const filed = await call(url, 'POST', '/v1/erasure-requests', {
         apiKey: officer,
@@ -226,29 +285,37 @@ describe('the example erasure, as the README walks it', () => {
       expect(BigInt(table!.rowsDeleted)).toBeGreaterThan(0n);
       expect(server.output()).not.toContain('customer006@example.com');
     } finally {
-      expect(await server.stop()).toBe(0);
+      // Stopped (killed at worst) whatever happened; asserted after, so a failure above is the one reported.
+      stopped = await server.stop();
     }
+    expect(stopped, server.output().slice(-2000)).toEqual({ code: 0, killed: false });
   }, 660_000);
 });
 
+/**
+ * `npm run local-stack -- --port N` on a free port. The script takes no port 0, so the port is probed first; another
+ * process binding it before moto does makes the script exit at once, and it is started again on another port.
+ */
+async function startLocalStack(): Promise<{ port: number; stack: ReturnType<typeof startIn> }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const stack = startIn(SCRATCH, PYTHON, [join(ROOT, 'scripts', 'local-stack.py'), '--port', String(port)], process.env);
+    await waitFor(() => Promise.resolve(stack.output().includes('local stack ready') || stack.exited()), 'the local stack', 90_000);
+    if (!stack.exited() || attempt === 3 || !/already listens on|Address already in use/.test(stack.output())) return { port, stack };
+    await stack.stop();
+  }
+}
+
 describe('npm run local-stack', () => {
   it('serves moto with the example stream and secret for the example streaming job, and stops on Ctrl-C', async () => {
-    const port = await freePort();
-    const child = spawn(PYTHON, [join(ROOT, 'scripts', 'local-stack.py'), '--port', String(port)], { cwd: SCRATCH, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const exited = new Promise<number | null>((done) => {
-      child.once('exit', (code) => {
-        done(code);
-      });
-    });
+    const { port, stack } = await startLocalStack();
+    let stopped: Stopped | undefined;
     try {
-      await waitFor(() => Promise.resolve(output.includes('local stack ready')), 'the local stack', 90_000);
+      expect(stack.output(), stack.output().slice(-2000)).toContain('local stack ready');
       const endpoint = `http://127.0.0.1:${port}`;
-      expect(output).toContain(`export AWS_ENDPOINT_URL=${endpoint}`);
-      expect(output).toContain('AWS_ACCESS_KEY_ID=testing');
-      expect(output, 'the key itself is never printed').not.toContain(sparkKey);
+      expect(stack.output()).toContain(`export AWS_ENDPOINT_URL=${endpoint}`);
+      expect(stack.output()).toContain('AWS_ACCESS_KEY_ID=testing');
+      expect(stack.output(), 'the key itself is never printed').not.toContain(sparkKey);
       const aws = { region: 'eu-west-1', endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } };
       // HTTP/1.1: moto does not speak the Kinesis client's default HTTP/2.
       const stream = await new KinesisClient({ ...aws, requestHandler: new NodeHttpHandler() }).send(new DescribeStreamSummaryCommand({ StreamName: 'vehicles' }));
@@ -312,9 +379,9 @@ describe('npm run local-stack', () => {
       }
       expect(await streamExit, streamErr.slice(-2000)).toBe(0);
     } finally {
-      child.kill('SIGINT');
+      stopped = await stack.stop('SIGINT'); // Ctrl-C
     }
-    expect(await exited).toBe(0);
-    expect(output).toContain('local-stack: stopped');
+    expect(stopped, stack.output().slice(-2000)).toEqual({ code: 0, killed: false });
+    expect(stack.output()).toContain('local-stack: stopped');
   }, 420_000);
 });
