@@ -98,11 +98,12 @@ const MAX_REPORTED_PROBLEMS = 20;
 export class PseudonymEngine {
   private readonly cache: LRUCache<string, string> | undefined;
   /**
-   * The packed path's cache: context NUL the value's UTF-8 bytes read as latin1 -> the pseudonym's bytes (a copy).
+   * The packed path's cache: context NUL the value's UTF-8 bytes read as latin1 -> the pseudonym's (ASCII) bytes,
+   * copied into a string.
    * Apart from `cache`: a latin1 reading of UTF-8 bytes can be another value's JS string ('Ã©' is how 'é' reads),
    * so one key space could answer one identifier with another's pseudonym.
    */
-  private readonly packedCache: LRUCache<string, Uint8Array> | undefined;
+  private readonly packedCache: LRUCache<string, string> | undefined;
   private cacheGeneration = -1;
   cacheHits = 0;
   cacheMisses = 0;
@@ -113,7 +114,7 @@ export class PseudonymEngine {
     private readonly options: EngineOptions,
   ) {
     this.cache = options.cacheEntries > 0 ? new LRUCache<string, string>({ max: options.cacheEntries }) : undefined;
-    this.packedCache = options.cacheEntries > 0 ? new LRUCache<string, Uint8Array>({ max: options.cacheEntries }) : undefined;
+    this.packedCache = options.cacheEntries > 0 ? new LRUCache<string, string>({ max: options.cacheEntries }) : undefined;
   }
 
   get cacheSize(): number {
@@ -193,12 +194,12 @@ export class PseudonymEngine {
   }
 
   /** `sivPseudonymsPackedUnder` through the packed cache: hits copied in input order, misses computed as one batch and cached. */
-  private cachedSivPseudonymsPacked(cache: LRUCache<string, Uint8Array>, key: KeyVersion, context: string, present: PackedBytes): PackedBytes {
+  private cachedSivPseudonymsPacked(cache: LRUCache<string, string>, key: KeyVersion, context: string, present: PackedBytes): PackedBytes {
     const { offsets } = present;
     const bytes = asBuffer(present.data);
     const count = offsets.length - 1;
     const cachePrefix = `${context}\u0000`;
-    const hits = new Array<Uint8Array | undefined>(count);
+    const hits = new Array<string | undefined>(count);
     const missIndexes: number[] = [];
     const missKeys: string[] = [];
     let hitBytes = 0;
@@ -206,6 +207,7 @@ export class PseudonymEngine {
     for (let k = 0; k < count; k++) {
       const start = offsets[k]!;
       const end = offsets[k + 1]!;
+      // Read per value, not sliced from one reading of the batch: a slice would keep the whole batch's text alive as long as its key.
       const cacheKey = cachePrefix + bytes.toString('latin1', start, end);
       const hit = cache.get(cacheKey);
       if (hit !== undefined) {
@@ -236,8 +238,10 @@ export class PseudonymEngine {
       missOffsets[misses] = at;
       computed = this.sivPseudonymsPackedUnder(key, context, { data: missData, offsets: missOffsets });
     }
-    // Copies: an entry must not hold on to (or alias) this batch's answer buffer.
-    for (let j = 0; j < misses; j++) cache.set(missKeys[j]!, new Uint8Array(computed.data.subarray(computed.offsets[j], computed.offsets[j + 1])));
+    // Copied out as strings (the text is ASCII): an entry must not hold on to (or alias) a batch's buffers, and a
+    // short string is a lighter heap object than a Uint8Array (all values distinct: ~20% less CPU per value).
+    const computedText = asBuffer(computed.data);
+    for (let j = 0; j < misses; j++) cache.set(missKeys[j]!, computedText.toString('latin1', computed.offsets[j], computed.offsets[j + 1]));
     if (misses === count) return computed;
 
     const outOffsets = new Int32Array(count + 1);
@@ -248,8 +252,7 @@ export class PseudonymEngine {
       outOffsets[k] = at;
       const hit = hits[k];
       if (hit !== undefined) {
-        out.set(hit, at);
-        at += hit.length;
+        at += out.write(hit, at, 'latin1');
       } else {
         const item = computed.data.subarray(computed.offsets[j], computed.offsets[j + 1]);
         j++;
