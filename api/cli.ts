@@ -264,7 +264,10 @@ async function destroyVersion(manager: KeyringManager, version: number, values: 
   let holding: HoldingTable[] = [];
   if (registryFile) {
     const registry = readRegistryTables(registryFile);
-    holding = tablesHoldingVersion(registry.tables, await readKeyInventory(registry.keyInventory, config.aws), version);
+    // The version stopped being issued when the next one was created (rotate makes the new version active).
+    const successor = (await manager.list()).filter((v) => v.version > version).sort((a, b) => a.version - b.version)[0];
+    const retiredAt = successor ? new Date(successor.createdAt) : undefined;
+    holding = tablesHoldingVersion(registry.tables, await readKeyInventory(registry.keyInventory, config.aws), version, retiredAt);
   }
   if (holding.length > 0 && !values.force) {
     throw new RefusedError(`key version ${version} may still be held by ${holding.map((h) => `${h.table}: ${h.reason}`).join('; ')}. Re-key those tables first (or pass --force to destroy anyway, audited)`);

@@ -46,13 +46,23 @@ export async function readKeyInventory(location: string, aws: AwsEndpointOptions
   }
 }
 
-/** The registered tables that may still hold `version`, with the reason; empty when it is safe to destroy. */
-export function tablesHoldingVersion(tables: readonly RegisteredTable[], inventory: KeyInventory | undefined, version: number): HoldingTable[] {
+/**
+ * The registered tables that may still hold `version`, with the reason; empty when it is safe to destroy.
+ * `retiredAt` is when the version stopped being the active one (the next version's creation): an entry recorded
+ * before then cannot vouch for the table, since writers still issued the version afterwards (recorded under v1, the
+ * table then gets v2 rows, the key rotates to v3: that entry knows nothing of v2). Writers that keep issuing it
+ * for their keyring refresh interval after the rotation are the operator's to wait out (README, key rotation).
+ */
+export function tablesHoldingVersion(tables: readonly RegisteredTable[], inventory: KeyInventory | undefined, version: number, retiredAt?: Date): HoldingTable[] {
   const holding: HoldingTable[] = [];
   for (const table of tables) {
     const entry = inventory?.tables[table.name];
     if (!entry) {
       holding.push({ table: table.name, reason: 'no key inventory (run the re-key job)' });
+      continue;
+    }
+    if (retiredAt && Date.parse(entry.recordedAt) < retiredAt.getTime()) {
+      holding.push({ table: table.name, reason: `key inventory recorded before version ${version} stopped being issued (run the re-key job again)` });
       continue;
     }
     const unknown = Object.keys(table.columns).filter((column) => !entry.columns[column]);

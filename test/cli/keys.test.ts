@@ -52,7 +52,7 @@ async function rotatedKeyring(): Promise<void> {
 const states = async () => (JSON.parse((await keys(['list'])).stdout) as Listing).versions.map((v) => v.state);
 
 /** A registry of two tables (only its names are read by destroy) and, when given, the key inventory beside it. */
-function registry(inventory?: Record<string, Record<string, number[]>>, fields: Record<string, unknown> = {}): string {
+function registry(inventory?: Record<string, Record<string, number[]>>, fields: Record<string, unknown> = {}, recordedAt = new Date().toISOString()): string {
   const file = join(folder, 'registry.json');
   writeFileSync(
     file,
@@ -72,7 +72,7 @@ function registry(inventory?: Record<string, Record<string, number[]>>, fields: 
         {
           columns: Object.fromEntries(Object.entries(columns).map(([column, keyVersions]) => [column, { context: column, keyVersions }])),
           snapshotId: '9130679734744880546',
-          recordedAt: '2026-11-26T04:10:00Z',
+          recordedAt,
         },
       ]),
     );
@@ -122,6 +122,16 @@ describe('keys destroy', () => {
     expect(destroyed.status).toBe(0);
     expect((JSON.parse(destroyed.stdout) as Listing).forced).toBeUndefined();
     expect(await states()).toEqual(['destroyed', 'active']);
+  });
+
+  it('refuses on an inventory recorded before the version stopped being issued: it cannot know what was written after', async () => {
+    await rotatedKeyring();
+    // Recorded when version 1 was still active: the version-1 rows written after the recording are unknown to it.
+    const file = registry({ 'local.crm.customers': { email: [] }, 'local.fleet.vehicles': { vin: [] } }, {}, '2020-01-01T00:00:00Z');
+    const refused = await keys(['destroy', '--version', '1', '--yes'], { PSEUDO_ERASURE_REGISTRY_FILE: file });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain('local.crm.customers: key inventory recorded before version 1 stopped being issued (run the re-key job again)');
+    expect(await states()).toEqual(['decrypt-only', 'active']);
   });
 
   it('reads the registry from --registry and the inventory from its keyInventory field, relative to the registry', async () => {
