@@ -107,7 +107,7 @@ def rotated(spark: SparkSession) -> Iterator[Rotated]:
         with started_api(ROLES, environment) as server:
             state = Rotated(server, {})
             client = state.client()
-            for table in ("joined", "erased", "killed", "streamed", "concurrent", "refused"):
+            for table in ("joined", "erased", "killed", "streamed", "concurrent", "refused", "late"):
                 name = f"local.rekey.{table}_{uuid.uuid4().hex[:8]}"
                 subjects = vins(table)
                 pseudonyms = client.pseudonymize("vin", subjects)
@@ -250,7 +250,8 @@ def test_an_erased_subject_keeps_its_old_pseudonym_and_its_version_stays_in_the_
     assert erased_rows and all(after[i] == before[i] for i in erased_rows)  # unchanged: no new pseudonym
     assert all(version_of(str(after[i])) == 2 for i in range(ROWS) if i not in erased_rows)
     table = report["tables"][0]["columns"]["vin"]
-    assert table["rowsKeptErased"] == str(len(erased_rows))
+    assert table["rowsKeptErased"] == str(len(erased_rows)) and table["rowsAppendedMeanwhileStale"] == "0"
+    assert report["tables"][0]["erasedValuesKept"] == "1"
     assert table["rowsRewritten"] == str(ROWS - len(erased_rows))
     inventory = json.loads((tmp_path / "inventory" / "keys.json").read_text())
     assert inventory["tables"][name]["columns"]["vin"]["keyVersions"] == [1, 2]  # until the erasure removes them
@@ -481,6 +482,32 @@ def test_the_update_runs_at_snapshot_isolation_keeps_concurrent_appends_retries_
     assert properties_after.get("write.update.mode") == "merge-on-read"
     assert "write.update.isolation-level" not in properties_after
     assert not [key for key in properties_after if key.startswith(RESTORE_PREFIX)]
+
+
+def test_rows_a_writer_on_the_old_key_appends_during_the_update_are_counted_apart_from_an_erased_subjects(
+    spark: SparkSession, rotated: Rotated, warehouse: CatalogConfig, tmp_path: Path
+) -> None:
+    """A writer still within its keyring refresh appends version-1 rows while the UPDATE runs: the commit leaves
+    them as written, and the report counts them as rowsAppendedMeanwhileStale, not as an erased subject's rows."""
+    name, old_pseudonyms = rotated.tables["late"]
+    late = list(old_pseudonyms.values())[:4]
+
+    def append_old_version(call: int) -> None:
+        if call == 1:
+            rows = [(2_000_000 + k, p, None, "late writer") for k, p in enumerate(late)]
+            spark.createDataFrame(rows, "id bigint, vin string, account string, note string").writeTo(name).append()
+
+    with rewrap_proxy(rotated.server.url, append_old_version) as proxy:
+        code, report, err = finished(run_job(rotated, warehouse, {name: {"vin": "vin"}}, tmp_path, api_url=proxy))
+    assert code == 0, err[-3000:] + json.dumps(report)
+    table = report["tables"][0]
+    vin = table["columns"]["vin"]
+    assert vin["rowsRewritten"] == str(ROWS) and vin["rowsKeptErased"] == "0" and table["erasedValuesKept"] == "0"
+    assert vin["rowsAppendedMeanwhileStale"] == str(len(late))
+    assert vin["keyVersionsRemaining"] == [1, 2]  # the late rows hold version 1 until a later run
+    spark.sql(f"REFRESH TABLE {name}")
+    kept = [r[0] for r in spark.sql(f"SELECT vin FROM {name} WHERE id >= 2000000 ORDER BY id").collect()]
+    assert kept == late
 
 
 def test_a_table_that_fails_gets_its_update_settings_back_and_nothing_committed(

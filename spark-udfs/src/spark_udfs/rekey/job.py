@@ -43,7 +43,11 @@ Per table, in this order:
 
 What is left as it is, and reported:
  - an erased subject: rewrap answers null for it; its rows keep the old pseudonym (never a new one), the column
-   keeps that version in the inventory until the erasure job removes the rows (`rowsKeptErased`);
+   keeps that version in the inventory until the erasure job removes the rows (`rowsKeptErased`, and
+   `erasedValuesKept`: rows and distinct values the UPDATE read and left);
+ - rows of an older version appended while the UPDATE ran (a writer still within its keyring refresh after the
+   rotation): not rewritten, counted apart (`rowsAppendedMeanwhileStale`), their version kept in the inventory; a
+   later run rewrites them;
  - FF1 (`fpe`) columns: their pseudonyms keep the identifier's alphabet and length and carry no key version, so
    the job cannot tell what to rewrap nor whether a re-run would rewrap twice. Such a column is reported as
    `unversioned` and left out of the inventory; re-key it by pseudonymizing the source again;
@@ -408,6 +412,30 @@ def _commit_of_run(spark: Any, name: str, run_id: str) -> tuple[int, int | None]
     return int(rows[0]["snapshot_id"]), int(parent) if parent is not None else None
 
 
+def _stale_left_by_commit(
+    spark: Any, name: str, column: str, commit: tuple[int, int | None], stale: str
+) -> tuple[int, int, int]:
+    """The stale rows at the UPDATE's commit, told apart: (rows the UPDATE read and left, an erased subject's; their
+    distinct values; rows appended while it ran, by a writer still on the old key). Copy-on-write rewrites every
+    file holding a row it matched, so the first are in files the commit added; the second in files that were
+    already in its parent (the commit left them alone) and hold stale rows there too. Counted by `_file`, exact."""
+    snapshot, parent = commit
+    rows = spark.sql(
+        f"SELECT p._file IS NULL AS rewritten, count(*) AS n, count(DISTINCT t.`{column}`) AS d "
+        f"FROM (SELECT `{column}`, _file FROM {name} VERSION AS OF {int(snapshot)} WHERE {stale}) t "
+        + (
+            f"LEFT JOIN (SELECT DISTINCT _file FROM {name} VERSION AS OF {int(parent)} WHERE {stale}) p "
+            "ON t._file = p._file "
+            if parent is not None
+            else "LEFT JOIN (SELECT CAST(NULL AS string) AS _file) p ON false "
+        )
+        + "GROUP BY 1"
+    ).collect()
+    kept = next(((int(r["n"]), int(r["d"])) for r in rows if r["rewritten"]), (0, 0))
+    appended = next((int(r["n"]) for r in rows if not r["rewritten"]), 0)
+    return kept[0], kept[1], appended
+
+
 def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, started_ms: int) -> dict[str, Any]:
     from ..iceberg_ops import (
         current_snapshot,
@@ -470,6 +498,8 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
     # both, they give exactly what the commit changed, whatever ran concurrently and however often it was retried.
     at_parent: dict[str, ColumnVersions] = {}
     at_commit: dict[str, ColumnVersions] = {}
+    #: column -> (rows an erased subject kept, their distinct values, rows appended meanwhile still stale)
+    left_by_commit: dict[str, tuple[int, int, int]] = {}
     commit: tuple[int, int | None] | None = None
     if stale and active is not None:
         assignments = []
@@ -505,6 +535,12 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
             if parent == snapshot_before
             else {c: column_versions(spark, name, c, parent, active=active, legacy=legacy) for c in versioned}
         )
+        # Told apart now: expiry removes the parent, by which they are.
+        left_by_commit = {
+            c: _stale_left_by_commit(spark, name, c, commit, _stale_condition(c, active, legacy))
+            for c in versioned
+            if at_commit[c].stale_rows(active)
+        }
         report["snapshotRewritten"] = contracts.int64(rewritten_snapshot)
     else:
         report["snapshotRewritten"] = contracts.int64(current_snapshot(spark, name))
@@ -566,21 +602,23 @@ def rekey_table(spark: Any, settings: RekeySettings, table: RegisteredTable, sta
             entry["unversionedRows"] = contracts.count(before[column].unversioned_rows)
         else:
             rewritten, distinct, legacy_rewrapped = 0, 0, 0
-            kept = after[column].stale_rows(active) if active else 0
+            # No UPDATE committed: nothing was stale when counted, so what is stale now was appended since.
+            kept, appended = 0, (after[column].stale_rows(active) if active else 0)
             if column in at_commit and active is not None:
                 # What the commit changed, from its parent to itself: a value is stale after it only if it was
                 # before (the UDF leaves an erased subject's), so these differences are exact.
                 rewritten = at_parent[column].stale_rows(active) - at_commit[column].stale_rows(active)
                 distinct = at_parent[column].stale_distinct - at_commit[column].stale_distinct
                 legacy_rewrapped = at_parent[column].legacy_rows - at_commit[column].legacy_rows
-                kept = at_commit[column].stale_rows(active)
-                erased_values += at_commit[column].stale_distinct
+                kept, kept_distinct, appended = left_by_commit.get(column, (0, 0, 0))
+                erased_values += kept_distinct
             rewrapped_values += distinct
             entry |= {
                 "status": "rekeyed",
                 "rowsRewritten": contracts.count(rewritten),
                 "distinctValuesRewritten": contracts.count(distinct),
                 "rowsKeptErased": contracts.count(kept),
+                "rowsAppendedMeanwhileStale": contracts.count(appended),
                 "versionsAfter": {f"{m}{v}": contracts.count(n) for (m, v), n in sorted(after[column].rows.items())},
                 "keyVersionsRemaining": sorted(remaining_versions[column]),
                 "unversionedRows": contracts.count(before[column].unversioned_rows),
