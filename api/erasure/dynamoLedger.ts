@@ -147,6 +147,11 @@ type Item = Record<string, AttributeValue>;
 const AUDIT_HEAD_KEY: Item = { pk: { S: 'AUDIT' }, sk: { S: 'HEAD' } };
 /** Transactions lost to another writer (reference or audit head moved) are redone this often at most. */
 const MAX_CONFLICT_ROUNDS = 50;
+/** Between rounds lost to another writer: jittered, growing from 10 ms to 200 ms. */
+const CONFLICT_BACKOFF = { baseDelayMs: 5, maxDelayMs: 200 } as const;
+/** Polling a table being created until it is active: 100 ms doubling to 1 s. */
+const TABLE_POLL = { baseDelayMs: 50, maxDelayMs: 1000, jitter: 'none' } as const;
+
 /** Fresh reads a transition makes when the request changed under it without moving (then ledger-conflict). */
 const MAX_REVISION_RETRIES = 8;
 /** Items a lift may change besides its own item and the two audit items (a transaction takes 100). */
@@ -611,7 +616,7 @@ export class DynamoErasureLedger implements ErasureLedger {
         keys = answer.UnprocessedKeys?.[this.table]?.Keys ?? [];
         if (keys.length > 0) {
           if (round >= this.retryOptions.maxAttempts) throw new LedgerError('the erasure ledger is throttling reads; gave up after retries');
-          await this.retryOptions.sleep(this.retryOptions.baseDelayMs * 2 ** (round - 1));
+          await this.retryOptions.sleep(backoffDelayMs(round, { ...this.retryOptions, jitter: 'none' }));
         }
       }
     }
@@ -634,7 +639,7 @@ export class DynamoErasureLedger implements ErasureLedger {
   /** Another writer won this round: wait a little (jittered, growing) before reading again, or give up. */
   private async conflictPause(round: number): Promise<void> {
     if (round >= MAX_CONFLICT_ROUNDS) throw new LedgerError('the erasure ledger is too busy: the write kept losing to other writers');
-    await this.retryOptions.sleep(Math.random() * Math.min(200, 5 * 2 ** Math.min(round, 10)));
+    await this.retryOptions.sleep(backoffDelayMs(round + 1, CONFLICT_BACKOFF));
   }
 
   /** One DynamoDB call, retried while DynamoDB throttles (or fails transiently); then `ledger-unavailable`. */
@@ -665,7 +670,7 @@ export async function ensureTable(options: { readonly table: string; readonly re
       const description = await client.send(new DescribeTableCommand({ TableName: options.table }));
       if (description.Table?.TableStatus === 'ACTIVE') return;
       if (round >= 60) throw new LedgerError("the erasure ledger's DynamoDB table did not become active");
-      await realSleep(Math.min(1000, 50 * 2 ** round));
+      await realSleep(backoffDelayMs(round + 1, TABLE_POLL));
     }
   } finally {
     client.destroy();
