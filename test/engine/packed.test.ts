@@ -279,6 +279,23 @@ describe('the packed path with the cache on', () => {
     expect(cached.pseudonymize('email', ['é'], { deterministic: true }).pseudonyms).toEqual([expected[0]]);
   });
 
+  it('caches a recurring batch again after distinct values filled the cache (admitting few of a batch it misses whole)', () => {
+    const cached = engineOf(keyring, 50);
+    const distinct = (from: number): string[] => Array.from({ length: 100 }, (_, i) => `flood-${from + i}@example.com`);
+    for (let from = 0; from < 400; from += 100) cached.pseudonymizePacked('email', packedOf(distinct(from)), { deterministic: true });
+    expect(cached.cacheSize).toBe(50);
+    const recurring = Array.from({ length: 40 }, (_, i) => `recurring-${i}@example.com`);
+    const expected = engineOf(keyring, 0).pseudonymize('email', recurring, { deterministic: true }).pseudonyms;
+    const missesPerCall = [0, 1, 2].map(() => {
+      const misses = cached.cacheMisses;
+      expect(textsOf(cached.pseudonymizePacked('email', packedOf(recurring), { deterministic: true }).pseudonyms)).toEqual(expected);
+      return cached.cacheMisses - misses;
+    });
+    expect(missesPerCall[0]).toBe(40);
+    expect(missesPerCall[1]).toBeLessThan(40);
+    expect(missesPerCall[2]).toBe(0);
+  });
+
   it('drops its entries on a key rotation: no pseudonym of the old version is answered', () => {
     const versions = [{ version: 1, root: randomBytes(64) }, { version: 2, root: randomBytes(64) }];
     const rotating = keyringOf([{ version: 1, state: 'active', root: versions[0]!.root }]);
