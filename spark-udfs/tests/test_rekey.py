@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -162,8 +162,50 @@ def run_job(
 
 
 def finished(process: subprocess.Popen[str]) -> tuple[int, dict[str, Any], str]:
-    out, err = process.communicate(timeout=900)
+    """The job's exit code, report and stderr. Its process group (Spark's JVM with it) is killed afterwards, also
+    when the wait overruns or fails: a job left running would hold the machine for the tests after it."""
+    try:
+        out, err = process.communicate(timeout=900)
+    finally:
+        kill_group(process)
     return process.returncode, json.loads(out) if out.strip() else {}, err
+
+
+def kill_group(process: subprocess.Popen[str]) -> None:
+    """SIGKILL to the job's process group, then reaped; a group already gone (every member exited) is fine."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def wait_for_progress(process: subprocess.Popen[str], text: str, timeout: float = 600.0) -> None:
+    """Reads the job's stderr until a line holds `text`, the rest left for `finished`. Fails clearly, with the job
+    killed, when the job ends without printing it or prints nothing like it within `timeout` (a guard against a
+    hang on a busy machine, never what decides a passing test)."""
+    assert process.stderr is not None
+    stderr = process.stderr
+    seen: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        for line in stderr:
+            seen.append(line)
+            if text in line:
+                found.set()
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if found.is_set():
+        return
+    ended = not reader.is_alive()
+    kill_group(process)
+    reader.join(30)
+    tail = "".join(seen)[-3000:]
+    if ended:
+        raise AssertionError(f"the job ended (exit {process.returncode}) before printing {text!r}:\n{tail}")
+    raise AssertionError(f"the job printed no {text!r} within {timeout} s:\n{tail}")
 
 
 def column(spark: SparkSession, name: str, col: str = "vin") -> list[str | None]:
@@ -264,15 +306,10 @@ def test_a_job_killed_mid_way_leaves_the_table_old_or_new_never_half_and_a_rerun
     before = column(spark, name)
     first = run_job(rotated, warehouse, {name: {"vin": "vin"}}, tmp_path)
     try:
-        assert first.stderr is not None
-        for line in first.stderr:  # killed once it starts rewriting: before, during or after its commit
-            if "rewriting" in line:
-                break
-        else:
-            raise AssertionError("the job ended before rewriting")
+        wait_for_progress(first, "rewriting")  # killed once it starts rewriting: before, during or after its commit
     finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
+        kill_group(first)
+    assert first.returncode == -signal.SIGKILL or first.returncode == 0  # killed, or done just before the kill
     state = column(spark, name)
     versions = {version_of(str(p)) for p in state}
     assert versions in ({1}, {2})  # never half
@@ -299,15 +336,15 @@ def test_appends_of_a_stream_during_the_rewrite_are_kept_and_their_markers_survi
     query_id = str(uuid.uuid4())
     late = list(old_pseudonyms.values())[:10]
     job = run_job(rotated, warehouse, {name: {"vin": "vin"}}, tmp_path)
-    assert job.stderr is not None
-    for line in job.stderr:
-        if "rewriting" in line:
-            break
-    for batch in range(3):
-        rows = [(100_000 + batch * 10 + k, p, None, f"streamed {batch}") for k, p in enumerate(late)]
-        frame = spark.createDataFrame(rows, "id bigint, vin string, account string, note string")
-        assert append_once(frame, name, query_id, batch)
-    code, report, err = finished(job)
+    try:
+        wait_for_progress(job, "rewriting")  # the appends below land while the job rewrites
+        for batch in range(3):
+            rows = [(100_000 + batch * 10 + k, p, None, f"streamed {batch}") for k, p in enumerate(late)]
+            frame = spark.createDataFrame(rows, "id bigint, vin string, account string, note string")
+            assert append_once(frame, name, query_id, batch)
+        code, report, err = finished(job)
+    finally:
+        kill_group(job)
     assert code == 0, err[-3000:] + json.dumps(report)
     spark.sql(f"REFRESH TABLE {name}")
     assert spark.sql(f"SELECT count(*) FROM {name}").collect()[0][0] == ROWS + 30
