@@ -788,14 +788,20 @@ async function throttlingProxy(target: string): Promise<{ endpoint: string; thro
   });
 }
 
+/** A fresh ledger table on moto and a registry with one local table, for a service on the DynamoDB store. */
+async function dynamoTableAndRegistry(): Promise<{ table: string; registry: string }> {
+  const table = `erasure-ledger-${++tables}`;
+  await ensureTable({ table, region: TEST_REGION, endpoint: endpoint() });
+  const folder = mkdtempSync(join(tmpdir(), 'registry-'));
+  const catalog = writeLocalCatalog(folder, [{ namespace: 'crm', name: 'customers', columns: { id: 'long', email: 'string' } }]);
+  const registry = join(folder, 'registry.json');
+  writeFileSync(registry, JSON.stringify({ catalog: { type: 'jdbc', name: 'local', ...catalog }, tables: [{ name: 'local.crm.customers', columns: { email: 'email' } }] }));
+  return { table, registry };
+}
+
 describe('the service on the DynamoDB store', () => {
   it('answers 503 ledger-unavailable over HTTP while DynamoDB throttles the lookup, never an unchecked pseudonym, and withholds once it answers', async () => {
-    const table = `erasure-ledger-${++tables}`;
-    await ensureTable({ table, region: TEST_REGION, endpoint: endpoint() });
-    const folder = mkdtempSync(join(tmpdir(), 'registry-'));
-    const catalog = writeLocalCatalog(folder, [{ namespace: 'crm', name: 'customers', columns: { id: 'long', email: 'string' } }]);
-    const registry = join(folder, 'registry.json');
-    writeFileSync(registry, JSON.stringify({ catalog: { type: 'jdbc', name: 'local', ...catalog }, tables: [{ name: 'local.crm.customers', columns: { email: 'email' } }] }));
+    const { table, registry } = await dynamoTableAndRegistry();
     const proxy = await throttlingProxy(endpoint());
     // Cache bound 0: every request reads the erased set from DynamoDB, so each one meets the throttling.
     const service = await startTestService({
@@ -832,12 +838,7 @@ describe('the service on the DynamoDB store', () => {
   });
 
   it('files over HTTP into the table and withholds the subject from reidentify', async () => {
-    const table = `erasure-ledger-${++tables}`;
-    await ensureTable({ table, region: TEST_REGION, endpoint: endpoint() });
-    const folder = mkdtempSync(join(tmpdir(), 'registry-'));
-    const catalog = writeLocalCatalog(folder, [{ namespace: 'crm', name: 'customers', columns: { id: 'long', email: 'string' } }]);
-    const registry = join(folder, 'registry.json');
-    writeFileSync(registry, JSON.stringify({ catalog: { type: 'jdbc', name: 'local', ...catalog }, tables: [{ name: 'local.crm.customers', columns: { email: 'email' } }] }));
+    const { table, registry } = await dynamoTableAndRegistry();
     const service = await startTestService({
       PSEUDO_ERASURE_REGISTRY_FILE: registry,
       PSEUDO_ERASURE_LEDGER: 'dynamodb',
