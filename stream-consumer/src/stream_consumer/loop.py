@@ -14,12 +14,17 @@ from types import FrameType
 from typing import Any
 
 from spark_udfs import SubjectSuppressed
+from spark_udfs.iceberg_ops import refreshed, retry_on_conflict
 from spark_udfs.jobs.markers import append_once
 
 from .config import SourceConfig, StreamJobConfig
 from .preflight import check_api, check_stream
 from .records import SUBJECT_ERASED, RecordProcessor
 from .tables import create_tables
+
+#: Appends of one batch tried this often when a concurrent writer (an erasure, maintenance or re-keying run)
+#: deleted files of the table state the session had loaded, or won a commit race.
+APPEND_ATTEMPTS = 6
 
 
 def _spark_schema(processor: RecordProcessor) -> Any:
@@ -120,10 +125,24 @@ class MicroBatchWriter:
                     frozenset(),
                 )
             appended = {"rows": False, "deadLetters": False}
-            if rows:
-                appended["rows"] = append_once(
-                    processed.where(ok).select(*self.table_columns), config.table, self.query_id, batch_id
+            retried: dict[str, Any] = {}
+            spark = processed.sparkSession
+            query_id = self.query_id
+
+            def appending(table: str, frame: Any) -> bool:
+                # An erasure or maintenance run expires snapshots and deletes old metadata.json files: a table
+                # state the session loaded before can name files that are gone (FileNotFoundException). The table
+                # is read afresh before each attempt; append_once checks the batch's marker first, so an attempt
+                # after one that committed appends nothing twice.
+                return retry_on_conflict(
+                    refreshed(spark, table, lambda: append_once(frame, table, query_id, batch_id)),
+                    APPEND_ATTEMPTS,
+                    retried,
+                    stale_reads=True,
                 )
+
+            if rows:
+                appended["rows"] = appending(config.table, processed.where(ok).select(*self.table_columns))
             if dead:
                 # Withheld records are never dead letters: what is left of them is the erased subject's data.
                 letters = processed.where(~ok & ~withheld).select(
@@ -137,7 +156,7 @@ class MicroBatchWriter:
                     F.lit(batch_id).cast("bigint").alias("batch_id"),
                     F.current_timestamp().alias("failed_at"),
                 )
-                appended["deadLetters"] = append_once(letters, config.dead_letter_table, self.query_id, batch_id)
+                appended["deadLetters"] = appending(config.dead_letter_table, letters)
         finally:
             processed.unpersist()
         emit(
@@ -148,6 +167,7 @@ class MicroBatchWriter:
                 "deadLetters": dead,
                 "rowsSuppressed": suppressed,
                 "appended": appended,
+                "appendsRetried": retried.get("commitConflictsRetried", 0),
                 "seconds": round(time.monotonic() - begun, 3),
             }
         )
