@@ -147,7 +147,15 @@ def test_a_filed_request_is_erased_verified_and_certified_exactly_once_through_a
         "PSEUDO_POLICY_FILE": str(ROOT / "test" / "fixtures" / "policies.json"),
     }
     subject = emails[7]
-
+    # Erasure turned on for an installation that ran without it: the ledger is made explicitly (a start that finds
+    # a keyring but no ledger refuses to make one, since it may have been lost), as the README's walk-through does.
+    subprocess.run(
+        ["node", "dist/cli.mjs", "audit", "init"],
+        cwd=ROOT,
+        env={**os.environ, "PSEUDO_DATA_DIR": str(data_dir), **environment},
+        check=True,
+        capture_output=True,
+    )
     with service(data_dir, environment) as (url, process):
         filed = requests.post(
             f"{url}/v1/erasure-requests",
