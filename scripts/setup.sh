@@ -71,6 +71,10 @@ if [ "$node_major" -lt 20 ]; then echo "setup: Node 20 or newer is needed (found
 # Debian packages the build and tests use. apt-get update runs only when something is missing.
 missing=()
 command -v zip >/dev/null || missing+=(zip)
+# npm run build compiles the keyed hash's addon (native/keyed_hash.c: OpenSSL's SHA-256 resumed from saved HMAC
+# states, which node:crypto has no API for); without a compiler the keyed hash runs one createHmac per value.
+command -v cc >/dev/null || missing+=(gcc)
+[ -f /usr/include/string.h ] || missing+=(libc6-dev)
 if [ "${1:-}" != "runtime" ]; then
   # Spark needs a JVM (17), and Maven fetches its Iceberg jars.
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
