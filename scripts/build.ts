@@ -12,9 +12,10 @@
  * node-sqlite3-wasm is not in it: on Lambda a SQLite ledger or jdbc catalog is refused at start (each instance
  * has its own /tmp), so the module is never loaded there. A deployment's table registry goes next to the policy
  * file (`zip -u dist/lambda.zip config/…`) with PSEUDO_ERASURE_REGISTRY_FILE naming it.
- * dist/native/keyed_hash.node is the keyed hash's addon (native/keyed_hash.c), compiled with the machine's C compiler
- * against node's own headers; without a compiler or headers the build says so in one line and goes on (the keyed hash
- * then runs one createHmac per value). It is not in the zip: the functions run on arm64 and use that fallback.
+ * dist/native/keyed_hash.node and aes_siv.node are the engine's addons (native/*.c), compiled with the machine's C
+ * compiler against node's own headers; without a compiler or headers the build says so in one line and goes on (the
+ * keyed hash then runs one createHmac per value, AES-SIV pseudonyms in JavaScript). They are not in the zip: the
+ * functions run on arm64 and use those fallbacks.
  *
  * Takes no options but --help (usage, exit 0, nothing built); anything else is a usage error (exit 2).
  */
@@ -81,33 +82,43 @@ for (const entry of entries) utimesSync(join(lambdaDir, entry), FIXED_TIME, FIXE
 // From inside the folder, so that the zip's paths are the task root's (handler.mjs, config/policies.json).
 execFileSync('zip', ['-q', '-X', '-D', relative(lambdaDir, zipFile), ...entries.filter((entry) => statSync(join(lambdaDir, entry)).isFile())], { cwd: lambdaDir });
 
-// The keyed hash's addon: OpenSSL's SHA-256 resumed from saved HMAC states, which node:crypto has no API for.
-// Its OpenSSL symbols resolve against the node binary at load time, so nothing is linked; node's headers match
-// the OpenSSL inside it. Compiled beside its place and renamed into it, so that a server or test loading it while
-// another build runs never reads half a file; when the compile fails, a stale addon from older source is removed.
-const keyedHashAddon = join(out, 'native', 'keyed_hash.node');
-const addonBeingBuilt = `${keyedHashAddon}.${process.pid}.tmp`;
+// The engine's addons (api/engine/_native.ts): the keyed hash's needs OpenSSL's SHA-256 resumed from saved HMAC
+// states, which node:crypto has no API for; the AES-SIV one moves the per-value work of a deterministic batch out of
+// JavaScript. Their OpenSSL symbols resolve against the node binary at load time, so nothing is linked; node's
+// headers match the OpenSSL inside it. Each is compiled beside its place and renamed into it, so that a server or
+// test loading it while another build runs never reads half a file; when a compile fails, a stale addon from older
+// source is removed.
+const ADDONS = [
+  { name: 'keyed_hash', fallback: 'the keyed hash falls back to one createHmac per value' },
+  { name: 'aes_siv', fallback: 'deterministic AES-SIV pseudonyms fall back to JavaScript' },
+];
 const nodeHeaders = ['/usr/include/node', join(dirname(dirname(realpathSync(process.execPath))), 'include', 'node')].find(
   (dir) => existsSync(join(dir, 'node_api.h')) && existsSync(join(dir, 'openssl', 'sha.h')),
 );
-let addonProblem: string | undefined;
-if (nodeHeaders === undefined) addonProblem = "no node headers (node_api.h, openssl/sha.h) in /usr/include/node or beside node";
-else {
-  mkdirSync(dirname(keyedHashAddon), { recursive: true });
-  try {
-    execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-I', nodeHeaders, '-o', addonBeingBuilt, 'native/keyed_hash.c'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    renameSync(addonBeingBuilt, keyedHashAddon);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    addonProblem = code === 'ENOENT' ? 'no C compiler (cc)' : `cc failed: ${String((error as { stderr?: Buffer }).stderr ?? '').trim().split('\n')[0] ?? ''}`;
-    rmSync(addonBeingBuilt, { force: true });
+const builtAddons: string[] = [];
+for (const { name, fallback } of ADDONS) {
+  const addon = join(out, 'native', `${name}.node`);
+  const beingBuilt = `${addon}.${process.pid}.tmp`;
+  let problem: string | undefined;
+  if (nodeHeaders === undefined) problem = 'no node headers (node_api.h, openssl/sha.h) in /usr/include/node or beside node';
+  else {
+    mkdirSync(dirname(addon), { recursive: true });
+    try {
+      execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-I', nodeHeaders, '-o', beingBuilt, `native/${name}.c`], { stdio: ['ignore', 'ignore', 'pipe'] });
+      renameSync(beingBuilt, addon);
+      builtAddons.push(addon);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      problem = code === 'ENOENT' ? 'no C compiler (cc)' : `cc failed: ${String((error as { stderr?: Buffer }).stderr ?? '').trim().split('\n')[0] ?? ''}`;
+      rmSync(beingBuilt, { force: true });
+    }
+  }
+  if (problem !== undefined) {
+    rmSync(addon, { force: true });
+    console.log(`${addon}: not built (${problem}); ${fallback}`);
   }
 }
-if (addonProblem !== undefined) {
-  rmSync(keyedHashAddon, { force: true });
-  console.log(`${keyedHashAddon}: not built (${addonProblem}); the keyed hash falls back to one createHmac per value`);
-}
 
-for (const file of [join(out, 'server.mjs'), join(out, 'cli.mjs'), join(consoleDir, 'console.js'), join(lambdaDir, 'handler.mjs'), join(lambdaDir, 'erasureStep.mjs'), zipFile, ...(addonProblem === undefined ? [keyedHashAddon] : [])]) {
+for (const file of [join(out, 'server.mjs'), join(out, 'cli.mjs'), join(consoleDir, 'console.js'), join(lambdaDir, 'handler.mjs'), join(lambdaDir, 'erasureStep.mjs'), zipFile, ...builtAddons]) {
   console.log(`${file.padEnd(30)} ${(statSync(file).size / 1024).toFixed(0).padStart(6)} KiB`);
 }

@@ -1,7 +1,8 @@
 /**
  * `npm run verify:siv [-- --inputs N]`: the batch AES-SIV engine against @noble/ciphers' aessiv, bit for bit,
  * on 1,000,000 random inputs of 0..64 bytes (by default) under 32-, 48- and 64-byte keys and contexts of
- * 0..23 bytes, each batch decrypted back. Too slow for the unit suite on a busy machine, which keeps a
+ * 0..23 bytes, each batch decrypted back; and the deterministic pseudonym text of both implementations
+ * (api/engine/sivText.ts: the native addon when built, and JavaScript) against noble's output, base64url. Too slow for the unit suite on a busy machine, which keeps a
  * property-based cross-check (test/engine/siv.test.ts); the benchmarks job runs this. Prints progress and a
  * summary; exits 1 on any mismatch.
  */
@@ -10,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { aessiv } from '@noble/ciphers/aes.js';
 import { packByteArrays, packedItem } from '../api/engine/_blocks.ts';
 import { AesSiv } from '../api/engine/siv.ts';
+import { javascriptPseudonyms, nativePseudonymsIfLoaded, sivTextImplementation } from '../api/engine/sivText.ts';
 
 const BATCH = 10_000;
 const KEY_LENGTHS = [64, 64, 64, 48, 32];
@@ -17,7 +19,8 @@ const KEY_LENGTHS = [64, 64, 64, 48, 32];
 const USAGE = `usage: npm run verify:siv [-- --inputs N]
 
 The batch AES-SIV engine against @noble/ciphers' aessiv, bit for bit, on N random inputs (default 1,000,000)
-of 0..64 bytes under 32-, 48- and 64-byte keys, each batch decrypted back. Prints progress and a summary.
+of 0..64 bytes under 32-, 48- and 64-byte keys, each batch decrypted back, and the pseudonym text of the
+native addon (when built) and of JavaScript against noble's. Prints progress and a summary.
 
 exit status: 0 every input matched, 1 a mismatch or an input that did not decrypt, 2 usage error
 
@@ -54,9 +57,17 @@ for (let batch = 0; compared < total; batch++) {
   const siv = new AesSiv(key);
   const header = siv.headerState([context]);
   const inputs = Array.from({ length: Math.min(BATCH, total - compared) }, () => randomBytes(Math.floor(Math.random() * 65)));
-  const out = siv.encryptBatch(header, packByteArrays(inputs));
+  const packed = packByteArrays(inputs);
+  const out = siv.encryptBatch(header, packed);
+  const version = 1 + (batch % 1000);
+  const textOf = (text: { data: Buffer; offsets: Int32Array } | undefined, i: number): string | undefined => text?.data.toString('latin1', text.offsets[i], text.offsets[i + 1]);
+  const javascriptText = javascriptPseudonyms(siv, header, packed, version);
+  const nativeText = nativePseudonymsIfLoaded(siv, header, packed, version);
   for (let i = 0; i < inputs.length; i++) {
-    if (Buffer.compare(Buffer.from(aessiv(key, context).encrypt(inputs[i]!)), Buffer.from(packedItem(out, i))) !== 0) {
+    const noble = Buffer.from(aessiv(key, context).encrypt(inputs[i]!));
+    const nobleText = `s${version}.${noble.toString('base64url')}`;
+    const textsDiffer = textOf(javascriptText, i) !== nobleText || (nativeText !== undefined && textOf(nativeText, i) !== nobleText);
+    if (Buffer.compare(noble, Buffer.from(packedItem(out, i))) !== 0 || textsDiffer) {
       mismatches++;
       if (mismatches <= 10) process.stderr.write(`mismatch: batch ${batch} item ${i} (input ${inputs[i]!.length} bytes, key ${key.length} bytes, context ${context.length} bytes)\n`);
     }
@@ -71,5 +82,5 @@ for (let batch = 0; compared < total; batch++) {
   }
 }
 const ok = mismatches === 0 && undecrypted === 0;
-process.stdout.write(`${ok ? 'OK' : 'FAILED'}: ${compared.toLocaleString('en')} inputs, ${mismatches} mismatches against @noble/ciphers aessiv, ${undecrypted} not decrypted back\n`);
+process.stdout.write(`${ok ? 'OK' : 'FAILED'}: ${compared.toLocaleString('en')} inputs, ${mismatches} mismatches against @noble/ciphers aessiv (payloads and pseudonym text; text implementations: javascript${sivTextImplementation() === 'openssl-batch-native' ? ' and the native addon' : ' only, the native addon is not built'}), ${undecrypted} not decrypted back\n`);
 process.exit(ok ? 0 : 1);

@@ -24,7 +24,8 @@ import { fpeRejectReason } from './ff1.ts';
 import { DIGEST_BYTES } from './keyedHash.ts';
 import { asBuffer, packUtf8 } from './_text.ts';
 import { parseAwsSamplePseudonym } from './legacyAwsSample.ts';
-import { decodePayloadsPacked, formatPseudonymsPacked, hasCanonicalPayload, parsePseudonymHeader, pseudonymFormatter, type ParsedPseudonym } from './pseudonymFormat.ts';
+import { deterministicPseudonymsPacked } from './sivText.ts';
+import { decodePayloadsPacked, hasCanonicalPayload, parsePseudonymHeader, pseudonymFormatter, type ParsedPseudonym } from './pseudonymFormat.ts';
 
 export type Nullable<T> = T | null;
 
@@ -282,7 +283,7 @@ export class PseudonymEngine {
   }
 
   private sivPseudonymsPackedUnder(key: KeyVersion, context: string, present: PackedBytes): PackedBytes {
-    return formatPseudonymsPacked('deterministic', key.version, key.siv.encryptBatch(key.headerState(context), present));
+    return deterministicPseudonymsPacked(key.siv, key.headerState(context), present, key.version);
   }
 
   /** Decrypts by the context's policy. Erased subjects are withheld outside the engine (erasure/suppression.ts). */
@@ -402,10 +403,9 @@ export class PseudonymEngine {
     const count = packed.offsets.length - 1;
     const out = new Array<string>(count);
     if (deterministic) {
-      const encrypted = key.siv.encryptBatch(header, packed);
-      const bytes = asBuffer(encrypted.data);
-      const format = pseudonymFormatter('deterministic', key.version);
-      for (let i = 0; i < count; i++) out[i] = format(bytes, encrypted.offsets[i], encrypted.offsets[i + 1]);
+      // The pseudonyms' text in one buffer (the native batch where it is built), then a string per value from it.
+      const text = deterministicPseudonymsPacked(key.siv, header, packed, key.version);
+      for (let i = 0; i < count; i++) out[i] = text.data.toString('latin1', text.offsets[i], text.offsets[i + 1]);
       return out;
     }
     const nonces = randomBytes(count * BLOCK);

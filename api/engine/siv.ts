@@ -47,11 +47,14 @@ export class AesSiv {
   private readonly subkey1Words: Uint32Array;
   private readonly subkey2Words: Uint32Array;
   private readonly cmacOfZero: Uint8Array;
+  /** K1 ‖ K2, a copy kept for the native batch path (sivText.ts); zeroed by `destroy`. */
+  private readonly key: Uint8Array;
 
   constructor(key: Uint8Array) {
     if (!SIV_KEY_LENGTHS.includes(key.length)) {
       throw new CryptoInputError('AES-SIV key must be 32, 48 or 64 bytes');
     }
+    this.key = Uint8Array.from(key);
     const half = key.length / 2;
     this.mac = new AesBlockFunction(key.subarray(0, half));
     this.ctr = new AesBlockFunction(key.subarray(half));
@@ -63,6 +66,17 @@ export class AesSiv {
     this.subkey1Words = new Uint32Array(Uint8Array.from(this.subkey1).buffer);
     this.subkey2Words = new Uint32Array(Uint8Array.from(this.subkey2).buffer);
     this.cmacOfZero = this.cmac(new Uint8Array(BLOCK));
+  }
+
+  /** K1 (S2V) and K2 (CTR) as views of the kept key, for the native batch path (sivText.ts) only. */
+  keyHalves(): [Uint8Array, Uint8Array] {
+    const half = this.key.length / 2;
+    return [this.key.subarray(0, half), this.key.subarray(half)];
+  }
+
+  /** Zeroes the kept key: a destroyed key version (the OpenSSL cipher objects go with the version's last reference). */
+  destroy(): void {
+    this.key.fill(0);
   }
 
   /** AES-CMAC (RFC 4493) of one message. Used for associated data, not per value. */

@@ -101,6 +101,7 @@ export class KeyVersion {
     this.hmacKey.fill(0);
     this.ff1Key.fill(0);
     this.sessionTokenKey.fill(0);
+    this.siv.destroy();
     for (const state of this.headerStates.values()) state.fill(0);
     this.headerStates.clear();
     for (const cipher of this.ff1ByContext.values()) cipher.destroy();
