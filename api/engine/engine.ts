@@ -96,6 +96,11 @@ const NO_ITEMS: PackedBytes = { data: new Uint8Array(0), offsets: Int32Array.of(
 /** The packed cache's admission when full: every miss of a batch with at least 1/64 hits, else one miss in 16. */
 const ADMIT_ALL_AT_HIT_SHARE = 64;
 const ADMIT_ONE_IN = 16;
+/**
+ * A full cache looks up this many values, spread over a batch, before it looks up the rest: a batch of distinct
+ * values (under 1/64 hits in the sample) is then encrypted whole without a lookup per value.
+ */
+const PROBE_SAMPLE = 256;
 
 /** At most this many item problems are reported for one request. */
 const MAX_REPORTED_PROBLEMS = 20;
@@ -204,6 +209,10 @@ export class PseudonymEngine {
     const bytes = asBuffer(present.data);
     const count = offsets.length - 1;
     const cachePrefix = `${context}\u0000`;
+    if (cache.size >= cache.max && count >= 2 * PROBE_SAMPLE) {
+      const distinct = this.distinctBatchUnder(cache, key, context, present, cachePrefix);
+      if (distinct) return distinct;
+    }
     const hits = new Array<string | undefined>(count);
     const missIndexes: number[] = [];
     const missKeys: string[] = [];
@@ -271,6 +280,40 @@ export class PseudonymEngine {
     }
     outOffsets[count] = at;
     return { data: out, offsets: outOffsets };
+  }
+
+  /**
+   * A full cache and a batch of (almost) distinct values, as an identifier column of a fact table sends: looking up
+   * every value costs more than encrypting it (bench:spark, all distinct: the lookups took the API from 0.80 to
+   * 1.54-1.71 µs of CPU per row). So PROBE_SAMPLE values spread over the batch are looked up first; under 1/64 hits
+   * among them, the whole batch is encrypted without further lookups (the answers are the same: a hit holds what
+   * encryption gives) and one sampled miss in ADMIT_ONE_IN is admitted, so values that do recur still get in and
+   * turn later batches back to full lookups. Undefined when the sample hits enough to look up every value.
+   */
+  private distinctBatchUnder(cache: LRUCache<string, string>, key: KeyVersion, context: string, present: PackedBytes, cachePrefix: string): PackedBytes | undefined {
+    const { offsets } = present;
+    const bytes = asBuffer(present.data);
+    const step = Math.floor((offsets.length - 1) / PROBE_SAMPLE);
+    const missed: number[] = [];
+    const missKeys: string[] = [];
+    for (let p = 0; p < PROBE_SAMPLE; p++) {
+      const k = p * step;
+      const cacheKey = cachePrefix + bytes.toString('latin1', offsets[k], offsets[k + 1]);
+      if (cache.get(cacheKey) !== undefined) continue;
+      missed.push(k);
+      missKeys.push(cacheKey);
+    }
+    const sampleHits = PROBE_SAMPLE - missed.length;
+    this.cacheHits += sampleHits;
+    this.cacheMisses += missed.length;
+    if (sampleHits * ADMIT_ALL_AT_HIT_SHARE >= PROBE_SAMPLE) return undefined;
+    const computed = this.sivPseudonymsPackedUnder(key, context, present);
+    const text = asBuffer(computed.data);
+    for (let j = 0; j < missed.length; j += ADMIT_ONE_IN) {
+      const k = missed[j]!;
+      cache.set(missKeys[j]!, text.toString('latin1', computed.offsets[k], computed.offsets[k + 1]));
+    }
+    return computed;
   }
 
   /**

@@ -296,6 +296,30 @@ describe('the packed path with the cache on', () => {
     expect(missesPerCall[2]).toBe(0);
   });
 
+  it('encrypts a large batch of distinct values against a full cache after looking up a sample of 256, and still learns values that recur', () => {
+    const cached = engineOf(keyring, 300);
+    const reference = engineOf(keyring, 0);
+    const distinct = (from: number, count: number): string[] => Array.from({ length: count }, (_, i) => `fact-${from + i}@example.com`);
+    cached.pseudonymizePacked('email', packedOf(distinct(0, 600)), { deterministic: true });
+    expect(cached.cacheSize).toBe(300);
+    // A batch of 2,000 distinct values with nulls among them: 256 lookups, not 2,000, and the same answers.
+    const batch: Nullable<string>[] = distinct(10_000, 2000).map((value, i) => (i % 97 === 5 ? null : value));
+    const lookups = cached.cacheHits + cached.cacheMisses;
+    expect(textsOf(cached.pseudonymizePacked('email', packedOf(batch), { deterministic: true }).pseudonyms)).toEqual(reference.pseudonymize('email', batch, { deterministic: true }).pseudonyms);
+    expect(cached.cacheHits + cached.cacheMisses - lookups).toBe(256);
+    // The same large batch again and again: sampled misses are admitted (one in 16), the sample starts to hit, and the
+    // batches go back to a lookup per value, answered ever more from the cache; the answers never change.
+    const recurring = distinct(50_000, 1000);
+    const expected = reference.pseudonymize('email', recurring, { deterministic: true }).pseudonyms;
+    const hitsPerCall = Array.from({ length: 6 }, () => {
+      const hits = cached.cacheHits;
+      expect(textsOf(cached.pseudonymizePacked('email', packedOf(recurring), { deterministic: true }).pseudonyms)).toEqual(expected);
+      return cached.cacheHits - hits;
+    });
+    expect(hitsPerCall[0]).toBe(0);
+    expect(hitsPerCall[5]).toBeGreaterThan(256);
+  });
+
   it('drops its entries on a key rotation: no pseudonym of the old version is answered', () => {
     const versions = [{ version: 1, root: randomBytes(64) }, { version: 2, root: randomBytes(64) }];
     const rotating = keyringOf([{ version: 1, state: 'active', root: versions[0]!.root }]);
