@@ -14,6 +14,7 @@
  * string path, bytes for the packed path, in two caches (see `packedCache`). Reidentify is never cached, so the
  * cache cannot serve as a decryption oracle.
  */
+import { isAscii, isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { RequestError, type ItemProblem } from '../errors.ts';
@@ -25,7 +26,7 @@ import { DIGEST_BYTES } from './keyedHash.ts';
 import { asBuffer, packUtf8 } from './_text.ts';
 import { parseAwsSamplePseudonym } from './legacyAwsSample.ts';
 import { deterministicPseudonymsPacked } from './sivText.ts';
-import { decodePayloadsPacked, hasCanonicalPayload, parsePseudonymHeader, pseudonymFormatter, type ParsedPseudonym } from './pseudonymFormat.ts';
+import { decodePayloadsPacked, decodePayloadsPackedBytes, formatPseudonymsPacked, hasCanonicalPayload, PACKED_HEADER_MODES, parsePseudonymHeader, parsePseudonymHeadersPacked, pseudonymFormatter, type DecodedPayloads, type ParsedPseudonym } from './pseudonymFormat.ts';
 
 export type Nullable<T> = T | null;
 
@@ -76,6 +77,19 @@ export interface PackedPseudonymizeResult {
 /** Rewrap: pseudonyms under the active version; failed items are null and listed in `errors`, as in reidentify. */
 export interface RewrapResult {
   readonly pseudonyms: Nullable<string>[];
+  readonly keyVersion: number;
+  readonly errors: ReidentifyResult['errors'];
+}
+
+/** Reidentify of a packed batch: the values' UTF-8 bytes in input order, null (no bytes) where `ReidentifyResult.values` has null. */
+export interface PackedReidentifyResult {
+  readonly values: PackedTexts;
+  readonly errors: ReidentifyResult['errors'];
+}
+
+/** Rewrap of a packed batch: the pseudonyms' (ASCII) bytes in input order, null where `RewrapResult.pseudonyms` has null. */
+export interface PackedRewrapResult {
+  readonly pseudonyms: PackedTexts;
   readonly keyVersion: number;
   readonly errors: ReidentifyResult['errors'];
 }
@@ -385,6 +399,119 @@ export class PseudonymEngine {
   }
 
   /**
+   * True when `reidentifyPacked` and `rewrapPacked` serve this context: its tokens are this service's pseudonym text
+   * (not FF1, whose inputs carry no version), and no AWS sample key is bound to it (the sample's pseudonyms take the
+   * string path).
+   */
+  takesPackedTokens(context: string): boolean {
+    if (this.policies.resolve(context).transform === 'fpe') return false;
+    const legacy = this.keyring.legacyFor(context);
+    return legacy.keys.length === 0 && !legacy.destroyed;
+  }
+
+  /**
+   * `reidentify` of a batch held as UTF-8 bytes (an Arrow column), answering the values' UTF-8 bytes: the same values and
+   * per-item errors, without a JavaScript string per pseudonym or value. Only where `takesPackedTokens`; the
+   * `keyVersion` option of reidentify names FF1 inputs' version, so it has no part here.
+   */
+  reidentifyPacked(context: string, pseudonyms: PackedTexts): PackedReidentifyResult {
+    if (!this.takesPackedTokens(context)) throw new RequestError('unsupported-mode', 'packed batches are reidentified for AES-SIV and keyed-hash tokens only');
+    const errors: ReidentifyResult['errors'] = [];
+    const groups = this.decryptTokensPacked(context, pseudonyms, errors);
+    errors.sort((a, b) => a.index - b.index);
+    return { values: wellFormedUtf8(inInputOrder(groups, pseudonyms.offsets.length - 1)), errors };
+  }
+
+  /**
+   * `rewrap` of a batch held as UTF-8 bytes, answering the pseudonyms' bytes: each group decrypted as a batch and its
+   * plaintexts encrypted under the active version as a batch, in their own mode, as `rewrap` does. Only where
+   * `takesPackedTokens`. The plaintexts never leave this call.
+   */
+  rewrapPacked(context: string, pseudonyms: PackedTexts): PackedRewrapResult {
+    if (!this.takesPackedTokens(context)) throw new RequestError('unsupported-mode', 'packed batches are rewrapped for AES-SIV and keyed-hash tokens only');
+    const active = this.keyring.active();
+    const errors: ReidentifyResult['errors'] = [];
+    const rewrapped = this.decryptTokensPacked(context, pseudonyms, errors).map((group) => ({ ...group, plaintexts: this.sivPseudonymsOfPlaintexts(active, context, group.plaintexts, !group.randomized) }));
+    errors.sort((a, b) => a.index - b.index);
+    return { pseudonyms: inInputOrder(rewrapped, pseudonyms.offsets.length - 1), keyVersion: active.version, errors };
+  }
+
+  /** Pseudonyms (packed ASCII text) of packed plaintexts under `key`: deterministic, or randomized with fresh nonces (payload nonce || V || C). */
+  private sivPseudonymsOfPlaintexts(key: KeyVersion, context: string, plaintexts: PackedBytes, deterministic: boolean): PackedBytes {
+    const header = key.headerState(context);
+    if (deterministic) return deterministicPseudonymsPacked(key.siv, header, plaintexts, key.version);
+    const count = plaintexts.offsets.length - 1;
+    const nonces = randomBytes(count * BLOCK);
+    const encrypted = key.siv.encryptBatch(key.siv.headerStatesWithNonces(header, nonces), plaintexts);
+    const offsets = new Int32Array(count + 1);
+    const data = new Uint8Array(count * BLOCK + encrypted.offsets[count]! - encrypted.offsets[0]!);
+    let at = 0;
+    for (let k = 0; k < count; k++) {
+      offsets[k] = at;
+      data.set(nonces.subarray(k * BLOCK, (k + 1) * BLOCK), at);
+      data.set(encrypted.data.subarray(encrypted.offsets[k], encrypted.offsets[k + 1]), at + BLOCK);
+      at += BLOCK + encrypted.offsets[k + 1]! - encrypted.offsets[k]!;
+    }
+    offsets[count] = at;
+    return formatPseudonymsPacked('randomized', key.version, { data, offsets });
+  }
+
+  /**
+   * `decryptTokens` for a packed batch, without the AWS sample's pseudonyms (`takesPackedTokens`): headers parsed from the
+   * bytes, items grouped by mode and version, each group's payloads decoded from the bytes into one buffer and decrypted
+   * as a batch. Every other item is listed in `errors` with the reason the string path gives it.
+   */
+  private decryptTokensPacked(context: string, pseudonyms: PackedTexts, errors: ReidentifyResult['errors']): DecryptedGroup[] {
+    const { data, offsets, validity } = pseudonyms;
+    const count = offsets.length - 1;
+    const headers = parsePseudonymHeadersPacked(data, offsets, validity);
+    const groups = new Map<number, { mode: number; version: number; indexes: number[] }>();
+    let last: { mode: number; version: number; indexes: number[] } | undefined;
+    for (let i = 0; i < count; i++) {
+      if (!isPresent(validity, i)) continue;
+      const mode = headers.modes[i]!;
+      if (mode === 0) {
+        errors.push({ index: i, reason: 'malformed' });
+        continue;
+      }
+      const version = headers.versions[i]!;
+      let group = last?.mode === mode && last.version === version ? last : undefined;
+      if (!group) {
+        const groupKey = version * 4 + mode;
+        group = groups.get(groupKey);
+        if (!group) groups.set(groupKey, (group = { mode, version, indexes: [] }));
+        last = group;
+      }
+      group.indexes.push(i);
+    }
+    const decrypted: DecryptedGroup[] = [];
+    for (const group of groups.values()) {
+      const mode = PACKED_HEADER_MODES[group.mode - 1];
+      const lookup = this.keyring.lookup(group.version);
+      if (mode === 'hash' || lookup.kind !== 'usable') {
+        const reason: ReidentifyFailure = mode === 'hash' ? 'irreversible' : lookup.kind === 'unknown' ? 'unknown-key-version' : 'key-destroyed';
+        // As failAll in decryptTokens: an item that is not spelled canonically is malformed, whatever its header says.
+        const decoded = decodeGroupPayloads(data, offsets, headers.payloadStarts, group.indexes);
+        group.indexes.forEach((index, k) => errors.push({ index, reason: decoded.canonical[k] ? reason : 'malformed' }));
+        continue;
+      }
+      const randomized = mode === 'randomized';
+      const minimum = randomized ? 2 * BLOCK : BLOCK;
+      const maximum = minimum + this.options.maxValueBytes;
+      const accepted: number[] = [];
+      for (const index of group.indexes) {
+        const length = payloadLength(headers.payloadStarts[index]!, offsets[index + 1]!);
+        if (length < minimum || length > maximum) errors.push({ index, reason: 'malformed' });
+        else accepted.push(index);
+      }
+      if (accepted.length === 0) continue;
+      const done = this.sivDecryptDecoded(lookup.key, context, randomized, accepted, decodeGroupPayloads(data, offsets, headers.payloadStarts, accepted), errors);
+      if (done) decrypted.push(done);
+    }
+    return decrypted;
+  }
+
+  /**
    * The deterministic pseudonyms (as `pseudonymize` would give them, uncached) of each value under each of the
    * given key versions, in that order: one array per value. The values are checked as `pseudonymize` does,
    * unless they come out of `reidentify` (`check: false`): a policy tightened since must not refuse those.
@@ -597,7 +724,7 @@ export class PseudonymEngine {
   ): DecryptedGroup | undefined {
     const minimum = randomized ? 2 * BLOCK : BLOCK;
     const maximum = minimum + this.options.maxValueBytes;
-    let accepted: number[] = [];
+    const accepted: number[] = [];
     const texts: string[] = [];
     const payloadStarts: number[] = [];
     let total = 0;
@@ -614,7 +741,11 @@ export class PseudonymEngine {
     }
     if (accepted.length === 0) return undefined;
     // Decoded straight into one packed buffer, the spelling checked in the same pass: no string or buffer per pseudonym.
-    const decoded = decodePayloadsPacked(texts, payloadStarts, total);
+    return this.sivDecryptDecoded(key, context, randomized, accepted, decodePayloadsPacked(texts, payloadStarts, total), errors);
+  }
+
+  /** The rest of `sivDecryptGroup` once the accepted items' payloads are decoded (from strings or from bytes). */
+  private sivDecryptDecoded(key: KeyVersion, context: string, randomized: boolean, accepted: number[], decoded: DecodedPayloads, errors: ReidentifyResult['errors']): DecryptedGroup | undefined {
     let payloads: PackedBytes = decoded;
     if (decoded.malformed > 0) {
       // Not canonical: malformed, as parsePseudonym would have said. Such items have no bytes, so dropping their offsets keeps the batch packed.
@@ -731,6 +862,89 @@ function legacyDecryptGroup(legacy: LegacyKeys, indexes: readonly number[], payl
     return plaintext ?? new Uint8Array(0);
   });
   return { randomized: false, legacy: true, indexes, plaintexts: packByteArrays(plaintexts), valid };
+}
+
+/** Bytes of a payload of base64url text `[start, end)` once decoded (as `ParsedPseudonym.payloadLength`). */
+function payloadLength(start: number, end: number): number {
+  return Math.floor(((end - start) * 3) / 4);
+}
+
+/** The payloads of items `indexes` of a packed batch (headers parsed) decoded into one buffer, their spelling checked. */
+function decodeGroupPayloads(data: Uint8Array, offsets: Int32Array, payloadStarts: Int32Array, indexes: readonly number[]): DecodedPayloads {
+  const starts = new Int32Array(indexes.length);
+  const ends = new Int32Array(indexes.length);
+  let capacity = 0;
+  for (let k = 0; k < indexes.length; k++) {
+    const index = indexes[k]!;
+    starts[k] = payloadStarts[index]!;
+    ends[k] = offsets[index + 1]!;
+    capacity += payloadLength(starts[k]!, ends[k]!);
+  }
+  return decodePayloadsPackedBytes(data, starts, ends, capacity);
+}
+
+/**
+ * The decrypted (or rewrapped) items of the groups in input order, as one packed batch of `count` items: item i holds the
+ * bytes of the group item for input i where that item is `valid`, else it is null with no bytes.
+ */
+function inInputOrder(groups: readonly Pick<DecryptedGroup, 'indexes' | 'plaintexts' | 'valid'>[], count: number): PackedTexts {
+  const only = groups.length === 1 ? groups[0]! : undefined;
+  // A batch of one version and mode, every item answered (the common case): the group's buffers are the answer.
+  if (only?.indexes.length === count && only.valid.every((valid) => valid === 1)) return { data: only.plaintexts.data, offsets: only.plaintexts.offsets, validity: undefined };
+  const groupOf = new Int32Array(count).fill(-1);
+  const itemOf = new Int32Array(count);
+  let total = 0;
+  groups.forEach((group, g) => {
+    const { offsets } = group.plaintexts;
+    for (let k = 0; k < group.indexes.length; k++) {
+      if (!group.valid[k]) continue;
+      const index = group.indexes[k]!;
+      groupOf[index] = g;
+      itemOf[index] = k;
+      total += offsets[k + 1]! - offsets[k]!;
+    }
+  });
+  const data = Buffer.allocUnsafe(total);
+  const offsets = new Int32Array(count + 1);
+  const validity = new Uint8Array(Math.ceil(count / 8));
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    offsets[i] = at;
+    const g = groupOf[i]!;
+    if (g < 0) continue;
+    validity[i >> 3]! |= 1 << (i & 7);
+    const { data: source, offsets: sourceOffsets } = groups[g]!.plaintexts;
+    const k = itemOf[i]!;
+    for (let b = sourceOffsets[k]!, end = sourceOffsets[k + 1]!; b < end; b++) data[at++] = source[b]!;
+  }
+  offsets[count] = at;
+  return { data, offsets, validity };
+}
+
+/**
+ * The answer as the string path's decoding gives it: a plaintext that is not UTF-8 (only a holder of the key can make
+ * one; pseudonymize takes well-formed text only) is decoded with U+FFFD for each ill-formed sequence, as
+ * `toString('utf8')` does, so an Arrow Utf8 column never carries bytes that are not UTF-8.
+ */
+function wellFormedUtf8(texts: PackedTexts): PackedTexts {
+  const { offsets, validity } = texts;
+  const count = offsets.length - 1;
+  const data = asBuffer(texts.data);
+  const whole = data.subarray(offsets[0], offsets[count]);
+  if (isAscii(whole) || (isUtf8(whole) && boundariesOnCharacterStarts(data, offsets))) return texts;
+  const items: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) items.push(Buffer.from(data.toString('utf8', offsets[i], offsets[i + 1]), 'utf8'));
+  const packed = packByteArrays(items);
+  return { data: packed.data, offsets: packed.offsets, validity };
+}
+
+/** A UTF-8 continuation byte (10xxxxxx) never starts a character: valid UTF-8 cut only there is valid item by item. */
+function boundariesOnCharacterStarts(data: Uint8Array, offsets: Int32Array): boolean {
+  for (let i = 1; i + 1 < offsets.length; i++) {
+    const position = offsets[i]!;
+    if (position < data.length && (data[position]! & 0xc0) === 0x80) return false;
+  }
+  return true;
 }
 
 function maxItemLength(packed: PackedBytes): number {

@@ -246,3 +246,126 @@ export function decodePayloadsPacked(texts: readonly string[], payloadStarts: re
   offsets[count] = at;
   return { data: data.subarray(0, at), offsets, canonical, malformed };
 }
+
+/** The modes `parsePseudonymHeadersPacked` reports: code c (1..3) is `PACKED_HEADER_MODES[c - 1]`, 0 none. */
+export const PACKED_HEADER_MODES: readonly PseudonymMode[] = ['deterministic', 'randomized', 'hash'];
+
+/** The headers of a packed batch of texts, per item (see `parsePseudonymHeadersPacked`). */
+export interface PackedPseudonymHeaders {
+  /** 0 where item i is null or no pseudonym header parses (malformed); else 1 + its index in `PACKED_HEADER_MODES`. */
+  readonly modes: Uint8Array;
+  readonly versions: Int32Array;
+  /** Where item i's payload starts in the batch's `data`. */
+  readonly payloadStarts: Int32Array;
+}
+
+/**
+ * `parsePseudonymHeader` over every item of a packed batch of UTF-8 texts (an Arrow column: item i is
+ * `data[offsets[i] .. offsets[i + 1])`, null where bit i of `validity` is clear), into typed arrays: no string or object
+ * per item. A header is ASCII, and no byte of a multi-byte UTF-8 character is, so the bytes parse as the text does.
+ * The payload's length is counted in bytes where the text counts UTF-16 units; they differ only for a payload that is not
+ * ASCII, which is not canonical base64url and so malformed either way.
+ */
+export function parsePseudonymHeadersPacked(data: Uint8Array, offsets: Int32Array, validity: Uint8Array | undefined): PackedPseudonymHeaders {
+  const count = offsets.length - 1;
+  const modes = new Uint8Array(count);
+  const versions = new Int32Array(count);
+  const payloadStarts = new Int32Array(count);
+  for (let i = 0; i < count; i++) {
+    if (validity !== undefined && (validity[i >> 3]! & (1 << (i & 7))) === 0) continue;
+    const start = offsets[i]!;
+    const end = offsets[i + 1]!;
+    if (start >= end) continue;
+    const letter = data[start]!;
+    const mode = letter === 0x73 /* s */ ? 1 : letter === 0x72 /* r */ ? 2 : letter === 0x68 /* h */ ? 3 : 0;
+    if (mode === 0) continue;
+    let version = 0;
+    let p = start + 1;
+    for (; p < end && p - start <= MAX_VERSION_DIGITS; p++) {
+      const code = data[p]!;
+      if (code === 46 /* . */) break;
+      if (code < 48 || code > 57) {
+        version = -1;
+        break;
+      }
+      version = version * 10 + (code - 48);
+    }
+    if (version < 0 || p === start + 1 || p >= end || data[p] !== 46 || data[start + 1] === 48 /* 0 */ || version > MAX_KEY_VERSION) continue;
+    const payloadStart = p + 1;
+    if ((end - payloadStart) % 4 === 1) continue;
+    modes[i] = mode;
+    versions[i] = version;
+    payloadStarts[i] = payloadStart;
+  }
+  return { modes, versions, payloadStarts };
+}
+
+/**
+ * `decodePayloadsPacked` for payloads held as bytes: payload k is `bytes[payloadStarts[k] .. payloadEnds[k])` (headers
+ * parsed by `parsePseudonymHeadersPacked`), decoded into one buffer of `capacity` bytes (the sum of each payload's
+ * `floor(length * 3 / 4)`) with the same canonical-spelling check in the same pass.
+ */
+export function decodePayloadsPackedBytes(bytes: Uint8Array, payloadStarts: ArrayLike<number>, payloadEnds: ArrayLike<number>, capacity: number): DecodedPayloads {
+  const count = payloadStarts.length;
+  const data = new Uint8Array(capacity);
+  const offsets = new Int32Array(count + 1);
+  const canonical = new Uint8Array(count);
+  let malformed = 0;
+  let at = 0;
+  for (let k = 0; k < count; k++) {
+    offsets[k] = at;
+    const start = payloadStarts[k]!;
+    const end = payloadEnds[k]!;
+    const whole = start + ((end - start) & ~3);
+    let ok = true;
+    let p = start;
+    let out = at;
+    for (; p < whole; p += 4) {
+      const c0 = bytes[p]!;
+      const c1 = bytes[p + 1]!;
+      const c2 = bytes[p + 2]!;
+      const c3 = bytes[p + 3]!;
+      if ((c0 | c1 | c2 | c3) > 127) {
+        ok = false;
+        break;
+      }
+      const v0 = BASE64URL_VALUE[c0]!;
+      const v1 = BASE64URL_VALUE[c1]!;
+      const v2 = BASE64URL_VALUE[c2]!;
+      const v3 = BASE64URL_VALUE[c3]!;
+      if ((v0 | v1 | v2 | v3) < 0) {
+        ok = false;
+        break;
+      }
+      const n = (v0 << 18) | (v1 << 12) | (v2 << 6) | v3;
+      data[out] = n >>> 16;
+      data[out + 1] = (n >>> 8) & 0xff;
+      data[out + 2] = n & 0xff;
+      out += 3;
+    }
+    const rest = end - p;
+    if (ok && rest === 1) ok = false;
+    else if (ok && rest !== 0) {
+      // 2 or 3 characters: 1 or 2 bytes, and the unused low bits of the last character must be zero.
+      const c0 = bytes[p]!;
+      const c1 = bytes[p + 1]!;
+      const c2 = rest === 3 ? bytes[p + 2]! : 65; /* 'A', value 0 */
+      const v0 = (c0 | c1 | c2) > 127 ? -1 : BASE64URL_VALUE[c0]!;
+      const v1 = BASE64URL_VALUE[c1 & 127]!;
+      const v2 = BASE64URL_VALUE[c2 & 127]!;
+      const n = (v0 << 18) | (v1 << 12) | (v2 << 6);
+      if ((v0 | v1 | v2) < 0 || (rest === 2 ? v1 & 0x0f : v2 & 0x03) !== 0) ok = false;
+      else {
+        data[out] = n >>> 16;
+        if (rest === 3) data[out + 1] = (n >>> 8) & 0xff;
+        out += rest - 1;
+      }
+    }
+    if (ok) {
+      canonical[k] = 1;
+      at = out;
+    } else malformed++;
+  }
+  offsets[count] = at;
+  return { data: data.subarray(0, at), offsets, canonical, malformed };
+}

@@ -24,11 +24,11 @@
  * earlier keyring generation is read again before it answers: after `keys destroy` the subject filed under the
  * destroyed version matches only the active version's pseudonym, which the ledger holds from before the destroy.
  */
-import type { Nullable, PackedPseudonymizeResult, PackedTexts, PseudonymEngine, PseudonymizeResult, ReidentifyResult, RewrapResult } from '../engine/engine.ts';
+import type { Nullable, PackedPseudonymizeResult, PackedReidentifyResult, PackedRewrapResult, PackedTexts, PseudonymEngine, PseudonymizeResult, ReidentifyResult, RewrapResult } from '../engine/engine.ts';
 import { PlatformError } from '../errors.ts';
 import type { Keyring } from '../keyring/keyring.ts';
 import type { ErasureLedger, ErasureSubject } from './ledger.ts';
-import { parsePseudonym } from '../engine/pseudonymFormat.ts';
+import { PACKED_HEADER_MODES, parsePseudonym, parsePseudonymHeadersPacked } from '../engine/pseudonymFormat.ts';
 
 /** Pseudonymize with the indexes of values withheld because their subject's erasure was filed (null in `pseudonyms`). */
 export interface SuppressedPseudonymizeResult extends PseudonymizeResult {
@@ -53,6 +53,11 @@ export interface SuppressedRewrapResult extends RewrapResult {
   readonly erased: number[];
 }
 
+/** Rewrap of a packed batch, withheld pseudonyms null (no bytes) and listed in `erased` (not in `errors`). */
+export interface SuppressedPackedRewrapResult extends PackedRewrapResult {
+  readonly erased: number[];
+}
+
 /** What the routes call: the engine alone, or behind erasure suppression. */
 export interface PseudonymOperations {
   pseudonymize(context: string, values: readonly Nullable<string>[], options: PseudonymizeOptions): Promise<SuppressedPseudonymizeResult>;
@@ -60,6 +65,10 @@ export interface PseudonymOperations {
   pseudonymizePacked(context: string, values: PackedTexts, options: { deterministic: boolean }): Promise<SuppressedPackedPseudonymizeResult>;
   reidentify(context: string, pseudonyms: readonly Nullable<string>[], options?: { keyVersion?: number | undefined }): Promise<ReidentifyResult>;
   rewrap(context: string, pseudonyms: readonly Nullable<string>[], options?: { keyVersion?: number | undefined }): Promise<SuppressedRewrapResult>;
+  /** `reidentify` of a packed batch, where `PseudonymEngine.takesPackedTokens`: the same answers, the values' UTF-8 bytes packed. */
+  reidentifyPacked(context: string, pseudonyms: PackedTexts): Promise<PackedReidentifyResult>;
+  /** `rewrap` of a packed batch, where `PseudonymEngine.takesPackedTokens`: the same answers, packed. */
+  rewrapPacked(context: string, pseudonyms: PackedTexts): Promise<SuppressedPackedRewrapResult>;
 }
 
 /** Without erasure configured: the engine as it is. */
@@ -82,6 +91,14 @@ export function engineOperations(engine: PseudonymEngine): PseudonymOperations {
     rewrap: (context, pseudonyms, options) =>
       new Promise((resolve) => {
         resolve({ ...engine.rewrap(context, pseudonyms, options), erased: [] });
+      }),
+    reidentifyPacked: (context, pseudonyms) =>
+      new Promise((resolve) => {
+        resolve(engine.reidentifyPacked(context, pseudonyms));
+      }),
+    rewrapPacked: (context, pseudonyms) =>
+      new Promise((resolve) => {
+        resolve({ ...engine.rewrapPacked(context, pseudonyms), erased: [] });
       }),
   };
 }
@@ -271,6 +288,56 @@ export class ErasureSuppression implements PseudonymOperations {
   }
 
   /**
+   * `reidentify` of a packed batch, withholding as `reidentify` does, from the bytes: the decrypted values' deterministic
+   * pseudonyms are computed packed under every readable version and looked up by fingerprint (as `pseudonymizePacked`
+   * does), but for the one version all answered tokens are deterministic pseudonyms of, if any: those tokens are looked
+   * up as they are.
+   */
+  async reidentifyPacked(context: string, pseudonyms: PackedTexts): Promise<PackedReidentifyResult> {
+    const erased = await this.erasedSet(context);
+    const result = this.engine.reidentifyPacked(context, pseudonyms);
+    if (erased.pseudonyms.size === 0) return result;
+    const answered = { data: pseudonyms.data, offsets: pseudonyms.offsets, validity: result.values.validity };
+    const version = sharedDeterministicVersionPacked(answered);
+    const withheld = new Set(version === undefined ? [] : erasedIndexes(erased, answered));
+    for (const key of this.keyring.readable()) {
+      if (key.version === version) continue;
+      for (const index of erasedIndexes(erased, this.engine.sivPseudonymsPacked(key, context, result.values))) withheld.add(index);
+    }
+    if (withheld.size === 0) return result;
+    const indexes = [...withheld].sort((a, b) => a - b);
+    const errors = [...result.errors, ...indexes.map((index) => ({ index, reason: 'erased' as const }))].sort((a, b) => a.index - b.index);
+    return { values: withoutItems(result.values, indexes), errors };
+  }
+
+  /**
+   * `rewrap` of a packed batch, withholding as `rewrap` does, from the bytes: inputs and outputs of a version all of them
+   * are deterministic pseudonyms of are looked up as they are; other readable versions need the values, which are
+   * decrypted again here (packed) and never leave.
+   */
+  async rewrapPacked(context: string, pseudonyms: PackedTexts): Promise<SuppressedPackedRewrapResult> {
+    const erased = await this.erasedSet(context);
+    const result = this.engine.rewrapPacked(context, pseudonyms);
+    const outputs = result.pseudonyms;
+    if (erased.pseudonyms.size === 0 || !hasPresentItem(outputs)) return { ...result, erased: [] };
+    const inputs = { data: pseudonyms.data, offsets: pseudonyms.offsets, validity: outputs.validity };
+    const inputVersion = sharedDeterministicVersionPacked(inputs);
+    const outputVersion = sharedDeterministicVersionPacked(outputs);
+    const withheld = new Set<number>();
+    const others = this.keyring.readable().filter((key) => key.version !== inputVersion && key.version !== outputVersion);
+    if (others.length > 0) {
+      // Synchronous since engine.rewrapPacked: the same keys decrypt the same items, so every one of them has its value.
+      const values = this.engine.reidentifyPacked(context, inputs).values;
+      for (const key of others) for (const index of erasedIndexes(erased, this.engine.sivPseudonymsPacked(key, context, values))) withheld.add(index);
+    }
+    if (inputVersion !== undefined) for (const index of erasedIndexes(erased, inputs)) withheld.add(index);
+    if (outputVersion !== undefined) for (const index of erasedIndexes(erased, outputs)) withheld.add(index);
+    if (withheld.size === 0) return { ...result, erased: [] };
+    const indexes = [...withheld].sort((a, b) => a - b);
+    return { pseudonyms: withoutItems(outputs, indexes), keyVersion: result.keyVersion, errors: result.errors, erased: indexes };
+  }
+
+  /**
    * Positions (into `values`) of the values whose deterministic pseudonym under some readable key version
    * (but `skipVersion`, which the caller looks up itself) was filed for erasure: one encryption (batched) and
    * one set lookup per value and version.
@@ -355,6 +422,29 @@ function sharedDeterministicVersion(tokens: readonly string[]): number | undefin
   return version;
 }
 
+/**
+ * `sharedDeterministicVersion` of the present items of a packed batch, which are pseudonyms (tokens that were answered,
+ * or a rewrap's output): their headers decide, as their payloads are canonical.
+ */
+function sharedDeterministicVersionPacked(items: PackedTexts): number | undefined {
+  const { offsets, validity } = items;
+  const headers = parsePseudonymHeadersPacked(items.data, offsets, validity);
+  let version: number | undefined;
+  for (let i = 0; i + 1 < offsets.length; i++) {
+    if (validity && (validity[i >> 3]! & (1 << (i & 7))) === 0) continue;
+    if (PACKED_HEADER_MODES[headers.modes[i]! - 1] !== 'deterministic' || (version !== undefined && headers.versions[i] !== version)) return undefined;
+    version = headers.versions[i];
+  }
+  return version;
+}
+
+function hasPresentItem(items: PackedTexts): boolean {
+  const count = items.offsets.length - 1;
+  if (!items.validity) return count > 0;
+  for (let i = 0; i < count; i++) if ((items.validity[i >> 3]! & (1 << (i & 7))) !== 0) return true;
+  return false;
+}
+
 /** FNV-1a (32 bits) of `bytes[start, end)`: a cheap first look before an exact lookup. */
 function fingerprint(bytes: Uint8Array, start: number, end: number): number {
   let hash = 0x811c9dc5;
@@ -384,7 +474,9 @@ function erasedIndexes(erased: CachedSet, items: PackedTexts): number[] {
 /** The batch with the items at `withheld` (ascending) made null and their bytes removed: nothing of them is answered. */
 function withoutItems(items: PackedTexts, withheld: readonly number[]): PackedTexts {
   const count = items.offsets.length - 1;
+  // Without a bitmap every item is present: bits past the last item stay clear, as Arrow writers leave them.
   const validity = items.validity ? Uint8Array.from(items.validity) : new Uint8Array(Math.ceil(count / 8)).fill(0xff);
+  if (!items.validity && count % 8 !== 0) validity[validity.length - 1] = (1 << count % 8) - 1;
   const source = items.offsets;
   const offsets = new Int32Array(count + 1);
   const data = new Uint8Array(source[count]! - source[0]!);
