@@ -12,9 +12,10 @@
  *
  * The request column is read from its offsets and data buffers as they lie in the body (no copy when the stream
  * holds one record batch, no per-value parsing): structure and UTF-8 are checked over whole buffers. Where the
- * engine takes packed batches (`PseudonymEngine.takesPacked`) those buffers go to it as they are and the answer's
- * column is its output buffers, so no value or pseudonym becomes a JavaScript string; elsewhere each value becomes
- * a string for the engine's string API and the answer is joined into the Arrow data buffer.
+ * engine takes packed batches (`PseudonymEngine.takesPacked` for pseudonymize, `takesPackedTokens` for reidentify and
+ * rewrap) those buffers go to it as they are and the answer's column is its output buffers, so no value or pseudonym
+ * becomes a JavaScript string; elsewhere (FF1 contexts, AWS sample keys, an Arrow body answered as JSON) each value
+ * becomes a string for the engine's string API and the answer is joined into the Arrow data buffer.
  * A stream that is not one (truncated, wrong magic, compressed with a codec not available here, wrong offsets)
  * is a 400 `malformed-arrow`, never a 500; no message quotes the body.
  */

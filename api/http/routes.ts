@@ -336,7 +336,13 @@ export const ROUTES: readonly Route[] = [
       arrow: { fields: z.object({ context: z.string(), keyVersion: keyVersionParameter.optional() }) },
     },
     response: z.object({ values: nullableStrings, errors: z.array(itemError) }).strict(),
-    handler: async ({ service, body, items, answerFormat }) => {
+    handler: async ({ service, body, items, packedItems, answerFormat }) => {
+      if (packedItems && answerFormat === ARROW_STREAM && service.engine.takesPackedTokens(body.context)) {
+        // Arrow in and out on the token path: the column's buffers to the engine, the values' bytes into the answer, no string per value.
+        const packed = await service.pseudonyms.reidentifyPacked(body.context, packedItems);
+        countValues(service, 'reidentify', body.context, packedItems.offsets.length - 1);
+        return arrowResponse(arrowAnswerPacked('values', packed.values, packed.errors), undefined);
+      }
       const result = await service.pseudonyms.reidentify(body.context, items, { keyVersion: body.keyVersion });
       countValues(service, 'reidentify', body.context, items.length);
       return batchAnswer(answerFormat, result, { column: 'values', answers: result.values, reasons: result.errors });
@@ -359,8 +365,13 @@ export const ROUTES: readonly Route[] = [
       arrow: { fields: z.object({ context: z.string(), keyVersion: keyVersionParameter.optional() }) },
     },
     response: z.object({ pseudonyms: nullableStrings, keyVersion, errors: z.array(itemError), erased: z.array(z.number().int().nonnegative()).optional() }).strict(),
-    handler: async ({ service, body, items, answerFormat }) => {
+    handler: async ({ service, body, items, packedItems, answerFormat }) => {
       // The values stay inside the service: a re-keying job holding only this role never sees one.
+      if (packedItems && answerFormat === ARROW_STREAM && service.engine.takesPackedTokens(body.context)) {
+        const packed = await service.pseudonyms.rewrapPacked(body.context, packedItems);
+        countValues(service, 'rewrap', body.context, packedItems.offsets.length - 1);
+        return arrowResponse(arrowAnswerPacked('pseudonyms', packed.pseudonyms, [...packed.errors, ...erasedReasons(packed.erased)]), packed.keyVersion);
+      }
       const { pseudonyms, keyVersion: version, errors, erased } = await service.pseudonyms.rewrap(body.context, items, { keyVersion: body.keyVersion });
       countValues(service, 'rewrap', body.context, items.length);
       return batchAnswer(answerFormat, erased.length > 0 ? { pseudonyms, keyVersion: version, errors, erased } : { pseudonyms, keyVersion: version, errors }, {

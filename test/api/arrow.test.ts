@@ -4,7 +4,7 @@
  * stable type that quotes no value.
  */
 import { LargeUtf8, Int32, Table, tableFromIPC, tableToIPC, Utf8, vectorFromArray, type DataType } from 'apache-arrow';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { writeTestRegistry } from '../support/catalog.ts';
 import { assertMatchesOpenApi } from '../support/openapi.ts';
 import { startTestService, withTestService, type TestService } from '../support/service.ts';
@@ -157,6 +157,64 @@ describe('Arrow IPC bodies', () => {
     expect(answer.columns).toEqual({ pseudonyms: json.pseudonyms, reason: [null, 'erased', null] });
     const back = await postArrow('/v1/reidentify', 'context=email', stream([(await pseudonymizeJson('email', ['kept@example.org'])).pseudonyms[0]!]), { apiKey: api.keys.reidentify });
     expect(back.columns.values).toEqual(['kept@example.org']);
+  });
+
+  it('reidentifies and rewraps Arrow bodies on the packed path: no string entry point, the JSON answers, audited and counted as they are', async () => {
+    const values = ['kept@example.org', SENTINEL, null, 'jänë@example.com', '', '東京都'];
+    const pseudonyms = (await pseudonymizeJson('email', values)).pseudonyms;
+    const randomized = (await pseudonymizeJson('email', [SENTINEL, 'kept@example.org'], false)).pseudonyms;
+    // Filed after its pseudonyms were written: both tokens of the sentinel are withheld from now on.
+    const filed = await api.call('POST', '/v1/erasure-requests', { apiKey: officer, body: { reference: 'ARROW-2', reason: 'gdpr-art17-1a', subjects: [{ context: 'email', value: SENTINEL }] } });
+    expect(filed.status).toBe(202);
+    const good = pseudonyms[0]!;
+    const batch = [...pseudonyms, randomized[0]!, randomized[1]!, good.slice(0, -2) + (good.endsWith('AA') ? 'BA' : 'AA'), `s1.${SENTINEL}`, SENTINEL, (await pseudonymizeJson('vin', ['kept@example.org'])).pseudonyms[0]!, (await pseudonymizeJson('device_id', ['x'])).pseudonyms[0]!];
+    const service = api.running.service;
+    const strings = [vi.spyOn(service.engine, 'reidentify'), vi.spyOn(service.engine, 'rewrap'), vi.spyOn(service.pseudonyms, 'reidentify'), vi.spyOn(service.pseudonyms, 'rewrap')];
+    const counted = vi.spyOn(service.metrics, 'countValues');
+    try {
+      const back = await postArrow('/v1/reidentify', 'context=email', stream(batch), { apiKey: api.keys.reidentify });
+      const rewrapped = await postArrow('/v1/rewrap', 'context=email', stream(batch), { apiKey: rewrapKey });
+      expect(strings.map((spy) => spy.mock.calls.length)).toEqual([0, 0, 0, 0]);
+      expect(counted.mock.calls).toEqual([
+        ['reidentify', 'email', batch.length],
+        ['rewrap', 'email', batch.length],
+      ]);
+
+      const json = (await api.call('POST', '/v1/reidentify', { apiKey: api.keys.reidentify, body: { context: 'email', pseudonyms: batch } })).json as { values: (string | null)[]; errors: { index: number; reason: string }[] };
+      expect(json.errors.map((error) => error.reason)).toEqual(['erased', 'erased', 'authentication-failed', 'malformed', 'malformed', 'authentication-failed', 'irreversible']);
+      const reasons = batch.map((_, index) => json.errors.find((error) => error.index === index)?.reason ?? null);
+      expect(back.columns).toEqual({ values: json.values, reason: reasons });
+      expect(back.headers.get('pseudo-key-version')).toBeNull();
+
+      const jsonRewrap = (await api.call('POST', '/v1/rewrap', { apiKey: rewrapKey, body: { context: 'email', pseudonyms: batch } })).json as { pseudonyms: (string | null)[]; keyVersion: number; errors: { index: number; reason: string }[]; erased: number[] };
+      expect(jsonRewrap.erased).toEqual([1, 6]);
+      expect(rewrapped.headers.get('pseudo-key-version')).toBe(String(jsonRewrap.keyVersion));
+      // The randomized token gets fresh nonces each time: compared by what it reidentifies to.
+      expect(rewrapped.columns.pseudonyms!.map((pseudonym, i) => (i === 7 ? null : pseudonym))).toEqual(jsonRewrap.pseudonyms.map((pseudonym, i) => (i === 7 ? null : pseudonym)));
+      expect(rewrapped.columns.pseudonyms![7]).toMatch(/^r1\./);
+      expect(rewrapped.columns.reason).toEqual(batch.map((_, index) => (jsonRewrap.erased.includes(index) ? 'erased' : (jsonRewrap.errors.find((error) => error.index === index)?.reason ?? null))));
+      strings.forEach((spy) => spy.mockClear());
+      // An Arrow body answered as JSON takes the string path.
+      await postArrow('/v1/reidentify', 'context=email', stream(batch), { apiKey: api.keys.reidentify, accept: 'application/json' });
+      expect(strings[0]!.mock.calls.length).toBe(1);
+    } finally {
+      vi.restoreAllMocks();
+    }
+    const audit = api
+      .logs()
+      .split('\n')
+      .filter((line) => line.includes('"audit":true') && line.includes('"context":"email"') && line.includes(`"count":${batch.length}`));
+    expect(audit.filter((line) => line.includes('"action":"reidentify"')).length).toBeGreaterThanOrEqual(2);
+    expect(audit.filter((line) => line.includes('"action":"rewrap"')).length).toBeGreaterThanOrEqual(2);
+
+    // Refusals name indexes only; nothing of the sentinel in a problem or a log line (checked at the end of the file).
+    const invalid = stream([SENTINEL, 'x']);
+    invalid[invalid.indexOf(Buffer.from(SENTINEL)) + 3] = 0xff;
+    for (const [path, apiKey] of [['/v1/reidentify', api.keys.reidentify], ['/v1/rewrap', rewrapKey]] as const) {
+      const refused = await postArrow(path, 'context=email', invalid, { apiKey });
+      expect(refused.problem).toMatchObject({ type: 'urn:pseudonymization:problem:validation-failed', errors: [{ index: 0, reason: 'is not valid UTF-8' }] });
+      expect(refused.text).not.toContain('SENTINEL');
+    }
   });
 
   it('refuses a body that is not an Arrow stream: 400 malformed-arrow, never a 500', async () => {
