@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 
+import pyarrow as pa
 import pytest
 
 from spark_udfs import ApiKeySource, ClientConfig, PseudonymizationClient, PseudonymizationError
@@ -37,6 +39,40 @@ def test_recovers_from_errors_throttling_and_dropped_connections(api: Api) -> No
         assert client.stats.retries > 0
         assert proxy.counts["503"] and proxy.counts["429"] and proxy.counts["dropped"]
         assert len(waits) == client.stats.retries
+
+
+def test_retries_an_answer_cut_off_mid_body_in_either_format(api: Api) -> None:
+    expected = PseudonymizationClient(api.client()).pseudonymize("vin", VINS)
+    for wire in ("json", "arrow"):
+        with FaultProxy(api.url, truncations=0.3) as proxy:
+            client = PseudonymizationClient(
+                api.client(url=proxy.url, batch_size=50, concurrency=2, backoff_base_seconds=0.001, wire=wire),
+                sleep=lambda _: None,
+            )
+            assert client.pseudonymize_array("vin", pa.array(VINS)).pseudonyms.to_pylist() == expected
+            assert proxy.counts["truncated"] > 0
+            assert client.stats.retries >= proxy.counts["truncated"]
+
+
+def test_takes_proxies_from_the_environment_once_and_honours_no_proxy(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as closed:  # a port nothing listens on: a proxy there refuses every connection
+        closed.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    monkeypatch.setenv("HTTP_PROXY", nowhere)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    through_proxy = PseudonymizationClient(api.client(max_retries=0))
+    with pytest.raises(PseudonymizationError, match=r"ProxyError|ConnectionError"):
+        through_proxy.pseudonymize("vin", VINS[:3])
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = PseudonymizationClient(api.client())
+    expected = api.call("/v1/pseudonymize", {"context": "vin", "values": VINS[:3]})["pseudonyms"]
+    assert direct.pseudonymize("vin", VINS[:3]) == expected
+    # Settled when the client was made: the environment changing afterwards does not reroute it.
+    monkeypatch.delenv("NO_PROXY")
+    assert direct.pseudonymize("vin", VINS[:3]) == expected
 
 
 def test_honours_retry_after_and_backs_off_exponentially(api: Api) -> None:

@@ -155,7 +155,8 @@ def moto_server(environment: Mapping[str, str] | None = None) -> Iterator[str]:
 
 
 class FaultProxy:
-    """Forwards to the API; answers a share of POSTs with 503, 429 (Retry-After: 0) or a dropped connection.
+    """Forwards to the API; answers a share of POSTs with 503, 429 (Retry-After: 0), a dropped connection or a
+    truncated answer (the API's status and length, half its body, then the connection closed).
     With `arrow=False` it stands in for a server that predates Arrow bodies: 415 to each, as such a server answers."""
 
     def __init__(
@@ -165,6 +166,7 @@ class FaultProxy:
         errors: float = 0.0,
         throttles: float = 0.0,
         drops: float = 0.0,
+        truncations: float = 0.0,
         fail_all_posts: bool = False,
         seed: int = 7,
         arrow: bool = True,
@@ -172,10 +174,11 @@ class FaultProxy:
         self.upstream = upstream
         self.arrow = arrow
         self.rates = (drops, errors, throttles)
+        self.truncations = truncations
         self.fail_all_posts = fail_all_posts
         self.random = random.Random(seed)
         self.lock = threading.Lock()
-        self.counts = {"forwarded": 0, "503": 0, "429": 0, "dropped": 0, "415": 0}
+        self.counts = {"forwarded": 0, "503": 0, "429": 0, "dropped": 0, "415": 0, "truncated": 0}
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -223,6 +226,19 @@ class FaultProxy:
                         k: v for k, v in self.headers.items() if k.lower() in ("content-type", "x-api-key", "accept")
                     }
                     answer = requests.post(proxy.upstream + self.path, data=body, headers=headers, timeout=30)
+                    with proxy.lock:
+                        truncate = proxy.random.random() < proxy.truncations
+                    if truncate:
+                        proxy._count("truncated")
+                        self.send_response(answer.status_code)
+                        self.send_header("content-type", answer.headers.get("content-type", "application/json"))
+                        self.send_header("content-length", str(len(answer.content)))
+                        self.end_headers()
+                        self.wfile.write(answer.content[: len(answer.content) // 2])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
                     self._relay(
                         answer.status_code, answer.headers.get("content-type", "application/json"), answer.content
                     )
