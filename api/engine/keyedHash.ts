@@ -19,11 +19,9 @@
  * BENCHMARKS.md ("FF1 and keyed hash, batched (issue 17)") has the figures.
  */
 import { createHmac } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { CryptoInputError } from '../errors.ts';
 import { packByteArrays, packedCount, type PackedBytes } from './_blocks.ts';
+import { loadAddon } from './_native.ts';
 
 export const DIGEST_BYTES = 32;
 
@@ -34,32 +32,11 @@ interface KeyedHashAddon {
   hmacSha256Batch(key: Uint8Array, prefix: Uint8Array, data: Uint8Array, offsets: Int32Array, out: Uint8Array): void;
 }
 
-/**
- * Where the addon lies relative to this module: dist/server.mjs and dist/cli.mjs (./native), the Lambda bundles in
- * dist/lambda (../native), and this source file under tsx or vitest (the repository's dist/native).
- */
-const ADDON_CANDIDATES = import.meta.url.endsWith('.ts') ? ['../../dist/native/keyed_hash.node'] : ['./native/keyed_hash.node', '../native/keyed_hash.node'];
-
-/** `undefined`: not looked for yet; `null`: looked for, none usable. */
+/** `undefined`: not looked for yet; `null`: looked for, none usable (api/engine/_native.ts finds and loads it). */
 let loadedAddon: KeyedHashAddon | null | undefined;
 
 function addon(): KeyedHashAddon | null {
-  if (loadedAddon !== undefined) return loadedAddon;
-  loadedAddon = null;
-  const requireAddon = createRequire(import.meta.url);
-  for (const candidate of ADDON_CANDIDATES) {
-    const path = fileURLToPath(new URL(candidate, import.meta.url));
-    if (!existsSync(path)) continue;
-    try {
-      const loaded = requireAddon(path) as KeyedHashAddon;
-      if (answersKnownValues(loaded)) {
-        loadedAddon = loaded;
-        break;
-      }
-    } catch {
-      // Another architecture, or a node whose OpenSSL symbols are not exported: the next candidate, then createHmac.
-    }
-  }
+  loadedAddon ??= loadAddon<KeyedHashAddon>('keyed_hash.node', answersKnownValues) ?? null;
   return loadedAddon;
 }
 
