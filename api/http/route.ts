@@ -203,6 +203,7 @@ export function defineRoute<Body = undefined, Query = undefined>(declaration: Ro
           const packed = packedItems;
           if (!packed) return declaration.handler({ ...input, items });
           let strings: Nullable<string>[] | undefined;
+          // Lazy: a handler that takes `packedItems` must not destructure `items` in its parameters, which would call this.
           return declaration.handler({
             ...input,
             get items() {

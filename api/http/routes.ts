@@ -301,7 +301,9 @@ export const ROUTES: readonly Route[] = [
     response: z
       .object({ pseudonyms: nullableStrings, keyVersion, erased: z.array(z.number().int().nonnegative()).optional(), allVersions: z.array(z.array(z.string()).nullable()).optional() })
       .strict(),
-    handler: async ({ service, body, items, packedItems, answerFormat }) => {
+    handler: async (input) => {
+      // `items` is read only off the packed path: for an Arrow body it is a getter making a string per value.
+      const { service, body, packedItems, answerFormat } = input;
       // A value whose subject's erasure was filed gets null, and its index is listed in `erased` (only when there are some).
       // allVersions: per value, its pseudonyms under every readable version (newest first), for `IN (...)` over data not yet re-keyed.
       if (body.allVersions && body.deterministic === false) throw new RequestError('validation-failed', 'allVersions: needs deterministic pseudonyms');
@@ -313,8 +315,8 @@ export const ROUTES: readonly Route[] = [
         countValues(service, 'pseudonymize', body.context, packedItems.offsets.length - 1);
         return arrowResponse(arrowAnswerPacked('pseudonyms', packed.pseudonyms, erasedReasons(packed.erased)), packed.keyVersion);
       }
-      const { pseudonyms, keyVersion: version, erased, allVersions } = await service.pseudonyms.pseudonymize(body.context, items, { deterministic: body.deterministic ?? true, allVersions: body.allVersions });
-      countValues(service, 'pseudonymize', body.context, items.length);
+      const { pseudonyms, keyVersion: version, erased, allVersions } = await service.pseudonyms.pseudonymize(body.context, input.items, { deterministic: body.deterministic ?? true, allVersions: body.allVersions });
+      countValues(service, 'pseudonymize', body.context, input.items.length);
       return batchAnswer(answerFormat, { pseudonyms, keyVersion: version, ...(erased.length > 0 ? { erased } : {}), ...(allVersions ? { allVersions } : {}) }, {
         column: 'pseudonyms',
         answers: pseudonyms,
@@ -336,15 +338,17 @@ export const ROUTES: readonly Route[] = [
       arrow: { fields: z.object({ context: z.string(), keyVersion: keyVersionParameter.optional() }) },
     },
     response: z.object({ values: nullableStrings, errors: z.array(itemError) }).strict(),
-    handler: async ({ service, body, items, packedItems, answerFormat }) => {
+    handler: async (input) => {
+      // `items` is read only off the packed path: for an Arrow body it is a getter making a string per value.
+      const { service, body, packedItems, answerFormat } = input;
       if (packedItems && answerFormat === ARROW_STREAM && service.engine.takesPackedTokens(body.context)) {
         // Arrow in and out on the token path: the column's buffers to the engine, the values' bytes into the answer, no string per value.
         const packed = await service.pseudonyms.reidentifyPacked(body.context, packedItems);
         countValues(service, 'reidentify', body.context, packedItems.offsets.length - 1);
         return arrowResponse(arrowAnswerPacked('values', packed.values, packed.errors), undefined);
       }
-      const result = await service.pseudonyms.reidentify(body.context, items, { keyVersion: body.keyVersion });
-      countValues(service, 'reidentify', body.context, items.length);
+      const result = await service.pseudonyms.reidentify(body.context, input.items, { keyVersion: body.keyVersion });
+      countValues(service, 'reidentify', body.context, input.items.length);
       return batchAnswer(answerFormat, result, { column: 'values', answers: result.values, reasons: result.errors });
     },
   }),
@@ -365,15 +369,17 @@ export const ROUTES: readonly Route[] = [
       arrow: { fields: z.object({ context: z.string(), keyVersion: keyVersionParameter.optional() }) },
     },
     response: z.object({ pseudonyms: nullableStrings, keyVersion, errors: z.array(itemError), erased: z.array(z.number().int().nonnegative()).optional() }).strict(),
-    handler: async ({ service, body, items, packedItems, answerFormat }) => {
+    handler: async (input) => {
+      // `items` is read only off the packed path: for an Arrow body it is a getter making a string per value.
+      const { service, body, packedItems, answerFormat } = input;
       // The values stay inside the service: a re-keying job holding only this role never sees one.
       if (packedItems && answerFormat === ARROW_STREAM && service.engine.takesPackedTokens(body.context)) {
         const packed = await service.pseudonyms.rewrapPacked(body.context, packedItems);
         countValues(service, 'rewrap', body.context, packedItems.offsets.length - 1);
         return arrowResponse(arrowAnswerPacked('pseudonyms', packed.pseudonyms, [...packed.errors, ...erasedReasons(packed.erased)]), packed.keyVersion);
       }
-      const { pseudonyms, keyVersion: version, errors, erased } = await service.pseudonyms.rewrap(body.context, items, { keyVersion: body.keyVersion });
-      countValues(service, 'rewrap', body.context, items.length);
+      const { pseudonyms, keyVersion: version, errors, erased } = await service.pseudonyms.rewrap(body.context, input.items, { keyVersion: body.keyVersion });
+      countValues(service, 'rewrap', body.context, input.items.length);
       return batchAnswer(answerFormat, erased.length > 0 ? { pseudonyms, keyVersion: version, errors, erased } : { pseudonyms, keyVersion: version, errors }, {
         column: 'pseudonyms',
         answers: pseudonyms,

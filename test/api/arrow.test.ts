@@ -8,6 +8,13 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { writeTestRegistry } from '../support/catalog.ts';
 import { assertMatchesOpenApi } from '../support/openapi.ts';
 import { startTestService, withTestService, type TestService } from '../support/service.ts';
+import { packedStrings } from '../../api/http/arrow.ts';
+
+// The one function that turns an Arrow column into a string per value, watched: the packed paths must never call it.
+vi.mock('../../api/http/arrow.ts', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../../api/http/arrow.ts')>();
+  return { ...original, packedStrings: vi.fn(original.packedStrings) };
+});
 
 const ARROW = 'application/vnd.apache.arrow.stream';
 const SENTINEL = 'SENTINELVIN0ARROW7';
@@ -70,6 +77,17 @@ const pseudonymizeJson = async (context: string, values: readonly (string | null
   (await api.call('POST', '/v1/pseudonymize', { apiKey: api.keys.pseudonymize, body: { context, values, deterministic } })).json as { pseudonyms: (string | null)[]; keyVersion: number; erased?: number[] };
 
 describe('Arrow IPC bodies', () => {
+  it('pseudonymizes an Arrow body answered as Arrow without a string per value (the packed path)', async () => {
+    const expected = await pseudonymizeJson('vin', VALUES);
+    vi.mocked(packedStrings).mockClear();
+    const answer = await postArrow('/v1/pseudonymize', 'context=vin', stream(VALUES));
+    expect(answer.columns.pseudonyms).toEqual(expected.pseudonyms);
+    expect(vi.mocked(packedStrings)).not.toHaveBeenCalled();
+    // An Arrow body answered as JSON needs the strings.
+    await postArrow('/v1/pseudonymize', 'context=vin', stream(VALUES), { accept: 'application/json' });
+    expect(vi.mocked(packedStrings)).toHaveBeenCalledTimes(1);
+  });
+
   it('pseudonymizes to exactly what the JSON body gives, nulls kept, in Utf8 and LargeUtf8', async () => {
     for (const context of ['vin', 'email', 'device_id']) {
       const expected = await pseudonymizeJson(context, VALUES);
@@ -171,10 +189,12 @@ describe('Arrow IPC bodies', () => {
     const service = api.running.service;
     const strings = [vi.spyOn(service.engine, 'reidentify'), vi.spyOn(service.engine, 'rewrap'), vi.spyOn(service.pseudonyms, 'reidentify'), vi.spyOn(service.pseudonyms, 'rewrap')];
     const counted = vi.spyOn(service.metrics, 'countValues');
+    vi.mocked(packedStrings).mockClear();
     try {
       const back = await postArrow('/v1/reidentify', 'context=email', stream(batch), { apiKey: api.keys.reidentify });
       const rewrapped = await postArrow('/v1/rewrap', 'context=email', stream(batch), { apiKey: rewrapKey });
       expect(strings.map((spy) => spy.mock.calls.length)).toEqual([0, 0, 0, 0]);
+      expect(vi.mocked(packedStrings)).not.toHaveBeenCalled();
       expect(counted.mock.calls).toEqual([
         ['reidentify', 'email', batch.length],
         ['rewrap', 'email', batch.length],
