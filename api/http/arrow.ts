@@ -20,9 +20,10 @@
  * is a 400 `malformed-arrow`, never a 500; no message quotes the body.
  */
 import { isAscii, isUtf8 } from 'node:buffer';
-import { makeData, makeVector, RecordBatchReader, Table, tableToIPC, Type, Utf8, type DataType, type Vector, type RecordBatchFileReader, type RecordBatchStreamReader } from 'apache-arrow';
+import { RecordBatchReader, Type, type DataType, type RecordBatchFileReader, type RecordBatchStreamReader } from 'apache-arrow';
 import type { Nullable, PackedTexts } from '../engine/engine.ts';
 import { RequestError, type ItemProblem } from '../errors.ts';
+import { utf8Stream, type Utf8Column } from './arrowStream.ts';
 
 export const ARROW_STREAM = 'application/vnd.apache.arrow.stream';
 
@@ -236,7 +237,7 @@ export function acceptsArrow(accept: string | undefined): boolean {
  * cost more than the encoding), offsets from the items' lengths when the text is ASCII (pseudonyms are), else
  * from each item's UTF-8 length.
  */
-function utf8Data(items: readonly Nullable<string>[]) {
+function utf8Column(name: string, items: readonly Nullable<string>[]): Utf8Column {
   const count = items.length;
   const offsets = new Int32Array(count + 1);
   const validity = new Uint8Array(Math.ceil(count / 8));
@@ -257,35 +258,29 @@ function utf8Data(items: readonly Nullable<string>[]) {
     if (item !== null && item !== undefined) at += ascii ? item.length : Buffer.byteLength(item, 'utf8');
   }
   offsets[count] = at;
-  const nullCount = count - present.length;
-  return makeData({ type: new Utf8(), length: count, nullCount, nullBitmap: nullCount > 0 ? validity : null, valueOffsets: offsets, data });
+  return { name, length: count, nullCount: count - present.length, validity, offsets, data };
 }
 
-/** A Utf8 column from packed buffers as they are (offsets rebased to 0 when they start later). */
-function packedUtf8Data(items: PackedTexts) {
-  const count = items.offsets.length - 1;
-  const base = items.offsets[0]!;
-  const offsets = base === 0 ? items.offsets : items.offsets.map((offset) => offset - base);
-  const data = items.data.subarray(base, items.offsets[count]);
-  let nullCount = 0;
-  for (let i = 0; i < count; i++) if (!isPresent(items.validity, i)) nullCount++;
-  const nullBitmap = nullCount > 0 && items.validity ? items.validity.subarray(0, Math.ceil(count / 8)) : null;
-  return makeData({ type: new Utf8(), length: count, nullCount, nullBitmap, valueOffsets: offsets, data });
-}
-
-/** An Arrow answer as `arrowAnswer` writes it, from the engine's packed output (no string per item). */
+/**
+ * An Arrow answer as `arrowAnswer` writes it, from the engine's packed output (no string per item), written straight
+ * into one buffer by `utf8Stream` (api/http/arrowStream.ts) instead of through apache-arrow's Table and writer.
+ */
 export function arrowAnswerPacked(column: string, answers: PackedTexts, reasons: readonly ItemProblem[]): Buffer {
   const count = answers.offsets.length - 1;
-  // Mostly no reasons: an all-null column straight from zeroed buffers.
-  let reasonData;
-  if (reasons.length === 0) {
-    reasonData = makeData({ type: new Utf8(), length: count, nullCount: count, nullBitmap: new Uint8Array(Math.ceil(count / 8)), valueOffsets: new Int32Array(count + 1), data: new Uint8Array(0) });
-  } else {
-    const reasonColumn = new Array<Nullable<string>>(count).fill(null);
-    for (const { index, reason } of reasons) reasonColumn[index] = reason;
-    reasonData = utf8Data(reasonColumn);
-  }
-  return ipcStream({ [column]: makeVector(packedUtf8Data(answers)), [REASON_COLUMN]: makeVector(reasonData) });
+  const base = answers.offsets[0]!;
+  const offsets = base === 0 ? answers.offsets : answers.offsets.map((offset) => offset - base);
+  let nullCount = 0;
+  for (let i = 0; i < count; i++) if (!isPresent(answers.validity, i)) nullCount++;
+  const answerColumn = { name: column, length: count, nullCount, validity: answers.validity ?? null, offsets, data: answers.data.subarray(base) };
+  return utf8Stream([answerColumn, reasonColumn(count, reasons)]);
+}
+
+/** The `reason` column: mostly no reasons, an all-null column of zeroed buffers. */
+function reasonColumn(count: number, reasons: readonly ItemProblem[]): Utf8Column {
+  if (reasons.length === 0) return { name: REASON_COLUMN, length: count, nullCount: count, validity: new Uint8Array(Math.ceil(count / 8)), offsets: new Int32Array(count + 1), data: new Uint8Array(0) };
+  const texts = new Array<Nullable<string>>(count).fill(null);
+  for (const { index, reason } of reasons) texts[index] = reason;
+  return utf8Column(REASON_COLUMN, texts);
 }
 
 /**
@@ -293,12 +288,5 @@ export function arrowAnswerPacked(column: string, answers: PackedTexts, reasons:
  * withheld or could not answer it (null elsewhere, and for null inputs).
  */
 export function arrowAnswer(column: string, answers: readonly Nullable<string>[], reasons: readonly ItemProblem[]): Buffer {
-  const reasonColumn = new Array<Nullable<string>>(answers.length).fill(null);
-  for (const { index, reason } of reasons) reasonColumn[index] = reason;
-  return ipcStream({ [column]: makeVector(utf8Data(answers)), [REASON_COLUMN]: makeVector(utf8Data(reasonColumn)) });
-}
-
-function ipcStream(columns: Record<string, Vector<Utf8>>): Buffer {
-  const stream = tableToIPC(new Table(columns), 'stream');
-  return Buffer.from(stream.buffer, stream.byteOffset, stream.byteLength);
+  return utf8Stream([utf8Column(column, answers), reasonColumn(answers.length, reasons)]);
 }
