@@ -7,13 +7,15 @@
  * (filed under an older or the active version). The bytes parsers of pseudonymFormat.ts against the string ones.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeData, makeVector, Table, tableFromIPC, tableToIPC, Utf8 } from 'apache-arrow';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { Nullable, PackedTexts } from '../../api/engine/engine.ts';
+import { parseAwsSampleSecret } from '../../api/engine/legacyAwsSample.ts';
+import { Keyring } from '../../api/keyring/keyring.ts';
 import { decodePayloadsPacked, decodePayloadsPackedBytes, PACKED_HEADER_MODES, parsePseudonymHeader, parsePseudonymHeadersPacked } from '../../api/engine/pseudonymFormat.ts';
 import { SqliteErasureLedger } from '../../api/erasure/sqliteLedger.ts';
 import { engineOperations, ErasureSuppression, type PseudonymOperations } from '../../api/erasure/suppression.ts';
@@ -264,6 +266,16 @@ describe('reidentify and rewrap of packed batches', () => {
     const empty = { data: new Uint8Array(0), offsets: Int32Array.of(0), validity: undefined };
     expect(() => engine.reidentifyPacked('account_number', empty)).toThrow(RequestError);
     expect(() => engine.rewrapPacked('account_number', empty)).toThrow(RequestError);
+
+    const secret = parseAwsSampleSecret(JSON.stringify((JSON.parse(readFileSync('test/fixtures/aws-sample-vectors.json', 'utf8')) as { secret: unknown }).secret));
+    const withSample = new Keyring();
+    withSample.apply([
+      { version: 1, state: 'active', createdAt: '2026-01-01T00:00:00.000Z', material: new Uint8Array(randomBytes(64)) },
+      { version: 2, state: 'decrypt-only', createdAt: '2026-01-01T00:00:00.000Z', material: Uint8Array.from(secret.material), legacy: { kind: 'legacy-aws-sample', contexts: ['vin'], nonceStrPos: secret.nonceStrPos, nonceEndPos: secret.nonceEndPos } },
+    ]);
+    const sampleEngine = engineOf(withSample, 0);
+    expect([sampleEngine.takesPackedTokens('vin'), sampleEngine.takesPackedTokens('email')]).toEqual([false, true]);
+    expect(() => sampleEngine.reidentifyPacked('vin', empty)).toThrow(RequestError);
   });
 });
 
