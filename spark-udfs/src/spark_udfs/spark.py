@@ -113,27 +113,28 @@ def _map(
         for batch in batches:
             before = (client.stats.requests, client.stats.retries)
             arrays = list(batch.columns)
-            withheld = pa.array([False] * batch.num_rows, pa.bool_())
+            withheld: pa.Array | None = None  # per row, whether any column's value was withheld; None: none was
             for name, context in mapping.items():
                 index = batch.schema.get_field_index(name)
                 arrays[index], erased = _transform(
                     client, batch.column(index), operation, context, deterministic, metrics
                 )
-                if suppressed == "fail" and pc.any(erased).as_py():
+                if suppressed == "fail" and erased is not None and pc.any(erased).as_py():
                     raise SubjectSuppressed(
                         f"a row's subject has an erasure filed (column {name}, context {context}); the suppressed "
                         "setting is fail, so the job stops rather than leave the row out",
                         frozenset(),
                     )
-                withheld = pc.or_(withheld, erased)
-            dropped = pc.sum(withheld.cast(pa.int64())).as_py() or 0
+                if erased is not None:
+                    withheld = erased if withheld is None else pc.or_(withheld, erased)
+            dropped = 0 if withheld is None else (pc.sum(withheld.cast(pa.int64())).as_py() or 0)
             if metrics is not None:
                 metrics.rows.add(batch.num_rows)
                 metrics.suppressed_rows.add(dropped)
                 metrics.requests.add(client.stats.requests - before[0])
                 metrics.retries.add(client.stats.retries - before[1])
             result = pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
-            yield result.filter(pc.invert(withheld)) if dropped else result
+            yield result.filter(pc.invert(withheld)) if withheld is not None and dropped else result
 
     return df.mapInArrow(run, df.schema)
 
@@ -145,11 +146,14 @@ def _transform(
     context: str,
     deterministic: bool,
     metrics: SparkMetrics | None,
-) -> tuple[pa.Array, pa.Array]:
-    """The column transformed, and per row whether its value was withheld (its subject's erasure was filed).
+) -> tuple[pa.Array, pa.Array | None]:
+    """The column transformed, and per row whether its value was withheld (its subject's erasure was filed), or None
+    when no row's was.
 
     The Arrow arrays go to the client as they are (on the wire as Arrow IPC when the API takes it): no Python list of
-    values is built on this path."""
+    values is built on this path. The distinct values and each row's position among them come from one dictionary
+    encoding (one hashing pass of the column); a column whose values are all present and distinct is its own
+    dictionary, in its order, and its answers need no mapping back."""
     if not deterministic:
         # Every occurrence gets its own randomized pseudonym: no dedup; nulls stay null in the answer.
         answer = client.pseudonymize_array(context, column, deterministic=False)
@@ -157,7 +161,9 @@ def _transform(
             metrics.unique_values.add(len(column) - column.null_count)
             metrics.values_seen.add(len(column) - column.null_count)
         return answer.pseudonyms.cast(column.type), _flags(answer.suppressed, len(column))
-    unique = pc.unique(column.drop_null())
+    # Nulls are null indices, not a dictionary entry: they are not sent, and take() of a null index is null.
+    encoded = pc.dictionary_encode(column)
+    unique, positions = encoded.dictionary, encoded.indices
     if metrics is not None:
         metrics.unique_values.add(len(unique))
         metrics.values_seen.add(len(column) - column.null_count)
@@ -167,16 +173,17 @@ def _transform(
         results, suppressed = answered.pseudonyms, answered.suppressed
     else:
         results = client.reidentify_array(context, unique)
-    # index_in gives null for a null input, and take() of a null index is null: nulls stay null.
-    positions = pc.index_in(column, value_set=unique)
-    withheld = _flags(suppressed, len(unique)).take(positions).fill_null(False)
-    return results.cast(column.type).take(positions), withheld
+    results = results.cast(column.type)
+    if len(unique) == len(column):
+        return results, _flags(suppressed, len(column))
+    flags = _flags(suppressed, len(unique))
+    return results.take(positions), None if flags is None else flags.take(positions).fill_null(False)
 
 
-def _flags(indexes: frozenset[int], size: int) -> pa.Array:
-    """A boolean array of `size`, true at `indexes` (usually none: then without a Python list)."""
+def _flags(indexes: frozenset[int], size: int) -> pa.Array | None:
+    """A boolean array of `size`, true at `indexes`; None when there are none (the usual case: no Python list)."""
     if not indexes:
-        return pa.repeat(pa.scalar(False), size)
+        return None
     return pa.array([i in indexes for i in range(size)], pa.bool_())
 
 
