@@ -72,6 +72,7 @@ static EVP_CIPHER_CTX *ecb_context(const uint8_t *key, size_t key_length) {
 static int ecb(EVP_CIPHER_CTX *ctx, uint8_t *out, const uint8_t *in, size_t blocks) {
   int written = 0;
   if (blocks == 0) return 1;
+  if (blocks > (size_t)INT32_MAX / BLOCK) return 0;  /* OpenSSL takes an int length */
   return EVP_EncryptUpdate(ctx, out, &written, in, (int)(blocks * BLOCK)) == 1 && (size_t)written == blocks * BLOCK;
 }
 
