@@ -158,10 +158,14 @@ export class PseudonymEngine {
     const missIndexes: number[] = [];
     const missValues: string[] = [];
     const cache = options.deterministic ? this.cache : undefined;
+    // A full cache and a large batch: a sample first, as on the packed path (`distinctBatchUnder`); a batch of distinct
+    // values is then computed whole, its lookups skipped.
+    const sampled = cache && cache.size >= cache.max && values.length >= 2 * PROBE_SAMPLE ? this.sampleStrings(cache, values, cachePrefix) : undefined;
+    const lookUp = cache && !sampled?.distinct ? cache : undefined;
     for (let i = 0; i < values.length; i++) {
       const value = values[i];
       if (value === null || value === undefined) continue;
-      const hit = cache?.get(cachePrefix + value);
+      const hit = lookUp?.get(cachePrefix + value);
       if (hit !== undefined) {
         pseudonyms[i] = hit;
         continue;
@@ -169,7 +173,7 @@ export class PseudonymEngine {
       missIndexes.push(i);
       missValues.push(value);
     }
-    if (cache) {
+    if (lookUp) {
       this.cacheHits += values.length - missValues.length;
       this.cacheMisses += missValues.length;
     }
@@ -180,12 +184,36 @@ export class PseudonymEngine {
     else if (policy.transform === 'fpe') computed = key.ff1(context, policy.alphabet).encryptBatch(missValues);
     else computed = this.sivEncrypt(key, context, missValues, options.deterministic);
 
-    for (let k = 0; k < missIndexes.length; k++) {
-      const pseudonym = computed[k]!;
-      pseudonyms[missIndexes[k]!] = pseudonym;
-      cache?.set(cachePrefix + missValues[k]!, pseudonym);
+    for (let k = 0; k < missIndexes.length; k++) pseudonyms[missIndexes[k]!] = computed[k]!;
+    if (sampled?.distinct) {
+      // One sampled miss in ADMIT_ONE_IN gets in, so that values that do recur turn later batches back to lookups.
+      for (let j = 0; j < sampled.missed.length; j += ADMIT_ONE_IN) cache!.set(cachePrefix + values[sampled.missed[j]!]!, pseudonyms[sampled.missed[j]!]!);
+    } else if (lookUp) {
+      // The packed path's admission: every miss while the cache fills or when the batch hit at least 1/64, else one in 16.
+      const admitAll = lookUp.size < lookUp.max || (values.length - missValues.length) * ADMIT_ALL_AT_HIT_SHARE >= values.length;
+      for (let k = 0; k < missIndexes.length; k++) if (admitAll || k % ADMIT_ONE_IN === 0) lookUp.set(cachePrefix + missValues[k]!, computed[k]);
     }
     return { pseudonyms, keyVersion: key.version };
+  }
+
+  /**
+   * PROBE_SAMPLE values spread over a batch of strings looked up in a full cache: `distinct` when under 1/64 of them
+   * hit (the batch is then computed without a lookup per value), and the indexes of the sampled misses.
+   */
+  private sampleStrings(cache: LRUCache<string, string>, values: readonly Nullable<string>[], cachePrefix: string): { distinct: boolean; missed: number[] } {
+    const step = Math.floor(values.length / PROBE_SAMPLE);
+    const missed: number[] = [];
+    let probes = 0;
+    for (let p = 0; p < PROBE_SAMPLE; p++) {
+      const value = values[p * step];
+      if (value === null || value === undefined) continue;
+      probes++;
+      if (cache.get(cachePrefix + value) === undefined) missed.push(p * step);
+    }
+    const hits = probes - missed.length;
+    this.cacheHits += hits;
+    this.cacheMisses += missed.length;
+    return { distinct: probes > 0 && hits * ADMIT_ALL_AT_HIT_SHARE < probes, missed };
   }
 
   /** True when `pseudonymizePacked` serves this context and mode: deterministic pseudonyms of the AES-SIV transform. */

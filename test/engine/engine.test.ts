@@ -270,4 +270,27 @@ describe('pseudonym engine', () => {
     expect(engine.reidentify('vin', [first[0]!]).values).toEqual(['A']);
     expect(engine.cacheHits).toBe(2);
   });
+
+  it('encrypts a large batch of distinct strings against a full cache after a sample of 256 lookups, in every transform, and still learns values that recur', () => {
+    const reference = freshEngine(0);
+    for (const context of ['vin', 'device_id', 'account_number']) {
+      const engine = freshEngine(300);
+      const distinct = (from: number, count: number): string[] => Array.from({ length: count }, (_, i) => String(from + i));
+      engine.pseudonymize(context, distinct(1_000_000, 600), { deterministic: true });
+      expect(engine.cacheSize).toBe(300);
+      const batch = distinct(2_000_000, 2000).map((value, i) => (i % 97 === 5 ? null : value));
+      const lookups = engine.cacheHits + engine.cacheMisses;
+      expect(engine.pseudonymize(context, batch, { deterministic: true }).pseudonyms).toEqual(reference.pseudonymize(context, batch, { deterministic: true }).pseudonyms);
+      expect(engine.cacheHits + engine.cacheMisses - lookups).toBeLessThanOrEqual(256);
+      const recurring = distinct(3_000_000, 1000);
+      const expected = reference.pseudonymize(context, recurring, { deterministic: true }).pseudonyms;
+      const hitsPerCall = Array.from({ length: 6 }, () => {
+        const hits = engine.cacheHits;
+        expect(engine.pseudonymize(context, recurring, { deterministic: true }).pseudonyms).toEqual(expected);
+        return engine.cacheHits - hits;
+      });
+      expect(hitsPerCall[0]).toBe(0);
+      expect(hitsPerCall[5]).toBeGreaterThan(256);
+    }
+  });
 });
