@@ -28,6 +28,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -96,6 +97,8 @@ def parse() -> argparse.Namespace:
 
 ARGS = parse()
 ROOT = Path(__file__).resolve().parent.parent
+#: The node the API server runs on: the first on PATH, as test_support starts it.
+NODE_VERSION = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout.strip()
 sys.path.insert(0, str(ROOT / "spark-udfs" / "src"))
 sys.path.insert(0, str(ROOT / "test" / "python"))  # test_support: servers for tests and benchmarks, not shipped
 
@@ -335,7 +338,9 @@ def run(api: ApiServer) -> int:
         )
         print(
             f"runtime: Python {platform.python_version()}, Spark {spark.version} local[{CORES}], Iceberg 1.12.0 (JDBC"
-            " catalog on SQLite), API node dist/server.mjs (1 process, cache on) on the same cores"
+            " catalog on SQLite), API node dist/server.mjs"
+            f" (Node {NODE_VERSION},"
+            " 1 process, cache on) on the same cores"
         )
         naive_flag = " --naive" if ARGS.naive else ""
         print(f"command: BENCH_ROWS={ROWS} npm run bench:spark -- --rounds {ARGS.rounds}{naive_flag}")

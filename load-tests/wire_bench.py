@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import urllib.request
@@ -70,6 +71,8 @@ def parse() -> argparse.Namespace:
 
 ARGS = parse()
 ROOT = Path(__file__).resolve().parent.parent
+#: The node the API server runs on: the first on PATH, as test_support starts it.
+NODE_VERSION = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout.strip()
 sys.path.insert(0, str(ROOT / "spark-udfs" / "src"))
 sys.path.insert(0, str(ROOT / "test" / "python"))  # test_support: servers for tests and benchmarks, not shipped
 
@@ -181,6 +184,7 @@ def main() -> int:
     print(
         f"date: {datetime.now(UTC).isoformat(timespec='seconds')}; machine: {platform.machine()},"
         f" {os.cpu_count()} cores, load average {load_at_start} at the start and {load} at the end (1, 5, 15 min);"
+        f" API on Node {NODE_VERSION};"
         f" command: npm run bench:wire -- --path {ARGS.path} --values {ARGS.values}"
         f" --concurrency {ARGS.concurrency} --batch-size {ARGS.batch_size} --rounds {ARGS.rounds}"
     )
