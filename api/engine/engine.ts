@@ -255,24 +255,20 @@ export class PseudonymEngine {
       const distinct = this.distinctBatchUnder(cache, key, context, present, cachePrefix);
       if (distinct) return distinct;
     }
-    const hits = new Array<string | undefined>(count);
+    // The batch's text read once (latin1: one char per byte, so a UTF-8 value and the string its bytes spell in latin1
+    // are one key), and each lookup key a slice of it. A key that goes into the cache is read afresh instead: a slice
+    // would keep the whole batch's text alive as long as its entry.
+    const base = offsets[0]!;
+    const text = bytes.toString('latin1', base, offsets[count]);
+    const answers = new Array<string>(count);
     const missIndexes: number[] = [];
-    const missKeys: string[] = [];
-    let hitBytes = 0;
     let missBytes = 0;
     for (let k = 0; k < count; k++) {
-      const start = offsets[k]!;
-      const end = offsets[k + 1]!;
-      // Read per value, not sliced from one reading of the batch: a slice would keep the whole batch's text alive as long as its key.
-      const cacheKey = cachePrefix + bytes.toString('latin1', start, end);
-      const hit = cache.get(cacheKey);
-      if (hit !== undefined) {
-        hits[k] = hit;
-        hitBytes += hit.length;
-      } else {
+      const hit = cache.get(cachePrefix + text.slice(offsets[k]! - base, offsets[k + 1]! - base));
+      if (hit !== undefined) answers[k] = hit;
+      else {
         missIndexes.push(k);
-        missKeys.push(cacheKey);
-        missBytes += end - start;
+        missBytes += offsets[k + 1]! - offsets[k]!;
       }
     }
     const misses = missIndexes.length;
@@ -301,27 +297,17 @@ export class PseudonymEngine {
     // CPU 0.80 -> 2.71 µs per row). Values that recur get in within a batch or two, and then their batches admit all.
     const admitAll = cache.size < cache.max || (count - misses) * ADMIT_ALL_AT_HIT_SHARE >= count;
     const computedText = asBuffer(computed.data);
-    for (let j = 0; j < misses; j++) if (admitAll || j % ADMIT_ONE_IN === 0) cache.set(missKeys[j]!, computedText.toString('latin1', computed.offsets[j], computed.offsets[j + 1]));
-    if (misses === count) return computed;
-
-    const outOffsets = new Int32Array(count + 1);
-    const out = Buffer.allocUnsafe(hitBytes + computed.offsets[misses]! - computed.offsets[0]!);
-    let at = 0;
-    let j = 0;
-    for (let k = 0; k < count; k++) {
-      outOffsets[k] = at;
-      const hit = hits[k];
-      if (hit !== undefined) {
-        at += out.write(hit, at, 'latin1');
-      } else {
-        const item = computed.data.subarray(computed.offsets[j], computed.offsets[j + 1]);
-        j++;
-        out.set(item, at);
-        at += item.length;
-      }
+    for (let j = 0; j < misses; j++) {
+      if (!admitAll && j % ADMIT_ONE_IN !== 0) continue;
+      const k = missIndexes[j]!;
+      cache.set(cachePrefix + bytes.toString('latin1', offsets[k], offsets[k + 1]), computedText.toString('latin1', computed.offsets[j], computed.offsets[j + 1]));
     }
-    outOffsets[count] = at;
-    return { data: out, offsets: outOffsets };
+    if (misses === count) return computed;
+    if (misses > 0) for (let j = 0; j < misses; j++) answers[missIndexes[j]!] = computedText.toString('latin1', computed.offsets[j], computed.offsets[j + 1]);
+    // The answer: every pseudonym joined and written in one call (ASCII, so each one's length is its byte count).
+    const outOffsets = new Int32Array(count + 1);
+    for (let k = 0; k < count; k++) outOffsets[k + 1] = outOffsets[k]! + answers[k]!.length;
+    return { data: Buffer.from(answers.join(''), 'latin1'), offsets: outOffsets };
   }
 
   /**
