@@ -8,16 +8,17 @@
  * addons, so this file links to no libcrypto of its own and uses the same OpenSSL as node:crypto. As in siv.ts,
  * every CMAC round of a chunk of values and the chunk's whole keystream are one AES-ECB call.
  *
- * One function, pseudonyms(macKey, ctrKey, headerState, data, offsets, prefix, outOffsets) -> Buffer:
+ * One function, pseudonyms(macKey, ctrKey, headerState, data, offsets, prefix) -> { data, offsets }:
  *   macKey, ctrKey   the two halves of the AES-SIV key (16, 24 or 32 bytes each, the same length)
  *   headerState      S2V's state after the associated data (the context), 16 bytes (siv.ts `headerState`)
  *   data, offsets    the values' UTF-8 bytes, value i at data[offsets[i] .. offsets[i + 1])
  *   prefix           the pseudonym's text before the payload, e.g. "s1."
- *   outOffsets       count + 1 slots, filled with the text offsets of the answer
- * The answer is prefix + base64url(V || C) per value, unpadded, concatenated.
+ * The answer is a new Buffer holding prefix + base64url(V || C) per value, unpadded, concatenated, and a new
+ * Int32Array of its count + 1 offsets. The offsets are copied before they are checked and nothing the caller passed
+ * is written, so arguments sharing memory (views of one ArrayBuffer) cannot move a checked offset.
  *
  * Only N-API (no V8 or libuv API), so one build loads on Node 20 and 22. Bit-for-bit equality with siv.ts and with
- * @noble/ciphers' aessiv is tested on over a million random inputs (test/engine/nativeSiv.test.ts).
+ * @noble/ciphers' aessiv is tested in test/engine/sivText.test.ts and on a million random inputs by npm run verify:siv.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -35,6 +36,13 @@ static const char BASE64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu
 
 static napi_value throw_type_error(napi_env env, const char *message) {
   napi_throw_type_error(env, NULL, message);
+  return NULL;
+}
+
+/* After a failed N-API call: its own exception when it set one, else ours, so that JavaScript never gets undefined. */
+static napi_value throw_error_unless_pending(napi_env env, const char *message) {
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) napi_throw_error(env, NULL, message);
   return NULL;
 }
 
@@ -152,14 +160,23 @@ typedef struct {
   uint8_t *payload;             /* one value's V || C before base64url */
 } Work;
 
+/* Room for `blocks` counter and keystream blocks. New areas rather than realloc: the old keystream is wiped before it
+   is freed, never left in freed memory. */
 static int grow(Work *w, size_t blocks) {
   if (blocks <= w->capacity) return 1;
   size_t capacity = blocks * 2;
-  uint8_t *counters = realloc(w->counters, capacity * BLOCK);
-  if (counters == NULL) return 0;
+  uint8_t *counters = malloc(capacity * BLOCK);
+  uint8_t *keystream = malloc(capacity * BLOCK);
+  if (counters == NULL || keystream == NULL) {
+    free(counters);
+    free(keystream);
+    return 0;
+  }
+  if (w->counters != NULL) OPENSSL_cleanse(w->counters, w->capacity * BLOCK);
+  if (w->keystream != NULL) OPENSSL_cleanse(w->keystream, w->capacity * BLOCK);
+  free(w->counters);
+  free(w->keystream);
   w->counters = counters;
-  uint8_t *keystream = realloc(w->keystream, capacity * BLOCK);
-  if (keystream == NULL) return 0;
   w->keystream = keystream;
   w->capacity = capacity;
   return 1;
@@ -219,9 +236,11 @@ static int chunk(const Siv *siv, Work *w, const uint8_t *data, const int32_t *of
     size_t length = (size_t)(offsets[first + i + 1] - offsets[first + i]);
     uint8_t *payload = w->payload;
     memcpy(payload, w->x + i * BLOCK, BLOCK);
-    const uint8_t *ks = w->keystream + at * BLOCK;
-    for (size_t b = 0; b < length; b++) payload[BLOCK + b] = p[b] ^ ks[b];
-    at += (length + BLOCK - 1) / BLOCK;
+    if (length > 0) {  /* an empty value has no keystream (and a chunk of them none at all: no arithmetic on NULL) */
+      const uint8_t *ks = w->keystream + at * BLOCK;
+      for (size_t b = 0; b < length; b++) payload[BLOCK + b] = p[b] ^ ks[b];
+      at += (length + BLOCK - 1) / BLOCK;
+    }
     uint8_t *t = text + out_offsets[first + i];
     memcpy(t, prefix, prefix_length);
     base64url(t + prefix_length, payload, BLOCK + length);
@@ -238,29 +257,37 @@ static int typed_array(napi_env env, napi_value value, napi_typedarray_type want
 }
 
 static napi_value pseudonyms(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 7) {
-    return throw_type_error(env, "pseudonyms() takes 7 arguments");
+  size_t argc = 6;
+  napi_value argv[6];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 6) {
+    return throw_type_error(env, "pseudonyms() takes 6 arguments");
   }
-  void *mac_key, *ctr_key, *state, *data, *offsets_raw, *prefix, *out_offsets_raw;
-  size_t mac_length, ctr_length, state_length, data_length, offsets_length, prefix_length, out_length;
+  void *mac_key, *ctr_key, *state, *data, *offsets_raw, *prefix;
+  size_t mac_length, ctr_length, state_length, data_length, offsets_length, prefix_length;
   if (!typed_array(env, argv[0], napi_uint8_array, &mac_key, &mac_length) ||
       !typed_array(env, argv[1], napi_uint8_array, &ctr_key, &ctr_length) ||
       !typed_array(env, argv[2], napi_uint8_array, &state, &state_length) ||
       !typed_array(env, argv[3], napi_uint8_array, &data, &data_length) ||
       !typed_array(env, argv[4], napi_int32_array, &offsets_raw, &offsets_length) ||
-      !typed_array(env, argv[5], napi_uint8_array, &prefix, &prefix_length) ||
-      !typed_array(env, argv[6], napi_int32_array, &out_offsets_raw, &out_length)) {
-    return throw_type_error(env, "pseudonyms(): argument types are Uint8Array x4, Int32Array, Uint8Array, Int32Array");
+      !typed_array(env, argv[5], napi_uint8_array, &prefix, &prefix_length)) {
+    return throw_type_error(env, "pseudonyms(): argument types are Uint8Array x4, Int32Array, Uint8Array");
   }
   if (ecb_for(mac_length) == NULL || ctr_length != mac_length) return throw_type_error(env, "pseudonyms(): keys of 16, 24 or 32 bytes each");
   if (state_length != BLOCK) return throw_type_error(env, "pseudonyms(): the header state is 16 bytes");
-  if (offsets_length < 1 || out_length != offsets_length) return throw_type_error(env, "pseudonyms(): offsets and outOffsets need count + 1 slots");
-  const int32_t *offsets = offsets_raw;
-  int32_t *out_offsets = out_offsets_raw;
+  if (offsets_length < 1) return throw_type_error(env, "pseudonyms(): offsets need count + 1 slots");
   size_t count = offsets_length - 1;
-  /* Offsets must rise within data: checked before anything is read. */
+  if (count > (size_t)INT32_MAX - 1) return throw_type_error(env, "pseudonyms(): too many values");
+  /* The answer's offsets, a new Int32Array nobody else holds. */
+  napi_value offsets_buffer, offsets_array;
+  void *out_offsets_raw;
+  if (napi_create_arraybuffer(env, (count + 1) * sizeof(int32_t), &out_offsets_raw, &offsets_buffer) != napi_ok ||
+      napi_create_typedarray(env, napi_int32_array, count + 1, offsets_buffer, 0, &offsets_array) != napi_ok) {
+    return throw_error_unless_pending(env, "pseudonyms(): out of memory");
+  }
+  int32_t *out_offsets = out_offsets_raw;
+  /* The input offsets copied into the answer's array first, checked and read there only: they must rise within data. */
+  memcpy(out_offsets, offsets_raw, (count + 1) * sizeof(int32_t));
+  const int32_t *offsets = out_offsets;
   if (offsets[0] < 0) return throw_type_error(env, "pseudonyms(): offsets out of range");
   size_t max_length = 0;
   uint64_t total = 0;
@@ -271,16 +298,23 @@ static napi_value pseudonyms(napi_env env, napi_callback_info info) {
     total += prefix_length + base64url_length(BLOCK + length);
   }
   if (total > INT32_MAX) return throw_type_error(env, "pseudonyms(): the answer would exceed 2 GiB");
+
+  napi_value text_buffer;
+  void *text;
+  if (napi_create_buffer(env, (size_t)total, &text, &text_buffer) != napi_ok) {
+    return throw_error_unless_pending(env, "pseudonyms(): out of memory");
+  }
+  /* The input offsets, private: the answer's array is rewritten with the text offsets below, value by value. */
+  int32_t *input_offsets = malloc((count + 1) * sizeof(int32_t));
+  if (input_offsets == NULL) return throw_error_unless_pending(env, "pseudonyms(): out of memory");
+  memcpy(input_offsets, offsets, (count + 1) * sizeof(int32_t));
+  offsets = input_offsets;
   uint64_t written = 0;
   for (size_t i = 0; i < count; i++) {
     out_offsets[i] = (int32_t)written;
     written += prefix_length + base64url_length(BLOCK + (size_t)(offsets[i + 1] - offsets[i]));
   }
   out_offsets[count] = (int32_t)written;
-
-  napi_value result;
-  void *text;
-  if (napi_create_buffer(env, (size_t)total, &text, &result) != napi_ok) return NULL;
 
   Siv siv;
   memset(&siv, 0, sizeof siv);
@@ -319,9 +353,12 @@ static napi_value pseudonyms(napi_env env, napi_callback_info info) {
     OPENSSL_cleanse(w, sizeof(Work));
     free(w);
   }
-  if (!ok) {
-    napi_throw_error(env, NULL, "AES-SIV on OpenSSL failed");
-    return NULL;
+  free(input_offsets);
+  if (!ok) return throw_error_unless_pending(env, "AES-SIV on OpenSSL failed");
+  napi_value result;
+  if (napi_create_object(env, &result) != napi_ok || napi_set_named_property(env, result, "data", text_buffer) != napi_ok ||
+      napi_set_named_property(env, result, "offsets", offsets_array) != napi_ok) {
+    return throw_error_unless_pending(env, "pseudonyms(): out of memory");
   }
   return result;
 }

@@ -31,6 +31,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define BLOCK_BYTES 64
@@ -81,19 +82,32 @@ static napi_value hmac_sha256_batch(napi_env env, napi_callback_info info) {
   if (offset_count < 1) return type_error(env, "hmacSha256Batch: offsets must hold at least one entry");
 
   const size_t count = offset_count - 1;
-  const int32_t *offsets = offset_data;
   if (out_length != count * DIGEST_BYTES)
     return type_error(env, "hmacSha256Batch: out must be 32 bytes per value");
+  // The offsets are copied and checked in the copy, and the digests are written to a buffer of our own and copied
+  // into `out` at the end: `out` may share memory with the offsets or the data (views of one ArrayBuffer), and a
+  // digest written there must not move an offset already checked or change a value not yet hashed.
+  int32_t *offsets = malloc(offset_count * sizeof(int32_t));
+  unsigned char *digests = malloc(count * DIGEST_BYTES + 1);
+  if (offsets == NULL || digests == NULL) {
+    free(offsets);
+    free(digests);
+    napi_throw_error(env, NULL, "hmacSha256Batch: out of memory");
+    return NULL;
+  }
+  memcpy(offsets, offset_data, offset_count * sizeof(int32_t));
   // Every value inside data, in order, before anything is hashed: a bad batch writes nothing.
   for (size_t i = 0; i < count; i++) {
-    if (offsets[i] < 0 || offsets[i] > offsets[i + 1] || (size_t)offsets[i + 1] > data_length)
+    if (offsets[i] < 0 || offsets[i] > offsets[i + 1] || (size_t)offsets[i + 1] > data_length) {
+      free(offsets);
+      free(digests);
       return type_error(env, "hmacSha256Batch: offsets must be ascending and within data");
+    }
   }
   // Zero-length typed arrays may have no backing store: never do pointer arithmetic on NULL.
   const unsigned char *key = key_length ? key_data : empty;
   const unsigned char *prefix = prefix_length ? prefix_data : empty;
   const unsigned char *values = data_length ? value_data : empty;
-  unsigned char *out = out_data;
 
   // RFC 2104 section 2: K0 is the key padded with zeros to the block, or SHA-256(key) padded when it is longer.
   unsigned char block[BLOCK_BYTES];
@@ -121,8 +135,9 @@ static napi_value hmac_sha256_batch(napi_env env, napi_callback_info info) {
     SHA256_Final(digest, &work);
     work = outer;
     SHA256_Update(&work, digest, DIGEST_BYTES);
-    SHA256_Final(out + i * DIGEST_BYTES, &work);
+    SHA256_Final(digests + i * DIGEST_BYTES, &work);
   }
+  if (count > 0) memcpy(out_data, digests, count * DIGEST_BYTES);
 
   // The states are key material: HMAC under them needs no key.
   OPENSSL_cleanse(block, sizeof block);
@@ -130,6 +145,8 @@ static napi_value hmac_sha256_batch(napi_env env, napi_callback_info info) {
   OPENSSL_cleanse(&inner, sizeof inner);
   OPENSSL_cleanse(&outer, sizeof outer);
   OPENSSL_cleanse(&work, sizeof work);
+  free(offsets);
+  free(digests);
   return NULL;
 }
 

@@ -92,7 +92,8 @@ const ADDONS = [
   { name: 'keyed_hash', fallback: 'the keyed hash falls back to one createHmac per value' },
   { name: 'aes_siv', fallback: 'deterministic AES-SIV pseudonyms fall back to JavaScript' },
 ];
-const nodeHeaders = ['/usr/include/node', join(dirname(dirname(realpathSync(process.execPath))), 'include', 'node')].find(
+// The running node's own headers first (they match its OpenSSL), then the distribution's.
+const nodeHeaders = [join(dirname(dirname(realpathSync(process.execPath))), 'include', 'node'), '/usr/include/node'].find(
   (dir) => existsSync(join(dir, 'node_api.h')) && existsSync(join(dir, 'openssl', 'sha.h')),
 );
 const builtAddons: string[] = [];
@@ -104,7 +105,9 @@ for (const { name, fallback } of ADDONS) {
   else {
     mkdirSync(dirname(addon), { recursive: true });
     try {
-      execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-I', nodeHeaders, '-o', beingBuilt, `native/${name}.c`], { stdio: ['ignore', 'ignore', 'pipe'] });
+      // -z now: OpenSSL symbols the running node does not export fail the load (caught: the JavaScript path) instead of
+      // killing the process at the first call; the stack protector and fortified libc calls as a second net.
+      execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-fstack-protector-strong', '-D_FORTIFY_SOURCE=2', '-shared', '-fPIC', '-Wl,-z,now', '-I', nodeHeaders, '-o', beingBuilt, `native/${name}.c`], { stdio: ['ignore', 'ignore', 'pipe'] });
       renameSync(beingBuilt, addon);
       builtAddons.push(addon);
     } catch (error) {

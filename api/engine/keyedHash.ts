@@ -36,7 +36,8 @@ interface KeyedHashAddon {
 let loadedAddon: KeyedHashAddon | null | undefined;
 
 function addon(): KeyedHashAddon | null {
-  loadedAddon ??= loadAddon<KeyedHashAddon>('keyed_hash.node', answersKnownValues) ?? null;
+  // Not `??=`: that would look again on every batch once the search found none (null).
+  if (loadedAddon === undefined) loadedAddon = loadAddon<KeyedHashAddon>('keyed_hash.node', answersKnownValues) ?? null;
   return loadedAddon;
 }
 

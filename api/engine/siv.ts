@@ -49,6 +49,7 @@ export class AesSiv {
   private readonly cmacOfZero: Uint8Array;
   /** K1 ‖ K2, a copy kept for the native batch path (sivText.ts); zeroed by `destroy`. */
   private readonly key: Uint8Array;
+  private destroyed = false;
 
   constructor(key: Uint8Array) {
     if (!SIV_KEY_LENGTHS.includes(key.length)) {
@@ -70,13 +71,22 @@ export class AesSiv {
 
   /** K1 (S2V) and K2 (CTR) as views of the kept key, for the native batch path (sivText.ts) only. */
   keyHalves(): [Uint8Array, Uint8Array] {
+    this.assertUsable();
     const half = this.key.length / 2;
     return [this.key.subarray(0, half), this.key.subarray(half)];
   }
 
-  /** Zeroes the kept key: a destroyed key version (the OpenSSL cipher objects go with the version's last reference). */
+  /**
+   * Zeroes the kept key and refuses every later call: a destroyed key version (the OpenSSL cipher objects go with the
+   * version's last reference).
+   */
   destroy(): void {
+    this.destroyed = true;
     this.key.fill(0);
+  }
+
+  private assertUsable(): void {
+    if (this.destroyed) throw new CryptoInputError('this AES-SIV key was destroyed');
   }
 
   /** AES-CMAC (RFC 4493) of one message. Used for associated data, not per value. */
@@ -104,6 +114,7 @@ export class AesSiv {
    * D = CMAC(0); for each S: D = dbl(D) xor CMAC(S). Constant per context: compute it once.
    */
   headerState(associatedData: readonly Uint8Array[]): Uint8Array {
+    this.assertUsable();
     if (associatedData.length > 126) throw new CryptoInputError('AES-SIV allows at most 126 associated-data components');
     let d = this.cmacOfZero;
     for (const component of associatedData) {
@@ -133,6 +144,7 @@ export class AesSiv {
    * `headerStates` is one 16-byte state shared by the batch, or one per value (16 * n bytes).
    */
   encryptBatch(headerStates: Uint8Array, plaintexts: PackedBytes): PackedBytes {
+    this.assertUsable();
     const count = packedCount(plaintexts);
     this.checkHeaderStates(headerStates, count);
     const tags = this.s2v(headerStates, plaintexts);
@@ -163,6 +175,7 @@ export class AesSiv {
    * AES call, S2V over the recovered plaintexts one AES call per CMAC round, as in `encryptBatch`.
    */
   decryptBatch(headerStates: Uint8Array, ciphertexts: PackedBytes): SivDecryptResult {
+    this.assertUsable();
     const count = packedCount(ciphertexts);
     this.checkHeaderStates(headerStates, count);
     const { data, offsets } = ciphertexts;

@@ -8,21 +8,22 @@
  * @noble/ciphers on over a million random inputs.
  */
 import { loadAddon } from './_native.ts';
-import { packByteArrays, packedCount, type PackedBytes } from './_blocks.ts';
+import { packByteArrays, type PackedBytes } from './_blocks.ts';
 import { formatPseudonymsPacked, pseudonymPrefix } from './pseudonymFormat.ts';
 import { AesSiv } from './siv.ts';
 
 /** native/aes_siv.c. */
 interface AesSivAddon {
-  pseudonyms(macKey: Uint8Array, ctrKey: Uint8Array, headerState: Uint8Array, data: Uint8Array, offsets: Int32Array, prefix: Uint8Array, outOffsets: Int32Array): Buffer;
+  pseudonyms(macKey: Uint8Array, ctrKey: Uint8Array, headerState: Uint8Array, data: Uint8Array, offsets: Int32Array, prefix: Uint8Array): { data: Buffer; offsets: Int32Array };
 }
 
 export type SivTextImplementation = 'openssl-batch-native' | 'javascript';
 
+/** `undefined`: not looked for yet; `null`: looked for once, none usable (not looked for again). */
 let addon: AesSivAddon | null | undefined;
 
 function loaded(): AesSivAddon | null {
-  addon ??= loadAddon<AesSivAddon>('aes_siv.node', answersKnownValues) ?? null;
+  if (addon === undefined) addon = loadAddon<AesSivAddon>('aes_siv.node', answersKnownValues) ?? null;
   return addon;
 }
 
@@ -50,10 +51,8 @@ export function nativePseudonymsIfLoaded(siv: AesSiv, headerState: Uint8Array, p
 
 function nativePseudonyms(native: AesSivAddon, siv: AesSiv, headerState: Uint8Array, plaintexts: PackedBytes, version: number): { data: Buffer; offsets: Int32Array } {
   const [macKey, ctrKey] = siv.keyHalves();
-  const outOffsets = new Int32Array(packedCount(plaintexts) + 1);
   const prefix = Buffer.from(pseudonymPrefix('deterministic', version), 'latin1');
-  const data = native.pseudonyms(macKey, ctrKey, headerState, plaintexts.data, plaintexts.offsets, prefix, outOffsets);
-  return { data, offsets: outOffsets };
+  return native.pseudonyms(macKey, ctrKey, headerState, plaintexts.data, plaintexts.offsets, prefix);
 }
 
 /**

@@ -154,6 +154,22 @@ describe('keyed hash', () => {
     });
   });
 
+  it.skipIf(!ADDON_BUILT && !IN_CI)('addon: an `out` sharing memory with the offsets and the data gives the digests separate buffers give', () => {
+    const addon = createRequire(import.meta.url)(ADDON_PATH) as KeyedHashAddon;
+    const key = randomBytes(32);
+    const prefix = Buffer.from('device_id\u0000');
+    // out covers the offsets and the data: each digest written there would move a checked offset or change a value.
+    const shared = new ArrayBuffer(64);
+    const offsets = new Int32Array(shared, 0, 3);
+    offsets.set([0, 20, 40]);
+    const data = new Uint8Array(shared, 12, 40);
+    data.set(randomBytes(40));
+    const expected = Buffer.alloc(2 * DIGEST_BYTES);
+    addon.hmacSha256Batch(key, prefix, Uint8Array.from(data), Int32Array.from(offsets), expected);
+    addon.hmacSha256Batch(key, prefix, data, offsets, new Uint8Array(shared));
+    expect(Buffer.from(shared).equals(expected)).toBe(true);
+  });
+
   it.skipIf(!ADDON_BUILT && !IN_CI)('addon: wrong argument types, counts or lengths throw a TypeError that names no input, and never crash', () => {
     const addon = createRequire(import.meta.url)(ADDON_PATH) as KeyedHashAddon;
     const key = randomBytes(32);

@@ -71,35 +71,59 @@ describe('deterministic AES-SIV pseudonym text, native and JavaScript', () => {
     expect(texts(deterministicPseudonymsPacked(siv, header, tail, 1))).toEqual(texts(javascriptPseudonyms(siv, header, packByteArrays([packedItem(whole, 1), packedItem(whole, 2)]), 1)));
   });
 
-  it('is no longer usable once the key version is destroyed: the kept key is zeroed', () => {
-    const key = randomBytes(64);
-    const siv = new AesSiv(key);
+  it('is no longer usable once the key version is destroyed: the kept key is zeroed and every call refused', () => {
+    const siv = new AesSiv(randomBytes(64));
     const header = siv.headerState([Buffer.from('vin')]);
     const values = packByteArrays([Buffer.from('VIN0000000000001')]);
-    const before = texts(deterministicPseudonymsPacked(siv, header, values, 1));
+    expect(texts(deterministicPseudonymsPacked(siv, header, values, 1))).toHaveLength(1);
+    const [k1] = siv.keyHalves();
     siv.destroy();
-    expect(siv.keyHalves().every((half) => half.every((byte) => byte === 0))).toBe(true);
-    const after = nativePseudonymsIfLoaded(siv, header, values, 1);
-    if (after) expect(texts(after)).not.toEqual(before);
+    expect(k1.every((byte) => byte === 0)).toBe(true);
+    expect(() => deterministicPseudonymsPacked(siv, header, values, 1)).toThrow(/destroyed/);
+    expect(() => javascriptPseudonyms(siv, header, values, 1)).toThrow(/destroyed/);
+    expect(() => siv.decryptBatch(header, values)).toThrow(/destroyed/);
+    expect(() => siv.headerState([Buffer.from('vin')])).toThrow(/destroyed/);
   });
 
   it.runIf(Boolean(process.env.CI) || sivTextImplementation() === 'openssl-batch-native')('the addon refuses misuse with a TypeError instead of reading out of bounds', () => {
-    const addon = createRequire(import.meta.url)(ADDON) as { pseudonyms: (...args: unknown[]) => Buffer };
+    const addon = createRequire(import.meta.url)(ADDON) as { pseudonyms: (...args: unknown[]) => { data: Buffer; offsets: Int32Array } };
     const key = new Uint8Array(32);
     const state = new Uint8Array(16);
     const prefix = Buffer.from('s1.');
     const data = Buffer.from('abc');
-    const call = (...args: unknown[]): (() => Buffer) => () => addon.pseudonyms(...args);
-    expect(call(key, key, state, data, Int32Array.of(0, 3), prefix)).toThrow(TypeError);
-    expect(call(key, key, state, data, Int32Array.of(0, 4), prefix, new Int32Array(2))).toThrow(/offsets out of range/);
-    expect(call(key, key, state, data, Int32Array.of(2, 1), prefix, new Int32Array(2))).toThrow(/offsets out of range/);
-    expect(call(key, key, state, data, Int32Array.of(-1, 1), prefix, new Int32Array(2))).toThrow(/offsets out of range/);
-    expect(call(key, key, state, data, Int32Array.of(0, 3), prefix, new Int32Array(3))).toThrow(/count \+ 1/);
-    expect(call(new Uint8Array(20), new Uint8Array(20), state, data, Int32Array.of(0, 3), prefix, new Int32Array(2))).toThrow(/keys of 16, 24 or 32/);
-    expect(call(key, new Uint8Array(16), state, data, Int32Array.of(0, 3), prefix, new Int32Array(2))).toThrow(/keys of 16, 24 or 32/);
-    expect(call(key, key, new Uint8Array(15), data, Int32Array.of(0, 3), prefix, new Int32Array(2))).toThrow(/16 bytes/);
-    expect(call(key, key, state, [1, 2, 3], Int32Array.of(0, 3), prefix, new Int32Array(2))).toThrow(TypeError);
-    expect(call(key, key, state, data, Uint32Array.of(0, 3), prefix, new Int32Array(2))).toThrow(TypeError);
-    expect(addon.pseudonyms(key, key, state, data, Int32Array.of(0), prefix, new Int32Array(1)).length).toBe(0);
+    const call = (...args: unknown[]): (() => unknown) => () => addon.pseudonyms(...args);
+    expect(call(key, key, state, data, Int32Array.of(0, 3))).toThrow(TypeError);
+    expect(call(key, key, state, data, Int32Array.of(0, 4), prefix)).toThrow(/offsets out of range/);
+    expect(call(key, key, state, data, Int32Array.of(2, 1), prefix)).toThrow(/offsets out of range/);
+    expect(call(key, key, state, data, Int32Array.of(-1, 1), prefix)).toThrow(/offsets out of range/);
+    expect(call(key, key, state, data, new Int32Array(0), prefix)).toThrow(/count \+ 1/);
+    expect(call(new Uint8Array(20), new Uint8Array(20), state, data, Int32Array.of(0, 3), prefix)).toThrow(/keys of 16, 24 or 32/);
+    expect(call(key, new Uint8Array(16), state, data, Int32Array.of(0, 3), prefix)).toThrow(/keys of 16, 24 or 32/);
+    expect(call(key, key, new Uint8Array(15), data, Int32Array.of(0, 3), prefix)).toThrow(/16 bytes/);
+    expect(call(key, key, state, [1, 2, 3], Int32Array.of(0, 3), prefix)).toThrow(TypeError);
+    expect(call(key, key, state, data, Uint32Array.of(0, 3), prefix)).toThrow(TypeError);
+    expect(addon.pseudonyms(key, key, state, data, Int32Array.of(0), prefix).data.length).toBe(0);
+  });
+
+  it.runIf(Boolean(process.env.CI) || sivTextImplementation() === 'openssl-batch-native')('the addon writes nothing the caller passed: arguments sharing one ArrayBuffer give the same answer', () => {
+    const addon = createRequire(import.meta.url)(ADDON) as { pseudonyms: (...args: unknown[]) => { data: Buffer; offsets: Int32Array } };
+    // Keys, state, prefix, values and offsets all views of one buffer: the answer is what separate copies give.
+    const shared = new ArrayBuffer(256);
+    const bytes = new Uint8Array(shared);
+    bytes.set(randomBytes(256));
+    const key = new Uint8Array(shared, 0, 32);
+    const state = new Uint8Array(shared, 32, 16);
+    const values = new Uint8Array(shared, 48, 64);
+    const offsets = new Int32Array(shared, 112, 3);
+    offsets.set([0, 17, 40]);
+    const prefix = new Uint8Array(shared, 124, 3);
+    const before = Buffer.from(bytes);
+    const answer = addon.pseudonyms(key, key, state, values, offsets, prefix);
+    expect(Buffer.from(bytes).equals(before)).toBe(true);
+    const copy = (view: Uint8Array): Uint8Array => Uint8Array.from(view);
+    const separate = addon.pseudonyms(copy(key), copy(key), copy(state), copy(values), Int32Array.from(offsets), copy(prefix));
+    expect(answer.data.equals(separate.data)).toBe(true);
+    expect(Array.from(answer.offsets)).toEqual(Array.from(separate.offsets));
+    expect(answer.offsets.buffer).not.toBe(shared);
   });
 });
