@@ -162,9 +162,11 @@ export class PseudonymEngine {
     // values is then computed whole, its lookups skipped.
     const sampled = cache && cache.size >= cache.max && values.length >= 2 * PROBE_SAMPLE ? this.sampleStrings(cache, values, cachePrefix) : undefined;
     const lookUp = cache && !sampled?.distinct ? cache : undefined;
+    let present = 0;
     for (let i = 0; i < values.length; i++) {
       const value = values[i];
       if (value === null || value === undefined) continue;
+      present++;
       const hit = lookUp?.get(cachePrefix + value);
       if (hit !== undefined) {
         pseudonyms[i] = hit;
@@ -174,8 +176,12 @@ export class PseudonymEngine {
       missValues.push(value);
     }
     if (lookUp) {
-      this.cacheHits += values.length - missValues.length;
+      this.cacheHits += present - missValues.length;
       this.cacheMisses += missValues.length;
+    } else if (sampled) {
+      // Only the sample was looked up.
+      this.cacheHits += sampled.hits;
+      this.cacheMisses += sampled.missed.length;
     }
     if (missValues.length === 0) return { pseudonyms, keyVersion: key.version };
 
@@ -190,7 +196,7 @@ export class PseudonymEngine {
       for (let j = 0; j < sampled.missed.length; j += ADMIT_ONE_IN) cache!.set(cachePrefix + values[sampled.missed[j]!]!, pseudonyms[sampled.missed[j]!]!);
     } else if (lookUp) {
       // The packed path's admission: every miss while the cache fills or when the batch hit at least 1/64, else one in 16.
-      const admitAll = lookUp.size < lookUp.max || (values.length - missValues.length) * ADMIT_ALL_AT_HIT_SHARE >= values.length;
+      const admitAll = lookUp.size < lookUp.max || (present - missValues.length) * ADMIT_ALL_AT_HIT_SHARE >= present;
       for (let k = 0; k < missIndexes.length; k++) if (admitAll || k % ADMIT_ONE_IN === 0) lookUp.set(cachePrefix + missValues[k]!, computed[k]);
     }
     return { pseudonyms, keyVersion: key.version };
@@ -200,7 +206,7 @@ export class PseudonymEngine {
    * PROBE_SAMPLE values spread over a batch of strings looked up in a full cache: `distinct` when under 1/64 of them
    * hit (the batch is then computed without a lookup per value), and the indexes of the sampled misses.
    */
-  private sampleStrings(cache: LRUCache<string, string>, values: readonly Nullable<string>[], cachePrefix: string): { distinct: boolean; missed: number[] } {
+  private sampleStrings(cache: LRUCache<string, string>, values: readonly Nullable<string>[], cachePrefix: string): { distinct: boolean; hits: number; missed: number[] } {
     const step = Math.floor(values.length / PROBE_SAMPLE);
     const missed: number[] = [];
     let probes = 0;
@@ -211,9 +217,7 @@ export class PseudonymEngine {
       if (cache.get(cachePrefix + value) === undefined) missed.push(p * step);
     }
     const hits = probes - missed.length;
-    this.cacheHits += hits;
-    this.cacheMisses += missed.length;
-    return { distinct: probes > 0 && hits * ADMIT_ALL_AT_HIT_SHARE < probes, missed };
+    return { distinct: probes > 0 && hits * ADMIT_ALL_AT_HIT_SHARE < probes, hits, missed };
   }
 
   /** True when `pseudonymizePacked` serves this context and mode: deterministic pseudonyms of the AES-SIV transform. */
@@ -332,9 +336,10 @@ export class PseudonymEngine {
       missKeys.push(cacheKey);
     }
     const sampleHits = PROBE_SAMPLE - missed.length;
+    // Counted only when the sample is all that is looked up; otherwise every value is looked up and counted after.
+    if (sampleHits * ADMIT_ALL_AT_HIT_SHARE >= PROBE_SAMPLE) return undefined;
     this.cacheHits += sampleHits;
     this.cacheMisses += missed.length;
-    if (sampleHits * ADMIT_ALL_AT_HIT_SHARE >= PROBE_SAMPLE) return undefined;
     const computed = this.sivPseudonymsPackedUnder(key, context, present);
     const text = asBuffer(computed.data);
     for (let j = 0; j < missed.length; j += ADMIT_ONE_IN) {

@@ -269,6 +269,9 @@ describe('pseudonym engine', () => {
     // The cache never answers reidentify: a pseudonym is not a key of it.
     expect(engine.reidentify('vin', [first[0]!]).values).toEqual(['A']);
     expect(engine.cacheHits).toBe(2);
+    // Nulls are neither hits nor misses.
+    engine.pseudonymize('vin', [null, 'A', null, null, 'E'], { deterministic: true });
+    expect([engine.cacheHits, engine.cacheMisses]).toEqual([3, 5]);
   });
 
   it('encrypts a large batch of distinct strings against a full cache after a sample of 256 lookups, in every transform, and still learns values that recur', () => {
