@@ -8,9 +8,10 @@ import socket
 
 import pyarrow as pa
 import pytest
+import requests
 
 from spark_udfs import ApiKeySource, ClientConfig, PseudonymizationClient, PseudonymizationError
-from spark_udfs.client import _key_from_secret, _retry_after_seconds
+from spark_udfs.client import _cut_off, _key_from_secret, _retry_after_seconds
 from test_support.servers import FaultProxy
 
 from .conftest import Api
@@ -52,6 +53,19 @@ def test_retries_an_answer_cut_off_mid_body_in_either_format(api: Api) -> None:
             assert client.pseudonymize_array("vin", pa.array(VINS)).pseudonyms.to_pylist() == expected
             assert proxy.counts["truncated"] > 0
             assert client.stats.retries >= proxy.counts["truncated"]
+
+
+def test_an_answer_shorter_than_its_length_counts_as_cut_off() -> None:
+    # urllib3 1.x hands back a short body where 2.x raises: the client checks the length itself.
+    response = requests.Response()
+    response.headers["content-length"] = "10"
+    assert _cut_off(response, b"12345")
+    assert not _cut_off(response, b"1234567890")
+    response.headers["content-encoding"] = "gzip"  # the length is of the encoded body: not comparable
+    assert not _cut_off(response, b"12345")
+    del response.headers["content-length"]
+    del response.headers["content-encoding"]
+    assert not _cut_off(response, b"12345")
 
 
 def test_takes_proxies_from_the_environment_once_and_honours_no_proxy(

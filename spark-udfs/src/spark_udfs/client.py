@@ -548,6 +548,8 @@ class PseudonymizationClient:
                 ) as response:
                     if response.status_code == 200:
                         body = b"".join(response.iter_content(READ_CHUNK_BYTES))
+                        if _cut_off(response, body):
+                            raise requests.exceptions.ChunkedEncodingError("the answer is shorter than its length")
                         return _Answer(response.headers.get("content-type", ""), body)
                     if response.status_code == 415 and content_type == ARROW_STREAM:
                         raise _ArrowNotTaken()
@@ -559,7 +561,12 @@ class PseudonymizationClient:
                         raise PseudonymizationError(f"{path}: HTTP {response.status_code} {problem}")
                     last_problem = f"HTTP {response.status_code} {problem}"
                     retry_after = _retry_after_seconds(response.headers.get("retry-after"))
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ) as error:
                 # A connection that failed, also while its answer was being read (a truncated body): tried again.
                 last_problem = type(error).__name__
             if attempt == self.config.max_retries:
@@ -568,6 +575,14 @@ class PseudonymizationClient:
         raise PseudonymizationError(
             f"{path}: gave up after {self.config.max_retries + 1} attempts; last: {last_problem}"
         )
+
+
+def _cut_off(response: requests.Response, body: bytes) -> bool:
+    """True when an answer without a content coding is shorter than its Content-Length: urllib3 2 raises on that
+    itself, urllib3 1.x (which botocore keeps on older Pythons, e.g. on EMR) returns the short body."""
+    length = response.headers.get("content-length", "")
+    encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+    return length.isdigit() and not encoded and len(body) != int(length)
 
 
 @dataclass(frozen=True)
