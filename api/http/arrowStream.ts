@@ -12,6 +12,7 @@
  */
 import { Builder } from 'flatbuffers';
 import { makeData, makeVector, Table, tableToIPC, Utf8 } from 'apache-arrow';
+import { PlatformError } from '../errors.ts';
 
 /** One Utf8 column as its buffers: item i is `data[offsets[i] .. offsets[i + 1])`, offsets starting at 0. */
 export interface Utf8Column {
@@ -39,7 +40,7 @@ function schemaMessage(names: readonly string[]): Buffer {
     const empty = () => makeVector(makeData({ type: new Utf8(), length: 0, nullCount: 0, valueOffsets: new Int32Array(1), data: new Uint8Array(0) }));
     const stream = tableToIPC(new Table(Object.fromEntries(names.map((name) => [name, empty()]))), 'stream');
     const view = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
-    if (view.getUint32(0, true) !== CONTINUATION) throw new Error('apache-arrow wrote a stream without the continuation marker');
+    if (view.getUint32(0, true) !== CONTINUATION) throw new PlatformError('internal', 'apache-arrow wrote a stream without the continuation marker');
     message = Buffer.from(stream.subarray(0, 8 + view.getInt32(4, true)));
     schemaMessages.set(key, message);
   }
@@ -55,7 +56,9 @@ export function utf8Stream(columns: readonly Utf8Column[]): Buffer {
   const buffers: { offset: number; length: number; bytes: Uint8Array }[] = [];
   let bodyLength = 0;
   for (const column of columns) {
-    if (column.length !== length) throw new Error('the columns of a record batch have one length');
+    // The service's own invariants (answers are built here, never from caller input): a 500 if ever broken.
+    if (column.length !== length) throw new PlatformError('internal', 'the columns of a record batch have one length');
+    if (column.offsets.length < length + 1) throw new PlatformError('internal', 'a column needs length + 1 offsets');
     const validity = column.nullCount > 0 && column.validity ? column.validity.subarray(0, Math.ceil(length / 8)) : new Uint8Array(0);
     const offsets = new Uint8Array(column.offsets.buffer, column.offsets.byteOffset, (length + 1) * 4);
     const data = column.data.subarray(0, column.offsets[length]);
