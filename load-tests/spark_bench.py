@@ -153,7 +153,12 @@ def generate(path: Path, rows: int, distinct: int | None, first: int = 0) -> Non
 def cpu_seconds() -> dict[int, tuple[int, float]]:
     """pid -> (parent pid, CPU seconds) of every process on the machine: utime + stime of the process and of its
     children it has reaped (a Python worker that exited is counted in the daemon that forked it)."""
-    found: dict[int, tuple[int, float]] = {}
+    return {pid: (parent, seconds) for pid, (parent, seconds, _) in processes_now().items()}
+
+
+def processes_now() -> dict[int, tuple[int, float, str]]:
+    """pid -> (parent pid, CPU seconds as in cpu_seconds, command name) of every process on the machine."""
+    found: dict[int, tuple[int, float, str]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -163,7 +168,8 @@ def cpu_seconds() -> dict[int, tuple[int, float]]:
         except OSError:
             continue  # exited meanwhile
         fields = text[text.rindex(")") + 2 :].split()  # the command name may hold spaces and parentheses
-        found[int(entry)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / TICKS)
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        found[int(entry)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / TICKS, name)
     return found
 
 
@@ -171,21 +177,30 @@ def cpu_seconds() -> dict[int, tuple[int, float]]:
 class CpuSplit:
     api: float
     spark: float
+    #: The part of `spark` spent in Python processes under Spark's JVM (the daemon and the workers it forked).
+    python: float = 0.0
 
 
 def tree_cpu(server_pid: int) -> CpuSplit:
     """CPU seconds so far of the API server (with anything under it) and of the rest of this process's tree: the
     driver, Spark's JVM and the Python workers under it."""
-    processes = cpu_seconds()
+    processes = processes_now()
     children: dict[int, list[int]] = {}
-    for pid, (parent, _) in processes.items():
+    for pid, (parent, _, _) in processes.items():
         children.setdefault(parent, []).append(pid)
 
     def subtree(pid: int) -> float:
-        return processes.get(pid, (0, 0.0))[1] + sum(subtree(child) for child in children.get(pid, []))
+        return processes.get(pid, (0, 0.0, ""))[1] + sum(subtree(child) for child in children.get(pid, []))
+
+    def python_under_java(pid: int, in_java: bool) -> float:
+        name = processes.get(pid, (0, 0.0, ""))[2]
+        if in_java and name.startswith("python"):
+            return subtree(pid)
+        inside = in_java or name == "java"
+        return sum(python_under_java(child, inside) for child in children.get(pid, []))
 
     api = subtree(server_pid)
-    return CpuSplit(api, subtree(os.getpid()) - api)
+    return CpuSplit(api, subtree(os.getpid()) - api, python_under_java(os.getpid(), False))
 
 
 def server_pid() -> int:
@@ -233,7 +248,8 @@ class Run:
     def describe(self) -> str:
         return (
             f"{self.dataset} {self.wire} round {self.round}: {self.seconds:.1f} s, {self.rows_per_second:,.0f} rows/s,"
-            f" CPU API {self.cpu.api:.1f} s, Spark {self.cpu.spark:.1f} s, cache lookups {self.cache_hits:,} hits"
+            f" CPU API {self.cpu.api:.1f} s, Spark {self.cpu.spark:.1f} s (its Python workers {self.cpu.python:.1f} s),"
+            f" cache lookups {self.cache_hits:,} hits"
             f" {self.cache_misses:,} misses, load average {self.load:.1f}"
         )
 
@@ -279,7 +295,7 @@ def run(api: ApiServer) -> int:
                 round_number,
                 limit or ROWS,
                 seconds,
-                CpuSplit(cpu_after.api - cpu.api, cpu_after.spark - cpu.spark),
+                CpuSplit(cpu_after.api - cpu.api, cpu_after.spark - cpu.spark, cpu_after.python - cpu.python),
                 hits_after - hits,
                 misses_after - misses,
                 os.getloadavg()[0],
