@@ -154,6 +154,10 @@ if [ "$(.cache/node22/bin/node --version 2>/dev/null)" != "v$node22_version" ]; 
   begin "fetching Node $node22_version for the tests (.cache/node22)"
   rm -rf .cache/node22 && mkdir -p .cache/node22
   tarball=$(npm pack "$node22_package@$node22_version" --pack-destination .cache --cache "$root/.cache/npm" --loglevel=error | tail -1)
+  if [ -z "$tarball" ] || [ ! -f ".cache/$tarball" ]; then
+    echo "setup: npm pack left no tarball of $node22_package $node22_version in .cache" >&2
+    exit 1
+  fi
   digest=$(node -e 'process.stdout.write(require("crypto").createHash("sha512").update(require("fs").readFileSync(process.argv[1])).digest("base64"))' ".cache/$tarball")
   if [ "sha512-$digest" != "$node22_integrity" ]; then
     rm -f ".cache/$tarball"
