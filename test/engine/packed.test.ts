@@ -11,15 +11,15 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeData, makeVector, Table, tableFromIPC, tableToIPC, Utf8 } from 'apache-arrow';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Nullable, PackedTexts, PseudonymEngine } from '../../api/engine/engine.ts';
 import { formatPseudonymsPacked, parsePseudonymHeader, pseudonymFormatter } from '../../api/engine/pseudonymFormat.ts';
 import { SqliteErasureLedger } from '../../api/erasure/sqliteLedger.ts';
 import { engineOperations, ErasureSuppression, type PseudonymOperations } from '../../api/erasure/suppression.ts';
-import { PlatformError, RequestError } from '../../api/errors.ts';
+import { PlatformError } from '../../api/errors.ts';
 import { arrowAnswer, arrowAnswerPacked, readArrowColumn } from '../../api/http/arrow.ts';
+import { columnsOf, streamOf, stringsOf, type Row } from '../support/arrowRows.ts';
 import { engineOf, keyringOf } from '../support/engine.ts';
 
 const JANE = 'sentinel.jane.packed@example.com'; // filed under the older version 1 only
@@ -47,8 +47,6 @@ afterAll(async () => {
   await ledger.close();
 });
 
-/** One row of a request: null (its slot may hold bytes), a text, or raw bytes that may not be UTF-8. */
-type Row = { kind: 'null'; junk: Uint8Array } | { kind: 'text'; text: string } | { kind: 'bytes'; bytes: Uint8Array };
 
 const rowArbitrary: fc.Arbitrary<Row> = fc.oneof(
   { weight: 2, arbitrary: fc.uint8Array({ maxLength: 3 }).map((junk): Row => ({ kind: 'null', junk })) },
@@ -58,42 +56,7 @@ const rowArbitrary: fc.Arbitrary<Row> = fc.oneof(
   { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 6 }).map((bytes): Row => ({ kind: 'bytes', bytes })) },
 );
 
-const bytesOf = (row: Row): Uint8Array => (row.kind === 'null' ? row.junk : row.kind === 'text' ? Buffer.from(row.text, 'utf8') : row.bytes);
-
-/** A Utf8 record batch's data of these rows; `lead` bytes before the first item. */
-function utf8Data(rows: readonly Row[], lead: number) {
-  const parts = rows.map(bytesOf);
-  const offsets = new Int32Array(rows.length + 1);
-  let at = lead;
-  parts.forEach((part, i) => {
-    offsets[i] = at;
-    at += part.length;
-  });
-  offsets[rows.length] = at;
-  const data = new Uint8Array(at);
-  parts.forEach((part, i) => {
-    data.set(part, offsets[i]);
-  });
-  const validity = new Uint8Array(Math.ceil(rows.length / 8));
-  rows.forEach((row, i) => {
-    if (row.kind !== 'null') validity[i >> 3]! |= 1 << (i & 7);
-  });
-  const nullCount = rows.filter((row) => row.kind === 'null').length;
-  return makeData({ type: new Utf8(), length: rows.length, nullCount, nullBitmap: nullCount > 0 ? validity : null, valueOffsets: offsets, data });
-}
-
-/** An Arrow IPC stream of the rows, in one or two record batches. */
-function streamOf(rows: readonly Row[], split: number | undefined, lead: number): Buffer {
-  const chunks = split === undefined ? [utf8Data(rows, lead)] : [utf8Data(rows.slice(0, split), lead), utf8Data(rows.slice(split), 0)];
-  return Buffer.from(tableToIPC(new Table({ values: makeVector(chunks) }), 'stream'));
-}
-
 type Outcome = { columns: Record<string, (string | null)[]> } | { code: string; message: string; problems: unknown };
-
-function columnsOf(answer: Buffer): Record<string, (string | null)[]> {
-  const table = tableFromIPC(answer);
-  return Object.fromEntries(table.schema.fields.map((field) => [field.name, [...(table.getChild(field.name)!.toArray() as (string | null)[])]]));
-}
 
 async function outcomeOf(run: () => Promise<Buffer>): Promise<Outcome> {
   try {
@@ -104,21 +67,9 @@ async function outcomeOf(run: () => Promise<Buffer>): Promise<Outcome> {
   }
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
-
 /** The string path: each row decoded on its own (a strict decoder as the reference for UTF-8), then `pseudonymize`. */
 async function stringPath(operations: PseudonymOperations, rows: readonly Row[]): Promise<Buffer> {
-  const invalid: { index: number; reason: string }[] = [];
-  const values = rows.map((row, index) => {
-    if (row.kind === 'null') return null;
-    try {
-      return strictUtf8.decode(bytesOf(row));
-    } catch {
-      if (invalid.length < 20) invalid.push({ index, reason: 'is not valid UTF-8' });
-      return null;
-    }
-  });
-  if (invalid.length > 0) throw new RequestError('validation-failed', 'values: every item must be valid UTF-8 or null', invalid);
+  const values = stringsOf(rows);
   const { pseudonyms, erased } = await operations.pseudonymize('email', values, { deterministic: true });
   return arrowAnswer('pseudonyms', pseudonyms, erased.map((index) => ({ index, reason: 'erased' })));
 }
