@@ -116,6 +116,24 @@ const ADMIT_ONE_IN = 16;
  */
 const PROBE_SAMPLE = 256;
 
+/**
+ * PROBE_SAMPLE items spread over a batch of `count` looked up in a full cache by their keys (`keyAt` undefined: a
+ * null, not looked up): `distinct` when under 1/64 of those looked up hit, the hits, and the sampled misses' indexes.
+ */
+function sampleCache(cache: LRUCache<string, string>, count: number, keyAt: (k: number) => string | undefined): { distinct: boolean; hits: number; missed: number[] } {
+  const step = Math.floor(count / PROBE_SAMPLE);
+  const missed: number[] = [];
+  let probes = 0;
+  for (let p = 0; p < PROBE_SAMPLE; p++) {
+    const key = keyAt(p * step);
+    if (key === undefined) continue;
+    probes++;
+    if (cache.get(key) === undefined) missed.push(p * step);
+  }
+  const hits = probes - missed.length;
+  return { distinct: probes > 0 && hits * ADMIT_ALL_AT_HIT_SHARE < probes, hits, missed };
+}
+
 /** At most this many item problems are reported for one request. */
 const MAX_REPORTED_PROBLEMS = 20;
 
@@ -160,7 +178,10 @@ export class PseudonymEngine {
     const cache = options.deterministic ? this.cache : undefined;
     // A full cache and a large batch: a sample first, as on the packed path (`distinctBatchUnder`); a batch of distinct
     // values is then computed whole, its lookups skipped.
-    const sampled = cache && cache.size >= cache.max && values.length >= 2 * PROBE_SAMPLE ? this.sampleStrings(cache, values, cachePrefix) : undefined;
+    const sampled =
+      cache && cache.size >= cache.max && values.length >= 2 * PROBE_SAMPLE
+        ? sampleCache(cache, values.length, (k) => (values[k] === null || values[k] === undefined ? undefined : cachePrefix + values[k]))
+        : undefined;
     const lookUp = cache && !sampled?.distinct ? cache : undefined;
     let present = 0;
     for (let i = 0; i < values.length; i++) {
@@ -200,24 +221,6 @@ export class PseudonymEngine {
       for (let k = 0; k < missIndexes.length; k++) if (admitAll || k % ADMIT_ONE_IN === 0) lookUp.set(cachePrefix + missValues[k]!, computed[k]);
     }
     return { pseudonyms, keyVersion: key.version };
-  }
-
-  /**
-   * PROBE_SAMPLE values spread over a batch of strings looked up in a full cache: `distinct` when under 1/64 of them
-   * hit (the batch is then computed without a lookup per value), and the indexes of the sampled misses.
-   */
-  private sampleStrings(cache: LRUCache<string, string>, values: readonly Nullable<string>[], cachePrefix: string): { distinct: boolean; hits: number; missed: number[] } {
-    const step = Math.floor(values.length / PROBE_SAMPLE);
-    const missed: number[] = [];
-    let probes = 0;
-    for (let p = 0; p < PROBE_SAMPLE; p++) {
-      const value = values[p * step];
-      if (value === null || value === undefined) continue;
-      probes++;
-      if (cache.get(cachePrefix + value) === undefined) missed.push(p * step);
-    }
-    const hits = probes - missed.length;
-    return { distinct: probes > 0 && hits * ADMIT_ALL_AT_HIT_SHARE < probes, hits, missed };
   }
 
   /** True when `pseudonymizePacked` serves this context and mode: deterministic pseudonyms of the AES-SIV transform. */
@@ -325,26 +328,17 @@ export class PseudonymEngine {
   private distinctBatchUnder(cache: LRUCache<string, string>, key: KeyVersion, context: string, present: PackedBytes, cachePrefix: string): PackedBytes | undefined {
     const { offsets } = present;
     const bytes = asBuffer(present.data);
-    const step = Math.floor((offsets.length - 1) / PROBE_SAMPLE);
-    const missed: number[] = [];
-    const missKeys: string[] = [];
-    for (let p = 0; p < PROBE_SAMPLE; p++) {
-      const k = p * step;
-      const cacheKey = cachePrefix + bytes.toString('latin1', offsets[k], offsets[k + 1]);
-      if (cache.get(cacheKey) !== undefined) continue;
-      missed.push(k);
-      missKeys.push(cacheKey);
-    }
-    const sampleHits = PROBE_SAMPLE - missed.length;
+    const keyAt = (k: number): string => cachePrefix + bytes.toString('latin1', offsets[k], offsets[k + 1]);
+    const { distinct, hits, missed } = sampleCache(cache, offsets.length - 1, keyAt);
     // Counted only when the sample is all that is looked up; otherwise every value is looked up and counted after.
-    if (sampleHits * ADMIT_ALL_AT_HIT_SHARE >= PROBE_SAMPLE) return undefined;
-    this.cacheHits += sampleHits;
+    if (!distinct) return undefined;
+    this.cacheHits += hits;
     this.cacheMisses += missed.length;
     const computed = this.sivPseudonymsPackedUnder(key, context, present);
     const text = asBuffer(computed.data);
     for (let j = 0; j < missed.length; j += ADMIT_ONE_IN) {
       const k = missed[j]!;
-      cache.set(missKeys[j]!, text.toString('latin1', computed.offsets[k], computed.offsets[k + 1]));
+      cache.set(keyAt(k), text.toString('latin1', computed.offsets[k], computed.offsets[k + 1]));
     }
     return computed;
   }
