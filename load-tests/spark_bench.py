@@ -16,6 +16,13 @@ machine the CPU per row is the steadier figure; "rows per CPU-second" is rows ov
 xor of row hashes): the table says whether they were equal, and a difference makes the exit status 1. Each run's
 figures are printed as a "run:" line when it ends (all-distinct first), the table at the end.
 
+The job as it was at an earlier revision (`--baseline REV`, e.g. aea9fca, the tree issue 17 was filed against: JSON
+only) runs in the same rounds as a third configuration: bench:spark builds that revision's tree into
+.cache/baseline/ (its API bundle, with this checkout's node_modules) and runs its batch job in a process of its own
+(load-tests/spark_baseline.py: its API server with its own keys, its spark_udfs on the workers, this checkout's Spark,
+Iceberg and jars), warm-up first, CPU counted the same way. Its pseudonyms are under other keys, so its table is
+checked by row count only.
+
 The naive pattern (`--naive`: row-based rdd.mapPartitions, list(iterator), chunks of 900 rows, one JSON POST of
 each chunk's distinct values to /pseudonymization, rows rebuilt, createDataFrame) runs against the same API in the
 same run, on BENCH_NAIVE_ROWS rows (default 1,000,000: at its speed the full dataset would take many minutes).
@@ -24,6 +31,7 @@ same run, on BENCH_NAIVE_ROWS rows (default 1,000,000: at its speed the full dat
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -40,6 +48,7 @@ EXAMPLES = [
     "npm run build && npm run bench:spark",
     "BENCH_ROWS=1000000 npm run bench:spark -- --rounds 2",
     "BENCH_ROWS=1000000 BENCH_NAIVE_ROWS=100000 npm run bench:spark -- --naive",
+    "npm run bench:spark -- --rounds 2 --baseline aea9fca",
 ]
 ENVIRONMENT = [
     ("BENCH_ROWS", "rows of each generated dataset (default 10000000)"),
@@ -61,6 +70,7 @@ def parse() -> argparse.Namespace:
         epilog="\n".join(
             [
                 "takes: about 6 minutes per round with the defaults on an idle 2-core machine (more when it is busy);",
+                "       --baseline adds about 2 minutes per round, and 10 s once to build the revision",
                 "       BENCH_ROWS=1000000 about 1 minute per round; --naive adds about 1 minute",
                 "",
                 "environment:",
@@ -82,6 +92,12 @@ def parse() -> argparse.Namespace:
         "each format's best round by rows/s and its median CPU per row",
     )
     parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run the batch job of this git revision (JSON, its own API and spark_udfs) in every round, and"
+        " print Arrow and JSON against it; aea9fca is the tree issue 17 was filed against",
+    )
+    parser.add_argument(
         "--naive",
         action="store_true",
         help="also run the naive row-based pattern (BENCH_NAIVE_ROWS rows) and print the speed-up over it",
@@ -92,6 +108,17 @@ def parse() -> argparse.Namespace:
     for name, _ in ENVIRONMENT:
         if not os.environ.get(name, "1").isdigit() or int(os.environ.get(name, "1")) < 1:
             parser.error(f"{name} must be a whole number of rows, 1 or more")
+    if args.baseline is not None:
+        found = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", f"{args.baseline}^{{commit}}"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if found.returncode != 0:
+            parser.error("--baseline must name a commit of this repository (git rev-parse found none)")
+        args.baseline = found.stdout.strip()
     return args
 
 
@@ -108,6 +135,7 @@ import pyarrow.compute as pc  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import requests  # noqa: E402
 from pyspark.sql import Row, SparkSession  # noqa: E402
+from spark_measure import CpuSplit, cache_lookups, server_pid, tree_cpu  # noqa: E402
 
 from spark_udfs import ApiKeySource, ClientConfig, pseudonymize  # noqa: E402
 from spark_udfs.client import WireFormat  # noqa: E402
@@ -116,13 +144,43 @@ from test_support.servers import ApiServer, api_server  # noqa: E402
 from test_support.spark import use_local_jars  # noqa: E402
 
 use_local_jars()
+# Spark's default driver heap of 1 GiB ran out reading a 10 M-row table back for its checksum (Parquet's vectored
+# reads of two row groups at once, 12:47 on 2026-11-26); every run here, the baseline's too, gets 4 GiB.
+os.environ.setdefault("PYSPARK_SUBMIT_ARGS", "--driver-memory 4g pyspark-shell")
 
 ROWS = int(os.environ.get("BENCH_ROWS", "10000000"))
 NAIVE_ROWS = int(os.environ.get("BENCH_NAIVE_ROWS", "1000000"))
 CORES = 2
 WARM_UP_ROWS = 200_000
 WIRES: tuple[WireFormat, WireFormat] = ("json", "arrow")
-TICKS = os.sysconf("SC_CLK_TCK")
+#: The baseline's row in the tables: JSON, as the revision's job spoke it.
+BASELINE = f"json @{ARGS.baseline[:7]}" if ARGS.baseline else None
+
+
+def prepare_baseline(revision: str) -> Path:
+    """The revision's tree with its API built (dist/), in .cache/baseline/<revision>; built once, then reused."""
+    tree = ROOT / ".cache" / "baseline" / revision
+    if (tree / "dist" / "server.mjs").is_file():
+        return tree
+    print(f"baseline: building {revision[:7]} into .cache/baseline/ (git archive, its API bundle)", flush=True)
+    partial = tree.with_name(revision + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    archive = subprocess.Popen(["git", "archive", revision], cwd=ROOT, stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", str(partial)], stdin=archive.stdout, check=True)
+    if archive.wait() != 0:
+        raise RuntimeError(f"git archive of {revision[:7]} failed")
+    # Its build and its server resolve packages here: this checkout's node_modules (its lock may be older).
+    (partial / "node_modules").symlink_to(ROOT / "node_modules")
+    subprocess.run(
+        [str(ROOT / "node_modules" / ".bin" / "tsx"), "scripts/build.ts"],
+        cwd=partial,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    shutil.rmtree(tree, ignore_errors=True)
+    partial.rename(tree)
+    return tree
 
 
 def vins(numbers: np.ndarray) -> pa.Array:
@@ -148,83 +206,6 @@ def generate(path: Path, rows: int, distinct: int | None, first: int = 0) -> Non
                     }
                 )
             )
-
-
-def cpu_seconds() -> dict[int, tuple[int, float]]:
-    """pid -> (parent pid, CPU seconds) of every process on the machine: utime + stime of the process and of its
-    children it has reaped (a Python worker that exited is counted in the daemon that forked it)."""
-    return {pid: (parent, seconds) for pid, (parent, seconds, _) in processes_now().items()}
-
-
-def processes_now() -> dict[int, tuple[int, float, str]]:
-    """pid -> (parent pid, CPU seconds as in cpu_seconds, command name) of every process on the machine."""
-    found: dict[int, tuple[int, float, str]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
-                text = handle.read()
-        except OSError:
-            continue  # exited meanwhile
-        fields = text[text.rindex(")") + 2 :].split()  # the command name may hold spaces and parentheses
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        found[int(entry)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / TICKS, name)
-    return found
-
-
-@dataclass(frozen=True)
-class CpuSplit:
-    api: float
-    spark: float
-    #: The part of `spark` spent in Python processes under Spark's JVM (the daemon and the workers it forked).
-    python: float = 0.0
-
-
-def tree_cpu(server_pid: int) -> CpuSplit:
-    """CPU seconds so far of the API server (with anything under it) and of the rest of this process's tree: the
-    driver, Spark's JVM and the Python workers under it."""
-    processes = processes_now()
-    children: dict[int, list[int]] = {}
-    for pid, (parent, _, _) in processes.items():
-        children.setdefault(parent, []).append(pid)
-
-    def subtree(pid: int) -> float:
-        return processes.get(pid, (0, 0.0, ""))[1] + sum(subtree(child) for child in children.get(pid, []))
-
-    def python_under_java(pid: int, in_java: bool) -> float:
-        name = processes.get(pid, (0, 0.0, ""))[2]
-        if in_java and name.startswith("python"):
-            return subtree(pid)
-        inside = in_java or name == "java"
-        return sum(python_under_java(child, inside) for child in children.get(pid, []))
-
-    api = subtree(server_pid)
-    return CpuSplit(api, subtree(os.getpid()) - api, python_under_java(os.getpid(), False))
-
-
-def server_pid() -> int:
-    """The API server: this process's child running dist/server.mjs (test_support starts it with Popen)."""
-    for pid, (parent, _) in cpu_seconds().items():
-        if parent != os.getpid():
-            continue
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(part.endswith(b"dist/server.mjs") for part in command):
-            return pid
-    raise RuntimeError("the API server process was not found under this process")
-
-
-def cache_lookups(url: str) -> tuple[int, int]:
-    """The API's pseudonymize cache hits and misses since it started (its /metrics)."""
-    counts = {"pseudo_cache_hits": 0, "pseudo_cache_misses": 0}
-    for line in requests.get(url + "/metrics", timeout=30).text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in counts:
-            counts[name] = int(float(value))
-    return counts["pseudo_cache_hits"], counts["pseudo_cache_misses"]
 
 
 @dataclass(frozen=True)
@@ -325,18 +306,30 @@ def run(api: ApiServer) -> int:
             ("all distinct", high, warm_high, ROWS),
         ]
 
+        baseline = prepare_baseline(ARGS.baseline) if ARGS.baseline else None
+        configurations: list[str] = [*WIRES, *([BASELINE] if BASELINE else [])]
         runs: list[Run] = []
         for round_number in range(1, ARGS.rounds + 1):
             # All-distinct first: the issue's main target, on the record (the "run:" lines) even if a busy machine
             # makes the run too long to wait for.
             for index, (dataset, source, warm, _) in enumerate(datasets[::-1]):
-                order = WIRES if (round_number + index) % 2 == 1 else WIRES[::-1]
+                order = configurations if (round_number + index) % 2 == 1 else configurations[::-1]
                 for wire in order:
-                    timed_job(dataset, warm, wire, round_number)  # untimed: this format's code paths, JIT, workers
-                    runs.append(timed_job(dataset, source, wire, round_number))
+                    if wire == BASELINE and baseline is not None:
+                        runs.append(baseline_job(baseline, dataset, source, warm, round_number))
+                    else:
+                        # untimed first: this format's code paths, JIT, workers
+                        timed_job(dataset, warm, "arrow" if wire == "arrow" else "json", round_number)
+                        runs.append(timed_job(dataset, source, "arrow" if wire == "arrow" else "json", round_number))
                     print(f"run: {runs[-1].describe()}", flush=True)
-        # Printed with the table either way; a difference makes the exit status 1.
-        differ = [name for name, *_ in datasets if len({r.checksum for r in runs if r.dataset == name}) != 1]
+        # Printed with the table either way; a difference makes the exit status 1. The baseline's pseudonyms are
+        # under its own keys: its tables are checked by their row count.
+        differ = [
+            name
+            for name, *_ in datasets
+            if len({r.checksum for r in runs if r.dataset == name and r.wire in WIRES}) != 1
+            or any(r.checksum[0] != r.rows for r in runs if r.dataset == name)
+        ]
 
         naive_rows: list[tuple[str, ...]] = []
         if ARGS.naive:
@@ -363,13 +356,19 @@ def run(api: ApiServer) -> int:
             f" (Node {NODE_VERSION},"
             " 1 process, cache on) on the same cores"
         )
-        naive_flag = " --naive" if ARGS.naive else ""
-        print(f"command: BENCH_ROWS={ROWS} npm run bench:spark -- --rounds {ARGS.rounds}{naive_flag}")
+        if ARGS.baseline:
+            print(
+                f"baseline: {ARGS.baseline[:7]}'s API (its dist/server.mjs, its default settings) and spark_udfs, each"
+                " run in a Spark session of its own (load-tests/spark_baseline.py), same Spark, Iceberg and jars"
+            )
+        flags = (" --naive" if ARGS.naive else "") + (f" --baseline {ARGS.baseline[:7]}" if ARGS.baseline else "")
+        print(f"command: BENCH_ROWS={ROWS} npm run bench:spark -- --rounds {ARGS.rounds}{flags}")
         print(f"dataset generation: {generation:.1f} s for 2 x {ROWS:,} rows")
         same = f"DIFFERENT rows for {', '.join(differ)}" if differ else "the same rows (count and xor of row hashes)"
+        of_baseline = f" ({BASELINE}: its tables as many rows, under its own keys)" if BASELINE and not differ else ""
         print(
-            f"tables: JSON and Arrow wrote {same}; CPU from /proc: API = the node server, Spark = the driver, its JVM"
-            " and the Python workers\n"
+            f"tables: JSON and Arrow wrote {same}{of_baseline}; CPU from /proc: API = the node server, Spark = the"
+            " driver, its JVM and the Python workers\n"
         )
         print_table(summarize(runs, datasets), naive_rows)
         print()
@@ -389,6 +388,44 @@ def run(api: ApiServer) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def baseline_job(tree: Path, dataset: str, source: Path, warm: Path, round_number: int) -> Run:
+    """One run of the baseline revision's job in a process of its own (load-tests/spark_baseline.py)."""
+    finished = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve().parent / "spark_baseline.py"),
+            "--tree",
+            str(tree),
+            "--source",
+            str(source),
+            "--warm",
+            str(warm),
+            "--cores",
+            str(CORES),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    line = next((ln for ln in finished.stdout.splitlines() if ln.startswith("baseline-result: ")), None)
+    if finished.returncode != 0 or line is None:
+        sys.stderr.write("\n".join(finished.stderr.splitlines()[-30:]) + "\n")
+        raise RuntimeError(f"the baseline run ({dataset}) failed with exit status {finished.returncode}")
+    result = json.loads(line.removeprefix("baseline-result: "))
+    return Run(
+        dataset,
+        BASELINE or "",
+        round_number,
+        ROWS,
+        float(result["seconds"]),
+        CpuSplit(float(result["api"]), float(result["spark"]), float(result["python"])),
+        int(result["cache_hits"]),
+        int(result["cache_misses"]),
+        os.getloadavg()[0],
+        (int(result["rows"]), 0),
+    )
+
+
 def best_and_median(runs: list[Run], dataset: str, wire: str) -> tuple[Run, float, float]:
     """The best round by rows/s, and the median API and Spark CPU seconds per row over the rounds."""
     chosen = [r for r in runs if r.dataset == dataset and r.wire == wire]
@@ -403,7 +440,7 @@ def best_and_median(runs: list[Run], dataset: str, wire: str) -> tuple[Run, floa
 def summarize(runs: list[Run], datasets: list[tuple[str, Path, Path, int]]) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for dataset, _, _, distinct in datasets:
-        for wire in WIRES:
+        for wire in [*WIRES, *([BASELINE] if BASELINE else [])]:
             best, api_cpu, spark_cpu = best_and_median(runs, dataset, wire)
             rows.append(
                 (
@@ -446,25 +483,42 @@ def print_table(rows: list[tuple[str, ...]], naive_rows: list[tuple[str, ...]]) 
 
 
 def ratios(runs: list[Run], datasets: list[tuple[str, Path, Path, int]]) -> list[str]:
-    """Arrow against JSON per dataset, and issue 17's two Spark targets as measured here."""
+    """Arrow against JSON per dataset (and both against the baseline's JSON, with --baseline), and issue 17's two
+    Spark targets as measured here: against JSON of this checkout, and against the baseline's."""
     lines = []
     verdicts = []
+    pairs = [("arrow", "json", "Arrow / JSON")]
+    if BASELINE:
+        pairs += [("arrow", BASELINE, f"Arrow / {BASELINE}"), ("json", BASELINE, f"JSON / {BASELINE}")]
     for dataset, *_ in datasets:
-        json_best, json_api, json_spark = best_and_median(runs, dataset, "json")
-        arrow_best, arrow_api, arrow_spark = best_and_median(runs, dataset, "arrow")
-        wall = arrow_best.rows_per_second / json_best.rows_per_second
-        cpu = (json_api + json_spark) / (arrow_api + arrow_spark)
-        lines.append(
-            f"Arrow / JSON, {dataset}: rows/s {wall:.2f}x; rows per CPU-second {cpu:.2f}x (API CPU per row"
-            f" {json_api / arrow_api:.2f}x less, Spark CPU per row {json_spark / arrow_spark:.2f}x less)"
-        )
-        # Issue 17: all distinct, Arrow >= 2x JSON's rows/s per core; 10,000 distinct, Arrow no slower.
-        target, name = (2.0, "Arrow >= 2x JSON rows/s per core") if dataset == "all distinct" else (1.0, "no slower")
-        verdicts.append(
-            f"target {name} ({dataset}): {'met' if wall >= target else 'not met'} by wall clock ({wall:.2f}x),"
-            f" {'met' if cpu >= target else 'not met'} by CPU time ({cpu:.2f}x)"
-        )
+        for faster, slower, label in pairs:
+            wall, cpu, line = compare(runs, dataset, faster, slower)
+            lines.append(f"{label}, {dataset}: {line}")
+            if faster != "arrow":
+                continue
+            # Issue 17: all distinct, Arrow >= 2x JSON's rows/s per core; 10,000 distinct, Arrow no slower.
+            distinct = dataset == "all distinct"
+            target, name = (2.0, "Arrow >= 2x JSON rows/s per core") if distinct else (1.0, "no slower")
+            against = "" if slower == "json" else f" against {BASELINE}"
+            verdicts.append(
+                f"target {name} ({dataset}){against}: {'met' if wall >= target else 'not met'} by wall clock"
+                f" ({wall:.2f}x), {'met' if cpu >= target else 'not met'} by CPU time ({cpu:.2f}x)"
+            )
     return lines + verdicts
+
+
+def compare(runs: list[Run], dataset: str, faster: str, slower: str) -> tuple[float, float, str]:
+    """`faster` over `slower`: best rows/s, median rows per CPU-second, and the line saying both and the split."""
+    fast_best, fast_api, fast_spark = best_and_median(runs, dataset, faster)
+    slow_best, slow_api, slow_spark = best_and_median(runs, dataset, slower)
+    wall = fast_best.rows_per_second / slow_best.rows_per_second
+    cpu = (slow_api + slow_spark) / (fast_api + fast_spark)
+    return (
+        wall,
+        cpu,
+        f"rows/s {wall:.2f}x; rows per CPU-second {cpu:.2f}x (API CPU per row {slow_api / fast_api:.2f}x less,"
+        f" Spark CPU per row {slow_spark / fast_spark:.2f}x less)",
+    )
 
 
 def naive(spark: SparkSession, url: str, key_file: str, source: Path, limit: int, name: str) -> tuple[str, ...]:
