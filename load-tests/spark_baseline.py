@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spark_measure import cache_lookups, server_pid, tree_cpu
 
@@ -35,6 +36,13 @@ def parse() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def _package_file() -> str:
+    """Where spark_udfs comes from, in the process that asks (a Spark worker)."""
+    import spark_udfs
+
+    return str(Path(spark_udfs.__file__ or "").resolve())
+
+
 def main() -> int:
     args = parse()
     package = str((args.tree / "spark-udfs" / "src").resolve())
@@ -45,6 +53,9 @@ def main() -> int:
     from spark_udfs import ApiKeySource, ClientConfig, pseudonymize
     from spark_udfs.jobs.session import CatalogConfig, build_session
     from spark_udfs.testing import api_server
+
+    if TYPE_CHECKING:
+        from pyspark.sql import DataFrame
 
     if not str(Path(sys.modules["spark_udfs"].__file__ or "").resolve()).startswith(package):
         raise SystemExit(f"spark_udfs was not imported from {package}")
@@ -57,36 +68,49 @@ def main() -> int:
             spark = build_session(catalog, app_name="spark-bench-baseline", master=f"local[{args.cores}]")
             spark.sparkContext.setLogLevel("ERROR")
             spark.sql("CREATE NAMESPACE IF NOT EXISTS local.bench")
+            # The workers must run the revision's client too, not the venv's (which would fill in what it lacks).
+            on_workers = spark.sparkContext.parallelize([0], 1).map(lambda _: _package_file()).first()
+            if not on_workers.startswith(package):
+                raise SystemExit(f"Spark's Python workers imported spark_udfs from elsewhere, not from {package}")
 
-            def job(source: Path, table: str) -> None:
+            def prepare(source: Path, table: str) -> DataFrame:
+                """The table and the job's DataFrame; what bench:spark does before its clock starts."""
                 spark.sql(
                     f"CREATE TABLE {table} (dept_id int, vin string, example_ts timestamp) USING iceberg"
                     " TBLPROPERTIES ('format-version'='2', 'write.metadata.metrics.column.vin'='none')"
                 )
-                pseudonymize(spark.read.parquet(str(source)), {"vin": "vin"}, client).writeTo(table).append()
+                return pseudonymize(spark.read.parquet(str(source)), {"vin": "vin"}, client)
 
             # Untimed, twice: this JVM is new for every run, where bench:spark's own has run every kind of job before.
-            job(args.warm, "local.bench.warm_up_1")
-            job(args.warm, "local.bench.warm_up_2")
+            for number in (1, 2):
+                prepare(args.warm, f"local.bench.warm_up_{number}").writeTo(f"local.bench.warm_up_{number}").append()
+            timed = prepare(args.source, "local.bench.timed")
             hits, misses = cache_lookups(api.url)
             jvm = spark.sparkContext._jvm
             assert jvm is not None
             jvm.java.lang.System.gc()  # as bench:spark does before each timed run
             cpu = tree_cpu(server)
             started = time.perf_counter()
-            job(args.source, "local.bench.timed")
+            timed.writeTo("local.bench.timed").append()
             seconds = time.perf_counter() - started
             cpu_after = tree_cpu(server)
             hits_after, misses_after = cache_lookups(api.url)
-            counted = spark.sql("SELECT count(*) FROM local.bench.timed").first()
-            assert counted is not None
+            # Its pseudonyms are under its own keys: as many rows, each with a pseudonym, as many distinct as the
+            # source's values (deterministic pseudonyms), is what can be checked against the other runs.
+            counted = spark.sql(
+                "SELECT count(*), count(vin), count(DISTINCT vin) FROM local.bench.timed"
+                " WHERE vin IS NULL OR vin LIKE 's_.%'"
+            ).first()
+            source = spark.sql(f"SELECT count(DISTINCT vin) FROM parquet.`{args.source}`").first()
+            assert counted is not None and source is not None
             spark.stop()
         result = {
             "seconds": seconds,
             "api": cpu_after.api - cpu.api,
             "spark": cpu_after.spark - cpu.spark,
             "python": cpu_after.python - cpu.python,
-            "rows": int(counted[0]),
+            # Rows that look pseudonymized; any other shape, a null or a wrong distinct count makes it 0, a mismatch.
+            "rows": int(counted[0]) if counted[0] == counted[1] and counted[2] == source[0] else 0,
             "cache_hits": hits_after - hits,
             "cache_misses": misses_after - misses,
         }
