@@ -11,6 +11,7 @@ import { bootstrapLocal } from './bootstrap.ts';
 import { loadConfig } from './config/config.ts';
 import { keyedHashImplementation } from './engine/keyedHash.ts';
 import { sivTextImplementation } from './engine/sivText.ts';
+import { Ff1Batch } from './engine/ff1Batch.ts';
 import { ConfigError, errorMessage } from './errors.ts';
 import { createLogger } from './observability/logger.ts';
 import { MaintenanceMetrics, MaintenanceSchedule, maintenanceRunnerFor } from './maintenance/schedule.ts';
@@ -89,7 +90,7 @@ async function main(): Promise<void> {
   // The pid for `kill -HUP <pid>` (README, Key rotation); a cluster worker names its primary too, whose SIGHUP reaches every worker.
   // Which engine paths serve (the native addons load here, once, not on the first request): an operator sees a build
   // without a C compiler, or a node that does not export OpenSSL, by `engine` naming the JavaScript fallbacks.
-  const engine = { aesSiv: sivTextImplementation(), keyedHash: keyedHashImplementation() };
+  const engine = { aesSiv: sivTextImplementation(), keyedHash: keyedHashImplementation(), ff1: Ff1Batch.implementation() };
   logger.info({ url: running.url, keyring: config.keyring.provider, ready: running.service.ready, engine, pid: process.pid, ...(cluster.isWorker ? { primaryPid: process.ppid } : {}) }, 'listening');
   const stop = (signal: string): void => {
     logger.info({ signal }, 'stopping: draining in-flight requests');

@@ -9,6 +9,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { aessiv } from '@noble/ciphers/aes.js';
 import { FF1 } from '@noble/ciphers/ff1.js';
+import { Ff1Batch } from '../api/engine/ff1Batch.ts';
 import { keyedHashImplementation } from '../api/engine/keyedHash.ts';
 import { pseudonymFormatter } from '../api/engine/pseudonymFormat.ts';
 import { engineOf, keyringOf } from '../test/support/engine.ts';
@@ -75,8 +76,10 @@ const NUL = new Uint8Array([0]);
 rows.push(['reference: keyed hash, one createHmac per value (previous path)', fmt(measure(() => small.map((v) => hashFormat(createHmac('sha256', hmacKey).update('device_id', 'utf8').update(NUL).update(Buffer.from(v, 'utf8')).digest())).length))]);
 const digits = small.map((_, k) => String(1e15 + k * 7919));
 const manyDigits = large.map((_, k) => String(1e15 + k * 7919));
-rows.push(['FF1 16 digits (batched on OpenSSL), batch 900', fmt(measure(() => cold.pseudonymize('account_number', digits, { deterministic: true }).pseudonyms.length))]);
-rows.push(['FF1 16 digits (batched on OpenSSL), batch 10000', fmt(measure(() => cold.pseudonymize('account_number', manyDigits, { deterministic: true }).pseudonyms.length))]);
+// Which rounds ran: the addon (dist/native/ff1.node, npm run build) or, without it, ff1Batch.ts in JavaScript.
+const ff1 = Ff1Batch.implementation() === 'openssl-batch-native' ? 'openssl-batch addon' : 'batched on OpenSSL, JavaScript rounds';
+rows.push([`FF1 16 digits (${ff1}), batch 900`, fmt(measure(() => cold.pseudonymize('account_number', digits, { deterministic: true }).pseudonyms.length))]);
+rows.push([`FF1 16 digits (${ff1}), batch 10000`, fmt(measure(() => cold.pseudonymize('account_number', manyDigits, { deterministic: true }).pseudonyms.length))]);
 const fpeTokens = cold.pseudonymize('account_number', digits, { deterministic: true }).pseudonyms as string[];
 rows.push(['FF1 16 digits reidentify, batch 900', fmt(measure(() => cold.reidentify('account_number', fpeTokens).values.length))]);
 // FF1 as the engine did it before: noble's FF1 per value (one instance per key and context), characters to digits and back.

@@ -12,9 +12,9 @@
  * node-sqlite3-wasm is not in it: on Lambda a SQLite ledger or jdbc catalog is refused at start (each instance
  * has its own /tmp), so the module is never loaded there. A deployment's table registry goes next to the policy
  * file (`zip -u dist/lambda.zip config/…`) with PSEUDO_ERASURE_REGISTRY_FILE naming it.
- * dist/native/keyed_hash.node and aes_siv.node are the engine's addons (native/*.c), compiled with the machine's C
- * compiler against node's own headers; without a compiler or headers the build says so in one line and goes on (the
- * keyed hash then runs one createHmac per value, AES-SIV pseudonyms in JavaScript). They are not in the zip: the
+ * dist/native/keyed_hash.node, aes_siv.node and ff1.node are the engine's addons (native/*.c), compiled with the
+ * machine's C compiler against node's own headers; without a compiler or headers the build says so in one line and
+ * goes on (the keyed hash then runs one createHmac per value, AES-SIV pseudonyms and FF1's rounds in JavaScript). They are not in the zip: the
  * functions run on arm64 and use those fallbacks.
  *
  * Takes no options but --help (usage, exit 0, nothing built); anything else is a usage error (exit 2).
@@ -83,14 +83,15 @@ for (const entry of entries) utimesSync(join(lambdaDir, entry), FIXED_TIME, FIXE
 execFileSync('zip', ['-q', '-X', '-D', relative(lambdaDir, zipFile), ...entries.filter((entry) => statSync(join(lambdaDir, entry)).isFile())], { cwd: lambdaDir });
 
 // The engine's addons (api/engine/_native.ts): the keyed hash's needs OpenSSL's SHA-256 resumed from saved HMAC
-// states, which node:crypto has no API for; the AES-SIV one moves the per-value work of a deterministic batch out of
-// JavaScript. Their OpenSSL symbols resolve against the node binary at load time, so nothing is linked; node's
+// states, which node:crypto has no API for; the AES-SIV and FF1 ones move the per-value work of a batch (of a
+// deterministic batch, of each Feistel round) out of JavaScript. Their OpenSSL symbols resolve against the node binary at load time, so nothing is linked; node's
 // headers match the OpenSSL inside it. Each is compiled beside its place and renamed into it, so that a server or
 // test loading it while another build runs never reads half a file; when a compile fails, a stale addon from older
 // source is removed.
 const ADDONS = [
   { name: 'keyed_hash', fallback: 'the keyed hash falls back to one createHmac per value' },
   { name: 'aes_siv', fallback: 'deterministic AES-SIV pseudonyms fall back to JavaScript' },
+  { name: 'ff1', fallback: 'FF1 rounds fall back to JavaScript' },
 ];
 // The running node's own headers first (they match its OpenSSL), then the distribution's.
 const nodeHeaders = [join(dirname(dirname(realpathSync(process.execPath))), 'include', 'node'), '/usr/include/node'].find(

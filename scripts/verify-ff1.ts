@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { FF1 } from '@noble/ciphers/ff1.js';
 import { ALPHABETS, Ff1Text, minimumLength, type AlphabetName } from '../api/engine/ff1.ts';
+import { Ff1Batch } from '../api/engine/ff1Batch.ts';
 
 const BATCH = 10_000;
 const MAX_LENGTH = 40;
@@ -57,6 +58,8 @@ for (const name of names) if (!isAlphabetName(name)) usageError(`--alphabets: no
 
 const started = Date.now();
 let failed = false;
+// Which implementation the engine's path takes here: the addon's rounds (dist/native/ff1.node) or the JavaScript ones.
+process.stdout.write(`FF1 rounds of domains up to 2^44: ${Ff1Batch.implementation()} (longer values: BigInt JavaScript)\n`);
 for (const name of names as AlphabetName[]) {
   const alphabet = ALPHABETS[name];
   const radix = alphabet.length;

@@ -14,10 +14,17 @@
  *   exact below 2^53: y = NUM(S) mod radix^m is reduced as it is read, never exceeding 2^52. Longer domains
  *   fall back to BigInt arithmetic, with the same batched AES calls.
  *
+ * The double arithmetic has a twin in C, the addon native/ff1.c (api/engine/_native.ts loads it after a
+ * known-answer check against `runNumbers`): the same rounds, one AES call per round of a chunk, with the per-value
+ * work of each round in C, where it cost about 60 ns per value and round in JavaScript. Where the addon is not
+ * built or not accepted (the arm64 Lambda), `runNumbers` serves.
+ *
  * `@noble/ciphers` FF1 is the reference: test/engine/ff1Batch.test.ts and `npm run verify:ff1` cross-check
- * this file bit for bit, and `npm run conformance` runs the Wycheproof and NIST FF1 vectors through it.
+ * this file bit for bit (both implementations), and `npm run conformance` runs the Wycheproof and NIST FF1 vectors
+ * through it.
  */
 import { AesBlockFunction } from './_blocks.ts';
+import { loadAddon } from './_native.ts';
 import { CryptoInputError } from '../errors.ts';
 
 /** AES block bytes. A module constant, not the import: a transpiled import is a property read in the hot loops. */
@@ -28,6 +35,17 @@ const NUMBER_DOMAIN_LIMIT = 2 ** 44;
 /** Up to this radix^v, y is built 16 bits at a time (y < 2^36 before each step); above it, 8 bits at a time (y < 2^44). */
 const WORD_CHUNK_LIMIT = 2 ** 36;
 const TWO_32 = 4294967296;
+
+/** native/ff1.c: the double-arithmetic domain's rounds for `indexes`' values, written into `out`. */
+interface Ff1Addon {
+  numbers(key: Uint8Array, params: Int32Array, base: Uint8Array, digits: Uint16Array, offsets: Int32Array, indexes: Int32Array, out: Uint16Array): void;
+}
+
+/** Which implementation does the rounds of domains up to 2^44 (longer ones are BigInt JavaScript either way). */
+export type Ff1Implementation = 'openssl-batch-native' | 'javascript';
+
+/** `undefined`: not looked for yet; `null`: looked for once, none usable (not looked for again). */
+let addon: Ff1Addon | null | undefined;
 
 /** Many numeral strings in one array: string i is `digits[offsets[i] .. offsets[i + 1])`. */
 export interface PackedNumerals {
@@ -57,8 +75,42 @@ interface LengthPlan {
 export class Ff1Batch {
   readonly radix: number;
   private readonly aes: AesBlockFunction;
+  /** A copy of the key for the addon (it builds its own OpenSSL context per call); zeroed by destroy(). */
+  private readonly key: Uint8Array;
   private readonly tweak: Uint8Array;
   private readonly plans = new Map<number, LengthPlan>();
+  private destroyed = false;
+
+  /** Which implementation serves this process. */
+  static implementation(): Ff1Implementation {
+    return Ff1Batch.addon() ? 'openssl-batch-native' : 'javascript';
+  }
+
+  private static addon(): Ff1Addon | null {
+    if (addon === undefined) addon = loadAddon<Ff1Addon>('ff1.node', (candidate) => Ff1Batch.answersKnownValues(candidate)) ?? null;
+    return addon;
+  }
+
+  /**
+   * The addon against `runNumbers` for each key size, both directions, on lengths of both d = 8 and d = 12 and the
+   * radixes the alphabets use: an addon that disagrees (built against another OpenSSL's headers) is not used.
+   */
+  private static answersKnownValues(candidate: Ff1Addon): boolean {
+    for (const keyLength of [16, 24, 32]) {
+      const key = new Uint8Array(keyLength).map((_, i) => i * 11 + keyLength);
+      for (const [radix, length] of [[10, 16], [10, 2], [10, 9], [36, 13], [62, 14], [65535, 4]] as const) {
+        const cipher = new Ff1Batch(radix, key, new Uint8Array([7, 0, 255]));
+        const digits = Uint16Array.from({ length: 3 * length }, (_, i) => (i * 7919 + radix) % radix);
+        const input = { digits, offsets: Int32Array.from([0, length, 2 * length, 3 * length]) };
+        for (const decrypt of [false, true]) {
+          const expected = cipher.run(input, decrypt, null);
+          const got = cipher.run(input, decrypt, candidate);
+          if (got.some((digit, i) => digit !== expected[i])) return false;
+        }
+      }
+    }
+    return true;
+  }
 
   constructor(radix: number, key: Uint8Array, tweak: Uint8Array) {
     if (key.length !== 16 && key.length !== 24 && key.length !== 32) throw new CryptoInputError('FF1 key must be 16, 24 or 32 bytes');
@@ -66,25 +118,40 @@ export class Ff1Batch {
     if (!Number.isInteger(radix) || radix < 2 || radix > 65535) throw new CryptoInputError('FF1 radix must be 2..65535');
     this.radix = radix;
     this.aes = new AesBlockFunction(key);
+    this.key = Uint8Array.from(key);
     this.tweak = Uint8Array.from(tweak);
   }
 
-  /** Encrypts every numeral string (each of length >= 2, digits < radix: checked by callers). Output offsets are the input's. */
-  encrypt(input: PackedNumerals): Uint16Array {
-    return this.run(input, false);
+  /**
+   * Encrypts every numeral string (each of length >= 2, digits < radix: checked by callers). Output offsets are the
+   * input's. `implementation` picks one for the tests that compare them; by default the addon when it is loaded.
+   */
+  encrypt(input: PackedNumerals, implementation?: Ff1Implementation): Uint16Array {
+    return this.run(input, false, this.rounds(implementation));
   }
 
-  decrypt(input: PackedNumerals): Uint16Array {
-    return this.run(input, true);
+  decrypt(input: PackedNumerals, implementation?: Ff1Implementation): Uint16Array {
+    return this.run(input, true, this.rounds(implementation));
   }
 
-  /** Zeroes what this object holds that derives from the key (the per-length PRF states). OpenSSL's copy goes with the cipher. */
+  /** Zeroes what this object holds that derives from the key (the per-length PRF states, the addon's key copy) and refuses later calls. OpenSSL's copy goes with the cipher. */
   destroy(): void {
     for (const plan of this.plans.values()) plan.base.fill(0);
     this.plans.clear();
+    this.key.fill(0);
+    this.destroyed = true;
   }
 
-  private run(input: PackedNumerals, decrypt: boolean): Uint16Array {
+  private rounds(implementation: Ff1Implementation | undefined): Ff1Addon | null {
+    if (this.destroyed) throw new Error('this FF1 cipher was destroyed');
+    if (implementation === 'javascript') return null;
+    const native = Ff1Batch.addon();
+    if (implementation === 'openssl-batch-native' && !native) throw new Error('the FF1 addon (dist/native/ff1.node) is not loaded');
+    return native;
+  }
+
+  /** `native`: the addon for domains up to 2^44, or null for runNumbers. */
+  private run(input: PackedNumerals, decrypt: boolean, native: Ff1Addon | null): Uint16Array {
     const { digits, offsets } = input;
     const count = offsets.length - 1;
     const out = new Uint16Array(digits.length);
@@ -99,8 +166,9 @@ export class Ff1Batch {
     }
     for (const [n, indexes] of byLength) {
       const plan = this.plan(n);
-      if (plan.powU !== undefined && plan.powV !== undefined) this.runNumbers(plan, plan.powU, plan.powV, indexes, input, out, decrypt);
-      else this.runBigInts(plan, indexes, input, out, decrypt);
+      if (plan.powU === undefined || plan.powV === undefined) this.runBigInts(plan, indexes, input, out, decrypt);
+      else if (native) native.numbers(this.key, Int32Array.of(this.radix, plan.u, plan.v, decrypt ? 1 : 0), plan.base, digits, offsets, Int32Array.from(indexes), out);
+      else this.runNumbers(plan, plan.powU, plan.powV, indexes, input, out, decrypt);
     }
     return out;
   }

@@ -65,7 +65,7 @@ describe('the server bundle on Node 22 as on Node 20', () => {
       expect(await answers(second.url, key)).toEqual(onNode20);
       expect(onNode20.arrow).toEqual((onNode20.json[0] as { pseudonyms: string[] }).pseudonyms);
       const listening = second.server.output().split('\n').find((line) => line.includes('"listening"'));
-      expect(JSON.parse(listening ?? '{}')).toMatchObject({ engine: { aesSiv: 'openssl-batch-native', keyedHash: 'openssl-batch' } });
+      expect(JSON.parse(listening ?? '{}')).toMatchObject({ engine: { aesSiv: 'openssl-batch-native', keyedHash: 'openssl-batch', ff1: 'openssl-batch-native' } });
     } finally {
       await second.server.stop();
     }
