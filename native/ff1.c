@@ -18,7 +18,7 @@
  *   indexes   Int32Array: the values to transform, each of length u + v
  *   out       Uint16Array as long as digits: each transformed value is written at its own offsets
  * Every input is read and checked into memory of its own before anything is written, so `out` sharing memory with
- * an input cannot change what is read. Digits are assumed below radix (the callers check them).
+ * an input cannot change what is read. A digit not below radix is refused (the callers check them first).
  *
  * Only N-API, so one build loads on Node 20 and 22. test/engine/ff1Batch.test.ts checks it against the JavaScript
  * path and @noble/ciphers' FF1; npm run verify:ff1 on a million random values per alphabet.
@@ -150,7 +150,7 @@ static napi_value numbers(napi_env env, napi_callback_info info) {
   if (out_length != digits_length) return throw_type_error(env, "numbers(): out must be as long as digits");
   const int32_t *params = params_raw;
   Plan plan;
-  if (params[0] < 2 || params[0] > 65535 || params[1] < 1 || params[2] < params[1] || params[2] > params[1] + 1) {
+  if (params[0] < 2 || params[0] > 65535 || params[1] < 1 || params[2] < params[1] || params[2] - params[1] > 1) {
     return throw_type_error(env, "numbers(): radix 2..65535, 1 <= u, v = u or u + 1");
   }
   plan.radix = (uint64_t)params[0];
@@ -197,8 +197,21 @@ static napi_value numbers(napi_env env, napi_callback_info info) {
       break;
     }
     uint64_t a = 0, b = 0;
-    for (size_t j = 0; j < plan.u; j++) a = a * plan.radix + digits[start + j];
-    for (size_t j = plan.u; j < n; j++) b = b * plan.radix + digits[start + j];
+    int digit_ok = 1;
+    for (size_t j = 0; j < plan.u; j++) {
+      digit_ok &= digits[(size_t)start + j] < plan.radix;
+      a = a * plan.radix + digits[(size_t)start + j];
+    }
+    for (size_t j = plan.u; j < n; j++) {
+      digit_ok &= digits[(size_t)start + j] < plan.radix;
+      b = b * plan.radix + digits[(size_t)start + j];
+    }
+    if (!digit_ok) {  /* the callers check digits; a wrong one would give an answer that does not decrypt */
+      ok = 0;
+      caller_mistake = 1;
+      problem = "numbers(): a digit not below radix";
+      break;
+    }
     left[k] = a;
     right[k] = b;
     starts[k] = (size_t)start;

@@ -92,13 +92,13 @@ export class Ff1Batch {
   }
 
   /**
-   * The addon against `runNumbers` for each key size, both directions, on lengths of both d = 8 and d = 12 and the
-   * radixes the alphabets use: an addon that disagrees (built against another OpenSSL's headers) is not used.
+   * The addon against `runNumbers` for each key size, both directions, on lengths of both d = 8 and d = 12, the
+   * domain's edge (16^11 = 2^44) and the radixes the alphabets use: an addon that disagrees (built against another OpenSSL's headers) is not used.
    */
   private static answersKnownValues(candidate: Ff1Addon): boolean {
     for (const keyLength of [16, 24, 32]) {
       const key = new Uint8Array(keyLength).map((_, i) => i * 11 + keyLength);
-      for (const [radix, length] of [[10, 16], [10, 2], [10, 9], [36, 13], [62, 14], [65535, 4]] as const) {
+      for (const [radix, length] of [[10, 16], [10, 2], [10, 9], [36, 13], [62, 14], [16, 22], [65535, 4]] as const) {
         const cipher = new Ff1Batch(radix, key, new Uint8Array([7, 0, 255]));
         const digits = Uint16Array.from({ length: 3 * length }, (_, i) => (i * 7919 + radix) % radix);
         const input = { digits, offsets: Int32Array.from([0, length, 2 * length, 3 * length]) };

@@ -57,7 +57,7 @@ export class KeyVersion {
     this.assertUsable();
     let state = this.headerStates.get(context);
     if (!state) {
-      if (this.headerStates.size >= MAX_CACHED_CONTEXTS) this.headerStates.clear();
+      if (this.headerStates.size >= MAX_CACHED_CONTEXTS) clearZeroed(this.headerStates, (dropped) => dropped.fill(0));
       state = this.siv.headerState([Buffer.from(context, 'utf8')]);
       this.headerStates.set(context, state);
     }
@@ -75,6 +75,7 @@ export class KeyVersion {
     this.assertUsable();
     let hash = this.keyedHashByContext.get(context);
     if (!hash) {
+      // Plainly emptied: a KeyedHash holds the version's own key (shared, zeroed by destroy() below) and a context prefix.
       if (this.keyedHashByContext.size >= MAX_CACHED_CONTEXTS) this.keyedHashByContext.clear();
       hash = new KeyedHash(this.hmacKey, Buffer.concat([Buffer.from(context, 'utf8'), NUL]));
       this.keyedHashByContext.set(context, hash);
@@ -87,7 +88,7 @@ export class KeyVersion {
     const cacheKey = `${alphabet}\u0000${context}`;
     let cipher = this.ff1ByContext.get(cacheKey);
     if (!cipher) {
-      if (this.ff1ByContext.size >= MAX_CACHED_CONTEXTS) this.ff1ByContext.clear();
+      if (this.ff1ByContext.size >= MAX_CACHED_CONTEXTS) clearZeroed(this.ff1ByContext, (dropped) => { dropped.destroy(); });
       cipher = new Ff1Text(alphabet, this.ff1Key, Buffer.from(context, 'utf8'));
       this.ff1ByContext.set(cacheKey, cipher);
     }
@@ -102,12 +103,9 @@ export class KeyVersion {
     this.ff1Key.fill(0);
     this.sessionTokenKey.fill(0);
     this.siv.destroy();
-    for (const state of this.headerStates.values()) state.fill(0);
-    this.headerStates.clear();
-    for (const cipher of this.ff1ByContext.values()) cipher.destroy();
-    this.ff1ByContext.clear();
-    for (const hash of this.keyedHashByContext.values()) hash.destroy();
-    this.keyedHashByContext.clear();
+    clearZeroed(this.headerStates, (state) => state.fill(0));
+    clearZeroed(this.ff1ByContext, (cipher) => { cipher.destroy(); });
+    clearZeroed(this.keyedHashByContext, (hash) => { hash.destroy(); });
   }
 
   private assertUsable(): void {
@@ -259,4 +257,14 @@ export class Keyring {
     this.legacyByContext = new Map();
     this.activeKey = undefined;
   }
+}
+
+/**
+ * Empties a per-context cache after zeroing what each entry holds of the key (`zero`): a context cache that fills up
+ * is emptied this way too, not only on destroy(), so an evicted cipher leaves no key copy behind. Every entry is used
+ * synchronously right after it is looked up, so none is in use when the cache is emptied.
+ */
+function clearZeroed<T>(cache: Map<string, T>, zero: (entry: T) => void): void {
+  for (const entry of cache.values()) zero(entry);
+  cache.clear();
 }

@@ -177,6 +177,8 @@ describe('the FF1 addon (native/ff1.c) and the JavaScript rounds', () => {
     expect(() => { call({ offsets: Int32Array.of(0, 16, 32, 49) }); }).toThrow(/offsets/);
     expect(() => { call({ offsets: Int32Array.of(0, 15, 32, 48) }); }).toThrow(/offsets/);
     expect(() => { call({ out: new Uint16Array(47) }); }).toThrow(TypeError);
+    expect(() => { addon.numbers(key, params, base, Uint16Array.from(digits, (d, i) => (i === 20 ? 10 : d)), offsets, indexes, new Uint16Array(48)); }).toThrow(/digit not below radix/);
+    expect(() => { call({ params: Int32Array.of(10, 2147483647, 2147483647, 0) }); }).toThrow(TypeError);
   });
 
   it('a destroyed cipher refuses to work rather than run under a zeroed key', () => {
