@@ -28,23 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BLOCK 16
+#include "aes_ecb.h"
+
 /* Values per chunk: the chunk's state, blocks and keystream stay in the CPU's caches. */
 #define CHUNK 512
 
 static const char BASE64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static napi_value throw_type_error(napi_env env, const char *message) {
-  napi_throw_type_error(env, NULL, message);
-  return NULL;
-}
-
-/* After a failed N-API call: its own exception when it set one, else ours, so that JavaScript never gets undefined. */
-static napi_value throw_error_unless_pending(napi_env env, const char *message) {
-  bool pending = false;
-  if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) napi_throw_error(env, NULL, message);
-  return NULL;
-}
 
 /* dbl() of RFC 5297 section 2.3: multiplication by x in GF(2^128), big-endian. */
 static void dbl(uint8_t out[BLOCK], const uint8_t in[BLOCK]) {
@@ -55,33 +44,6 @@ static void dbl(uint8_t out[BLOCK], const uint8_t in[BLOCK]) {
     carry = b >> 7;
   }
   if (in[0] & 0x80) out[BLOCK - 1] ^= 0x87;
-}
-
-static const EVP_CIPHER *ecb_for(size_t key_length) {
-  switch (key_length) {
-    case 16: return EVP_aes_128_ecb();
-    case 24: return EVP_aes_192_ecb();
-    case 32: return EVP_aes_256_ecb();
-    default: return NULL;
-  }
-}
-
-static EVP_CIPHER_CTX *ecb_context(const uint8_t *key, size_t key_length) {
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-  if (ctx == NULL) return NULL;
-  if (EVP_EncryptInit_ex(ctx, ecb_for(key_length), NULL, key, NULL) != 1 || EVP_CIPHER_CTX_set_padding(ctx, 0) != 1) {
-    EVP_CIPHER_CTX_free(ctx);
-    return NULL;
-  }
-  return ctx;
-}
-
-/* AES-ECB of `blocks` whole blocks; ECB keeps no state between calls, so one context serves every call. */
-static int ecb(EVP_CIPHER_CTX *ctx, uint8_t *out, const uint8_t *in, size_t blocks) {
-  int written = 0;
-  if (blocks == 0) return 1;
-  if (blocks > (size_t)INT32_MAX / BLOCK) return 0;  /* OpenSSL takes an int length */
-  return EVP_EncryptUpdate(ctx, out, &written, in, (int)(blocks * BLOCK)) == 1 && (size_t)written == blocks * BLOCK;
 }
 
 static size_t base64url_length(size_t bytes) { return (bytes * 4 + 2) / 3; }
@@ -246,14 +208,6 @@ static int chunk(const Siv *siv, Work *w, const uint8_t *data, const int32_t *of
     base64url(t + prefix_length, payload, BLOCK + length);
   }
   return 1;
-}
-
-static int typed_array(napi_env env, napi_value value, napi_typedarray_type want, void **data, size_t *length) {
-  bool is = false;
-  if (napi_is_typedarray(env, value, &is) != napi_ok || !is) return 0;
-  napi_typedarray_type type;
-  if (napi_get_typedarray_info(env, value, &type, length, data, NULL, NULL) != napi_ok) return 0;
-  return type == want;
 }
 
 static napi_value pseudonyms(napi_env env, napi_callback_info info) {

@@ -31,40 +31,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BLOCK 16
+#include "aes_ecb.h"
+
 #define ROUNDS 10
 /* Values per chunk: a chunk's blocks and halves stay in the CPU's caches through its ten rounds. */
 #define CHUNK 1024
 /* Largest radix^v: ff1Batch.ts NUMBER_DOMAIN_LIMIT. */
 #define DOMAIN_LIMIT ((uint64_t)1 << 44)
-
-static napi_value throw_type_error(napi_env env, const char *message) {
-  napi_throw_type_error(env, NULL, message);
-  return NULL;
-}
-
-static napi_value throw_error_unless_pending(napi_env env, const char *message) {
-  bool pending = false;
-  if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) napi_throw_error(env, NULL, message);
-  return NULL;
-}
-
-static const EVP_CIPHER *ecb_for(size_t key_length) {
-  switch (key_length) {
-    case 16: return EVP_aes_128_ecb();
-    case 24: return EVP_aes_192_ecb();
-    case 32: return EVP_aes_256_ecb();
-    default: return NULL;
-  }
-}
-
-static int typed_array(napi_env env, napi_value value, napi_typedarray_type want, void **data, size_t *length) {
-  bool is = false;
-  if (napi_is_typedarray(env, value, &is) != napi_ok || !is) return 0;
-  napi_typedarray_type type;
-  if (napi_get_typedarray_info(env, value, &type, length, data, NULL, NULL) != napi_ok) return 0;
-  return type == want;
-}
 
 /* radix^exponent, or 0 when it exceeds DOMAIN_LIMIT. */
 static uint64_t power(uint64_t radix, int32_t exponent) {
@@ -99,8 +72,7 @@ static int feistel(EVP_CIPHER_CTX *ctx, const Plan *p, const uint8_t base[BLOCK]
        Decrypt: Q carries NUM(A), c = (NUM(B) - y) mod radix^m, then B = A, A = c. */
     const uint64_t *q = p->decrypt ? left : right;
     for (size_t k = 0; k < n; k++) write_q(in + k * BLOCK, base, q[k], i, p->b);
-    int written = 0;
-    if (EVP_EncryptUpdate(ctx, r, &written, in, (int)(n * BLOCK)) != 1 || (size_t)written != n * BLOCK) return 0;
+    if (!ecb(ctx, r, in, n)) return 0;
     for (size_t k = 0; k < n; k++) {
       const uint8_t *s = r + k * BLOCK;
       uint64_t y;
@@ -218,8 +190,8 @@ static napi_value numbers(napi_env env, napi_callback_info info) {
   }
   EVP_CIPHER_CTX *ctx = NULL;
   if (ok) {
-    ctx = EVP_CIPHER_CTX_new();
-    ok = ctx != NULL && EVP_EncryptInit_ex(ctx, ecb_for(key_length), NULL, key, NULL) == 1 && EVP_CIPHER_CTX_set_padding(ctx, 0) == 1;
+    ctx = ecb_context(key, key_length);
+    ok = ctx != NULL;
     if (!ok) problem = "FF1 on OpenSSL failed";
   }
   for (size_t first = 0; ok && first < count; first += CHUNK) {
