@@ -93,7 +93,8 @@ export class Ff1Batch {
 
   /**
    * The addon against `runNumbers` for each key size, both directions, on lengths of both d = 8 and d = 12, the
-   * domain's edge (16^11 = 2^44) and the radixes the alphabets use: an addon that disagrees (built against another OpenSSL's headers) is not used.
+   * domain's edge (16^11 = 2^44) and the radixes the alphabets use: an addon that disagrees (built against another
+   * OpenSSL's headers) is not used.
    */
   private static answersKnownValues(candidate: Ff1Addon): boolean {
     for (const keyLength of [16, 24, 32]) {
@@ -134,7 +135,10 @@ export class Ff1Batch {
     return this.run(input, true, this.rounds(implementation));
   }
 
-  /** Zeroes what this object holds that derives from the key (the per-length PRF states, the addon's key copy) and refuses later calls. OpenSSL's copy goes with the cipher. */
+  /**
+   * Zeroes what this object holds that derives from the key (the per-length PRF states, the addon's key copy) and
+   * refuses later calls. OpenSSL's copy goes with the cipher.
+   */
   destroy(): void {
     for (const plan of this.plans.values()) plan.base.fill(0);
     this.plans.clear();
