@@ -17,12 +17,22 @@ const CANDIDATE_DIRECTORIES = import.meta.url.endsWith('.ts') ? ['../../dist/nat
 
 /** What became of each addon asked for: for the start-up log line and the benchmarks. */
 const outcomes = new Map<string, 'loaded' | 'absent' | 'failed'>();
+/** Each addon looked for, by file: the module, or null when none was usable. Looked for once per process. */
+const found = new Map<string, unknown>();
 
 /**
  * The addon `file` (e.g. "aes_siv.node") when one is there, loads, and `answersKnownValues` accepts it; otherwise
- * undefined. Never throws: a failed load means the JavaScript path.
+ * undefined. Looked for on the first call only (callers ask per batch); never throws: a failed load means the
+ * JavaScript path.
  */
 export function loadAddon<T>(file: string, answersKnownValues: (addon: T) => boolean): T | undefined {
+  if (found.has(file)) return (found.get(file) ?? undefined) as T | undefined;
+  const addon = searchAddon(file, answersKnownValues);
+  found.set(file, addon ?? null);
+  return addon;
+}
+
+function searchAddon<T>(file: string, answersKnownValues: (addon: T) => boolean): T | undefined {
   const requireAddon = createRequire(import.meta.url);
   let outcome: 'absent' | 'failed' = 'absent';
   for (const directory of CANDIDATE_DIRECTORIES) {

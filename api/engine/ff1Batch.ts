@@ -44,9 +44,6 @@ interface Ff1Addon {
 /** Which implementation does the rounds of domains up to 2^44 (longer ones are BigInt JavaScript either way). */
 export type Ff1Implementation = 'openssl-batch-native' | 'javascript';
 
-/** `undefined`: not looked for yet; `null`: looked for once, none usable (not looked for again). */
-let addon: Ff1Addon | null | undefined;
-
 /** Many numeral strings in one array: string i is `digits[offsets[i] .. offsets[i + 1])`. */
 export interface PackedNumerals {
   readonly digits: Uint16Array;
@@ -86,9 +83,9 @@ export class Ff1Batch {
     return Ff1Batch.addon() ? 'openssl-batch-native' : 'javascript';
   }
 
+  /** The addon, or null where none is usable (api/engine/_native.ts finds and loads it, once). */
   private static addon(): Ff1Addon | null {
-    if (addon === undefined) addon = loadAddon<Ff1Addon>('ff1.node', (candidate) => Ff1Batch.answersKnownValues(candidate)) ?? null;
-    return addon;
+    return loadAddon<Ff1Addon>('ff1.node', (candidate) => Ff1Batch.answersKnownValues(candidate)) ?? null;
   }
 
   /**

@@ -32,13 +32,9 @@ interface KeyedHashAddon {
   hmacSha256Batch(key: Uint8Array, prefix: Uint8Array, data: Uint8Array, offsets: Int32Array, out: Uint8Array): void;
 }
 
-/** `undefined`: not looked for yet; `null`: looked for, none usable (api/engine/_native.ts finds and loads it). */
-let loadedAddon: KeyedHashAddon | null | undefined;
-
+/** The addon, or null where none is usable (api/engine/_native.ts finds and loads it, once). */
 function addon(): KeyedHashAddon | null {
-  // Not `??=`: that would look again on every batch once the search found none (null).
-  if (loadedAddon === undefined) loadedAddon = loadAddon<KeyedHashAddon>('keyed_hash.node', answersKnownValues) ?? null;
-  return loadedAddon;
+  return loadAddon<KeyedHashAddon>('keyed_hash.node', answersKnownValues) ?? null;
 }
 
 /**

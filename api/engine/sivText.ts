@@ -19,12 +19,9 @@ interface AesSivAddon {
 
 export type SivTextImplementation = 'openssl-batch-native' | 'javascript';
 
-/** `undefined`: not looked for yet; `null`: looked for once, none usable (not looked for again). */
-let addon: AesSivAddon | null | undefined;
-
+/** The addon, or null where none is usable (api/engine/_native.ts finds and loads it, once). */
 function loaded(): AesSivAddon | null {
-  if (addon === undefined) addon = loadAddon<AesSivAddon>('aes_siv.node', answersKnownValues) ?? null;
-  return addon;
+  return loadAddon<AesSivAddon>('aes_siv.node', answersKnownValues) ?? null;
 }
 
 /** Which implementation serves this process. */
