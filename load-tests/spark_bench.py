@@ -328,9 +328,9 @@ def run(api: ApiServer) -> int:
                     if wire == BASELINE and baseline is not None:
                         runs.append(baseline_job(baseline, dataset, source, warm, round_number))
                     else:
-                        # untimed first: this format's code paths, JIT, workers
-                        timed_job(dataset, warm, "arrow" if wire == "arrow" else "json", round_number)
-                        runs.append(timed_job(dataset, source, "arrow" if wire == "arrow" else "json", round_number))
+                        form: WireFormat = "arrow" if wire == "arrow" else "json"
+                        timed_job(dataset, warm, form, round_number)  # untimed: this format's code paths, JIT, workers
+                        runs.append(timed_job(dataset, source, form, round_number))
                     print(f"run: {runs[-1].describe()}", flush=True)
 
         # Printed with the table either way; a difference makes the exit status 1.

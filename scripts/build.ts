@@ -14,8 +14,8 @@
  * file (`zip -u dist/lambda.zip config/…`) with PSEUDO_ERASURE_REGISTRY_FILE naming it.
  * dist/native/keyed_hash.node, aes_siv.node and ff1.node are the engine's addons (native/*.c), compiled with the
  * machine's C compiler against node's own headers; without a compiler or headers the build says so in one line and
- * goes on (the keyed hash then runs one createHmac per value, AES-SIV pseudonyms and FF1's rounds in JavaScript). They are not in the zip: the
- * functions run on arm64 and use those fallbacks.
+ * goes on (the keyed hash then runs one createHmac per value, AES-SIV pseudonyms and FF1's rounds in JavaScript).
+ * They are not in the zip: the functions run on arm64 and use those fallbacks.
  *
  * Takes no options but --help (usage, exit 0, nothing built); anything else is a usage error (exit 2).
  */
@@ -84,8 +84,8 @@ execFileSync('zip', ['-q', '-X', '-D', relative(lambdaDir, zipFile), ...entries.
 
 // The engine's addons (api/engine/_native.ts): the keyed hash's needs OpenSSL's SHA-256 resumed from saved HMAC
 // states, which node:crypto has no API for; the AES-SIV and FF1 ones move the per-value work of a batch (of a
-// deterministic batch, of each Feistel round) out of JavaScript. Their OpenSSL symbols resolve against the node binary at load time, so nothing is linked; node's
-// headers match the OpenSSL inside it. Each is compiled beside its place and renamed into it, so that a server or
+// deterministic batch, of each Feistel round) out of JavaScript. Their OpenSSL symbols resolve against the node binary
+// at load time, so nothing is linked; node's headers match the OpenSSL inside it. Each is compiled beside its place and renamed into it, so that a server or
 // test loading it while another build runs never reads half a file; when a compile fails, a stale addon from older
 // source is removed.
 const ADDONS = [
